@@ -1,0 +1,13 @@
+//! kefu: a bot beside a Taobao/Tmall shop's chat platform for its customer-service team (客服).
+//!
+//! # Layout
+//! Events flow gateway → engine → effects; scoring reads the store.
+//!
+//! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
+//! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
+//! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
+//! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
+pub mod event;
+pub mod privacy;
+pub mod rules;
+pub mod time;
