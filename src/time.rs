@@ -1,6 +1,6 @@
 //! Time: UTC milliseconds inside, Asia/Shanghai for calendar days and display.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 
 /// UTC milliseconds since the Unix epoch.
@@ -148,7 +148,7 @@ pub fn ms_to_s(ms: i64) -> f64 {
 /// Chrono's parser, kept as the reference the hand-written one is tested against.
 #[cfg(test)]
 fn reference(s: &str) -> Option<Millis> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
 }
 
 #[cfg(test)]
