@@ -3,12 +3,14 @@
 //! # Layout
 //! Events flow gateway → engine → effects; scoring reads the store.
 //!
+//! - [`alerts`]: live alerts to supervisors (DingTalk, WeCom, Feishu, webhooks) via a SQLite outbox.
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
 //! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
+pub mod alerts;
 pub mod check;
 pub mod event;
 pub mod privacy;
