@@ -158,7 +158,8 @@ impl AlertConfig {
 
 impl Default for AlertConfig {
     fn default() -> Self {
-        parse(Path::new("<embedded>/alerts.toml"), DEFAULT, &|_| None).unwrap_or_else(|_| Self::terminal_only())
+        parse(Path::new("<embedded>/alerts.toml"), DEFAULT, &|_| None)
+            .unwrap_or_else(|_| Self::terminal_only())
     }
 }
 
@@ -169,7 +170,11 @@ pub fn load(dir: Option<&Path>) -> Result<AlertConfig, DataError> {
 }
 
 /// Parses and validates the file text; `env` resolves `url_env` / `secret_env`.
-pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<AlertConfig, DataError> {
+pub fn parse(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AlertConfig, DataError> {
     let raw: AlertsFile = parse_toml(file, text)?;
     build(file, text, raw, env)
 }
@@ -181,7 +186,8 @@ pub fn build(
     raw: AlertsFile,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AlertConfig, DataError> {
-    let err = |needle: &str, msg: String| DataError::at(file, crate::rules::line_containing(text, needle), msg);
+    let err =
+        |needle: &str, msg: String| DataError::at(file, crate::rules::line_containing(text, needle), msg);
     let mut plan = Plan { resolved: raw.resolved, ..Plan::default() };
     if let Some(w) = raw.warning_at {
         if !(w > 0.0 && w < 1.0) {
@@ -196,7 +202,9 @@ pub fn build(
             _ => {
                 return Err(err(
                     "escalation_at",
-                    format!("escalation_at must be a multiple of the deadline above 1 (or 0 for none), got {e}"),
+                    format!(
+                        "escalation_at must be a multiple of the deadline above 1 (or 0 for none), got {e}"
+                    ),
                 ));
             }
         };
@@ -222,7 +230,8 @@ pub fn build(
     let mut sinks = Vec::new();
     for (i, s) in raw.sink.into_iter().enumerate() {
         let line = sink_lines.get(i).copied();
-        let sink = build_sink(s, env).map_err(|m| DataError::at(file, line, format!("sink {}: {m}", i + 1)))?;
+        let sink =
+            build_sink(s, env).map_err(|m| DataError::at(file, line, format!("sink {}: {m}", i + 1)))?;
         if !names.insert(sink.name.clone()) {
             return Err(DataError::at(file, line, format!("sink name {:?} is used twice", sink.name)));
         }
@@ -296,7 +305,9 @@ fn build_sink(s: SinkFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Sink,
         "slack" => Vendor::Slack,
         "webhook" => Vendor::Webhook,
         other => {
-            return Err(format!("type {other:?}: expected terminal, dingtalk, wecom, feishu, slack or webhook"));
+            return Err(format!(
+                "type {other:?}: expected terminal, dingtalk, wecom, feishu, slack or webhook"
+            ));
         }
     };
     if s.style.is_some() && !matches!(vendor, Vendor::Feishu(_)) {
@@ -378,7 +389,10 @@ mod tests {
     use super::*;
 
     fn p(text: &str) -> Result<AlertConfig, DataError> {
-        let env = |name: &str| (name == "KEFU_DINGTALK_URL").then(|| "https://oapi.dingtalk.com/robot/send?access_token=x".to_string());
+        let env = |name: &str| {
+            (name == "KEFU_DINGTALK_URL")
+                .then(|| "https://oapi.dingtalk.com/robot/send?access_token=x".to_string())
+        };
         parse(Path::new("rules/alerts.toml"), text, &env)
     }
 
@@ -458,12 +472,28 @@ kinds = ["escalation"]
             ("\n[[sink]]\nname = \"x\"\ntype = \"dingtalk\"\n", 2, "needs url or url_env"),
             ("[[sink]]\nname = \"x\"\ntype = \"wecom\"\nurl_env = \"NOPE\"\n", 1, "NOPE is not set"),
             ("[[sink]]\nname = \"x\"\ntype = \"wecom\"\nurl = \"ftp://h/\"\n", 1, "expected http or https"),
-            ("[[sink]]\nname = \"x\"\ntype = \"wecom\"\nurl = \"http://h/\"\nsecret = \"s\"\n", 1, "dingtalk and feishu"),
-            ("[[sink]]\nname = \"x\"\ntype = \"terminal\"\n[[sink]]\nname = \"x\"\ntype = \"terminal\"\n", 4, "used twice"),
-            ("[[sink]]\nname = \"x\"\ntype = \"terminal\"\nkinds = [\"breech\"]\n", 4, "unknown variant `breech`"),
+            (
+                "[[sink]]\nname = \"x\"\ntype = \"wecom\"\nurl = \"http://h/\"\nsecret = \"s\"\n",
+                1,
+                "dingtalk and feishu",
+            ),
+            (
+                "[[sink]]\nname = \"x\"\ntype = \"terminal\"\n[[sink]]\nname = \"x\"\ntype = \"terminal\"\n",
+                4,
+                "used twice",
+            ),
+            (
+                "[[sink]]\nname = \"x\"\ntype = \"terminal\"\nkinds = [\"breech\"]\n",
+                4,
+                "unknown variant `breech`",
+            ),
             ("[[sink]]\nname = \"x\"\ntype = \"terminal\"\ngroups = [\"售后\"]\n", 1, "does not define"),
             ("[[sink]]\nname = \"x\"\ntype = \"terminal\"\ncolour = 1\n", 4, "unknown field `colour`"),
-            ("[[sink]]\nname = \"x\"\ntype = \"slack\"\nurl = \"http://h/\"\nstyle = \"post\"\n", 1, "feishu sinks only"),
+            (
+                "[[sink]]\nname = \"x\"\ntype = \"slack\"\nurl = \"http://h/\"\nstyle = \"post\"\n",
+                1,
+                "feishu sinks only",
+            ),
         ];
         for (text, line, msg) in cases {
             let e = p(text).unwrap_err();

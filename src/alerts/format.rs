@@ -243,7 +243,8 @@ pub fn dingtalk_sign(secret: &str, timestamp_ms: Millis) -> String {
 
 /// The robot URL with `&timestamp=…&sign=…` appended, the signature URL-encoded.
 pub fn dingtalk_signed_url(url: &str, secret: &str, timestamp_ms: Millis) -> String {
-    let sign: String = url::form_urlencoded::byte_serialize(dingtalk_sign(secret, timestamp_ms).as_bytes()).collect();
+    let sign: String =
+        url::form_urlencoded::byte_serialize(dingtalk_sign(secret, timestamp_ms).as_bytes()).collect();
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}timestamp={timestamp_ms}&sign={sign}")
 }
@@ -352,7 +353,9 @@ pub fn outcome(vendor: Vendor, status: u16, body: &str) -> Outcome {
     match status {
         200..=299 => {}
         408 | 429 | 500..=599 => return Outcome::Retry(format!("HTTP {status}")),
-        _ => return Outcome::Refused(format!("HTTP {status}: {}", body.chars().take(200).collect::<String>())),
+        _ => {
+            return Outcome::Refused(format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()));
+        }
     }
     let fields: &[&str] = match vendor {
         Vendor::DingTalk | Vendor::WeCom => &["errcode"],
@@ -367,7 +370,8 @@ pub fn outcome(vendor: Vendor, status: u16, body: &str) -> Outcome {
     };
     for f in fields {
         if let Some(code) = json.get(*f).and_then(serde_json::Value::as_i64).filter(|&c| c != 0) {
-            let msg = ["errmsg", "msg", "StatusMessage"].iter().find_map(|k| json.get(*k)).and_then(|v| v.as_str());
+            let msg =
+                ["errmsg", "msg", "StatusMessage"].iter().find_map(|k| json.get(*k)).and_then(|v| v.as_str());
             return Outcome::Retry(format!("{f} {code}: {}", msg.unwrap_or("")));
         }
     }
@@ -417,10 +421,25 @@ mod tests {
         let f = Vendor::Feishu(FeishuStyle::Post);
         let cases = [
             (d, 200, r#"{"errcode":0,"errmsg":"ok"}"#, Outcome::Delivered),
-            (d, 200, r#"{"errcode":130101,"errmsg":"send too fast"}"#, Outcome::Retry("errcode 130101: send too fast".into())),
-            (Vendor::WeCom, 200, r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#, Outcome::Retry("errcode 45009: api freq out of limit".into())),
+            (
+                d,
+                200,
+                r#"{"errcode":130101,"errmsg":"send too fast"}"#,
+                Outcome::Retry("errcode 130101: send too fast".into()),
+            ),
+            (
+                Vendor::WeCom,
+                200,
+                r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#,
+                Outcome::Retry("errcode 45009: api freq out of limit".into()),
+            ),
             (f, 200, r#"{"code":0,"msg":"success"}"#, Outcome::Delivered),
-            (f, 200, r#"{"code":19021,"msg":"sign match fail"}"#, Outcome::Retry("code 19021: sign match fail".into())),
+            (
+                f,
+                200,
+                r#"{"code":19021,"msg":"sign match fail"}"#,
+                Outcome::Retry("code 19021: sign match fail".into()),
+            ),
             (f, 200, r#"{"StatusCode":0}"#, Outcome::Delivered),
             (Vendor::Webhook, 204, "", Outcome::Delivered),
             (Vendor::Webhook, 200, r#"{"errcode":5}"#, Outcome::Delivered),
@@ -436,7 +455,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        let cases = [(0, "0 秒"), (20_000, "20 秒"), (59_999, "59 秒"), (65_000, "1 分 05 秒"), (7_380_000, "2 小时 03 分"), (-5, "0 秒")];
+        let cases = [
+            (0, "0 秒"),
+            (20_000, "20 秒"),
+            (59_999, "59 秒"),
+            (65_000, "1 分 05 秒"),
+            (7_380_000, "2 小时 03 分"),
+            (-5, "0 秒"),
+        ];
         for (ms, want) in cases {
             assert_eq!(duration(ms), want, "{ms}");
         }
@@ -467,7 +493,11 @@ mod tests {
         for v in vendors {
             for msg in [Message::One(&n), Message::Digest(&two)] {
                 let r = request(v, "http://x/", None, msg, 0);
-                assert!(!r.body.contains("tb_buyer_8842") && !r.body.contains("13812345678"), "{v:?} {}", r.body);
+                assert!(
+                    !r.body.contains("tb_buyer_8842") && !r.body.contains("13812345678"),
+                    "{v:?} {}",
+                    r.body
+                );
                 let _: serde_json::Value = serde_json::from_str(&r.body).unwrap();
             }
         }
@@ -477,10 +507,17 @@ mod tests {
     #[test]
     fn signatures_match_vendor_examples() {
         // Computed independently with Python's hmac/hashlib/base64 per the vendors' docs.
-        assert_eq!(dingtalk_sign("SECxyz", 1_700_000_000_000), "0PUR1j8g85Xg3vlFV/UrEcxXfF5HpCAGzcjrNfyJoyg=");
+        assert_eq!(
+            dingtalk_sign("SECxyz", 1_700_000_000_000),
+            "0PUR1j8g85Xg3vlFV/UrEcxXfF5HpCAGzcjrNfyJoyg="
+        );
         assert_eq!(feishu_sign("abc", 1_700_000_000), "VIS10b0EBvzzSdFnuk4tznEmK5wHaruvf/WnViv2yR4=");
         assert_eq!(
-            dingtalk_signed_url("https://oapi.dingtalk.com/robot/send?access_token=t", "SECxyz", 1_700_000_000_000),
+            dingtalk_signed_url(
+                "https://oapi.dingtalk.com/robot/send?access_token=t",
+                "SECxyz",
+                1_700_000_000_000
+            ),
             "https://oapi.dingtalk.com/robot/send?access_token=t&timestamp=1700000000000&sign=0PUR1j8g85Xg3vlFV%2FUrEcxXfF5HpCAGzcjrNfyJoyg%3D"
         );
     }

@@ -193,7 +193,10 @@ mod tests {
             ("电话13812345678 请回电", "电话138****5678 请回电"),
             ("订单 2026111112345678 没到", "订单 2***8 没到"),
             ("line\nbreak\t here", "line break here"),
-            ("一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十多余", "一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十…"),
+            (
+                "一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十多余",
+                "一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十…",
+            ),
             ("价格 199 元", "价格 199 元"),
             // A phone number at the cut is masked before the cut, never shown in part.
             ("aaaaaaaaaaaaaaaaaaaaaaaaaa13812345678", "aaaaaaaaaaaaaaaaaaaaaaaaaa138*…"),

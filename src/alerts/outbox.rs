@@ -92,7 +92,11 @@ impl Outbox {
     /// Queues notices in one transaction: for each, a row per `(sink, status)` given
     /// (`Pending` or `Stale`), and its record in the `alerts` table. Rows whose key is
     /// already there are left alone. Returns how many rows were new.
-    pub fn enqueue(&mut self, items: &[(Notice, Vec<(String, Status)>)], now: Millis) -> Result<usize, StoreError> {
+    pub fn enqueue(
+        &mut self,
+        items: &[(Notice, Vec<(String, Status)>)],
+        now: Millis,
+    ) -> Result<usize, StoreError> {
         let tx = self.store.conn_mut().transaction()?;
         let mut added = 0;
         {
@@ -107,7 +111,14 @@ impl Outbox {
             )?;
             for (n, targets) in items {
                 let kind = n.kind.as_str();
-                record.execute(params![n.conversation, n.wait_start, kind, n.agent, n.due_at, n.deadline_ms])?;
+                record.execute(params![
+                    n.conversation,
+                    n.wait_start,
+                    kind,
+                    n.agent,
+                    n.due_at,
+                    n.deadline_ms
+                ])?;
                 let json = serde_json::to_string(n).unwrap_or_default();
                 for (sink, status) in targets {
                     added += queue.execute(params![
@@ -144,9 +155,8 @@ impl Outbox {
     }
 
     fn select(&mut self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<Row>, StoreError> {
-        let sql = format!(
-            "SELECT id, sink, notice, status, attempts, next_attempt_at FROM alert_outbox {tail}"
-        );
+        let sql =
+            format!("SELECT id, sink, notice, status, attempts, next_attempt_at FROM alert_outbox {tail}");
         let mut out = Vec::new();
         let mut broken = Vec::new();
         {
@@ -263,8 +273,10 @@ impl Outbox {
 
     /// Rows by sink and status.
     pub fn counts(&self) -> Result<BTreeMap<(String, Status), i64>, StoreError> {
-        let mut stmt =
-            self.store.conn().prepare("SELECT sink, status, COUNT(*) FROM alert_outbox GROUP BY sink, status")?;
+        let mut stmt = self
+            .store
+            .conn()
+            .prepare("SELECT sink, status, COUNT(*) FROM alert_outbox GROUP BY sink, status")?;
         let mut rows = stmt.query([])?;
         let mut out = BTreeMap::new();
         while let Some(r) = rows.next()? {
@@ -276,9 +288,11 @@ impl Outbox {
 
     /// Pending rows across all sinks.
     pub fn pending(&self) -> Result<i64, StoreError> {
-        Ok(self.store.conn().query_row("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'", [], |r| {
-            r.get(0)
-        })?)
+        Ok(self.store.conn().query_row(
+            "SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 }
 
@@ -309,7 +323,10 @@ mod tests {
     fn an_alert_is_queued_once_per_sink_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db");
-        let items = vec![(notice("c1", Kind::Breach), vec![("t".to_string(), Status::Pending), ("d".into(), Status::Pending)])];
+        let items = vec![(
+            notice("c1", Kind::Breach),
+            vec![("t".to_string(), Status::Pending), ("d".into(), Status::Pending)],
+        )];
         {
             let mut o = Outbox::open(&path).unwrap();
             assert_eq!(o.enqueue(&items, 5).unwrap(), 2);

@@ -112,7 +112,11 @@ impl Batch {
         let singles = tokens - 1;
         let rest = due - singles;
         // A "digest" of one is just a single message.
-        if rest == 1 { Batch { singles: singles + 1, digested: 0 } } else { Batch { singles, digested: rest } }
+        if rest == 1 {
+            Batch { singles: singles + 1, digested: 0 }
+        } else {
+            Batch { singles, digested: rest }
+        }
     }
 
     /// Messages this batch spends.
@@ -131,7 +135,8 @@ mod tests {
         assert_eq!(b.available(0), 5);
         b.take(5, 0);
         // (time, available, next token at)
-        let steps = [(0, 0, 4_000), (3_999, 0, 4_000), (4_000, 1, 4_000), (8_000, 2, 8_000), (600_000, 5, 600_000)];
+        let steps =
+            [(0, 0, 4_000), (3_999, 0, 4_000), (4_000, 1, 4_000), (8_000, 2, 8_000), (600_000, 5, 600_000)];
         for (t, avail, next) in steps {
             assert_eq!(b.available(t), avail, "t={t}");
             assert_eq!(b.next_token_at(t), next, "t={t}");
@@ -154,7 +159,15 @@ mod tests {
     #[test]
     fn backoff_schedule() {
         let b = Backoff::default();
-        let cases = [(0, Some(0)), (1, Some(1_000)), (2, Some(2_000)), (3, Some(4_000)), (5, Some(16_000)), (6, None), (60, None)];
+        let cases = [
+            (0, Some(0)),
+            (1, Some(1_000)),
+            (2, Some(2_000)),
+            (3, Some(4_000)),
+            (5, Some(16_000)),
+            (6, None),
+            (60, None),
+        ];
         for (attempts, want) in cases {
             assert_eq!(b.after(attempts), want, "{attempts}");
         }
@@ -181,7 +194,10 @@ mod tests {
             let b = Batch::plan(due, tokens);
             assert_eq!((b.singles, b.digested), (singles, digested), "due {due} tokens {tokens}");
             assert!(b.messages() <= tokens, "due {due} tokens {tokens}");
-            assert!(b.singles + b.digested == due || tokens == 0, "nothing dropped: due {due} tokens {tokens}");
+            assert!(
+                b.singles + b.digested == due || tokens == 0,
+                "nothing dropped: due {due} tokens {tokens}"
+            );
         }
     }
 }

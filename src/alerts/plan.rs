@@ -24,7 +24,12 @@ pub struct Plan {
 impl Default for Plan {
     /// Breach at the deadline, escalation at 3×, no warning, no resolved, stale after 10 min.
     fn default() -> Self {
-        Self { warning_permille: None, escalation_permille: Some(3000), resolved: false, stale_after_ms: 600_000 }
+        Self {
+            warning_permille: None,
+            escalation_permille: Some(3000),
+            resolved: false,
+            stale_after_ms: 600_000,
+        }
     }
 }
 
@@ -55,7 +60,13 @@ impl Plan {
 
     /// The alerts of [`Plan::schedule`] that fall due in `(after, upto]`: what a runtime that
     /// last looked at `after` must fire now.
-    pub fn due_between(&self, start: Millis, deadline_ms: i64, after: Millis, upto: Millis) -> Vec<(Kind, Millis)> {
+    pub fn due_between(
+        &self,
+        start: Millis,
+        deadline_ms: i64,
+        after: Millis,
+        upto: Millis,
+    ) -> Vec<(Kind, Millis)> {
         self.schedule(start, deadline_ms).into_iter().filter(|&(_, t)| t > after && t <= upto).collect()
     }
 

@@ -342,7 +342,9 @@ impl Runner {
             Ok(given_up) if !given_up.is_empty() => {
                 tracing::error!(sink = %sink.name, alerts = given_up.len(), error = %error, "alert delivery failed for good");
             }
-            Ok(_) => tracing::warn!(sink = %sink.name, alerts = out.rows().len(), error = %error, "alert delivery failed; will retry"),
+            Ok(_) => {
+                tracing::warn!(sink = %sink.name, alerts = out.rows().len(), error = %error, "alert delivery failed; will retry")
+            }
             Err(e) => tracing::error!(sink = %sink.name, error = %e, "cannot record a failed delivery"),
         }
         // What this round did not get to waits as long as the failed message does.
