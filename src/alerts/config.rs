@@ -130,7 +130,7 @@ pub struct Route {
 impl Route {
     /// Whether the notice goes to this sink.
     pub fn matches(&self, n: &Notice) -> bool {
-        let shop = self.shops.is_empty() || self.shops.iter().any(|s| *s == n.shop);
+        let shop = self.shops.is_empty() || self.shops.contains(&n.shop);
         let group = self.groups.is_empty() || n.agent_group.as_ref().is_some_and(|g| self.groups.contains(g));
         let kind = self.kinds.is_empty() || self.kinds.contains(&n.kind);
         shop && group && kind

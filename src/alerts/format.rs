@@ -354,7 +354,10 @@ pub fn outcome(vendor: Vendor, status: u16, body: &str) -> Outcome {
         200..=299 => {}
         408 | 429 | 500..=599 => return Outcome::Retry(format!("HTTP {status}")),
         _ => {
-            return Outcome::Refused(format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()));
+            return Outcome::Refused(format!(
+                "HTTP {status}: {}",
+                body.chars().take(200).collect::<String>()
+            ));
         }
     }
     let fields: &[&str] = match vendor {

@@ -90,7 +90,8 @@ mod tests {
     fn schedules() {
         let full = Plan { warning_permille: Some(750), ..Plan::default() };
         let none = Plan { warning_permille: None, escalation_permille: None, ..Plan::default() };
-        let cases: [(Plan, i64, &[(Kind, Millis)]); 4] = [
+        type Case<'a> = (Plan, i64, &'a [(Kind, Millis)]);
+        let cases: [Case<'_>; 4] = [
             (Plan::default(), 20_000, &[(Kind::Breach, 120_000), (Kind::Escalation, 160_000)]),
             (full, 20_000, &[(Kind::Warning, 115_000), (Kind::Breach, 120_000), (Kind::Escalation, 160_000)]),
             (full, 60_000, &[(Kind::Warning, 145_000), (Kind::Breach, 160_000), (Kind::Escalation, 280_000)]),

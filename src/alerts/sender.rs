@@ -139,18 +139,10 @@ struct SinkState {
 }
 
 /// One message of a round, and the rows it carries.
-enum Outgoing {
-    One(Row),
-    Digest(Vec<Row>),
-}
-
-impl Outgoing {
-    fn rows(&self) -> &[Row] {
-        match self {
-            Outgoing::One(r) => std::slice::from_ref(r),
-            Outgoing::Digest(rs) => rs,
-        }
-    }
+struct Outgoing {
+    rows: Vec<Row>,
+    /// Sent as one digest message (else `rows` holds exactly one alert).
+    digest: bool,
 }
 
 /// What a round of deliveries to one sink came to.
@@ -303,9 +295,13 @@ impl Runner {
                 b.take(batch.messages(), now);
             }
             let mut rows = due.into_iter();
-            let mut round: Vec<Outgoing> = rows.by_ref().take(batch.singles).map(Outgoing::One).collect();
+            let mut round: Vec<Outgoing> = rows
+                .by_ref()
+                .take(batch.singles)
+                .map(|r| Outgoing { rows: vec![r], digest: false })
+                .collect();
             if batch.digested > 0 {
-                round.push(Outgoing::Digest(rows.collect()));
+                round.push(Outgoing { rows: rows.collect(), digest: true });
             }
             state.busy = true;
             let (sink, client, clock) = (Arc::clone(&state.sink), self.client.clone(), self.clock);
@@ -322,10 +318,8 @@ impl Runner {
         state.busy = false;
         let sink = Arc::clone(&state.sink);
         for (out, at) in &result.delivered {
-            let (ids, status) = match out {
-                Outgoing::One(r) => (vec![r.id], Status::Sent),
-                Outgoing::Digest(rs) => (rs.iter().map(|r| r.id).collect(), Status::Digested),
-            };
+            let ids: Vec<i64> = out.rows.iter().map(|r| r.id).collect();
+            let status = if out.digest { Status::Digested } else { Status::Sent };
             if let Err(e) = self.outbox.mark_delivered(&ids, status, *at) {
                 tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
             }
@@ -338,18 +332,18 @@ impl Runner {
             Outcome::Refused(e) => (false, e),
             Outcome::Delivered => (true, String::new()),
         };
-        match self.outbox.mark_failed_try(out.rows(), &sink.retry, retry, &error, at) {
+        match self.outbox.mark_failed_try(&out.rows, &sink.retry, retry, &error, at) {
             Ok(given_up) if !given_up.is_empty() => {
                 tracing::error!(sink = %sink.name, alerts = given_up.len(), error = %error, "alert delivery failed for good");
             }
             Ok(_) => {
-                tracing::warn!(sink = %sink.name, alerts = out.rows().len(), error = %error, "alert delivery failed; will retry")
+                tracing::warn!(sink = %sink.name, alerts = out.rows.len(), error = %error, "alert delivery failed; will retry")
             }
             Err(e) => tracing::error!(sink = %sink.name, error = %e, "cannot record a failed delivery"),
         }
         // What this round did not get to waits as long as the failed message does.
-        let until = at + sink.retry.after(out.rows().first().map_or(1, |r| r.attempts + 1)).unwrap_or(0);
-        let ids: Vec<i64> = result.untried.iter().flat_map(|o| o.rows().iter().map(|r| r.id)).collect();
+        let until = at + sink.retry.after(out.rows.first().map_or(1, |r| r.attempts + 1)).unwrap_or(0);
+        let ids: Vec<i64> = result.untried.iter().flat_map(|o| o.rows.iter().map(|r| r.id)).collect();
         if let Err(e) = self.outbox.postpone(&ids, until) {
             tracing::error!(sink = %sink.name, error = %e, "cannot postpone alerts");
         }
@@ -367,10 +361,10 @@ async fn deliver_round(
     let mut result = RoundResult { sink: index, delivered: Vec::new(), failed: None, untried: Vec::new() };
     let mut messages = round.into_iter();
     for out in messages.by_ref() {
-        let notices: Vec<Notice> = out.rows().iter().map(|r| r.notice.clone()).collect();
-        let msg = match &out {
-            Outgoing::One(_) => Message::One(&notices[0]),
-            Outgoing::Digest(_) => Message::Digest(&notices),
+        let notices: Vec<Notice> = out.rows.iter().map(|r| r.notice.clone()).collect();
+        let msg = match notices.as_slice() {
+            [one] if !out.digest => Message::One(one),
+            all => Message::Digest(all),
         };
         let outcome = send(&sink, &client, msg, clock.now()).await;
         let at = clock.now();
