@@ -334,3 +334,58 @@ async fn a_stale_alert_is_recorded_but_not_sent() {
     assert_eq!(server.requests().len(), 1);
     assert!(server.requests()[0].body.contains(r#""conversation":"fresh""#));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_webhook_that_keeps_failing_is_given_up_after_max_attempts() {
+    let server = HttpServer::start(vec![], Reply::Status(503, "busy".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg = config(&format!(
+        "[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nmax_attempts = 3\n",
+        server.url("/a")
+    ));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    alerts.submit(breach("c1"));
+    assert!(wait_until(Duration::from_secs(60), || count(&db, Status::Failed) == 1).await);
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(server.requests().len(), 3, "three tries, then no more");
+    let report = alerts.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(report.pending, 0);
+}
+
+// Real time: paused time would jump to the shutdown deadline whenever the runtime waits on
+// the loopback socket; the generous deadline is never reached, shutdown returns when done.
+#[tokio::test]
+async fn shutdown_flushes_what_was_just_submitted() {
+    let server = HttpServer::start(vec![], Reply::Status(200, "{}".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg =
+        config(&format!("[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n", server.url("/a")));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    for c in ["c1", "c2", "c3"] {
+        alerts.submit(breach(c));
+    }
+    let report = alerts.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(report.pending, 0);
+    assert_eq!(server.accepted().len(), 3);
+    assert_eq!(count(&db, Status::Sent), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_gives_up_on_a_hanging_webhook_at_its_deadline() {
+    let server = HttpServer::start(vec![], Reply::Hang).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg = config(&format!(
+        "[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\ntimeout_ms = 600000\n",
+        server.url("/a")
+    ));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    alerts.submit(breach("c1"));
+    let started = tokio::time::Instant::now();
+    let report = alerts.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(report.pending, 1, "kept for the next run");
+    assert!(started.elapsed() <= Duration::from_secs(3), "stopped at the deadline, not the 10 min timeout");
+    assert_eq!(server.requests().len(), 1);
+}
