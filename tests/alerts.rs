@@ -389,3 +389,24 @@ async fn shutdown_gives_up_on_a_hanging_webhook_at_its_deadline() {
     assert!(started.elapsed() <= Duration::from_secs(3), "stopped at the deadline, not the 10 min timeout");
     assert_eq!(server.requests().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_connection_is_logged_without_the_robot_token() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg = config(&format!(
+        "[[sink]]\nname = \"ding\"\ntype = \"dingtalk\"\nurl = \"http://127.0.0.1:{port}/robot/send?access_token=TOPSECRET\"\nmax_attempts = 1\n"
+    ));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    alerts.submit(breach("c1"));
+    assert!(wait_until(Duration::from_secs(10), || count(&db, Status::Failed) == 1).await);
+    alerts.shutdown(Duration::from_millis(100)).await;
+    let row = &Outbox::open(&db).unwrap().rows().unwrap()[0];
+    let error = row.last_error.as_deref().unwrap();
+    assert!(error.starts_with("request failed"), "{error}");
+    assert!(!error.contains("TOPSECRET"), "{error}");
+}

@@ -76,6 +76,8 @@ pub struct Row {
     pub attempts: u32,
     /// Not to be tried before this.
     pub next_attempt_at: Millis,
+    /// Why the last try failed.
+    pub last_error: Option<String>,
 }
 
 /// The outbox: a [`Store`] connection used for the alert tables only.
@@ -155,8 +157,9 @@ impl Outbox {
     }
 
     fn select(&mut self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<Row>, StoreError> {
-        let sql =
-            format!("SELECT id, sink, notice, status, attempts, next_attempt_at FROM alert_outbox {tail}");
+        let sql = format!(
+            "SELECT id, sink, notice, status, attempts, next_attempt_at, last_error FROM alert_outbox {tail}"
+        );
         let mut out = Vec::new();
         let mut broken = Vec::new();
         {
@@ -177,6 +180,7 @@ impl Outbox {
                     status: Status::parse(&status),
                     attempts: r.get(4)?,
                     next_attempt_at: r.get(5)?,
+                    last_error: r.get(6)?,
                 });
             }
         }

@@ -8,7 +8,7 @@
 //! Delivery is at-least-once: a crash between a webhook's answer and the outbox update
 //! resends that one alert on restart.
 
-use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +83,26 @@ pub struct AlertHandle {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A cheap, clonable way to submit notices from other components (phrase guard, summaries).
+/// The service keeps running while any submitter is alive, until [`AlertHandle::shutdown`].
+#[derive(Clone)]
+pub struct Submitter {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Submitter {
+    /// Queues a notice; see [`AlertHandle::submit`].
+    pub fn submit(&self, notice: Notice) {
+        submit(&self.tx, notice);
+    }
+}
+
+fn submit(tx: &mpsc::UnboundedSender<Cmd>, notice: Notice) {
+    if tx.send(Cmd::Submit(Box::new(notice))).is_err() {
+        tracing::error!("alert sender has stopped; notice not queued");
+    }
+}
+
 enum Cmd {
     Submit(Box<Notice>),
     Shutdown(Duration, oneshot::Sender<ShutdownReport>),
@@ -92,9 +112,12 @@ impl AlertHandle {
     /// Queues a notice. Never blocks and never waits for the outbox or a webhook; a notice
     /// whose key was queued before is ignored by the outbox.
     pub fn submit(&self, notice: Notice) {
-        if self.tx.send(Cmd::Submit(Box::new(notice))).is_err() {
-            tracing::error!("alert sender has stopped; notice not queued");
-        }
+        submit(&self.tx, notice);
+    }
+
+    /// A clonable submitter for other components.
+    pub fn submitter(&self) -> Submitter {
+        Submitter { tx: self.tx.clone() }
     }
 
     /// Stops taking notices, keeps delivering what is due for at most `within`, then stops.
@@ -382,8 +405,12 @@ async fn deliver_round(
 /// Delivers one message to one sink.
 async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Millis) -> Outcome {
     let Some(url) = sink.url.as_deref().filter(|_| sink.vendor != Vendor::Terminal) else {
-        println!("{}", format::terminal_line(msg));
-        return Outcome::Delivered;
+        // A closed stdout must not panic the sender; the alert is in the outbox either way.
+        let mut out = std::io::stdout().lock();
+        return match writeln!(out, "{}", format::terminal_line(msg)) {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::Retry(format!("cannot write to the terminal: {e}")),
+        };
     };
     let req = format::request(sink.vendor, url, sink.secret.as_deref(), msg, now);
     let sent = client
@@ -400,16 +427,19 @@ async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Mill
             format::outcome(sink.vendor, status, &body)
         }
         Err(e) if e.is_timeout() => Outcome::Retry(format!("timed out after {} ms", sink.timeout_ms)),
-        Err(e) => Outcome::Retry(format!("request failed: {e}")),
+        // Without the URL: a robot URL carries its access token, and errors reach logs.
+        Err(e) => Outcome::Retry(format!("request failed: {}", error_chain(&e.without_url()))),
     }
 }
 
-/// Counts of outbox rows by status, summed over sinks (for live counters and tests).
-pub fn status_counts(db_path: &Path) -> Result<HashMap<Status, i64>, StoreError> {
-    let outbox = Outbox::open(db_path)?;
-    let mut out = HashMap::new();
-    for ((_, status), n) in outbox.counts()? {
-        *out.entry(status).or_default() += n;
+/// An error and its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
     }
-    Ok(out)
+    s
 }
