@@ -16,7 +16,9 @@
 //! deadlines) is an ordered heap, so nothing scans all conversations.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap};
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::event::{Event, EventKind, Sender};
@@ -199,9 +201,9 @@ impl Clock {
     pub fn new(rules: ResponseRules) -> Self {
         Self {
             rules,
-            conv_ids: HashMap::new(),
+            conv_ids: HashMap::default(),
             convs: Vec::new(),
-            agent_ids: HashMap::new(),
+            agent_ids: HashMap::default(),
             agent_names: Vec::new(),
             active: Vec::new(),
             queue: BinaryHeap::new(),
