@@ -3,6 +3,7 @@
 //! # Layout
 //! Events flow gateway → engine → effects; scoring reads the store.
 //!
+//! - [`alerts`]: live alerts to supervisors (DingTalk, WeCom, Feishu, webhooks) via a SQLite outbox.
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
 //! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`) behind `main.rs`.
@@ -14,6 +15,7 @@
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
 //! - [`simulate`]: seeded realistic shop traffic (JSONL) for demos, tests and benchmarks.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
+pub mod alerts;
 pub mod check;
 pub mod cmd;
 pub mod engine;
