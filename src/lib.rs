@@ -7,11 +7,13 @@
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
 //! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
+//! - [`replies`]: quick phrases, keyword auto-answers and the robot (greeting, away, rescue, suggest).
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
 pub mod check;
 pub mod event;
 pub mod privacy;
+pub mod replies;
 pub mod rules;
 pub mod store;
 pub mod time;

@@ -1,0 +1,1 @@
+//! `kefu replies …`: import, export, find and misses.
