@@ -472,3 +472,255 @@ impl Robot {
             .map(|(_, a)| a.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339_ms;
+
+    const SHOP: &str = "毛菇小象";
+
+    /// 2026-11-11 10:00:00 Shanghai: inside 小美's 白班, outside 阿强's 晚班.
+    fn t0() -> Millis {
+        parse_rfc3339_ms("2026-11-11T10:00:00+08:00").unwrap()
+    }
+
+    fn robot() -> Robot {
+        Robot::new(Arc::new(crate::replies::load(None, None).unwrap()))
+    }
+
+    fn ev(ts: Millis, kind: EventKind) -> Event {
+        Event { id: format!("e{ts}"), ts, shop: SHOP.into(), kind }
+    }
+
+    fn msg(ts: Millis, conv: &str, agent: &str, from: Sender, text: &str) -> Event {
+        ev(
+            ts,
+            EventKind::Message {
+                conversation: conv.into(),
+                customer: "tb_buyer_1".into(),
+                agent: agent.into(),
+                from,
+                text: text.into(),
+            },
+        )
+    }
+
+    fn presence(ts: Millis, agent: &str, status: Presence) -> Event {
+        ev(ts, EventKind::Presence { agent: agent.into(), status })
+    }
+
+    /// The robot's sends as (reason, rule, text).
+    fn sends(actions: &[RobotAction]) -> Vec<(Reason, Option<String>, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                RobotAction::Send { text, reason, rule, as_bot, .. } => {
+                    assert!(as_bot, "robot messages always go out as the bot");
+                    Some((*reason, rule.clone(), text.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reasons(actions: &[RobotAction]) -> Vec<Reason> {
+        sends(actions).into_iter().map(|s| s.0).collect()
+    }
+
+    #[test]
+    fn away_agent_buyer_asking_express_gets_the_shipping_answer() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t - 60_000, "小美", Presence::Away), t - 60_000);
+        let out = r.handle(&msg(t, "c1", "小美", Sender::Customer, "发什么快递"), t);
+        let s = sends(&out);
+        assert_eq!(s[0].0, Reason::Greeting);
+        assert_eq!(s[1].0, Reason::Away);
+        assert_eq!(s[1].1.as_deref(), Some("express"));
+        let rules = r.replies().auto.rules();
+        let express = rules.iter().find(|x| x.id == "express").unwrap();
+        assert_eq!(express.category, crate::replies::auto::Category::Shipping);
+        assert!(s[1].2.contains("中通"), "{}", s[1].2);
+        assert!(out.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "express".into() }));
+        assert_eq!(r.next_due(), None, "no rescue is armed for a buyer the robot already answered");
+    }
+
+    #[test]
+    fn agent_answering_within_rescue_time_leaves_the_robot_silent() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t - 60_000, "小美", Presence::Online), t - 60_000);
+        let first = r.handle(&msg(t, "c1", "小美", Sender::Customer, "在吗"), t);
+        assert_eq!(reasons(&first), vec![Reason::Greeting]);
+        assert!(r.handle(&msg(t + 5_000, "c1", "小美", Sender::Agent, "在的亲"), t + 5_000).is_empty());
+        let q = t + 20_000;
+        let out = r.handle(&msg(q, "c1", "小美", Sender::Customer, "发什么快递"), q);
+        assert!(sends(&out).is_empty(), "{out:?}");
+        assert!(
+            matches!(&out[0], RobotAction::Suggest { agent, rule, .. } if agent == "小美" && rule == "express")
+        );
+        assert!(r.handle(&msg(q + 9_000, "c1", "小美", Sender::Agent, "默认中通哦"), q + 9_000).is_empty());
+        assert_eq!(r.next_due(), None);
+        assert!(r.advance(q + 3_600_000).is_empty());
+    }
+
+    #[test]
+    fn rescue_is_cancelled_by_an_agent_reply_at_14_9_s_and_sent_at_15_s() {
+        for (agent_reply_at, want_rescue) in [(Some(14_900), false), (Some(15_000), false), (None, true)] {
+            let mut r = robot();
+            let t = t0();
+            r.handle(&msg(t, "c1", "小美", Sender::Customer, "这个能开发票吗,我要报销"), t);
+            assert_eq!(r.next_due(), Some(t + 15_000));
+            if let Some(at) = agent_reply_at {
+                assert!(r.advance(t + at - 1).is_empty());
+                r.handle(&msg(t + at, "c1", "小美", Sender::Agent, "可以的亲"), t + at);
+            }
+            assert!(r.advance(t + 14_999).is_empty());
+            let out = r.advance(t + 15_000);
+            let got = sends(&out);
+            assert_eq!(!got.is_empty(), want_rescue, "agent at {agent_reply_at:?}: {out:?}");
+            if want_rescue {
+                assert_eq!(got[0].0, Reason::Rescue);
+                assert_eq!(got[0].1.as_deref(), Some("invoice"));
+                assert!(r.advance(t + 100_000).is_empty(), "a rescue fires once per wait");
+            }
+        }
+    }
+
+    #[test]
+    fn rescue_without_a_matching_rule_holds_and_records_the_miss() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&msg(t, "c1", "小美", Sender::Customer, "你们老板是谁"), t);
+        // The robot's own greeting coming back as a bot message must not end the wait.
+        r.handle(&msg(t + 100, "c1", "小美", Sender::Bot, "亲,您好!"), t + 100);
+        r.handle(&msg(t + 200, "c1", "小美", Sender::System, "买家已进店"), t + 200);
+        let out = r.advance(t + 15_000);
+        let s = sends(&out);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].0, s[0].1.clone()), (Reason::Rescue, None));
+        assert!(s[0].2.contains("请稍等"), "{}", s[0].2);
+        assert!(
+            out.iter().any(
+                |a| matches!(a, RobotAction::Miss { text, ts, .. } if text == "你们老板是谁" && *ts == t)
+            )
+        );
+    }
+
+    #[test]
+    fn greeting_once_per_session() {
+        let mut r = robot();
+        let t = t0();
+        let greets = |out: Vec<RobotAction>| reasons(&out).iter().filter(|x| **x == Reason::Greeting).count();
+        let steps = [
+            (0, Sender::Customer, "在吗", 1),
+            (1_000, Sender::Customer, "有人吗", 0),
+            (2_000, Sender::Agent, "在的", 0),
+            (3_000, Sender::Customer, "好的", 0),
+        ];
+        for (dt, from, text, want) in steps {
+            assert_eq!(greets(r.handle(&msg(t + dt, "c1", "小美", from, text), t + dt)), want, "{text}");
+        }
+        r.handle(&ev(t + 4_000, EventKind::Close { conversation: "c1".into() }), t + 4_000);
+        let out = r.handle(&msg(t + 5_000, "c1", "小美", Sender::Customer, "又来了"), t + 5_000);
+        assert_eq!(greets(out), 1, "a closed conversation's next message opens a new session");
+        let later = t + 5_000 + r.replies().idle_close_ms + 1;
+        let out = r.handle(&msg(later, "c1", "小美", Sender::Customer, "在吗"), later);
+        assert_eq!(greets(out), 1, "a long silence opens a new session");
+    }
+
+    #[test]
+    fn never_answers_bot_or_system_messages() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Offline), t);
+        for from in [Sender::Bot, Sender::System] {
+            assert!(r.handle(&msg(t + 1, "c1", "小美", from, "发什么快递"), t + 1).is_empty());
+        }
+        assert_eq!(r.next_due(), None);
+    }
+
+    #[test]
+    fn at_most_max_per_hour_robot_messages_per_conversation() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Away), t);
+        let mut sent = 0;
+        for i in 0..10 {
+            let at = t + i * 60_000;
+            sent += sends(&r.handle(&msg(at, "c1", "小美", Sender::Customer, "发什么快递"), at)).len();
+        }
+        assert_eq!(sent, 6, "robot.toml: max_per_hour = 6");
+        // Keep the session open (idle_close 30 min) until the first two sends, at t, leave the hour.
+        for at in [t + 25 * 60_000, t + 50 * 60_000] {
+            assert!(sends(&r.handle(&msg(at, "c1", "小美", Sender::Customer, "发什么快递"), at)).is_empty());
+        }
+        let at = t + 3_600_000 + 1;
+        assert_eq!(sends(&r.handle(&msg(at, "c1", "小美", Sender::Customer, "发什么快递"), at)).len(), 1);
+    }
+
+    #[test]
+    fn off_shift_agent_is_away_and_transfer_goes_to_least_loaded_online_agent() {
+        let mut r = robot();
+        // 20:00 Shanghai: 小美 (白班) is off shift; 阿强 and 阿珍 (晚班) are on.
+        let t = parse_rfc3339_ms("2026-11-11T20:00:00+08:00").unwrap();
+        r.handle(&presence(t, "阿强", Presence::Online), t);
+        r.handle(&presence(t, "阿珍", Presence::Online), t);
+        r.handle(&presence(t, "小雪", Presence::Online), t);
+        r.handle(&msg(t, "busy", "阿珍", Sender::Customer, "在吗"), t);
+        let out = r.handle(&msg(t + 10, "c1", "小美", Sender::Customer, "衣服什么面料"), t + 10);
+        let s = sends(&out);
+        assert_eq!(
+            s.iter().map(|x| x.0).collect::<Vec<_>>(),
+            [Reason::Greeting, Reason::Away, Reason::TransferOffer]
+        );
+        assert!(s[2].2.contains("阿强"), "阿强 is on shift with no conversation: {}", s[2].2);
+        let out = r.handle(&msg(t + 20, "c1", "小美", Sender::Customer, "转人工"), t + 20);
+        assert_eq!(
+            out,
+            vec![RobotAction::Transfer {
+                conversation: "c1".into(),
+                from_agent: "小美".into(),
+                to_agent: "阿强".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn away_message_without_a_rule_is_said_once_per_wait() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Away), t);
+        let a = r.handle(&msg(t, "c1", "小美", Sender::Customer, "你们老板是谁"), t);
+        let b = r.handle(&msg(t + 1_000, "c1", "小美", Sender::Customer, "老板是哪里人"), t + 1_000);
+        assert_eq!(reasons(&a), [Reason::Greeting, Reason::Away]);
+        assert!(reasons(&b).is_empty(), "{b:?}");
+        assert_eq!(b.iter().filter(|x| matches!(x, RobotAction::Miss { .. })).count(), 1);
+    }
+
+    #[test]
+    fn answer_variants_rotate_and_order_variable_fills_in() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Away), t);
+        let order = EventKind::Order {
+            customer: "tb_buyer_1".into(),
+            order: "T2026111100042".into(),
+            status: crate::event::OrderStatus::Paid,
+            amount: rust_decimal::Decimal::new(19900, 2),
+            shipping: None,
+        };
+        r.handle(&ev(t, order), t);
+        let texts: Vec<String> = (0..3)
+            .map(|i| {
+                let at = t + i * 1000;
+                let out = r.handle(&msg(at, "c1", "小美", Sender::Customer, "物流到哪了"), at);
+                sends(&out).into_iter().find(|s| s.0 == Reason::Away).unwrap().2
+            })
+            .collect();
+        assert!(texts[0].contains("T2026111100042"), "{}", texts[0]);
+        assert_ne!(texts[0], texts[1]);
+        assert_eq!(texts[0], texts[2]);
+    }
+}
