@@ -7,7 +7,6 @@ use crate::rules::{DataError, response_time};
 
 /// Every problem found in the rule and reply folders; empty when all files are valid.
 pub fn check_all(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError> {
-    let _ = replies;
     let mut errors = Vec::new();
     if let Err(e) = response_time::load(rules) {
         errors.push(e);
@@ -15,5 +14,6 @@ pub fn check_all(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError>
     if let Err(e) = crate::alerts::config::load(rules) {
         errors.push(e);
     }
+    errors.extend(crate::replies::check(rules, replies));
     errors
 }

@@ -12,6 +12,7 @@
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
 //! - [`replay`]: `kefu replay` / `kefu report`: dedup → clock → report over a file or the store.
 //! - [`report`]: the clock report (waits, per-agent days, alerts) as JSON or a table.
+//! - [`replies`]: quick phrases, keyword auto-answers and the robot (greeting, away, rescue, suggest).
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
 //! - [`simulate`]: seeded realistic shop traffic (JSONL) for demos, tests and benchmarks.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod event;
 pub mod privacy;
 pub mod replay;
+pub mod replies;
 pub mod report;
 pub mod rules;
 pub mod simulate;

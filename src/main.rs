@@ -81,6 +81,9 @@ enum Command {
         #[arg(long)]
         replies: Option<PathBuf>,
     },
+    /// Quick replies (快捷短语): Qianniu CSV import/export, lookup, unanswered questions.
+    #[command(subcommand)]
+    Replies(kefu::replies::cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -133,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Replies(cmd) => Ok(kefu::replies::cli::run(cmd)?),
     }
     Ok(ExitCode::SUCCESS)
 }
