@@ -136,7 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Replies(cmd) => Ok(kefu::replies::cli::run(cmd)?),
+        Command::Replies(cmd) => return Ok(kefu::replies::cli::run(cmd)?),
     }
     Ok(ExitCode::SUCCESS)
 }
