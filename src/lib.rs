@@ -9,9 +9,11 @@
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
+//! - [`scoring`]: nightly job — daily metrics, order attribution, KPI sheet, points ledger, pay, reports.
 pub mod check;
 pub mod event;
 pub mod privacy;
 pub mod rules;
+pub mod scoring;
 pub mod store;
 pub mod time;
