@@ -79,6 +79,15 @@ struct Raw {
     attribution: Option<RawAttribution>,
     /// Dismissal review flag (淘汰).
     review: Option<RawReview>,
+    /// When the nightly job runs.
+    schedule: Option<RawSchedule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    /// Cron expression with seconds, in Asia/Shanghai time (`0 30 0 * * *` = 00:30 daily).
+    cron: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -424,7 +433,12 @@ pub struct Sheet {
     pub review_below: Decimal,
     /// … for this many months in a row.
     pub review_months: u32,
+    /// Cron expression (with seconds, Asia/Shanghai) of the nightly job.
+    pub cron: String,
 }
+
+/// The nightly job's default schedule: 00:30 every day, Asia/Shanghai.
+pub const DEFAULT_CRON: &str = "0 30 0 * * *";
 
 impl Default for Sheet {
     fn default() -> Self {
@@ -645,6 +659,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
         None => (Decimal::from(70), 3),
     };
 
+    let cron = raw.schedule.as_ref().map_or(DEFAULT_CRON, |s| s.cron.as_str()).to_string();
+    if let Err(e) = cron.parse::<cron::Schedule>() {
+        return Err(err(
+            "cron",
+            format!(
+                "schedule.cron `{cron}`: {e} (expected e.g. \"0 30 0 * * *\": sec min hour day month weekday)"
+            ),
+        ));
+    }
     Ok(Sheet {
         name: raw.name,
         indicators,
@@ -661,6 +684,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
         follow_window_ms: follow_h * 3_600_000,
         review_below,
         review_months,
+        cron,
     })
 }
 
