@@ -27,6 +27,16 @@ enum Command {
         #[arg(long)]
         replies: Option<PathBuf>,
     },
+    /// Compute daily metrics and month-to-date scores (--date, --month or --from/--to) and write reports.
+    Score(kefu::scoring::cli::ScoreArgs),
+    /// Enter a supervisor-scored indicator value for an agent and month.
+    ScoreInput(kefu::scoring::cli::InputArgs),
+    /// Order data: import a shop's order export.
+    #[command(subcommand)]
+    Orders(kefu::scoring::cli::OrdersCmd),
+    /// The 日常考核 points ledger: add, import, list, dispute, resolve.
+    #[command(subcommand)]
+    Ledger(kefu::scoring::cli::LedgerCmd),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +53,11 @@ fn main() -> ExitCode {
 /// The folder given, else `./name` when it exists, else none (embedded defaults).
 fn folder(given: Option<PathBuf>, name: &str) -> Option<PathBuf> {
     given.or_else(|| Some(PathBuf::from(name)).filter(|p| p.is_dir()))
+}
+
+fn print(text: String) -> anyhow::Result<ExitCode> {
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -62,5 +77,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
+        Command::Score(a) => print(kefu::scoring::cli::score(a)?),
+        Command::ScoreInput(a) => print(kefu::scoring::cli::input(a)?),
+        Command::Orders(c) => print(kefu::scoring::cli::orders(c)?),
+        Command::Ledger(c) => print(kefu::scoring::cli::ledger_cmd(c)?),
     }
 }
