@@ -15,5 +15,8 @@ pub fn check_all(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError>
         errors.push(e);
     }
     errors.extend(crate::replies::check(rules, replies));
+    if let Err(e) = crate::scoring::sheet::load(rules) {
+        errors.push(e);
+    }
     errors
 }

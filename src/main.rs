@@ -84,6 +84,16 @@ enum Command {
     /// Quick replies (快捷短语): Qianniu CSV import/export, lookup, unanswered questions.
     #[command(subcommand)]
     Replies(kefu::replies::cli::Command),
+    /// Compute daily metrics and month-to-date scores (--date, --month or --from/--to) and write reports.
+    Score(kefu::scoring::cli::ScoreArgs),
+    /// Enter a supervisor-scored indicator value for an agent and month.
+    ScoreInput(kefu::scoring::cli::InputArgs),
+    /// Order data: import a shop's order export.
+    #[command(subcommand)]
+    Orders(kefu::scoring::cli::OrdersCmd),
+    /// The 日常考核 points ledger: add, import, list, dispute, resolve.
+    #[command(subcommand)]
+    Ledger(kefu::scoring::cli::LedgerCmd),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +114,11 @@ fn folder(given: Option<PathBuf>, name: &str) -> Option<PathBuf> {
 
 fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
     kefu::time::parse_day(s).ok_or_else(|| format!("`{s}` is not a date: expected YYYY-MM-DD"))
+}
+
+fn print(text: String) -> anyhow::Result<ExitCode> {
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -137,6 +152,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Replies(cmd) => return Ok(kefu::replies::cli::run(cmd)?),
+        Command::Score(a) => return print(kefu::scoring::cli::score(a)?),
+        Command::ScoreInput(a) => return print(kefu::scoring::cli::input(a)?),
+        Command::Orders(c) => return print(kefu::scoring::cli::orders(c)?),
+        Command::Ledger(c) => return print(kefu::scoring::cli::ledger_cmd(c)?),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,7 @@ use crate::time::Millis;
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/001_init.sql")),
     (3, include_str!("../../migrations/003_replies.sql")),
+    (4, include_str!("../../migrations/004_scoring.sql")),
     (5, include_str!("../../migrations/005_alerts.sql")),
 ];
 
