@@ -4,6 +4,7 @@
 //! Events flow gateway → engine → effects; scoring reads the store.
 //!
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
+//! - [`guard`]: the phrase guard: banned phrases, evasions and personal data in messages.
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
 //! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
@@ -11,6 +12,7 @@
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
 pub mod check;
 pub mod event;
+pub mod guard;
 pub mod privacy;
 pub mod rules;
 pub mod store;

@@ -12,7 +12,10 @@ use crate::event::Event;
 use crate::time::Millis;
 
 /// The numbered migrations, in order. A module that needs tables appends one here.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/001_init.sql")),
+    (2, include_str!("../../migrations/002_guard.sql")),
+];
 
 /// Store failures.
 #[derive(Debug, Error)]
