@@ -3,8 +3,8 @@
 //! All phrases and exceptions of all categories share one Aho–Corasick automaton searched
 //! with overlapping matches, so one pass finds `第一` and the `第一次` around it; regexes are
 //! tried only when a [`RegexSet`] says one of them matches. A hit inside an exception of
-//! its own category is dropped, and of two hits of one category the one inside the other
-//! is dropped (`加微信` and `微信联系` both stay; `加我微信` swallows `我微信`).
+//! its own category is dropped, and overlapping hits of one category merge into one
+//! finding over their union, reported with the rule of the leftmost, longest hit.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Regex, RegexSet};
@@ -129,13 +129,14 @@ impl Matcher {
             return hits;
         }
         hits.retain(|h| !allowed.iter().any(|&(c, s, e)| c == h.category && s <= h.start && h.end <= e));
-        // Within a category keep the outermost hit: one place, one finding.
+        // Overlapping hits of one category are one finding over their union: `给个五星好评`
+        // is one request for a good review, not two deductions.
         hits.sort_by_key(|h| (h.category, h.start, std::cmp::Reverse(h.end)));
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
         for h in hits {
-            let inside = kept.iter().rev().take_while(|k| k.category == h.category).any(|k| k.start <= h.start && h.end <= k.end);
-            if !inside {
-                kept.push(h);
+            match kept.last_mut() {
+                Some(k) if k.category == h.category && h.start < k.end => k.end = k.end.max(h.end),
+                _ => kept.push(h),
             }
         }
         kept.sort_by_key(|h| (h.start, h.category));

@@ -124,6 +124,9 @@ impl PiiScanner {
             let chars: Vec<char> = text.chars().collect();
             self.scan_numbers(&chars, &mut hits);
         }
+        // Full-width forms fold one character to one, so offsets found in `folded` hold in `text`.
+        let folded = fold_width(text);
+        let text = folded.as_ref();
         if text.contains('@') {
             for m in self.email.find_iter(text) {
                 let (start, end) = (char_offset(text, m.start()), char_offset(text, m.end()));
@@ -199,6 +202,15 @@ impl PiiScanner {
         let before = &chars[start.saturating_sub(CUE_WINDOW)..start];
         self.number_cues.iter().any(|cue| !cue.is_empty() && before.windows(cue.len()).any(|w| w == cue.as_slice()))
     }
+}
+
+/// `text` with full-width ASCII forms (`ＶＸ：ａｂｃ`) as ASCII, character for character.
+fn fold_width(text: &str) -> std::borrow::Cow<'_, str> {
+    let wide = |c: char| ('\u{FF01}'..='\u{FF5E}').contains(&c);
+    if !text.chars().any(wide) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars().map(|c| if wide(c) { char::from_u32(c as u32 - 0xFEE0).unwrap_or(c) } else { c }).collect()
 }
 
 /// `text` with the characters of each hit replaced by its masked form (hits by start, disjoint).
@@ -355,6 +367,7 @@ mod tests {
             ("邮箱zhang.san@163.com收", PiiKind::Email, "zhang.san@163.com", "z***@163.com"),
             ("我微信号: kefu_2024a 加一下", PiiKind::Wechat, "kefu_2024a", "k***a"),
             ("VX是abc123456", PiiKind::Wechat, "abc123456", "a***6"),
+            ("ＶＸ：ａｂｃ１２３４５", PiiKind::Wechat, "ａｂｃ１２３４５", "a***5"),
         ];
         for &(text, kind, raw, masked) in cases {
             let hits = s.scan(text);
