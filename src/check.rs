@@ -18,5 +18,8 @@ pub fn check_all(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError>
     if let Err(e) = crate::scoring::sheet::load(rules) {
         errors.push(e);
     }
+    if let Err(mut e) = crate::guard::Guard::load(rules) {
+        errors.append(&mut e);
+    }
     errors
 }

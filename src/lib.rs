@@ -8,6 +8,7 @@
 //! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`) behind `main.rs`.
 //! - [`engine`]: pure decisions: the response clock (waits, deadlines, breaches).
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
+//! - [`guard`]: the phrase guard: banned phrases, evasions and personal data in messages.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
 //! - [`replay`]: `kefu replay` / `kefu report`: dedup → clock → report over a file or the store.
 //! - [`replies`]: quick phrases, keyword auto-answers and the robot (greeting, away, rescue, suggest).
@@ -22,6 +23,7 @@ pub mod check;
 pub mod cmd;
 pub mod engine;
 pub mod event;
+pub mod guard;
 pub mod privacy;
 pub mod replay;
 pub mod replies;

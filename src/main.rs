@@ -94,6 +94,32 @@ enum Command {
     /// The 日常考核 points ledger: add, import, list, dispute, resolve.
     #[command(subcommand)]
     Ledger(kefu::scoring::cli::LedgerCmd),
+    /// Show what a text would trigger in the phrase guard, and why.
+    CheckText {
+        /// The message text.
+        text: String,
+        /// Rules folder (default: ./rules when present, else the embedded defaults).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the phrase guard's stored findings (personal data masked).
+    Flags {
+        /// Database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Only this Asia/Shanghai day (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<String>,
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -156,6 +182,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ScoreInput(a) => return print(kefu::scoring::cli::input(a)?),
         Command::Orders(c) => return print(kefu::scoring::cli::orders(c)?),
         Command::Ledger(c) => return print(kefu::scoring::cli::ledger_cmd(c)?),
+        Command::CheckText { text, rules, json } => {
+            let rules = folder(rules, "rules");
+            print!("{}", kefu::guard::cli::check_text(&text, rules.as_deref(), json)?);
+        }
+        Command::Flags { db, date, agent, json } => {
+            print!("{}", kefu::guard::cli::flags(&db, date.as_deref(), agent.as_deref(), json)?);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

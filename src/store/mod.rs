@@ -14,6 +14,7 @@ use crate::time::Millis;
 /// The numbered migrations, in order. A module that needs tables appends one here.
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/001_init.sql")),
+    (2, include_str!("../../migrations/002_guard.sql")),
     (3, include_str!("../../migrations/003_replies.sql")),
     (4, include_str!("../../migrations/004_scoring.sql")),
     (5, include_str!("../../migrations/005_alerts.sql")),
