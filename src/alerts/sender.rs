@@ -9,8 +9,9 @@
 //! resends that one alert on restart.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -24,7 +25,7 @@ use crate::time::Millis;
 use super::config::{AlertConfig, Sink};
 use super::format::{self, Message, Outcome, Vendor};
 use super::notice::Notice;
-use super::outbox::{Outbox, Row, Status};
+use super::outbox::{self, Outbox, Row, Status};
 use super::pace::{Batch, TokenBucket};
 use super::plan::Disposition;
 
@@ -34,6 +35,8 @@ const ROUND_LIMIT: usize = 500;
 const IDLE_WAKE_MS: i64 = 60_000;
 /// How often undelivered alerts are checked for staleness.
 const EXPIRY_EVERY_MS: i64 = 1_000;
+/// How often the outbox's WAL is checkpointed (from a blocking thread) while the sender works.
+const CHECKPOINT_EVERY_MS: i64 = 1_000;
 
 /// Failures starting the alert service.
 #[derive(Debug, Error)]
@@ -53,7 +56,7 @@ impl AlertService {
     /// Opens the outbox at `db_path` and spawns the sender task on the current tokio runtime.
     /// Pending alerts left by a previous run are delivered.
     pub fn start(config: AlertConfig, db_path: &Path) -> Result<AlertHandle, AlertError> {
-        let outbox = Outbox::open(db_path).map_err(AlertError::Outbox)?;
+        let outbox = Outbox::open_for_sender(db_path).map_err(AlertError::Outbox)?;
         let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
         let clock = Clock::start();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -66,8 +69,18 @@ impl AlertService {
                 busy: false,
             })
             .collect();
-        let runner =
-            Runner { config, outbox, client, clock, sinks, inflight: JoinSet::new(), next_expiry: 0 };
+        let runner = Runner {
+            config,
+            outbox,
+            db_path: db_path.to_path_buf(),
+            client,
+            clock,
+            sinks,
+            inflight: JoinSet::new(),
+            next_expiry: 0,
+            next_checkpoint: 0,
+            checkpointing: Arc::new(AtomicBool::new(false)),
+        };
         let task = tokio::spawn(runner.run(rx));
         Ok(AlertHandle { tx, task })
     }
@@ -187,6 +200,9 @@ struct Runner {
     sinks: Vec<SinkState>,
     inflight: JoinSet<RoundResult>,
     next_expiry: Millis,
+    db_path: PathBuf,
+    next_checkpoint: Millis,
+    checkpointing: Arc<AtomicBool>,
 }
 
 impl Runner {
@@ -196,6 +212,7 @@ impl Runner {
         loop {
             let wake = self.dispatch();
             let now = self.clock.now();
+            self.maybe_checkpoint(now);
             if let Some((deadline, _)) = &closing {
                 let nothing_left = self.inflight.is_empty() && wake.is_none_or(|w| w > *deadline);
                 if nothing_left || now >= *deadline {
@@ -245,10 +262,28 @@ impl Runner {
             }
         }
         self.inflight.abort_all();
+        let path = self.db_path.clone();
+        let _ = tokio::task::spawn_blocking(move || outbox::checkpoint(&path)).await;
         let pending = self.outbox.pending().unwrap_or(-1);
         if let Some((_, done)) = closing {
             let _ = done.send(ShutdownReport { pending });
         }
+    }
+
+    /// Starts a WAL checkpoint on a blocking thread, at most once a [`CHECKPOINT_EVERY_MS`]
+    /// and never two at once.
+    fn maybe_checkpoint(&mut self, now: Millis) {
+        if now < self.next_checkpoint || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.next_checkpoint = now + CHECKPOINT_EVERY_MS;
+        let (path, flag) = (self.db_path.clone(), Arc::clone(&self.checkpointing));
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = outbox::checkpoint(&path) {
+                tracing::warn!(error = %e, "outbox checkpoint failed");
+            }
+            flag.store(false, Ordering::Release);
+        });
     }
 
     /// Writes notices to the outbox: one row per routed sink, stale ones recorded only.
