@@ -213,11 +213,9 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
                 .figures
                 .add(&day);
         }
-        conn.query_row(
-            "SELECT MAX(day) FROM daily_metrics WHERE day BETWEEN ?1 AND ?2",
-            params![f, l],
-            |r| r.get(0),
-        )?
+        conn.query_row("SELECT MAX(day) FROM daily_shop WHERE day BETWEEN ?1 AND ?2", params![f, l], |r| {
+            r.get(0)
+        })?
     };
     let Some(through) = through else { return Ok(vec![]) };
     let entries = ledger::entries(conn, first, last)?;
@@ -275,14 +273,14 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
                 month,
                 s.agent,
                 through,
-                s.total.to_string(),
+                s.total.normalize().to_string(),
                 s.grade,
                 s.rank as i64,
-                ledger_points.to_string(),
+                ledger_points.normalize().to_string(),
                 p.base_salary.to_string(),
                 p.seniority.to_string(),
                 p.bonus.to_string(),
-                p.commission_rate.to_string(),
+                p.commission_rate.normalize().to_string(),
                 p.personal_commission.to_string(),
                 p.public_commission.to_string(),
                 p.commission_paid.to_string(),
