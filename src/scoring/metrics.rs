@@ -5,7 +5,9 @@
 //! [`compute`] streams them from the store and resolves payments of orders created
 //! before the streamed range by looking the order up in the stored events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::fasthash::FastMap;
 
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -144,11 +146,14 @@ pub struct Builder {
     to: NaiveDate,
     attributor: Attributor,
     days: BTreeMap<NaiveDate, Day>,
-    /// Per (agent, buyer) flags of the day being streamed.
-    seen: HashMap<(String, String), u8>,
+    /// Per (agent, buyer) flags of the day being streamed, by interned id.
+    seen: FastMap<(u32, u32), u8>,
+    /// Interned agent and buyer names (ids index `names`).
+    ids: FastMap<String, u32>,
+    names: Vec<String>,
     seen_day: Option<NaiveDate>,
     /// Per conversation: 1 = buyer waiting, 2 = a robot already answered this wait.
-    waiting: HashMap<String, u8>,
+    waiting: FastMap<String, u8>,
     credits: Vec<Credit>,
 }
 
@@ -161,11 +166,23 @@ impl Builder {
             to,
             attributor: Attributor::new(window_ms, follow_ms),
             days,
-            seen: HashMap::new(),
+            seen: FastMap::default(),
+            ids: FastMap::default(),
+            names: Vec::new(),
             seen_day: None,
-            waiting: HashMap::new(),
+            waiting: FastMap::default(),
             credits: Vec::new(),
         }
+    }
+
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), i);
+        i
     }
 
     fn in_range(&self, day: NaiveDate) -> bool {
@@ -190,15 +207,18 @@ impl Builder {
         let counted = self.in_range(day);
         if let EventKind::Message { conversation, customer, agent, from, .. } = &e.kind {
             match from {
-                Sender::Customer => {
-                    self.waiting.insert(conversation.clone(), 1);
-                }
+                Sender::Customer => match self.waiting.get_mut(conversation) {
+                    Some(w) => *w = 1,
+                    None => {
+                        self.waiting.insert(conversation.clone(), 1);
+                    }
+                },
                 Sender::Agent => {
                     self.waiting.remove(conversation);
                 }
                 Sender::Bot => {
-                    if self.waiting.get(conversation) == Some(&1) {
-                        self.waiting.insert(conversation.clone(), 2);
+                    if let Some(w @ 1) = self.waiting.get_mut(conversation) {
+                        *w = 2;
                         if counted && let Some(m) = self.agent_day(day, agent) {
                             m.robot_answered += 1;
                         }
@@ -207,7 +227,7 @@ impl Builder {
                 Sender::System => {}
             }
             if counted && matches!(from, Sender::Customer | Sender::Agent) {
-                let key = (agent.clone(), customer.clone());
+                let key = (self.id(agent), self.id(customer));
                 let flags = self.seen.entry(key).or_default();
                 match from {
                     Sender::Customer => *flags |= CUST,
@@ -248,7 +268,8 @@ impl Builder {
         }
         match c {
             Credit::Created { customer, owner: Some(agent), .. } => {
-                let f = self.seen.entry((agent.clone(), customer)).or_default();
+                let key = (self.id(&agent), self.id(&customer));
+                let f = self.seen.entry(key).or_default();
                 if *f & ORDERED == 0 {
                     *f |= ORDERED;
                     if let Some(m) = self.agent_day(day, &agent) {
@@ -275,7 +296,8 @@ impl Builder {
             Credit::Paid { customer, order, credited, net, .. } => {
                 match credited.unwrap_or_else(|| lookup(&order)) {
                     Some(agent) => {
-                        let f = self.seen.entry((agent.clone(), customer)).or_default();
+                        let key = (self.id(&agent), self.id(&customer));
+                        let f = self.seen.entry(key).or_default();
                         let first = *f & PAID == 0;
                         *f |= PAID;
                         if let Some(m) = self.agent_day(day, &agent) {
@@ -313,7 +335,7 @@ impl Builder {
         let seen = std::mem::take(&mut self.seen);
         let Some(d) = self.days.get_mut(&day) else { return };
         for ((agent, _), f) in seen {
-            let Some(m) = d.agents.get_mut(&agent) else { continue };
+            let Some(m) = self.names.get(agent as usize).and_then(|a| d.agents.get_mut(a)) else { continue };
             if f & CUST != 0 {
                 m.consulted += 1;
                 if f & REPLIED != 0 {
@@ -405,8 +427,7 @@ pub fn compute(
     let start = shanghai_midnight(from);
     let end = shanghai_midnight(to + chrono::Days::new(1));
     let mut b = Builder::new(from, to, window_ms, follow_ms);
-    let mut stmt = conn.prepare("SELECT body FROM events WHERE ts >= ?1 AND ts < ?2 ORDER BY ts, seq")?;
-    let mut rows = stmt.query(params![start - lookback_ms(window_ms), end])?;
+    let range = (start - lookback_ms(window_ms), end);
     let mut count = 0i64;
     let mut lookup_err = None;
     let mut lookup = |order: &str| match lookup_owner(conn, order, window_ms) {
@@ -416,12 +437,37 @@ pub fn compute(
             None
         }
     };
-    while let Some(row) = rows.next()? {
-        let body: String = row.get(0)?;
-        // Stored events were validated on the way in; a row that no longer parses is skipped.
-        let Ok(e) = crate::event::parse(&body) else { continue };
-        count += 1;
-        b.event(&e, &mut lookup);
+    // Reading rows and building days each take about half the time, so on a file
+    // database a second connection streams events from another thread (WAL lets it
+    // read alongside); an in-memory database is read inline.
+    match conn.path().filter(|p| !p.is_empty()).map(std::path::Path::new) {
+        Some(path) => {
+            let reader = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(8);
+            std::thread::scope(|scope| -> rusqlite::Result<()> {
+                let handle =
+                    scope.spawn(move || stream_events(&reader, range, |batch| tx.send(batch).is_ok()));
+                for batch in rx {
+                    for e in &batch {
+                        count += 1;
+                        b.event(e, &mut lookup);
+                    }
+                }
+                handle.join().unwrap_or(Err(rusqlite::Error::InvalidQuery))
+            })?;
+        }
+        None => {
+            stream_events(conn, range, |batch| {
+                for e in &batch {
+                    count += 1;
+                    b.event(e, &mut lookup);
+                }
+                true
+            })?;
+        }
     }
     if let Some(e) = lookup_err {
         return Err(e);
@@ -450,6 +496,67 @@ pub fn compute(
         }
     }
     Ok((b.finish(), count))
+}
+
+/// Streams events with `ts` in `[range.0, range.1)` in time order, in batches, until
+/// `sink` returns false.
+fn stream_events(
+    conn: &Connection,
+    range: (Millis, Millis),
+    mut sink: impl FnMut(Vec<Event>) -> bool,
+) -> rusqlite::Result<()> {
+    // Messages and closes are rebuilt from the indexed columns (only `from` is read out of
+    // the JSON, by SQLite); other events are parsed whole.
+    let mut stmt = conn.prepare(
+        "SELECT ts, type, conversation, agent, customer,
+                CASE WHEN type = 'message' THEN json_extract(body, '$.from') END,
+                CASE WHEN type NOT IN ('message', 'close') THEN body END
+         FROM events WHERE ts >= ?1 AND ts < ?2 ORDER BY ts, seq",
+    )?;
+    let mut rows = stmt.query(params![range.0, range.1])?;
+    let mut batch = Vec::with_capacity(4096);
+    while let Some(row) = rows.next()? {
+        // Stored events were validated on the way in; a row that no longer reads is skipped.
+        if let Some(e) = row_event(row)? {
+            batch.push(e);
+        }
+        if batch.len() == 4096 && !sink(std::mem::replace(&mut batch, Vec::with_capacity(4096))) {
+            return Ok(());
+        }
+    }
+    if !batch.is_empty() {
+        sink(batch);
+    }
+    Ok(())
+}
+
+/// An event from a row of the streaming query, without parsing message bodies.
+fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
+    let ts: Millis = row.get(0)?;
+    let kind: String = row.get(1)?;
+    let text =
+        |i: usize| -> rusqlite::Result<String> { Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default()) };
+    let kind = match kind.as_str() {
+        "message" => {
+            let from = match row.get::<_, Option<String>>(5)?.as_deref() {
+                Some("customer") => Sender::Customer,
+                Some("agent") => Sender::Agent,
+                Some("bot") => Sender::Bot,
+                Some("system") => Sender::System,
+                _ => return Ok(None),
+            };
+            EventKind::Message {
+                conversation: text(2)?,
+                customer: text(4)?,
+                agent: text(3)?,
+                from,
+                text: String::new(),
+            }
+        }
+        "close" => EventKind::Close { conversation: text(2)? },
+        _ => return Ok(crate::event::parse(&text(6)?).ok()),
+    };
+    Ok(Some(Event { id: String::new(), ts, shop: String::new(), kind }))
 }
 
 /// The owner of an order created outside the streamed range, from the stored events.
