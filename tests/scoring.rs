@@ -359,3 +359,79 @@ fn catch_up_runs_missed_days_and_writes_reports() {
     assert!(csv.starts_with("month,agent,through,total"), "{csv}");
     assert!(csv.contains("2026-11,A,2026-11-13,"), "{csv}");
 }
+
+/// The clock-derived metrics agree with the clock's own report on every clock fixture:
+/// the events go through the engine, its waits into the `waits` table (as replay stores
+/// them), and scoring's daily figures must match the report's per agent and day.
+#[test]
+fn clock_metrics_match_the_engine_report_on_its_fixtures() {
+    use kefu::engine::Output;
+    let mut compared = 0;
+    for entry in std::fs::read_dir("tests/data/clock").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| event::parse(l).is_ok()).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let mut pipeline = kefu::replay::Pipeline::new(Default::default());
+        let mut waits = vec![];
+        for l in &lines {
+            pipeline.push(&event::parse(l).unwrap());
+            waits.extend(pipeline.outputs().iter().filter_map(|o| match o {
+                Output::WaitEnded(w) => Some(w.clone()),
+                _ => None,
+            }));
+        }
+        let (report, rest) = pipeline.finish();
+        waits.extend(rest.iter().filter_map(|o| match o {
+            Output::WaitEnded(w) => Some(w.clone()),
+            _ => None,
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+        let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        store_lines(&mut s, &owned);
+        kefu::replay::save_waits(s.conn(), &waits).unwrap();
+        let Some(first) = report.agents.iter().map(|a| d(&a.date)).min() else { continue };
+        let last = report.agents.iter().map(|a| d(&a.date)).max().unwrap();
+        job::score_range(&mut s, &sheet::Sheet::default(), first, last, 0).unwrap();
+        for a in &report.agents {
+            let got: (i64, i64, i64, i64, i64, i64, i64, i64) = s
+                .conn()
+                .query_row(
+                    "SELECT consulted, replied, waits, answered, unanswered, transferred, breaches, response_ms FROM daily_metrics WHERE day = ?1 AND agent = ?2",
+                    [&a.date, &a.agent],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+                )
+                .unwrap_or_else(|e| panic!("{}: {} {}: {e}", path.display(), a.agent, a.date));
+            let want = (
+                i64::from(a.customers),
+                i64::from(a.replied_customers),
+                i64::from(a.waits),
+                i64::from(a.answered),
+                i64::from(a.unanswered),
+                i64::from(a.transferred),
+                i64::from(a.breaches),
+            );
+            assert_eq!(
+                (got.0, got.1, got.2, got.3, got.4, got.5, got.6),
+                want,
+                "{} {} {}",
+                path.display(),
+                a.agent,
+                a.date
+            );
+            let avg = (got.3 > 0).then(|| got.7 as f64 / got.3 as f64 / 1000.0);
+            match (avg, a.avg_response_s) {
+                (Some(x), Some(y)) => assert!((x - y).abs() < 0.001, "{}: {x} vs {y}", path.display()),
+                (x, y) => assert_eq!(x.is_some(), y.is_some(), "{}", path.display()),
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 5, "compared only {compared} agent-days");
+}

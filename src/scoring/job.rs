@@ -96,6 +96,12 @@ pub fn score_range(
     if from > to {
         return Err(JobError::Range { from, to });
     }
+    // The phrase guard's findings become 日常考核 entries before the days are computed.
+    ledger::import_flags(
+        store.conn(),
+        crate::time::shanghai_midnight(from),
+        crate::time::shanghai_midnight(to + Days::new(1)),
+    )?;
     let (days, events) =
         metrics::compute(store.conn(), from, to, sheet.attribution_window_ms, sheet.follow_window_ms)?;
     let tx = store.conn_mut().transaction()?;

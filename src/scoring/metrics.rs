@@ -38,7 +38,7 @@ pub struct DayMetrics {
     pub received: i64,
     /// 咨询人数: buyers who wrote to the agent.
     pub consulted: i64,
-    /// Buyers who got an agent message after writing.
+    /// 回复过的客户数: buyers who wrote and to whom the agent wrote that day (as the clock's report).
     pub replied: i64,
     /// 未回复人数 = consulted − replied.
     pub unreplied: i64,
@@ -136,7 +136,6 @@ pub struct Day {
 
 const CUST: u8 = 1;
 const AGENT: u8 = 2;
-const REPLIED: u8 = 4;
 const ORDERED: u8 = 8;
 const PAID: u8 = 16;
 
@@ -229,11 +228,7 @@ impl Builder {
             if counted && matches!(from, Sender::Customer | Sender::Agent) {
                 let key = (self.id(agent), self.id(customer));
                 let flags = self.seen.entry(key).or_default();
-                match from {
-                    Sender::Customer => *flags |= CUST,
-                    _ if *flags & CUST != 0 => *flags |= AGENT | REPLIED,
-                    _ => *flags |= AGENT,
-                }
+                *flags |= if *from == Sender::Customer { CUST } else { AGENT };
                 if let Some(m) = self.agent_day(day, agent) {
                     if *from == Sender::Customer {
                         m.buyer_msgs += 1;
@@ -336,15 +331,15 @@ impl Builder {
         let Some(d) = self.days.get_mut(&day) else { return };
         for ((agent, _), f) in seen {
             let Some(m) = self.names.get(agent as usize).and_then(|a| d.agents.get_mut(a)) else { continue };
+            // As the clock's report (`crate::report`) counts them: a buyer who wrote is
+            // replied to when the agent wrote to them the same day.
             if f & CUST != 0 {
                 m.consulted += 1;
-                if f & REPLIED != 0 {
+                if f & AGENT != 0 {
                     m.replied += 1;
+                    m.received += 1;
                 } else {
                     m.unreplied += 1;
-                }
-                if f & AGENT != 0 {
-                    m.received += 1;
                 }
             }
         }
@@ -357,7 +352,9 @@ impl Builder {
             return;
         }
         let dur = (w.end - w.start).max(0);
-        let breach = dur > w.deadline_ms && w.outcome != "transferred";
+        // The clock's rule (`engine::clock::Wait::breached`): waited longer than the deadline,
+        // whatever the outcome; a reply exactly at the deadline is on time.
+        let breach = dur > w.deadline_ms;
         let of_day = shanghai_ms_of_day(w.start);
         let Some(m) = self.agent_day(day, &w.agent) else { return };
         m.waits += 1;
@@ -485,14 +482,24 @@ pub fn compute(
             deadline_ms: r.get(4)?,
         });
     }
-    let mut stmt = conn.prepare(
-        "SELECT day, agent, COALESCE(category, '?') FROM ledger WHERE source = 'guard' AND voided = 0 AND day BETWEEN ?1 AND ?2",
-    )?;
-    let mut rows = stmt.query(params![from.to_string(), to.to_string()])?;
-    while let Some(r) = rows.next()? {
-        let day: String = r.get(0)?;
-        if let Some(d) = crate::time::parse_day(&day) {
-            b.finding(d, &r.get::<_, String>(1)?, &r.get::<_, String>(2)?);
+    // Findings by category: every guard finding (also those worth no points) when the
+    // guard's table is here, else the guard's ledger entries.
+    if super::ledger::has_flags(conn).unwrap_or(false) {
+        let mut stmt = conn.prepare("SELECT ts, agent, category FROM flags WHERE ts >= ?1 AND ts < ?2")?;
+        let mut rows = stmt.query(params![start, end])?;
+        while let Some(r) = rows.next()? {
+            b.finding(shanghai_day(r.get(0)?), &r.get::<_, String>(1)?, &r.get::<_, String>(2)?);
+        }
+    } else {
+        let mut stmt = conn.prepare(
+            "SELECT day, agent, COALESCE(category, '?') FROM ledger WHERE source = 'guard' AND voided = 0 AND day BETWEEN ?1 AND ?2",
+        )?;
+        let mut rows = stmt.query(params![from.to_string(), to.to_string()])?;
+        while let Some(r) = rows.next()? {
+            let day: String = r.get(0)?;
+            if let Some(d) = crate::time::parse_day(&day) {
+                b.finding(d, &r.get::<_, String>(1)?, &r.get::<_, String>(2)?);
+            }
         }
     }
     Ok((b.finish(), count))
@@ -689,13 +696,13 @@ mod tests {
         b.wait(&w(12, 0, 900, "answered")); // capped at 600
         b.wait(&w(22, 59, 40, "unanswered")); // platform, counted as 600
         b.wait(&w(23, 0, 5, "answered")); // 23:00 is outside
-        b.wait(&w(15, 0, 100, "transferred")); // neither breach nor platform
+        b.wait(&w(15, 0, 100, "transferred")); // a breach as the clock counts it, not platform
         let days = b.finish();
         let d = &days[&day()];
         let a = &d.agents["A"];
         assert_eq!((a.waits, a.answered, a.unanswered, a.transferred), (6, 4, 1, 1));
         assert_eq!(a.response_ms, (30 + 10 + 900 + 5) * 1000);
-        assert_eq!(a.breaches, 3);
+        assert_eq!(a.breaches, 4);
         assert_eq!(
             (a.platform_waits, a.platform_ms, a.platform_within_3min),
             (3, (10 + 600 + 600) * 1000, 1)
