@@ -74,7 +74,7 @@ pub enum RobotAction {
         /// Agent taking over.
         to_agent: String,
     },
-    /// A rule answered (or was suggested); for hit counts.
+    /// A rule answered the buyer or was suggested to the agent; for hit counts.
     Hit {
         /// Shop.
         shop: String,
@@ -218,10 +218,8 @@ impl Robot {
     fn session(&mut self, ev: &Event, conversation: &str, customer: &str, agent: &str) -> &mut Conv {
         let idle = self.replies.idle_close_ms;
         let stale = self.convs.get(conversation).is_some_and(|c| ev.ts - c.last_message > idle);
-        if stale {
-            if let Some(c) = self.convs.remove(conversation) {
-                self.cancel_rescue(conversation, c.wait.as_ref());
-            }
+        if stale && let Some(c) = self.convs.remove(conversation) {
+            self.cancel_rescue(conversation, c.wait.as_ref());
         }
         let c = self.convs.entry(conversation.to_string()).or_insert_with(|| Conv {
             shop: ev.shop.clone(),
@@ -272,16 +270,15 @@ impl Robot {
         wait.last_text = text.to_string();
         wait.last_ts = ev.ts;
 
-        if let Some(to) = c.offered_to.clone() {
-            if set.transfer_keywords.iter().any(|k| text.contains(k.as_str())) {
-                c.offered_to = None;
+        if c.offered_to.is_some() && set.transfer_keywords.iter().any(|k| text.contains(k.as_str())) {
+            if let Some(to) = c.offered_to.take() {
                 out.push(RobotAction::Transfer {
                     conversation: conversation.to_string(),
                     from_agent: agent.to_string(),
                     to_agent: to,
                 });
-                return;
             }
+            return;
         }
         if !c.greeted {
             c.greeted = true;
@@ -315,18 +312,18 @@ impl Robot {
             let offered = self.convs.get(conversation).is_some_and(|c| c.offered_to.is_some());
             if let (Some(to), false, false) = (transfer_to, offered, set.transfer_offer.is_empty()) {
                 let vars = Vars { transfer_agent: Some(&to), ..self.vars(conversation) };
-                if let Some(text) = set.transfer_offer.render(&vars) {
-                    if self.send(conversation, now, &set, text, Reason::TransferOffer, None, out) {
-                        if let Some(c) = self.convs.get_mut(conversation) {
-                            c.offered_to = Some(to);
-                        }
-                    }
+                if let Some(text) = set.transfer_offer.render(&vars)
+                    && self.send(conversation, now, &set, text, Reason::TransferOffer, None, out)
+                    && let Some(c) = self.convs.get_mut(conversation)
+                {
+                    c.offered_to = Some(to);
                 }
             }
             return;
         }
 
         if let (true, Some((rule_id, answer))) = (set.suggest, rule) {
+            out.push(RobotAction::Hit { shop: ev.shop.clone(), rule: rule_id.clone() });
             out.push(RobotAction::Suggest {
                 agent: agent.to_string(),
                 conversation: conversation.to_string(),
