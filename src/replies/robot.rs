@@ -554,9 +554,10 @@ mod tests {
         let q = t + 20_000;
         let out = r.handle(&msg(q, "c1", "小美", Sender::Customer, "发什么快递"), q);
         assert!(sends(&out).is_empty(), "{out:?}");
-        assert!(
-            matches!(&out[0], RobotAction::Suggest { agent, rule, .. } if agent == "小美" && rule == "express")
-        );
+        assert!(out.iter().any(
+            |a| matches!(a, RobotAction::Suggest { agent, rule, .. } if agent == "小美" && rule == "express")
+        ));
+        assert!(out.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "express".into() }));
         assert!(r.handle(&msg(q + 9_000, "c1", "小美", Sender::Agent, "默认中通哦"), q + 9_000).is_empty());
         assert_eq!(r.next_due(), None);
         assert!(r.advance(q + 3_600_000).is_empty());
