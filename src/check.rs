@@ -11,6 +11,15 @@ pub fn check_all(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError>
     if let Err(e) = response_time::load(rules) {
         errors.push(e);
     }
+    if let Err(e) = crate::alerts::config::load(rules) {
+        errors.push(e);
+    }
     errors.extend(crate::replies::check(rules, replies));
+    if let Err(e) = crate::scoring::sheet::load(rules) {
+        errors.push(e);
+    }
+    if let Err(mut e) = crate::guard::Guard::load(rules) {
+        errors.append(&mut e);
+    }
     errors
 }

@@ -25,6 +25,9 @@ fn copy_shipped(root: &Path) -> (PathBuf, PathBuf) {
         std::fs::create_dir_all(to).unwrap();
         for f in std::fs::read_dir(from).unwrap() {
             let f = f.unwrap().path();
+            if f.is_dir() {
+                continue;
+            }
             std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
         }
     }
