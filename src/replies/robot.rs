@@ -188,7 +188,13 @@ impl Robot {
                 }
             }
             EventKind::Message { conversation, customer, agent, from, text } => match from {
-                Sender::Bot | Sender::System => {}
+                // Never answered, and never the end of a wait; they only keep the session
+                // alive, as in the response clock.
+                Sender::Bot | Sender::System => {
+                    if let Some(c) = self.convs.get_mut(conversation) {
+                        c.last_message = c.last_message.max(ev.ts);
+                    }
+                }
                 Sender::Agent => self.agent_message(ev, conversation, agent),
                 Sender::Customer => {
                     self.buyer_message(ev, now, conversation, customer, agent, text, &mut out)
@@ -217,7 +223,9 @@ impl Robot {
     /// Opens a conversation, or a new session of it after a close or a long silence.
     fn session(&mut self, ev: &Event, conversation: &str, customer: &str, agent: &str) -> &mut Conv {
         let idle = self.replies.idle_close_ms;
-        let stale = self.convs.get(conversation).is_some_and(|c| ev.ts - c.last_message > idle);
+        // Same rule as the response clock: a message exactly `idle_close_ms` after the last
+        // finds the session closed.
+        let stale = self.convs.get(conversation).is_some_and(|c| ev.ts - c.last_message >= idle);
         if stale && let Some(c) = self.convs.remove(conversation) {
             self.cancel_rescue(conversation, c.wait.as_ref());
         }
@@ -623,7 +631,7 @@ mod tests {
         r.handle(&ev(t + 4_000, EventKind::Close { conversation: "c1".into() }), t + 4_000);
         let out = r.handle(&msg(t + 5_000, "c1", "小美", Sender::Customer, "又来了"), t + 5_000);
         assert_eq!(greets(out), 1, "a closed conversation's next message opens a new session");
-        let later = t + 5_000 + r.replies().idle_close_ms + 1;
+        let later = t + 5_000 + r.replies().idle_close_ms;
         let out = r.handle(&msg(later, "c1", "小美", Sender::Customer, "在吗"), later);
         assert_eq!(greets(out), 1, "a long silence opens a new session");
     }
