@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
 use toml::Spanned;
@@ -269,10 +269,7 @@ fn compile(file: &Path, rules: Vec<Rule>, keywords: Vec<String>) -> Result<AutoR
     let keywords = if keywords.is_empty() {
         None
     } else {
-        // A full DFA: more memory than the default NFA (a few MB for thousands of
-        // keywords) but the fastest scan, and the set is built once per reload.
         let ac = AhoCorasickBuilder::new()
-            .kind(Some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::Standard)
             .ascii_case_insensitive(true)
             .build(&keywords)
