@@ -127,6 +127,8 @@ pub struct Robot {
     orders: HashMap<String, String>,
     rotation: HashMap<String, usize>,
     due: BTreeSet<(Millis, String)>,
+    /// When idle conversations are next dropped.
+    next_prune: Millis,
 }
 
 impl Robot {
@@ -139,6 +141,7 @@ impl Robot {
             orders: HashMap::new(),
             rotation: HashMap::new(),
             due: BTreeSet::new(),
+            next_prune: Millis::MIN,
         }
     }
 
@@ -161,7 +164,21 @@ impl Robot {
     pub fn advance(&mut self, now: Millis) -> Vec<RobotAction> {
         let mut out = Vec::new();
         self.fire_due(now, true, &mut out);
+        self.prune(now);
         out
+    }
+
+    /// Drops conversations whose session has closed by idleness (their next message opens
+    /// a new session anyway), once a minute, so a long-running robot does not grow.
+    fn prune(&mut self, now: Millis) {
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now.saturating_add(60_000);
+        let idle = self.replies.idle_close_ms;
+        self.convs.retain(|_, c| {
+            now - c.last_message < idle || c.wait.as_ref().is_some_and(|w| w.rescue_due.is_some())
+        });
     }
 
     /// Takes one event. Rescues due strictly before `now` fire first, so an agent reply
@@ -169,6 +186,7 @@ impl Robot {
     pub fn handle(&mut self, ev: &Event, now: Millis) -> Vec<RobotAction> {
         let mut out = Vec::new();
         self.fire_due(now, false, &mut out);
+        self.prune(now);
         match &ev.kind {
             EventKind::Presence { agent, status } => {
                 self.presence.insert(agent.clone(), (ev.shop.clone(), *status));
@@ -292,7 +310,7 @@ impl Robot {
             c.greeted = true;
             let greeting = set.greeting;
             if !greeting.is_empty() {
-                self.say(conversation, now, &set, greeting, Reason::Greeting, None, out);
+                self.say(conversation, now, &set, greeting, Reason::Greeting, out);
             }
         }
 
@@ -310,7 +328,7 @@ impl Robot {
                         .and_then(|c| c.wait.as_ref())
                         .is_some_and(|w| !w.away_text_sent);
                     if first {
-                        self.say(conversation, now, &set, set.away_text, Reason::Away, None, out);
+                        self.say(conversation, now, &set, set.away_text, Reason::Away, out);
                         if let Some(w) = self.convs.get_mut(conversation).and_then(|c| c.wait.as_mut()) {
                             w.away_text_sent = true;
                         }
@@ -367,7 +385,7 @@ impl Robot {
             }
             None => {
                 self.miss(conversation, ts, &text, out);
-                self.say(conversation, at, &set, set.rescue_text, Reason::Rescue, None, out);
+                self.say(conversation, at, &set, set.rescue_text, Reason::Rescue, out);
             }
         }
     }
@@ -396,7 +414,7 @@ impl Robot {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sends a settings text (greeting, away, rescue), variables filled in.
     fn say(
         &mut self,
         conversation: &str,
@@ -404,11 +422,10 @@ impl Robot {
         set: &Settings<'_>,
         template: &Template,
         reason: Reason,
-        rule: Option<String>,
         out: &mut Vec<RobotAction>,
     ) {
         if let Some(text) = template.render(&self.vars(conversation)) {
-            self.send(conversation, now, set, text, reason, rule, out);
+            self.send(conversation, now, set, text, reason, None, out);
         }
     }
 
@@ -728,5 +745,27 @@ mod tests {
         assert!(texts[0].contains("T2026111100042"), "{}", texts[0]);
         assert_ne!(texts[0], texts[1]);
         assert_eq!(texts[0], texts[2]);
+    }
+
+    #[test]
+    fn idle_conversations_are_dropped_and_do_not_count_as_load() {
+        let mut r = robot();
+        let t = parse_rfc3339_ms("2026-11-11T20:00:00+08:00").unwrap();
+        r.handle(&presence(t, "阿强", Presence::Online), t);
+        r.handle(&presence(t, "阿珍", Presence::Online), t);
+        for i in 0..3 {
+            r.handle(&msg(t, &format!("old{i}"), "阿强", Sender::Customer, "在吗"), t);
+        }
+        r.handle(&msg(t, "busy", "阿珍", Sender::Customer, "在吗"), t);
+        r.advance(t + 20_000);
+        assert_eq!(r.convs.len(), 4);
+        // 阿强's three conversations go quiet; 阿珍's stays active.
+        let later = t + r.replies().idle_close_ms;
+        r.handle(&msg(later - 1, "busy", "阿珍", Sender::Customer, "还在吗"), later - 1);
+        r.advance(later + 60_000);
+        assert_eq!(r.convs.len(), 1);
+        let out = r.handle(&msg(later + 60_001, "c1", "小美", Sender::Customer, "面料"), later + 60_001);
+        let offer = sends(&out).into_iter().find(|s| s.0 == Reason::TransferOffer).unwrap();
+        assert!(offer.2.contains("阿强"), "阿强 has no open conversation left: {}", offer.2);
     }
 }
