@@ -6,10 +6,15 @@
 //! its own category is dropped, and overlapping hits of one category merge into one
 //! finding over their union, reported with the rule of the leftmost, longest hit.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexSet};
 
 use super::rules::CategoryRule;
+
+/// Up to this many phrases the automaton is a full DFA (one table lookup per byte); above
+/// it, a contiguous NFA, whose memory stays small. The prefilter is off either way: on
+/// 20–60 character messages starting a vectorised prefilter costs more than the scan.
+const DFA_MAX_PATTERNS: usize = 20_000;
 
 /// What one automaton pattern is.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +86,8 @@ impl Matcher {
             Some(
                 AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
+                    .kind(Some(if texts.len() <= DFA_MAX_PATTERNS { AhoCorasickKind::DFA } else { AhoCorasickKind::ContiguousNFA }))
+                    .prefilter(false)
                     .build(&texts)
                     .map_err(|e| BuildError(e.to_string()))?,
             )
