@@ -61,6 +61,7 @@ fn extra_phrases(rng: &mut SmallRng, base: &rules::GuardRules) -> Vec<String> {
         .iter()
         .flat_map(|f| f.chars())
         .chain("的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明其种声全工己话儿者向情部正名定女问力机给等几很业最间新什打便位因重被走电四第门相次东政海口使教西再平真听世气信北少关并内加化由却代军产入先山五太水万市眼体别处总才场师书比住员九笑性通目华报立马命张活难神数件安表原车白应路期叫死常提感金何更反合放做系".chars())
+        .filter(|c| ('\u{4E00}'..='\u{9FFF}').contains(c))
         .collect();
     let mut seen: HashSet<String> = base.categories.iter().flat_map(|c| c.phrases.iter().map(|p| p.1.clone())).collect();
     let mut out = Vec::with_capacity(EXTRA_PHRASES);
@@ -68,7 +69,9 @@ fn extra_phrases(rng: &mut SmallRng, base: &rules::GuardRules) -> Vec<String> {
         let len = rng.gen_range(3..=6);
         let p: String = (0..len).map(|_| pool[rng.gen_range(0..pool.len())]).collect();
         let norm = base.normalizer.normalize(&p).text;
-        if norm.chars().count() >= 2 && seen.insert(norm) {
+        // Only phrases already in canonical form (no repeated character), so the peer,
+        // which matches as written, searches for exactly the same strings.
+        if norm == p && seen.insert(norm) {
             out.push(p);
         }
     }
@@ -109,18 +112,29 @@ fn as_events(msgs: &[String]) -> Vec<Event> {
         .collect()
 }
 
-/// Best seconds per pass over 5 runs of at least ~0.5 s each; returns (secs per pass, findings).
+/// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`), so figures
+/// hold on a shared machine where other builds take turns on the cores.
+fn cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Best CPU seconds per pass over 5 runs of at least ~0.5 s each (wall-clock seconds where
+/// the CPU clock is unavailable); returns (secs per pass, findings).
 fn time(mut pass: impl FnMut() -> usize) -> (f64, usize) {
     let found = pass();
     let mut best = f64::MAX;
     for _ in 0..5 {
-        let start = Instant::now();
+        let (start, cpu0) = (Instant::now(), cpu_ns());
         let mut passes = 0;
         while start.elapsed() < Duration::from_millis(500) {
             black_box(pass());
             passes += 1;
         }
-        best = best.min(start.elapsed().as_secs_f64() / f64::from(passes));
+        let secs = match (cpu0, cpu_ns()) {
+            (Some(a), Some(b)) => (b - a) as f64 / 1e9,
+            _ => start.elapsed().as_secs_f64(),
+        };
+        best = best.min(secs / f64::from(passes));
     }
     (best, found)
 }
@@ -154,8 +168,10 @@ fn main() {
     let big = with_extra(&phrases);
     let (s, f) = time(|| run(&big));
     let ours = report("check_event, shipped + 10,000 phrases", s, bytes, f);
+    let (s, f) = time(|| msgs.iter().map(|m| base.normalizer.normalize_text(m).text.len()).sum());
+    report("  normalisation alone (first pass, no map)", s, bytes, f);
     let (s, f) = time(|| msgs.iter().map(|m| base.normalizer.normalize(m).text.len()).sum());
-    report("  of which normalisation alone", s, bytes, f);
+    report("  normalisation with the span map", s, bytes, f);
 
     // The peer gets the same phrases and messages, as written (it has no normalisation).
     let dir = PathBuf::from(std::env::var_os("CARGO_TARGET_TMPDIR").unwrap_or_else(|| std::env::temp_dir().into()))

@@ -28,17 +28,19 @@ def main():
 
     found = run()
     best = float("inf")
+    # CPU time of this thread, like the Rust side, so other processes on the machine
+    # do not count.
     for _ in range(5):
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.thread_time()
         passes = 0
         while time.perf_counter() - start < 0.5:
             run()
             passes += 1
-        best = min(best, (time.perf_counter() - start) / passes)
+        best = min(best, (time.thread_time() - cpu0) / passes)
     n = len(messages)
     print(
-        f"{'pyahocorasick ' + ahocorasick.__name__ + ', 10,000 phrases, no normalisation':<44} "
-        f"{total_bytes / best / 1e6:>8.1} MB/s {n / best:>10.0f} msg/s {best * 1e9 / n:>8.0f} ns/msg  findings {found}"
+        f"{'pyahocorasick, 10,000 phrases, as written':<44} "
+        f"{total_bytes / best / 1e6:>8.1f} MB/s {n / best:>10.0f} msg/s {best * 1e9 / n:>8.0f} ns/msg  findings {found}"
     )
     print(f"peer_ns_per_msg {best * 1e9 / n:.1f}")
 

@@ -51,7 +51,7 @@ fn shipped_categories_catch_evasions_and_spare_near_misses() {
         ("引导站外", "用ZFB转账吧", "ZFB转账"),
         ("引导站外", "私下交易更便宜", "私下交易"),
         ("引导站外", "QQ号 12345678", "QQ号 12345678"),
-        ("引导站外", "加扣扣", "加扣扣"),
+        ("引导站外", "扣扣号 12345678", "扣扣号 12345678"),
         ("好评返现", "好评返现哦", "好评返现"),
         ("好评返现", "好評送小禮品", "好評送"),
         ("好评返现", "好评截图发我返5元", "好评截图发我返5元"),
@@ -90,6 +90,7 @@ fn shipped_categories_catch_evasions_and_spare_near_misses() {
         ("邀评改评", "感谢您的五星好评"),
         ("推卸责任", "我帮您联系快递"),
         ("私自改价", "帮您改一下地址"),
+        ("引导站外", "这件有折扣，扣子是金属的"),
     ];
     for &(category, text) in misses {
         assert_eq!(hit(&g, text, category), None, "{category} must not flag: {text}");

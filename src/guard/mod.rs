@@ -235,8 +235,12 @@ impl Guard {
 
     fn findings(&self, text: &str, sender: Option<Sender>) -> Vec<Finding> {
         let enabled = |ci: usize| sender.is_none_or(|s| self.categories[ci].senders.contains(&s));
-        let norm = self.normalizer.normalize(text);
+        let mut norm = self.normalizer.normalize_text(text);
         let hits = self.matcher.find(&norm.text, enabled);
+        if !hits.is_empty() {
+            // The same text again, now with the map from normalised bytes to original characters.
+            norm = self.normalizer.normalize(text);
+        }
         // Personal data is looked for whenever there is a hit too, to mask it inside matches.
         let pii = if self.has_pii || !hits.is_empty() {
             let cue = self.wechat_cues.iter().any(|c| norm.text.contains(c.as_str()));

@@ -127,7 +127,9 @@ impl PiiScanner {
     /// there, which is much cheaper than the case-insensitive pattern on every message.
     pub fn scan_gated(&self, text: &str, may_have_cue: bool) -> Vec<PiiHit> {
         let mut hits = Vec::new();
-        if text.chars().any(|c| ascii_digit(c).is_some()) {
+        // Bytes first: full-width digits all start with 0xEF.
+        let b = text.as_bytes();
+        if b.iter().any(u8::is_ascii_digit) || (b.contains(&0xEF) && text.chars().any(|c| ascii_digit(c).is_some())) {
             let chars: Vec<char> = text.chars().collect();
             self.scan_numbers(&chars, &mut hits);
         }

@@ -239,8 +239,15 @@ pub fn parse_variants(
         for form in forms {
             let line = Some(line_of(text, form.span().start));
             let norm = fold.normalize(form.get_ref()).text;
-            if norm.is_empty() {
-                errors.push(DataError::at(file, line, format!("variant '{}' has no letters or digits", form.get_ref())));
+            if norm.chars().count() < 2 {
+                errors.push(DataError::at(
+                    file,
+                    line,
+                    format!(
+                        "variant '{}' folds to '{norm}', under two characters: it would replace that character everywhere",
+                        form.get_ref()
+                    ),
+                ));
             } else if norm == target_norm {
                 errors.push(DataError::at(file, line, format!("variant '{}' is its own canonical form", form.get_ref())));
             } else if let Some(prev) = seen.insert(norm.clone(), line.unwrap_or(0)) {
@@ -481,5 +488,8 @@ mod tests {
         let e = parse_variants(Path::new("v.toml"), "[variants]\n\"微信\" = [\n\"vx\",\n\"VX\",\n]\n", &[]).unwrap_err();
         assert_eq!(e[0].line, Some(4), "{}", e[0]);
         assert!(e[0].message.contains("duplicate variant"));
+        let e = parse_variants(Path::new("v.toml"), "[variants]\n\"qq\" = [\"扣扣\"]\n", &[]).unwrap_err();
+        assert_eq!(e[0].line, Some(2), "{}", e[0]);
+        assert!(e[0].message.contains("under two characters"), "{}", e[0]);
     }
 }
