@@ -3,17 +3,33 @@
 //! # Layout
 //! Events flow gateway → engine → effects; scoring reads the store.
 //!
+//! - [`alerts`]: live alerts to supervisors (DingTalk, WeCom, Feishu, webhooks) via a SQLite outbox.
+//! - [`check`]: `kefu check`, validating every data file the way the service loads it.
+//! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`) behind `main.rs`.
+//! - [`engine`]: pure decisions: the response clock (waits, deadlines, breaches).
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
 //! - [`guard`]: the phrase guard: banned phrases, evasions and personal data in messages.
-//! - [`check`]: `kefu check`, validating every data file the way the service loads it.
-//! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
+//! - [`replay`]: `kefu replay` / `kefu report`: dedup → clock → report over a file or the store.
+//! - [`replies`]: quick phrases, keyword auto-answers and the robot (greeting, away, rescue, suggest).
+//! - [`report`]: the clock report (waits, per-agent days, alerts) as JSON or a table.
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
+//! - [`scoring`]: nightly job — daily metrics, order attribution, KPI sheet, points ledger, pay, reports.
+//! - [`simulate`]: seeded realistic shop traffic (JSONL) for demos, tests and benchmarks.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
+//! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
+pub mod alerts;
 pub mod check;
+pub mod cmd;
+pub mod engine;
 pub mod event;
 pub mod guard;
 pub mod privacy;
+pub mod replay;
+pub mod replies;
+pub mod report;
 pub mod rules;
+pub mod scoring;
+pub mod simulate;
 pub mod store;
 pub mod time;

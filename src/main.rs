@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// glibc malloc spends a fifth of replay time consolidating freed chunks; mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kefu",
@@ -18,6 +22,56 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the response clock over a JSONL file of events and print the report.
+    Replay {
+        /// Events, one JSON object per line.
+        file: PathBuf,
+        /// Rules folder (default: ./rules when present, else the embedded defaults).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Also store events, waits and alerts in this SQLite file.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the report recomputed from the events stored in a database.
+    Report {
+        /// The SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Rules folder (default: ./rules when present, else the embedded defaults).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write realistic simulated shop traffic as JSONL.
+    Simulate {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of events.
+        #[arg(long, default_value_t = 5_000)]
+        events: usize,
+        /// Number of agents.
+        #[arg(long, default_value_t = 6)]
+        agents: usize,
+        /// Random seed (same seed, same traffic).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Shop id.
+        #[arg(long, default_value = "tmall-demo")]
+        shop: String,
+        /// First day, YYYY-MM-DD (traffic starts 08:30 Asia/Shanghai).
+        #[arg(long, default_value = "2026-11-11", value_parser = parse_day)]
+        date: chrono::NaiveDate,
+        /// Share of agent messages that break a phrase-guard rule, 0 to 1.
+        #[arg(long, default_value_t = 0.01)]
+        violations: f64,
+    },
     /// Validate every file in the rules and replies folders.
     Check {
         /// Rules folder (default: ./rules when present, else the embedded defaults).
@@ -27,6 +81,19 @@ enum Command {
         #[arg(long)]
         replies: Option<PathBuf>,
     },
+    /// Quick replies (快捷短语): Qianniu CSV import/export, lookup, unanswered questions.
+    #[command(subcommand)]
+    Replies(kefu::replies::cli::Command),
+    /// Compute daily metrics and month-to-date scores (--date, --month or --from/--to) and write reports.
+    Score(kefu::scoring::cli::ScoreArgs),
+    /// Enter a supervisor-scored indicator value for an agent and month.
+    ScoreInput(kefu::scoring::cli::InputArgs),
+    /// Order data: import a shop's order export.
+    #[command(subcommand)]
+    Orders(kefu::scoring::cli::OrdersCmd),
+    /// The 日常考核 points ledger: add, import, list, dispute, resolve.
+    #[command(subcommand)]
+    Ledger(kefu::scoring::cli::LedgerCmd),
     /// Show what a text would trigger in the phrase guard, and why.
     CheckText {
         /// The message text.
@@ -71,8 +138,31 @@ fn folder(given: Option<PathBuf>, name: &str) -> Option<PathBuf> {
     given.or_else(|| Some(PathBuf::from(name)).filter(|p| p.is_dir()))
 }
 
+fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
+    kefu::time::parse_day(s).ok_or_else(|| format!("`{s}` is not a date: expected YYYY-MM-DD"))
+}
+
+fn print(text: String) -> anyhow::Result<ExitCode> {
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Replay { file, rules, db, json } => {
+            kefu::cmd::replay_file(&file, folder(rules, "rules").as_deref(), db.as_deref(), json)?;
+        }
+        Command::Report { db, rules, json } => {
+            kefu::cmd::report_db(&db, folder(rules, "rules").as_deref(), json)?;
+        }
+        Command::Simulate { out, events, agents, seed, shop, date, violations } => {
+            if !(0.0..=1.0).contains(&violations) {
+                anyhow::bail!("--violations {violations}: expected a share between 0 and 1");
+            }
+            let start = kefu::time::shanghai_midnight(date) + 8 * 3_600_000 + 30 * 60_000;
+            let config = kefu::simulate::SimConfig { seed, events, agents, shop, start, violations };
+            kefu::cmd::simulate(&config, &out)?;
+        }
         Command::Check { rules, replies } => {
             let rules = folder(rules, "rules");
             let replies = folder(replies, "replies");
@@ -82,20 +172,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if errors.is_empty() {
                 println!("all rule and reply files are valid");
-                Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!("{} problem(s) found", errors.len());
-                Ok(ExitCode::from(1))
+                return Ok(ExitCode::from(1));
             }
         }
+        Command::Replies(cmd) => return Ok(kefu::replies::cli::run(cmd)?),
+        Command::Score(a) => return print(kefu::scoring::cli::score(a)?),
+        Command::ScoreInput(a) => return print(kefu::scoring::cli::input(a)?),
+        Command::Orders(c) => return print(kefu::scoring::cli::orders(c)?),
+        Command::Ledger(c) => return print(kefu::scoring::cli::ledger_cmd(c)?),
         Command::CheckText { text, rules, json } => {
             let rules = folder(rules, "rules");
             print!("{}", kefu::guard::cli::check_text(&text, rules.as_deref(), json)?);
-            Ok(ExitCode::SUCCESS)
         }
         Command::Flags { db, date, agent, json } => {
             print!("{}", kefu::guard::cli::flags(&db, date.as_deref(), agent.as_deref(), json)?);
-            Ok(ExitCode::SUCCESS)
         }
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -179,12 +179,20 @@ fn personal_data_is_masked_everywhere_but_the_database() {
     assert!(check_text.contains("139****4321"), "{check_text}");
     // Critical findings carry what an alert needs, masked.
     let wechat = alerts.iter().find(|a| a.category == "引导站外-微信号").expect("wechat alert");
-    assert_eq!((wechat.agent.as_str(), wechat.conversation.as_str(), wechat.matched.as_str()), ("a1", "c1", "k***a"));
+    assert_eq!(
+        (wechat.agent.as_str(), wechat.conversation.as_str(), wechat.matched.as_str()),
+        ("a1", "c1", "k***a")
+    );
     assert!(alerts.iter().all(|a| a.severity == Severity::Critical));
     // The database alone keeps the raw text.
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let stored: Vec<String> =
-        conn.prepare("SELECT matched FROM flags ORDER BY ts").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let stored: Vec<String> = conn
+        .prepare("SELECT matched FROM flags ORDER BY ts")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert!(stored.iter().any(|m| m == "kefu_2024a"), "{stored:?}");
     assert!(stored.iter().any(|m| m == "139 8765 4321"), "{stored:?}");
 }

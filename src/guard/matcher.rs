@@ -106,7 +106,10 @@ impl Matcher {
             let b = dfa::DFA::builder().match_kind(MatchKind::Standard).prefilter(false).build(&texts);
             Some(Phrases::Dfa(b.map_err(err)?))
         } else {
-            let b = nfa::contiguous::NFA::builder().match_kind(MatchKind::Standard).prefilter(false).build(&texts);
+            let b = nfa::contiguous::NFA::builder()
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(&texts);
             Some(Phrases::Nfa(b.map_err(err)?))
         };
         let set = if regexes.is_empty() {
@@ -127,9 +130,12 @@ impl Matcher {
                 return;
             }
             match p.phrase {
-                Some(pi) => {
-                    hits.push(Hit { category: p.category, rule: RuleRef::Phrase(pi), start: m.start(), end: m.end() })
-                }
+                Some(pi) => hits.push(Hit {
+                    category: p.category,
+                    rule: RuleRef::Phrase(pi),
+                    start: m.start(),
+                    end: m.end(),
+                }),
                 None => allowed.push((p.category, m.start(), m.end())),
             }
         };
@@ -145,7 +151,12 @@ impl Matcher {
                     continue;
                 }
                 for m in re.find_iter(text).filter(|m| !m.is_empty()) {
-                    hits.push(Hit { category: *ci, rule: RuleRef::Regex(*ri), start: m.start(), end: m.end() });
+                    hits.push(Hit {
+                        category: *ci,
+                        rule: RuleRef::Regex(*ri),
+                        start: m.start(),
+                        end: m.end(),
+                    });
                 }
             }
         }

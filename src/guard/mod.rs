@@ -178,7 +178,15 @@ impl Guard {
                 wechat_cues.push(c);
             }
         }
-        Ok(Self { categories: rules.categories, normalizer: rules.normalizer, matcher, pii, watched, has_pii, wechat_cues })
+        Ok(Self {
+            categories: rules.categories,
+            normalizer: rules.normalizer,
+            matcher,
+            pii,
+            watched,
+            has_pii,
+            wechat_cues,
+        })
     }
 
     /// The flags of a message event, for the categories that watch its sender; none for
@@ -264,7 +272,8 @@ impl Guard {
             let matched = masked_slice(&chars, start, end, &pii);
             let mut normalized = norm.text[h.start..h.end].to_string();
             if overlaps {
-                normalized = normalized.chars().map(|c| if c.is_ascii_alphanumeric() { '*' } else { c }).collect();
+                normalized =
+                    normalized.chars().map(|c| if c.is_ascii_alphanumeric() { '*' } else { c }).collect();
             }
             out.push(self.finding(c, rule, matched, normalized, start, end));
         }
@@ -282,7 +291,15 @@ impl Guard {
         out
     }
 
-    fn finding(&self, c: &CategoryRule, rule: String, matched: String, normalized: String, start: usize, end: usize) -> Finding {
+    fn finding(
+        &self,
+        c: &CategoryRule,
+        rule: String,
+        matched: String,
+        normalized: String,
+        start: usize,
+        end: usize,
+    ) -> Finding {
         Finding {
             category: c.name.clone(),
             severity: c.severity,

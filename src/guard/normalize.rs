@@ -165,7 +165,8 @@ impl Normalizer {
             // A DFA without prefilter: on 20–60 character messages a vectorised prefilter
             // costs more to start than the whole scan.
             // The concrete DFA type (not `AhoCorasick`) so the per-byte step is inlined.
-            n.variants = DFA::builder().match_kind(MatchKind::LeftmostLongest).prefilter(false).build(&forms).ok();
+            n.variants =
+                DFA::builder().match_kind(MatchKind::LeftmostLongest).prefilter(false).build(&forms).ok();
         }
         n
     }

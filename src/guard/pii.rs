@@ -129,7 +129,9 @@ impl PiiScanner {
         let mut hits = Vec::new();
         // Bytes first: full-width digits all start with 0xEF.
         let b = text.as_bytes();
-        if b.iter().any(u8::is_ascii_digit) || (b.contains(&0xEF) && text.chars().any(|c| ascii_digit(c).is_some())) {
+        if b.iter().any(u8::is_ascii_digit)
+            || (b.contains(&0xEF) && text.chars().any(|c| ascii_digit(c).is_some()))
+        {
             let chars: Vec<char> = text.chars().collect();
             self.scan_numbers(&chars, &mut hits);
         }
@@ -139,7 +141,12 @@ impl PiiScanner {
         if text.contains('@') {
             for m in self.email.find_iter(text) {
                 let (start, end) = (char_offset(text, m.start()), char_offset(text, m.end()));
-                hits.push(PiiHit { kind: PiiKind::Email, start, end, masked: PiiKind::Email.mask(m.as_str()) });
+                hits.push(PiiHit {
+                    kind: PiiKind::Email,
+                    start,
+                    end,
+                    masked: PiiKind::Email.mask(m.as_str()),
+                });
             }
         }
         if let Some(re) = self.wechat.as_ref().filter(|_| may_have_cue) {
@@ -150,7 +157,12 @@ impl PiiScanner {
                     continue;
                 }
                 let (start, end) = (char_offset(text, id.start()), char_offset(text, id.end()));
-                hits.push(PiiHit { kind: PiiKind::Wechat, start, end, masked: PiiKind::Wechat.mask(id.as_str()) });
+                hits.push(PiiHit {
+                    kind: PiiKind::Wechat,
+                    start,
+                    end,
+                    masked: PiiKind::Wechat.mask(id.as_str()),
+                });
             }
         }
         hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
@@ -209,7 +221,9 @@ impl PiiScanner {
 
     fn after_number_cue(&self, chars: &[char], start: usize) -> bool {
         let before = &chars[start.saturating_sub(CUE_WINDOW)..start];
-        self.number_cues.iter().any(|cue| !cue.is_empty() && before.windows(cue.len()).any(|w| w == cue.as_slice()))
+        self.number_cues
+            .iter()
+            .any(|cue| !cue.is_empty() && before.windows(cue.len()).any(|w| w == cue.as_slice()))
     }
 }
 
@@ -395,13 +409,13 @@ mod tests {
         let s = scanner();
         let cases = [
             "订单号6222020200112233446请查收", // an order number that happens to pass Luhn
-            "11010519491231002Y",             // wrong check character
-            "11010519491231003X",             // check digit off by one
-            "6222020200112233445",            // Luhn fails
-            "12812345678",                    // 12x is no mobile prefix
-            "138123456789",                   // 12 digits
-            "微信支付可以的",                 // cue without an id
-            "vx: abc",                        // too short for a WeChat id
+            "11010519491231002Y",              // wrong check character
+            "11010519491231003X",              // check digit off by one
+            "6222020200112233445",             // Luhn fails
+            "12812345678",                     // 12x is no mobile prefix
+            "138123456789",                    // 12 digits
+            "微信支付可以的",                  // cue without an id
+            "vx: abc",                         // too short for a WeChat id
             "满300减30,限时3天",
         ];
         for text in cases {

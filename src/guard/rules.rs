@@ -200,7 +200,11 @@ pub fn parse_t2s(file: &Path, text: &str) -> Result<Vec<(char, char)>, Vec<DataE
         match (one(parts.next()), one(parts.next()), parts.next()) {
             (Some(t), Some(s), None) => {
                 if let Some(prev) = seen.insert(t, i + 1) {
-                    errors.push(DataError::at(file, Some(i + 1), format!("'{t}' is already mapped at line {prev}")));
+                    errors.push(DataError::at(
+                        file,
+                        Some(i + 1),
+                        format!("'{t}' is already mapped at line {prev}"),
+                    ));
                 }
                 pairs.push((t, s));
             }
@@ -249,9 +253,17 @@ pub fn parse_variants(
                     ),
                 ));
             } else if norm == target_norm {
-                errors.push(DataError::at(file, line, format!("variant '{}' is its own canonical form", form.get_ref())));
+                errors.push(DataError::at(
+                    file,
+                    line,
+                    format!("variant '{}' is its own canonical form", form.get_ref()),
+                ));
             } else if let Some(prev) = seen.insert(norm.clone(), line.unwrap_or(0)) {
-                errors.push(DataError::at(file, line, format!("duplicate variant '{}' (also at line {prev})", form.get_ref())));
+                errors.push(DataError::at(
+                    file,
+                    line,
+                    format!("duplicate variant '{}' (also at line {prev})", form.get_ref()),
+                ));
             } else {
                 pairs.push((form.get_ref().clone(), target.clone()));
             }
@@ -285,12 +297,26 @@ pub fn parse(file: &Path, text: &str, normalizer: Normalizer) -> Result<GuardRul
             let l = line(p.span());
             let norm = normalizer.normalize(p.get_ref()).text;
             if norm.chars().count() < 2 {
-                err(l, format!("phrase '{}' is shorter than two characters after normalisation ('{norm}'): it would match inside ordinary words", p.get_ref()));
+                err(
+                    l,
+                    format!(
+                        "phrase '{}' is shorter than two characters after normalisation ('{norm}'): it would match inside ordinary words",
+                        p.get_ref()
+                    ),
+                );
                 continue;
             }
             let earlier = phrases_seen.entry(norm.clone()).or_default();
-            if let Some((pl, pc, _)) = earlier.iter().find(|(_, _, ps)| ps.iter().any(|s| senders.contains(s))) {
-                err(l, format!("duplicate phrase '{}' (normalised '{norm}', already at line {pl} in '{pc}')", p.get_ref()));
+            if let Some((pl, pc, _)) =
+                earlier.iter().find(|(_, _, ps)| ps.iter().any(|s| senders.contains(s)))
+            {
+                err(
+                    l,
+                    format!(
+                        "duplicate phrase '{}' (normalised '{norm}', already at line {pl} in '{pc}')",
+                        p.get_ref()
+                    ),
+                );
                 continue;
             }
             earlier.push((l.unwrap_or(0), name.clone(), senders.clone()));
@@ -301,7 +327,9 @@ pub fn parse(file: &Path, text: &str, normalizer: Normalizer) -> Result<GuardRul
             let l = line(r.span());
             match Regex::new(r.get_ref()) {
                 Err(e) => err(l, format!("invalid regex '{}': {}", r.get_ref(), first_line(&e.to_string()))),
-                Ok(re) if re.is_match("") => err(l, format!("regex '{}' matches the empty text", r.get_ref())),
+                Ok(re) if re.is_match("") => {
+                    err(l, format!("regex '{}' matches the empty text", r.get_ref()))
+                }
                 Ok(re) => regexes.push(re),
             }
         }
@@ -310,17 +338,26 @@ pub fn parse(file: &Path, text: &str, normalizer: Normalizer) -> Result<GuardRul
             let l = line(x.span());
             let norm = normalizer.normalize(x.get_ref()).text;
             if let Some((p, _, pl)) = phrases.iter().find(|(_, pn, _)| *pn == norm) {
-                err(pl.or(l), format!(
-                    "phrase '{p}' is swallowed by its own exception '{}' (line {}): it could never be flagged",
-                    x.get_ref(),
-                    l.unwrap_or(0)
-                ));
+                err(
+                    pl.or(l),
+                    format!(
+                        "phrase '{p}' is swallowed by its own exception '{}' (line {}): it could never be flagged",
+                        x.get_ref(),
+                        l.unwrap_or(0)
+                    ),
+                );
                 continue;
             }
-            let applies =
-                phrases.iter().any(|(_, pn, _)| norm.contains(pn.as_str())) || regexes.iter().any(|r| r.is_match(&norm));
+            let applies = phrases.iter().any(|(_, pn, _)| norm.contains(pn.as_str()))
+                || regexes.iter().any(|r| r.is_match(&norm));
             if !applies {
-                err(l, format!("exception '{}' contains none of the category's phrases or regexes, so it never applies", x.get_ref()));
+                err(
+                    l,
+                    format!(
+                        "exception '{}' contains none of the category's phrases or regexes, so it never applies",
+                        x.get_ref()
+                    ),
+                );
                 continue;
             }
             exceptions.push(norm);
@@ -345,7 +382,14 @@ pub fn parse(file: &Path, text: &str, normalizer: Normalizer) -> Result<GuardRul
             let kind_line = line(r.kind.span());
             let Some(kind) = PiiKind::parse(r.kind.get_ref()) else {
                 let known: Vec<_> = PiiKind::ALL.iter().map(|k| k.as_str()).collect();
-                err(kind_line, format!("unknown privacy kind '{}': expected one of {}", r.kind.get_ref(), known.join(", ")));
+                err(
+                    kind_line,
+                    format!(
+                        "unknown privacy kind '{}': expected one of {}",
+                        r.kind.get_ref(),
+                        known.join(", ")
+                    ),
+                );
                 continue;
             };
             if !kinds.insert(kind) {
@@ -370,10 +414,19 @@ pub fn parse(file: &Path, text: &str, normalizer: Normalizer) -> Result<GuardRul
     if categories.is_empty() {
         err(None, "no [[category]] and no [[privacy.rule]]: the guard would check nothing".to_string());
     }
-    if errors.is_empty() { Ok(GuardRules { categories, normalizer, wechat_cues, number_cues }) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(GuardRules { categories, normalizer, wechat_cues, number_cues })
+    } else {
+        Err(errors)
+    }
 }
 
-fn check_name(name: &str, l: Option<usize>, names: &mut HashMap<String, usize>, err: &mut impl FnMut(Option<usize>, String)) {
+fn check_name(
+    name: &str,
+    l: Option<usize>,
+    names: &mut HashMap<String, usize>,
+    err: &mut impl FnMut(Option<usize>, String),
+) {
     if name.is_empty() {
         err(l, "category name is empty".to_string());
     } else if let Some(prev) = names.insert(name.to_string(), l.unwrap_or(0)) {
@@ -395,7 +448,10 @@ fn senders_of(
     match senders {
         None => vec![Sender::Agent],
         Some(s) if s.get_ref().is_empty() => {
-            err(line(s.span()), "senders is empty: leave it out for agents, or name who to watch".to_string());
+            err(
+                line(s.span()),
+                "senders is empty: leave it out for agents, or name who to watch".to_string(),
+            );
             Vec::new()
         }
         Some(s) => s.get_ref().clone(),
@@ -424,7 +480,8 @@ mod tests {
 
     #[test]
     fn the_embedded_defaults_are_valid_and_large_enough() {
-        let rules = load(None).unwrap_or_else(|e| panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
+        let rules = load(None)
+            .unwrap_or_else(|e| panic!("{}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
         let phrases: usize = rules.categories.iter().map(|c| c.phrases.len() + c.regexes.len()).sum();
         assert!(phrases >= 200, "only {phrases} entries");
         assert!(rules.categories.iter().any(|c| c.pii.is_some()));
@@ -434,7 +491,11 @@ mod tests {
     fn each_mistake_is_named_with_file_and_line() {
         let cases: &[(&str, usize, &str)] = &[
             ("[[category]]\nname='a'\nseverity='warn'\npoints=-1\nregexes=['(ab']\n", 5, "invalid regex"),
-            ("[[category]]\nname='a'\nseverity='warn'\npoints=-1\nregexes=['x*']\n", 5, "matches the empty text"),
+            (
+                "[[category]]\nname='a'\nseverity='warn'\npoints=-1\nregexes=['x*']\n",
+                5,
+                "matches the empty text",
+            ),
             ("[[category]]\nname='空'\nseverity='warn'\npoints=-1\n", 2, "is empty"),
             (
                 "[[category]]\nname='a'\nseverity='warn'\npoints=-1\nphrases=[\n'加微信',\n'加 VX',\n]\n",
@@ -485,7 +546,8 @@ mod tests {
     fn table_files_report_bad_lines() {
         let e = parse_t2s(Path::new("t.txt"), "# c\n說 说\n說說 说\n").unwrap_err();
         assert_eq!((e.len(), e[0].line), (1, Some(3)));
-        let e = parse_variants(Path::new("v.toml"), "[variants]\n\"微信\" = [\n\"vx\",\n\"VX\",\n]\n", &[]).unwrap_err();
+        let e = parse_variants(Path::new("v.toml"), "[variants]\n\"微信\" = [\n\"vx\",\n\"VX\",\n]\n", &[])
+            .unwrap_err();
         assert_eq!(e[0].line, Some(4), "{}", e[0]);
         assert!(e[0].message.contains("duplicate variant"));
         let e = parse_variants(Path::new("v.toml"), "[variants]\n\"qq\" = [\"扣扣\"]\n", &[]).unwrap_err();

@@ -85,7 +85,11 @@ pub fn save_flags(store: &Store, event: &Event, flags: &[Flag]) -> Result<usize,
 }
 
 /// Stored flags, oldest first, of one Shanghai day and/or one agent when given.
-pub fn query(store: &Store, date: Option<NaiveDate>, agent: Option<&str>) -> Result<Vec<StoredFlag>, StoreError> {
+pub fn query(
+    store: &Store,
+    date: Option<NaiveDate>,
+    agent: Option<&str>,
+) -> Result<Vec<StoredFlag>, StoreError> {
     let (from, to) = match date {
         Some(d) => {
             let next = d.checked_add_days(Days::new(1)).unwrap_or(d);

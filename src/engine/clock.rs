@@ -1,0 +1,554 @@
+//! The response clock: turns conversation events into buyers' waits, each measured
+//! against the deadline the agent's load gives (seed 003: fewer than 4 buyers → 20 s,
+//! busy → 60 s).
+//!
+//! The contract (see `docs/protocol.md`):
+//! - a session opens with a conversation's first message and closes on `close`, or at
+//!   last message + `idle_close_s`;
+//! - a wait starts at a buyer message when none is pending (later buyer messages join it),
+//!   ends `answered` at an agent message, `transferred` at a transfer (which starts a new
+//!   wait for the new agent, keeping `first`), `unanswered` when the session closes;
+//! - bot and system messages never end a wait;
+//! - the deadline is chosen from the agent's load when the wait starts; a breach is
+//!   waited > deadline, and its alert is due at start + deadline.
+//!
+//! Time only moves forward by [`Clock::advance`]; scheduled work (idle closes, breach
+//! deadlines) is an ordered heap, so nothing scans all conversations.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use rustc_hash::FxHashMap as HashMap;
+use std::sync::Arc;
+
+use crate::event::{Event, EventKind, Sender};
+use crate::rules::response_time::ResponseRules;
+use crate::time::Millis;
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// An agent wrote.
+    Answered,
+    /// The session closed first.
+    Unanswered,
+    /// The conversation moved to another agent; a new wait started for them.
+    Transferred,
+}
+
+impl Outcome {
+    /// The name used in JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Unanswered => "unanswered",
+            Self::Transferred => "transferred",
+        }
+    }
+
+    /// Parses the database name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "answered" => Some(Self::Answered),
+            "unanswered" => Some(Self::Unanswered),
+            "transferred" => Some(Self::Transferred),
+            _ => None,
+        }
+    }
+}
+
+/// A wait that just started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitStart {
+    /// Conversation id.
+    pub conversation: Arc<str>,
+    /// Shop id.
+    pub shop: Arc<str>,
+    /// Buyer id.
+    pub customer: Arc<str>,
+    /// The agent who owes the answer.
+    pub agent: Arc<str>,
+    /// When the buyer started waiting.
+    pub start: Millis,
+    /// Milliseconds allowed.
+    pub deadline_ms: i64,
+    /// The agent's load when the wait started.
+    pub load: u32,
+    /// First wait of the session.
+    pub first: bool,
+}
+
+/// A finished wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wait {
+    /// Conversation id.
+    pub conversation: Arc<str>,
+    /// Shop id.
+    pub shop: Arc<str>,
+    /// Buyer id.
+    pub customer: Arc<str>,
+    /// The agent the wait belonged to.
+    pub agent: Arc<str>,
+    /// When the buyer started waiting.
+    pub start: Millis,
+    /// When the wait ended.
+    pub end: Millis,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Milliseconds allowed.
+    pub deadline_ms: i64,
+    /// The agent's load when the wait started.
+    pub load: u32,
+    /// First wait of the session.
+    pub first: bool,
+}
+
+impl Wait {
+    /// End − start.
+    pub fn waited_ms(&self) -> i64 {
+        self.end - self.start
+    }
+
+    /// The response time, for answered waits only.
+    pub fn response_ms(&self) -> Option<i64> {
+        (self.outcome == Outcome::Answered).then(|| self.waited_ms())
+    }
+
+    /// Waited longer than the deadline (a reply exactly at the deadline is on time).
+    pub fn breached(&self) -> bool {
+        self.waited_ms() > self.deadline_ms
+    }
+}
+
+/// A wait passed its deadline still pending: the moment a breach alert is due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breach {
+    /// Conversation id.
+    pub conversation: Arc<str>,
+    /// Shop id.
+    pub shop: Arc<str>,
+    /// Buyer id.
+    pub customer: Arc<str>,
+    /// The agent who owes the answer.
+    pub agent: Arc<str>,
+    /// When the buyer started waiting.
+    pub wait_start: Millis,
+    /// start + deadline.
+    pub due_at: Millis,
+    /// Milliseconds allowed.
+    pub deadline_ms: i64,
+    /// The agent's load when the wait started.
+    pub load: u32,
+}
+
+/// What the clock decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A buyer started waiting (deadline armed).
+    WaitStarted(WaitStart),
+    /// A wait ended.
+    WaitEnded(Wait),
+    /// A pending wait passed its deadline.
+    Breach(Breach),
+}
+
+/// Heap entry kinds; a close sorts before an alert at the same instant, because a wait
+/// that ends exactly at its deadline is on time.
+const CLOSE: u8 = 0;
+const ALERT: u8 = 1;
+
+type Entry = Reverse<(Millis, u8, u32, u32)>;
+
+struct Pending {
+    start: Millis,
+    agent: u32,
+    customer: Arc<str>,
+    deadline_ms: i64,
+    load: u32,
+    first: bool,
+    generation: u32,
+}
+
+struct Conv {
+    name: Arc<str>,
+    shop: Arc<str>,
+    agent: Option<u32>,
+    open: bool,
+    last_msg: Millis,
+    close_queued: bool,
+    had_wait: bool,
+    generation: u32,
+    pending: Option<Pending>,
+}
+
+/// The response clock. Feed it events in input order with [`Clock::handle`]; call
+/// [`Clock::advance`] to let time pass without events and [`Clock::finish`] at the end.
+pub struct Clock {
+    rules: ResponseRules,
+    conv_ids: HashMap<Arc<str>, u32>,
+    convs: Vec<Conv>,
+    agent_ids: HashMap<Arc<str>, u32>,
+    agent_names: Vec<Arc<str>>,
+    /// Per agent: its open conversations keyed by last message time, for load.
+    active: Vec<BTreeSet<(Millis, u32)>>,
+    queue: BinaryHeap<Entry>,
+    now: Millis,
+    open_count: usize,
+    pending_count: usize,
+}
+
+impl Clock {
+    /// A clock with no conversations.
+    pub fn new(rules: ResponseRules) -> Self {
+        Self {
+            rules,
+            conv_ids: HashMap::default(),
+            convs: Vec::new(),
+            agent_ids: HashMap::default(),
+            agent_names: Vec::new(),
+            active: Vec::new(),
+            queue: BinaryHeap::new(),
+            now: Millis::MIN,
+            open_count: 0,
+            pending_count: 0,
+        }
+    }
+
+    /// The engine's time: the latest instant it has been advanced to.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// When the next scheduled item (idle close or breach deadline) falls due, if any.
+    /// A breach is due strictly after this instant; the live runtime wakes at it + 1 ms.
+    pub fn next_due(&self) -> Option<Millis> {
+        self.queue.peek().map(|Reverse((t, _, _, _))| *t)
+    }
+
+    /// Number of conversations with an open session.
+    pub fn open_sessions(&self) -> usize {
+        self.open_count
+    }
+
+    /// Number of waits still pending.
+    pub fn pending_waits(&self) -> usize {
+        self.pending_count
+    }
+
+    /// Processes one event at its own time, after letting time run up to it.
+    pub fn handle(&mut self, event: &Event, out: &mut Vec<Output>) {
+        let t = event.ts;
+        self.advance(t, out);
+        match &event.kind {
+            EventKind::Message { conversation, customer, agent, from, .. } => {
+                let c = self.conv(conversation, &event.shop);
+                let a = self.agent(agent);
+                self.on_message(c, a, customer, *from, t, out);
+            }
+            EventKind::Transfer { conversation, to_agent, .. } => {
+                let c = self.conv(conversation, &event.shop);
+                let a = self.agent(to_agent);
+                self.on_transfer(c, a, t, out);
+            }
+            EventKind::Close { conversation } => {
+                if let Some(&c) = self.conv_ids.get(conversation.as_str()) {
+                    self.close_session(c, t, out);
+                }
+            }
+            EventKind::Presence { .. } | EventKind::Order { .. } => {}
+        }
+    }
+
+    /// Lets time run to `now`: sessions idle until then close, and waits still pending
+    /// after their deadline are reported as breaches.
+    pub fn advance(&mut self, now: Millis, out: &mut Vec<Output>) {
+        while let Some(&Reverse((t, kind, c, generation))) = self.queue.peek() {
+            let due = if kind == CLOSE { t <= now } else { t < now };
+            if !due {
+                break;
+            }
+            self.queue.pop();
+            if kind == CLOSE {
+                self.on_close_due(c, t, out);
+            } else {
+                self.on_alert_due(c, generation, t, out);
+            }
+        }
+        self.now = self.now.max(now);
+    }
+
+    /// Runs time on until every session has closed, so every wait ends.
+    pub fn finish(&mut self, out: &mut Vec<Output>) {
+        self.advance(Millis::MAX, out);
+    }
+
+    fn conv(&mut self, name: &str, shop: &str) -> u32 {
+        if let Some(&c) = self.conv_ids.get(name) {
+            return c;
+        }
+        let id = self.convs.len() as u32;
+        let name: Arc<str> = name.into();
+        self.convs.push(Conv {
+            name: name.clone(),
+            shop: shop.into(),
+            agent: None,
+            open: false,
+            last_msg: Millis::MIN,
+            close_queued: false,
+            had_wait: false,
+            generation: 0,
+            pending: None,
+        });
+        self.conv_ids.insert(name, id);
+        id
+    }
+
+    fn agent(&mut self, name: &str) -> u32 {
+        if let Some(&a) = self.agent_ids.get(name) {
+            return a;
+        }
+        let id = self.agent_names.len() as u32;
+        let name: Arc<str> = name.into();
+        self.agent_names.push(name.clone());
+        self.active.push(BTreeSet::new());
+        self.agent_ids.insert(name, id);
+        id
+    }
+
+    fn on_message(&mut self, c: u32, a: u32, customer: &str, from: Sender, t: Millis, out: &mut Vec<Output>) {
+        let idle = self.rules.idle_close_ms;
+        let conv = &mut self.convs[c as usize];
+        if conv.open {
+            if let Some(old) = conv.agent {
+                self.active[old as usize].remove(&(conv.last_msg, c));
+            }
+        } else {
+            conv.open = true;
+            conv.had_wait = false;
+            self.open_count += 1;
+            if !conv.close_queued {
+                conv.close_queued = true;
+                self.queue.push(Reverse((t.saturating_add(idle), CLOSE, c, 0)));
+            }
+        }
+        conv.last_msg = conv.last_msg.max(t);
+        conv.agent = Some(a);
+        self.active[a as usize].insert((conv.last_msg, c));
+        match from {
+            Sender::Customer if conv.pending.is_none() => {
+                let first = !conv.had_wait;
+                self.start_wait(c, a, customer.into(), t, first, out);
+            }
+            Sender::Agent => self.end_wait(c, t, Outcome::Answered, out),
+            Sender::Customer | Sender::Bot | Sender::System => {}
+        }
+    }
+
+    fn on_transfer(&mut self, c: u32, to: u32, t: Millis, out: &mut Vec<Output>) {
+        let conv = &mut self.convs[c as usize];
+        if !conv.open {
+            conv.agent = Some(to);
+            return;
+        }
+        if let Some(old) = conv.agent {
+            self.active[old as usize].remove(&(conv.last_msg, c));
+        }
+        conv.agent = Some(to);
+        self.active[to as usize].insert((conv.last_msg, c));
+        let Some(p) = &conv.pending else { return };
+        let (customer, first) = (p.customer.clone(), p.first);
+        self.end_wait(c, t, Outcome::Transferred, out);
+        self.start_wait(c, to, customer, t, first, out);
+    }
+
+    /// Load of agent `a` at `t`: its open conversations with a message at or after
+    /// t − active window, always counting conversation `c` (the one starting the wait).
+    fn load(&self, a: u32, c: u32, t: Millis) -> u32 {
+        let from = t.saturating_sub(self.rules.active_window_ms);
+        let set = &self.active[a as usize];
+        let in_window = set.range((from, 0)..).count() as u32;
+        let conv = &self.convs[c as usize];
+        let counted = conv.last_msg >= from && conv.agent == Some(a);
+        in_window + u32::from(!counted)
+    }
+
+    fn start_wait(
+        &mut self,
+        c: u32,
+        a: u32,
+        customer: Arc<str>,
+        t: Millis,
+        first: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let load = self.load(a, c, t);
+        let deadline_ms = self.rules.deadline_ms(load);
+        let conv = &mut self.convs[c as usize];
+        conv.generation = conv.generation.wrapping_add(1);
+        conv.had_wait = true;
+        let generation = conv.generation;
+        self.queue.push(Reverse((t.saturating_add(deadline_ms), ALERT, c, generation)));
+        out.push(Output::WaitStarted(WaitStart {
+            conversation: conv.name.clone(),
+            shop: conv.shop.clone(),
+            customer: customer.clone(),
+            agent: self.agent_names[a as usize].clone(),
+            start: t,
+            deadline_ms,
+            load,
+            first,
+        }));
+        conv.pending = Some(Pending { start: t, agent: a, customer, deadline_ms, load, first, generation });
+        self.pending_count += 1;
+    }
+
+    fn end_wait(&mut self, c: u32, t: Millis, outcome: Outcome, out: &mut Vec<Output>) {
+        let conv = &mut self.convs[c as usize];
+        let Some(p) = conv.pending.take() else { return };
+        self.pending_count -= 1;
+        out.push(Output::WaitEnded(Wait {
+            conversation: conv.name.clone(),
+            shop: conv.shop.clone(),
+            customer: p.customer,
+            agent: self.agent_names[p.agent as usize].clone(),
+            start: p.start,
+            end: t.max(p.start),
+            outcome,
+            deadline_ms: p.deadline_ms,
+            load: p.load,
+            first: p.first,
+        }));
+    }
+
+    fn close_session(&mut self, c: u32, t: Millis, out: &mut Vec<Output>) {
+        if !self.convs[c as usize].open {
+            return;
+        }
+        self.end_wait(c, t, Outcome::Unanswered, out);
+        let conv = &mut self.convs[c as usize];
+        conv.open = false;
+        self.open_count -= 1;
+        if let Some(a) = conv.agent {
+            self.active[a as usize].remove(&(conv.last_msg, c));
+        }
+    }
+
+    fn on_close_due(&mut self, c: u32, t: Millis, out: &mut Vec<Output>) {
+        let idle = self.rules.idle_close_ms;
+        let conv = &mut self.convs[c as usize];
+        conv.close_queued = false;
+        if !conv.open {
+            return;
+        }
+        let at = conv.last_msg.saturating_add(idle);
+        if at > t {
+            // The session saw messages since this entry was queued: look again later.
+            conv.close_queued = true;
+            self.queue.push(Reverse((at, CLOSE, c, 0)));
+            return;
+        }
+        self.close_session(c, at, out);
+    }
+
+    fn on_alert_due(&mut self, c: u32, generation: u32, due: Millis, out: &mut Vec<Output>) {
+        let conv = &self.convs[c as usize];
+        let Some(p) = conv.pending.as_ref().filter(|p| p.generation == generation) else { return };
+        out.push(Output::Breach(Breach {
+            conversation: conv.name.clone(),
+            shop: conv.shop.clone(),
+            customer: p.customer.clone(),
+            agent: self.agent_names[p.agent as usize].clone(),
+            wait_start: p.start,
+            due_at: due,
+            deadline_ms: p.deadline_ms,
+            load: p.load,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse;
+
+    const T0: &str = "2026-11-11T10:00:";
+
+    fn msg(id: &str, sec: &str, conv: &str, agent: &str, from: &str) -> Event {
+        parse(&format!(
+            r#"{{"type":"message","id":"{id}","ts":"{T0}{sec}+08:00","shop":"s","conversation":"{conv}","customer":"b-{conv}","agent":"{agent}","from":"{from}","text":"x"}}"#
+        ))
+        .unwrap()
+    }
+
+    fn run(events: &[Event]) -> (Vec<Wait>, Vec<Breach>) {
+        let mut clock = Clock::new(ResponseRules::default());
+        let mut out = vec![];
+        for e in events {
+            clock.handle(e, &mut out);
+        }
+        clock.finish(&mut out);
+        let waits =
+            out.iter().filter_map(|o| if let Output::WaitEnded(w) = o { Some(w.clone()) } else { None });
+        let breaches =
+            out.iter().filter_map(|o| if let Output::Breach(b) = o { Some(b.clone()) } else { None });
+        (waits.collect(), breaches.collect())
+    }
+
+    #[test]
+    fn reply_exactly_at_deadline_is_on_time_and_raises_no_alert() {
+        let (w, b) = run(&[msg("1", "00.000", "c", "a", "customer"), msg("2", "20.000", "c", "a", "agent")]);
+        assert_eq!(w[0].response_ms(), Some(20_000));
+        assert!(!w[0].breached());
+        assert!(b.is_empty());
+        let (w, b) = run(&[msg("1", "00.000", "c", "a", "customer"), msg("2", "20.001", "c", "a", "agent")]);
+        assert!(w[0].breached());
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].due_at - b[0].wait_start, 20_000);
+    }
+
+    #[test]
+    fn bot_messages_do_not_end_a_wait() {
+        let (w, _) = run(&[
+            msg("1", "00.000", "c", "a", "customer"),
+            msg("2", "01.000", "c", "a", "bot"),
+            msg("3", "05.000", "c", "a", "customer"),
+            msg("4", "30.000", "c", "a", "agent"),
+        ]);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].response_ms(), Some(30_000));
+    }
+
+    #[test]
+    fn counts_of_open_sessions_and_pending_waits_follow_the_events() {
+        let mut clock = Clock::new(ResponseRules::default());
+        let mut out = vec![];
+        clock.handle(&msg("1", "00.000", "c1", "a", "customer"), &mut out);
+        clock.handle(&msg("2", "01.000", "c2", "a", "customer"), &mut out);
+        clock.handle(&msg("3", "02.000", "c1", "a", "agent"), &mut out);
+        assert_eq!((clock.open_sessions(), clock.pending_waits()), (2, 1));
+        clock.finish(&mut out);
+        assert_eq!((clock.open_sessions(), clock.pending_waits()), (0, 0));
+    }
+
+    #[test]
+    fn load_counts_recent_open_conversations_and_picks_the_tier() {
+        let mut ev = vec![];
+        for (i, c) in ["c1", "c2", "c3", "c4"].iter().enumerate() {
+            ev.push(msg(&format!("m{i}"), &format!("0{i}.000"), c, "a", "customer"));
+        }
+        let (w, _) = run(&ev);
+        let mut loads: Vec<(String, u32, i64)> =
+            w.iter().map(|w| (w.conversation.to_string(), w.load, w.deadline_ms)).collect();
+        loads.sort();
+        assert_eq!(
+            loads,
+            [
+                ("c1".into(), 1, 20_000),
+                ("c2".into(), 2, 20_000),
+                ("c3".into(), 3, 20_000),
+                ("c4".into(), 4, 60_000)
+            ]
+        );
+    }
+}

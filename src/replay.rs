@@ -1,0 +1,349 @@
+//! `kefu replay` and `kefu report`: the clock over a JSONL file or over the stored events.
+//!
+//! One [`Pipeline`] (dedup → clock → report) serves both, so a file, the database and the
+//! live bot produce the same report. With a database, a writer thread stores events, waits
+//! and alerts while the main thread runs the clock: SQLite, not the clock, sets the pace.
+
+use rustc_hash::FxHashSet as HashSet;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use rusqlite::params;
+use thiserror::Error;
+
+use crate::engine::{Clock, Output, Wait};
+use crate::event::{self, Event};
+use crate::report::{Report, ReportBuilder};
+use crate::rules::response_time::ResponseRules;
+use crate::store::{INSERT_EVENT, Store, StoreError};
+use crate::time::now_ms;
+
+/// Replay failures (bad lines are not failures: they are reported and skipped).
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    /// The input could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The writer thread died.
+    #[error("database writer stopped: {0}")]
+    Writer(String),
+}
+
+/// A line that was not a valid event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// 1-based line number.
+    pub line: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// What the input held.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputStats {
+    /// Non-blank lines read.
+    pub lines: usize,
+    /// Valid, new events processed.
+    pub events: usize,
+    /// Valid events whose id had been seen before.
+    pub duplicates: usize,
+    /// Lines that were not valid events.
+    pub rejected: Vec<Rejected>,
+    /// Events the database did not have yet (with `--db`).
+    pub stored: usize,
+}
+
+/// Dedup → clock → report, fed one event at a time.
+pub struct Pipeline {
+    seen: HashSet<Box<str>>,
+    clock: Clock,
+    report: ReportBuilder,
+    out: Vec<Output>,
+}
+
+impl Pipeline {
+    /// A pipeline on these rules.
+    pub fn new(rules: ResponseRules) -> Self {
+        Self {
+            seen: HashSet::default(),
+            clock: Clock::new(rules),
+            report: ReportBuilder::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Processes one event unless its id was seen; returns whether it was new. The
+    /// clock's outputs for it are left in [`Pipeline::outputs`] until the next call.
+    pub fn push(&mut self, event: &Event) -> bool {
+        self.out.clear();
+        if !self.seen.insert(event.id.as_str().into()) {
+            return false;
+        }
+        self.clock.handle(event, &mut self.out);
+        self.report.add_event(event);
+        self.report.add_outputs(&self.out);
+        true
+    }
+
+    /// The clock's outputs from the last call.
+    pub fn outputs(&self) -> &[Output] {
+        &self.out
+    }
+
+    /// Ends input: the clock runs on until every session has closed.
+    pub fn finish(mut self) -> (Report, Vec<Output>) {
+        self.out.clear();
+        self.clock.finish(&mut self.out);
+        self.report.add_outputs(&self.out);
+        (self.report.build(), self.out)
+    }
+}
+
+/// One line after parsing, as the reader thread hands it over.
+struct Parsed {
+    number: usize,
+    event: Result<Event, event::EventError>,
+    /// The line itself, kept only when it must be stored (with `--db`, or rejected).
+    raw: Option<String>,
+}
+
+/// Lines per hand-over from the reader thread.
+const CHUNK: usize = 4096;
+
+/// Reads and parses lines on a thread of its own, so parsing overlaps the clock.
+fn spawn_reader(
+    mut input: impl BufRead + Send + 'static,
+    keep_raw: bool,
+) -> (Receiver<Vec<Parsed>>, JoinHandle<std::io::Result<()>>) {
+    let (tx, rx) = sync_channel::<Vec<Parsed>>(8);
+    let handle = std::thread::spawn(move || {
+        let mut buf = String::new();
+        let mut number = 0;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        loop {
+            buf.clear();
+            if input.read_line(&mut buf)? == 0 {
+                break;
+            }
+            number += 1;
+            let line = buf.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event = event::parse(line);
+            let raw = (keep_raw || event.is_err()).then(|| line.to_string());
+            chunk.push(Parsed { number, event, raw });
+            if chunk.len() == CHUNK
+                && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err()
+            {
+                return Ok(());
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.send(chunk);
+        }
+        Ok(())
+    });
+    (rx, handle)
+}
+
+/// Runs the clock over JSONL from `input`; `source` names it in messages.
+pub fn replay(
+    input: impl BufRead + Send + 'static,
+    source: &str,
+    rules: ResponseRules,
+    db: Option<&Path>,
+) -> Result<(Report, InputStats), ReplayError> {
+    let mut stats = InputStats::default();
+    let mut pipeline = Pipeline::new(rules);
+    let mut writer = db.map(|p| Writer::start(p, source)).transpose()?;
+    let mut batch = Batch::default();
+    let (chunks, reader) = spawn_reader(input, db.is_some());
+    for Parsed { number, event, raw } in chunks.into_iter().flatten() {
+        stats.lines += 1;
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                stats.rejected.push(Rejected { line: number, reason: e.to_string() });
+                if writer.is_some() {
+                    batch.rejected.push((format!("line {number}"), e.to_string(), raw.unwrap_or_default()));
+                }
+                continue;
+            }
+        };
+        if !pipeline.push(&event) {
+            stats.duplicates += 1;
+            continue;
+        }
+        stats.events += 1;
+        if let Some(w) = writer.as_mut() {
+            batch.take_outputs(pipeline.outputs());
+            batch.events.push((event, raw.unwrap_or_default()));
+            if batch.events.len() >= BATCH {
+                w.send(std::mem::take(&mut batch))?;
+            }
+        }
+    }
+    match reader.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ReplayError::Read { path: source.into(), source: e }),
+        Err(_) => return Err(ReplayError::Writer("reader thread panicked".into())),
+    }
+    let (report, tail) = pipeline.finish();
+    if let Some(mut w) = writer {
+        batch.take_outputs(&tail);
+        w.send(batch)?;
+        stats.stored = w.finish()?;
+    }
+    Ok((report, stats))
+}
+
+/// Recomputes the report from every event stored in the database, in stored order.
+pub fn report_from_db(store: &Store, rules: ResponseRules) -> Result<Report, ReplayError> {
+    let mut pipeline = Pipeline::new(rules);
+    store.for_each_event(|e| {
+        pipeline.push(&e);
+    })?;
+    Ok(pipeline.finish().0)
+}
+
+/// Rows per transaction: large enough that commits do not dominate, small enough to keep
+/// the writer busy while the clock works.
+pub const BATCH: usize = 8192;
+
+#[derive(Default)]
+struct Batch {
+    events: Vec<(Event, String)>,
+    waits: Vec<Wait>,
+    alerts: Vec<crate::engine::Breach>,
+    rejected: Vec<(String, String, String)>,
+}
+
+impl Batch {
+    fn take_outputs(&mut self, outputs: &[Output]) {
+        for o in outputs {
+            match o {
+                Output::WaitEnded(w) => self.waits.push(w.clone()),
+                Output::Breach(b) => self.alerts.push(b.clone()),
+                Output::WaitStarted(_) => {}
+            }
+        }
+    }
+}
+
+struct Writer {
+    tx: Option<SyncSender<Batch>>,
+    handle: Option<JoinHandle<Result<usize, StoreError>>>,
+}
+
+impl Writer {
+    fn start(path: &Path, source: &str) -> Result<Self, ReplayError> {
+        let store = Store::open(path)?;
+        let (tx, rx) = sync_channel::<Batch>(4);
+        let source = source.to_string();
+        let handle = std::thread::spawn(move || write_all(store, rx, &source));
+        Ok(Self { tx: Some(tx), handle: Some(handle) })
+    }
+
+    fn send(&mut self, batch: Batch) -> Result<(), ReplayError> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        if sent { Ok(()) } else { Err(self.failure()) }
+    }
+
+    fn finish(mut self) -> Result<usize, ReplayError> {
+        self.tx.take();
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(r)) => Ok(r?),
+            _ => Err(ReplayError::Writer("writer thread panicked".into())),
+        }
+    }
+
+    fn failure(&mut self) -> ReplayError {
+        self.tx.take();
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => ReplayError::Store(e),
+            _ => ReplayError::Writer("writer thread ended early".into()),
+        }
+    }
+}
+
+fn write_all(mut store: Store, rx: Receiver<Batch>, source: &str) -> Result<usize, StoreError> {
+    let mut stored = 0;
+    for batch in rx {
+        let tx = store.conn_mut().transaction()?;
+        {
+            let mut ins = tx.prepare_cached(INSERT_EVENT)?;
+            for (e, body) in &batch.events {
+                stored += ins.execute(params![
+                    e.id,
+                    e.ts,
+                    e.shop,
+                    e.type_name(),
+                    e.conversation(),
+                    e.agent(),
+                    e.customer(),
+                    body
+                ])?;
+            }
+            save_waits(&tx, &batch.waits)?;
+            save_breaches(&tx, &batch.alerts)?;
+            let mut rej = tx.prepare_cached(
+                "INSERT INTO rejected (received_at, source, position, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (pos, reason, raw) in &batch.rejected {
+                rej.execute(params![now_ms(), source, pos, reason, raw])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(stored)
+}
+
+/// Upserts finished waits (a replay of the same events writes the same rows).
+pub fn save_waits(conn: &rusqlite::Connection, waits: &[Wait]) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR REPLACE INTO waits (conversation, start, end, shop, customer, agent, outcome, deadline_ms, load, first) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for w in waits {
+        stmt.execute(params![
+            &*w.conversation,
+            w.start,
+            w.end,
+            &*w.shop,
+            &*w.customer,
+            &*w.agent,
+            w.outcome.as_str(),
+            w.deadline_ms,
+            w.load,
+            w.first
+        ])?;
+    }
+    Ok(())
+}
+
+/// Records breach alerts once per wait (the key keeps a second replay from adding any).
+pub fn save_breaches(
+    conn: &rusqlite::Connection,
+    breaches: &[crate::engine::Breach],
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO alerts (conversation, wait_start, kind, agent, due_at, deadline_ms) \
+         VALUES (?1, ?2, 'breach', ?3, ?4, ?5)",
+    )?;
+    for b in breaches {
+        stmt.execute(params![&*b.conversation, b.wait_start, &*b.agent, b.due_at, b.deadline_ms])?;
+    }
+    Ok(())
+}

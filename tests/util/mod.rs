@@ -1,0 +1,5 @@
+//! Shared helpers for the integration tests: real servers on 127.0.0.1:0.
+// Each test crate uses a different part of this module.
+#![allow(dead_code)]
+
+pub mod http;
