@@ -25,3 +25,5 @@ pub mod rules;
 pub mod simulate;
 pub mod store;
 pub mod time;
+pub mod gateway;
+pub mod live;
