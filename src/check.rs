@@ -7,10 +7,19 @@ use crate::rules::{DataError, response_time};
 
 /// Every problem found in the rule and reply folders; empty when all files are valid.
 pub fn check_all(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError> {
-    let _ = replies;
     let mut errors = Vec::new();
     if let Err(e) = response_time::load(rules) {
         errors.push(e);
+    }
+    if let Err(e) = crate::alerts::config::load(rules) {
+        errors.push(e);
+    }
+    errors.extend(crate::replies::check(rules, replies));
+    if let Err(e) = crate::scoring::sheet::load(rules) {
+        errors.push(e);
+    }
+    if let Err(mut e) = crate::guard::Guard::load(rules) {
+        errors.append(&mut e);
     }
     errors
 }

@@ -3,27 +3,37 @@
 //! # Layout
 //! Events flow gateway → engine → effects; scoring reads the store.
 //!
-//! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
+//! - [`alerts`]: live alerts to supervisors (DingTalk, WeCom, Feishu, webhooks) via a SQLite outbox.
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
 //! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`) behind `main.rs`.
 //! - [`engine`]: pure decisions: the response clock (waits, deadlines, breaches).
-//! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
+//! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
+//! - [`gateway`]: the websocket client to the chat platform (resume, ack after commit, heartbeat).
+//! - [`guard`]: the phrase guard: banned phrases, evasions and personal data in messages.
+//! - [`live`]: `kefu run` / `kefu demo`: the runtime that fires deadlines on the wall clock and alerts.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
 //! - [`replay`]: `kefu replay` / `kefu report`: dedup → clock → report over a file or the store.
+//! - [`replies`]: quick phrases, keyword auto-answers and the robot (greeting, away, rescue, suggest).
 //! - [`report`]: the clock report (waits, per-agent days, alerts) as JSON or a table.
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
-//! - [`simulate`]: seeded realistic shop traffic (JSONL) for demos, tests and benchmarks.
+//! - [`scoring`]: nightly job — daily metrics, order attribution, KPI sheet, points ledger, pay, reports.
+//! - [`simulate`]: seeded shop traffic (JSONL) and a websocket server playing it, with faults.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
+//! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
+pub mod alerts;
 pub mod check;
 pub mod cmd;
 pub mod engine;
 pub mod event;
+pub mod gateway;
+pub mod guard;
+pub mod live;
 pub mod privacy;
 pub mod replay;
+pub mod replies;
 pub mod report;
 pub mod rules;
+pub mod scoring;
 pub mod simulate;
 pub mod store;
 pub mod time;
-pub mod gateway;
-pub mod live;

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// glibc malloc spends a fifth of replay time consolidating freed chunks; mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kefu",
@@ -77,6 +81,45 @@ enum Command {
         #[arg(long)]
         replies: Option<PathBuf>,
     },
+    /// Quick replies (快捷短语): Qianniu CSV import/export, lookup, unanswered questions.
+    #[command(subcommand)]
+    Replies(kefu::replies::cli::Command),
+    /// Compute daily metrics and month-to-date scores (--date, --month or --from/--to) and write reports.
+    Score(kefu::scoring::cli::ScoreArgs),
+    /// Enter a supervisor-scored indicator value for an agent and month.
+    ScoreInput(kefu::scoring::cli::InputArgs),
+    /// Order data: import a shop's order export.
+    #[command(subcommand)]
+    Orders(kefu::scoring::cli::OrdersCmd),
+    /// The 日常考核 points ledger: add, import, list, dispute, resolve.
+    #[command(subcommand)]
+    Ledger(kefu::scoring::cli::LedgerCmd),
+    /// Show what a text would trigger in the phrase guard, and why.
+    CheckText {
+        /// The message text.
+        text: String,
+        /// Rules folder (default: ./rules when present, else the embedded defaults).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the phrase guard's stored findings (personal data masked).
+    Flags {
+        /// Database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Only this Asia/Shanghai day (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<String>,
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,6 +140,11 @@ fn folder(given: Option<PathBuf>, name: &str) -> Option<PathBuf> {
 
 fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
     kefu::time::parse_day(s).ok_or_else(|| format!("`{s}` is not a date: expected YYYY-MM-DD"))
+}
+
+fn print(text: String) -> anyhow::Result<ExitCode> {
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -128,6 +176,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{} problem(s) found", errors.len());
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Replies(cmd) => return Ok(kefu::replies::cli::run(cmd)?),
+        Command::Score(a) => return print(kefu::scoring::cli::score(a)?),
+        Command::ScoreInput(a) => return print(kefu::scoring::cli::input(a)?),
+        Command::Orders(c) => return print(kefu::scoring::cli::orders(c)?),
+        Command::Ledger(c) => return print(kefu::scoring::cli::ledger_cmd(c)?),
+        Command::CheckText { text, rules, json } => {
+            let rules = folder(rules, "rules");
+            print!("{}", kefu::guard::cli::check_text(&text, rules.as_deref(), json)?);
+        }
+        Command::Flags { db, date, agent, json } => {
+            print!("{}", kefu::guard::cli::flags(&db, date.as_deref(), agent.as_deref(), json)?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -4,7 +4,7 @@
 //! live bot produce the same report. With a database, a writer thread stores events, waits
 //! and alerts while the main thread runs the clock: SQLite, not the clock, sets the pace.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -75,7 +75,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline on these rules.
     pub fn new(rules: ResponseRules) -> Self {
-        Self { seen: HashSet::new(), clock: Clock::new(rules), report: ReportBuilder::new(), out: Vec::new() }
+        Self {
+            seen: HashSet::default(),
+            clock: Clock::new(rules),
+            report: ReportBuilder::new(),
+            out: Vec::new(),
+        }
     }
 
     /// Processes one event unless its id was seen; returns whether it was new. The
@@ -105,9 +110,57 @@ impl Pipeline {
     }
 }
 
+/// One line after parsing, as the reader thread hands it over.
+struct Parsed {
+    number: usize,
+    event: Result<Event, event::EventError>,
+    /// The line itself, kept only when it must be stored (with `--db`, or rejected).
+    raw: Option<String>,
+}
+
+/// Lines per hand-over from the reader thread.
+const CHUNK: usize = 4096;
+
+/// Reads and parses lines on a thread of its own, so parsing overlaps the clock.
+fn spawn_reader(
+    mut input: impl BufRead + Send + 'static,
+    keep_raw: bool,
+) -> (Receiver<Vec<Parsed>>, JoinHandle<std::io::Result<()>>) {
+    let (tx, rx) = sync_channel::<Vec<Parsed>>(8);
+    let handle = std::thread::spawn(move || {
+        let mut buf = String::new();
+        let mut number = 0;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        loop {
+            buf.clear();
+            if input.read_line(&mut buf)? == 0 {
+                break;
+            }
+            number += 1;
+            let line = buf.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event = event::parse(line);
+            let raw = (keep_raw || event.is_err()).then(|| line.to_string());
+            chunk.push(Parsed { number, event, raw });
+            if chunk.len() == CHUNK
+                && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err()
+            {
+                return Ok(());
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.send(chunk);
+        }
+        Ok(())
+    });
+    (rx, handle)
+}
+
 /// Runs the clock over JSONL from `input`; `source` names it in messages.
 pub fn replay(
-    input: impl BufRead,
+    input: impl BufRead + Send + 'static,
     source: &str,
     rules: ResponseRules,
     db: Option<&Path>,
@@ -116,19 +169,15 @@ pub fn replay(
     let mut pipeline = Pipeline::new(rules);
     let mut writer = db.map(|p| Writer::start(p, source)).transpose()?;
     let mut batch = Batch::default();
-    for (i, line) in input.lines().enumerate() {
-        let line =
-            line.map_err(|source_err| ReplayError::Read { path: source.into(), source: source_err })?;
-        if line.trim().is_empty() {
-            continue;
-        }
+    let (chunks, reader) = spawn_reader(input, db.is_some());
+    for Parsed { number, event, raw } in chunks.into_iter().flatten() {
         stats.lines += 1;
-        let event = match event::parse(&line) {
+        let event = match event {
             Ok(e) => e,
             Err(e) => {
-                stats.rejected.push(Rejected { line: i + 1, reason: e.to_string() });
+                stats.rejected.push(Rejected { line: number, reason: e.to_string() });
                 if writer.is_some() {
-                    batch.rejected.push((format!("line {}", i + 1), e.to_string(), line));
+                    batch.rejected.push((format!("line {number}"), e.to_string(), raw.unwrap_or_default()));
                 }
                 continue;
             }
@@ -140,11 +189,16 @@ pub fn replay(
         stats.events += 1;
         if let Some(w) = writer.as_mut() {
             batch.take_outputs(pipeline.outputs());
-            batch.events.push((event, line));
+            batch.events.push((event, raw.unwrap_or_default()));
             if batch.events.len() >= BATCH {
                 w.send(std::mem::take(&mut batch))?;
             }
         }
+    }
+    match reader.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ReplayError::Read { path: source.into(), source: e }),
+        Err(_) => return Err(ReplayError::Writer("reader thread panicked".into())),
     }
     let (report, tail) = pipeline.finish();
     if let Some(mut w) = writer {

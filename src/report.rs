@@ -3,7 +3,7 @@
 //! Built from the event stream and the clock's outputs by [`ReportBuilder`], the same way
 //! in replay, from the database and live, so the three agree to the millisecond.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 

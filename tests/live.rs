@@ -139,7 +139,8 @@ async fn live_equals_replay_of_the_same_events() {
         bot.live.stop().await.unwrap();
 
         let jsonl: String = events.iter().map(|e| e.to_json() + "\n").collect();
-        let (want, _) = replay(jsonl.as_bytes(), "events.jsonl", ResponseRules::default(), None).unwrap();
+        let input = std::io::Cursor::new(jsonl.into_bytes());
+        let (want, _) = replay(input, "events.jsonl", ResponseRules::default(), None).unwrap();
         let store = Store::open(&db).unwrap();
         let got = report_from_db(&store, ResponseRules::default()).unwrap();
         assert_eq!(got, want);

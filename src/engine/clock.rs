@@ -16,7 +16,9 @@
 //! deadlines) is an ordered heap, so nothing scans all conversations.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap};
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::event::{Event, EventKind, Sender};
@@ -192,6 +194,8 @@ pub struct Clock {
     active: Vec<BTreeSet<(Millis, u32)>>,
     queue: BinaryHeap<Entry>,
     now: Millis,
+    open_count: usize,
+    pending_count: usize,
 }
 
 impl Clock {
@@ -199,13 +203,15 @@ impl Clock {
     pub fn new(rules: ResponseRules) -> Self {
         Self {
             rules,
-            conv_ids: HashMap::new(),
+            conv_ids: HashMap::default(),
             convs: Vec::new(),
-            agent_ids: HashMap::new(),
+            agent_ids: HashMap::default(),
             agent_names: Vec::new(),
             active: Vec::new(),
             queue: BinaryHeap::new(),
             now: Millis::MIN,
+            open_count: 0,
+            pending_count: 0,
         }
     }
 
@@ -222,12 +228,12 @@ impl Clock {
 
     /// Number of conversations with an open session.
     pub fn open_sessions(&self) -> usize {
-        self.convs.iter().filter(|c| c.open).count()
+        self.open_count
     }
 
     /// Number of waits still pending.
     pub fn pending_waits(&self) -> usize {
-        self.convs.iter().filter(|c| c.pending.is_some()).count()
+        self.pending_count
     }
 
     /// Processes one event at its own time, after letting time run up to it.
@@ -320,6 +326,7 @@ impl Clock {
         } else {
             conv.open = true;
             conv.had_wait = false;
+            self.open_count += 1;
             if !conv.close_queued {
                 conv.close_queued = true;
                 self.queue.push(Reverse((t.saturating_add(idle), CLOSE, c, 0)));
@@ -393,11 +400,13 @@ impl Clock {
             first,
         }));
         conv.pending = Some(Pending { start: t, agent: a, customer, deadline_ms, load, first, generation });
+        self.pending_count += 1;
     }
 
     fn end_wait(&mut self, c: u32, t: Millis, outcome: Outcome, out: &mut Vec<Output>) {
         let conv = &mut self.convs[c as usize];
         let Some(p) = conv.pending.take() else { return };
+        self.pending_count -= 1;
         out.push(Output::WaitEnded(Wait {
             conversation: conv.name.clone(),
             shop: conv.shop.clone(),
@@ -419,6 +428,7 @@ impl Clock {
         self.end_wait(c, t, Outcome::Unanswered, out);
         let conv = &mut self.convs[c as usize];
         conv.open = false;
+        self.open_count -= 1;
         if let Some(a) = conv.agent {
             self.active[a as usize].remove(&(conv.last_msg, c));
         }
@@ -507,6 +517,18 @@ mod tests {
         ]);
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].response_ms(), Some(30_000));
+    }
+
+    #[test]
+    fn counts_of_open_sessions_and_pending_waits_follow_the_events() {
+        let mut clock = Clock::new(ResponseRules::default());
+        let mut out = vec![];
+        clock.handle(&msg("1", "00.000", "c1", "a", "customer"), &mut out);
+        clock.handle(&msg("2", "01.000", "c2", "a", "customer"), &mut out);
+        clock.handle(&msg("3", "02.000", "c1", "a", "agent"), &mut out);
+        assert_eq!((clock.open_sessions(), clock.pending_waits()), (2, 1));
+        clock.finish(&mut out);
+        assert_eq!((clock.open_sessions(), clock.pending_waits()), (0, 0));
     }
 
     #[test]

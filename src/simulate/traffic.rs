@@ -141,7 +141,7 @@ pub fn generate(config: &SimConfig) -> Vec<Event> {
         t += gap as Millis + 1;
         n += 1;
         conversation(&mut b, config, &agents, n, t);
-        if n % 97 == 0 {
+        if n.is_multiple_of(97) {
             let a = agents[b.rng.gen_range(0..agents.len())].clone();
             b.push(t, EventKind::Presence { agent: a.clone(), status: Presence::Away });
             b.push(t + 600_000, EventKind::Presence { agent: a, status: Presence::Online });

@@ -12,7 +12,13 @@ use crate::event::Event;
 use crate::time::Millis;
 
 /// The numbered migrations, in order. A module that needs tables appends one here.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/001_init.sql")),
+    (2, include_str!("../../migrations/002_guard.sql")),
+    (3, include_str!("../../migrations/003_replies.sql")),
+    (4, include_str!("../../migrations/004_scoring.sql")),
+    (5, include_str!("../../migrations/005_alerts.sql")),
+];
 
 /// Store failures.
 #[derive(Debug, Error)]
@@ -69,13 +75,17 @@ impl Store {
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         self.conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-        let current: i64 =
-            self.conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
+        let applied: Vec<i64> = {
+            let mut stmt = self.conn.prepare("SELECT version FROM schema_version")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
         let known = MIGRATIONS.last().map_or(0, |m| m.0);
-        if current > known {
-            return Err(StoreError::TooNew { found: current, known });
+        if let Some(&found) = applied.iter().find(|&&v| v > known) {
+            return Err(StoreError::TooNew { found, known });
         }
-        for &(version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        // Each migration is applied unless recorded, so a table added under a lower number
+        // by another module still reaches databases created before it.
+        for &(version, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql).map_err(|source| StoreError::Migrate { version, source })?;
             tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;

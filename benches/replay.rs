@@ -1,0 +1,88 @@
+//! Replay throughput: 1,000,000 simulated events through the clock without a database,
+//! and with one, against a bare batched rusqlite insert of the same events into the same
+//! schema, all measured in one run.
+//!
+//! `cargo bench --bench replay` (events: KEFU_BENCH_EVENTS, default 1,000,000).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::Path;
+use std::time::Instant;
+
+use kefu::event::parse;
+use kefu::replay::{BATCH, replay};
+use kefu::rules::response_time::ResponseRules;
+use kefu::simulate::{SimConfig, generate, write_jsonl};
+use kefu::store::{INSERT_EVENT, Store};
+use rusqlite::params;
+
+// The same allocator as the `kefu` binary, so the figures are the command's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::var("KEFU_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("events.jsonl");
+    {
+        let events = generate(&SimConfig { events: n, seed: 42, ..SimConfig::default() });
+        write_jsonl(&events, BufWriter::new(File::create(&file)?))?;
+    }
+    let size = std::fs::metadata(&file)?.len();
+    println!("input: {n} events, {:.1} MB", size as f64 / 1e6);
+
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (report, stats) = replay(open(&file)?, "bench", ResponseRules::default(), None)?;
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(stats.events, n);
+        assert!(!report.waits.is_empty());
+    }
+    println!("replay, no db:       {:>10.0} events/s ({best:.3} s, best of 3)", n as f64 / best);
+
+    let bare = bare_insert(&file, &dir.path().join("bare.db"))?;
+    println!("bare rusqlite insert:{:>10.0} rows/s ({bare:.3} s)", n as f64 / bare);
+
+    let t = Instant::now();
+    let (_, stats) =
+        replay(open(&file)?, "bench", ResponseRules::default(), Some(&dir.path().join("replay.db")))?;
+    let with_db = t.elapsed().as_secs_f64();
+    assert_eq!(stats.stored, n);
+    println!("replay --db:         {:>10.0} events/s ({with_db:.3} s)", n as f64 / with_db);
+    println!("replay --db / bare insert: {:.0}%", 100.0 * bare / with_db);
+    Ok(())
+}
+
+fn open(path: &Path) -> std::io::Result<BufReader<File>> {
+    Ok(BufReader::with_capacity(1 << 20, File::open(path)?))
+}
+
+/// The floor SQLite sets: the same rows, the same schema and statement, already parsed,
+/// inserted in transactions of the same size replay uses.
+fn bare_insert(file: &Path, db: &Path) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(file)?;
+    let rows: Vec<_> = text.lines().map(|l| (parse(l).expect("simulated events are valid"), l)).collect();
+    let mut store = Store::open(db)?;
+    let t = Instant::now();
+    for chunk in rows.chunks(BATCH) {
+        let tx = store.conn_mut().transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
+            for (e, body) in chunk {
+                stmt.execute(params![
+                    e.id,
+                    e.ts,
+                    e.shop,
+                    e.type_name(),
+                    e.conversation(),
+                    e.agent(),
+                    e.customer(),
+                    body
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}

@@ -1,0 +1,445 @@
+//! The effect: one task that writes submitted notices to the outbox and delivers them.
+//!
+//! [`AlertHandle::submit`] only puts the notice on an unbounded channel, so event ingestion
+//! never waits for SQLite or a webhook. The task drains the channel into the outbox in one
+//! transaction, then, per sink with nothing in flight, asks the token bucket how many
+//! messages may go and [`Batch::plan`] how to spend them (singles, then one digest), and
+//! delivers them in a spawned task so a hanging webhook holds up only its own sink.
+//! Delivery is at-least-once: a crash between a webhook's answer and the outbox update
+//! resends that one alert on restart.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::store::StoreError;
+use crate::time::Millis;
+
+use super::config::{AlertConfig, Sink};
+use super::format::{self, Message, Outcome, Vendor};
+use super::notice::Notice;
+use super::outbox::{Outbox, Row, Status};
+use super::pace::{Batch, TokenBucket};
+use super::plan::Disposition;
+
+/// Most pending rows of one sink taken in one round (a digest carries at most this many).
+const ROUND_LIMIT: usize = 500;
+/// The task looks at the outbox at least this often even with nothing scheduled.
+const IDLE_WAKE_MS: i64 = 60_000;
+
+/// Failures starting the alert service.
+#[derive(Debug, Error)]
+pub enum AlertError {
+    /// The outbox database could not be opened.
+    #[error("cannot open the alert outbox")]
+    Outbox(#[source] StoreError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client for alert sinks")]
+    Http(#[source] reqwest::Error),
+}
+
+/// Starts the alert sender.
+pub struct AlertService;
+
+impl AlertService {
+    /// Opens the outbox at `db_path` and spawns the sender task on the current tokio runtime.
+    /// Pending alerts left by a previous run are delivered.
+    pub fn start(config: AlertConfig, db_path: &Path) -> Result<AlertHandle, AlertError> {
+        let outbox = Outbox::open(db_path).map_err(AlertError::Outbox)?;
+        let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
+        let clock = Clock::start();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sinks = config
+            .sinks
+            .iter()
+            .map(|s| SinkState {
+                sink: Arc::new(s.clone()),
+                bucket: s.rate.map(|(per_minute, burst)| TokenBucket::new(per_minute, burst, clock.now())),
+                busy: false,
+            })
+            .collect();
+        let runner = Runner { config, outbox, client, clock, sinks, inflight: JoinSet::new() };
+        let task = tokio::spawn(runner.run(rx));
+        Ok(AlertHandle { tx, task })
+    }
+}
+
+/// What [`AlertHandle::shutdown`] managed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Alerts still pending in the outbox (delivered by the next run).
+    pub pending: i64,
+}
+
+/// The caller's side of the alert service.
+pub struct AlertHandle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A cheap, clonable way to submit notices from other components (phrase guard, summaries).
+/// The service keeps running while any submitter is alive, until [`AlertHandle::shutdown`].
+#[derive(Clone)]
+pub struct Submitter {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Submitter {
+    /// Queues a notice; see [`AlertHandle::submit`].
+    pub fn submit(&self, notice: Notice) {
+        submit(&self.tx, notice);
+    }
+}
+
+fn submit(tx: &mpsc::UnboundedSender<Cmd>, notice: Notice) {
+    if tx.send(Cmd::Submit(Box::new(notice))).is_err() {
+        tracing::error!("alert sender has stopped; notice not queued");
+    }
+}
+
+enum Cmd {
+    Submit(Box<Notice>),
+    Shutdown(Duration, oneshot::Sender<ShutdownReport>),
+}
+
+impl AlertHandle {
+    /// Queues a notice. Never blocks and never waits for the outbox or a webhook; a notice
+    /// whose key was queued before is ignored by the outbox.
+    pub fn submit(&self, notice: Notice) {
+        submit(&self.tx, notice);
+    }
+
+    /// A clonable submitter for other components.
+    pub fn submitter(&self) -> Submitter {
+        Submitter { tx: self.tx.clone() }
+    }
+
+    /// Stops taking notices, keeps delivering what is due for at most `within`, then stops.
+    /// What is left stays pending in the outbox.
+    pub async fn shutdown(self, within: Duration) -> ShutdownReport {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.tx.send(Cmd::Shutdown(within, done_tx)).is_err() {
+            return ShutdownReport { pending: -1 };
+        }
+        let report = done_rx.await.unwrap_or(ShutdownReport { pending: -1 });
+        let _ = self.task.await;
+        report
+    }
+}
+
+/// Wall-clock milliseconds that advance with tokio's clock, so paused test time and the
+/// outbox's `next_attempt_at` agree.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    wall0: Millis,
+    inst0: Instant,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self { wall0: crate::time::now_ms(), inst0: Instant::now() }
+    }
+
+    fn now(&self) -> Millis {
+        self.wall0 + i64::try_from(self.inst0.elapsed().as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    fn instant(&self, at: Millis) -> Instant {
+        self.inst0 + Duration::from_millis(u64::try_from(at - self.wall0).unwrap_or(0))
+    }
+}
+
+struct SinkState {
+    sink: Arc<Sink>,
+    bucket: Option<TokenBucket>,
+    busy: bool,
+}
+
+/// One message of a round, and the rows it carries.
+struct Outgoing {
+    rows: Vec<Row>,
+    /// Sent as one digest message (else `rows` holds exactly one alert).
+    digest: bool,
+}
+
+/// What a round of deliveries to one sink came to.
+struct RoundResult {
+    sink: usize,
+    delivered: Vec<(Outgoing, Millis)>,
+    failed: Option<(Outgoing, Outcome, Millis)>,
+    untried: Vec<Outgoing>,
+}
+
+struct Runner {
+    config: AlertConfig,
+    outbox: Outbox,
+    client: reqwest::Client,
+    clock: Clock,
+    sinks: Vec<SinkState>,
+    inflight: JoinSet<RoundResult>,
+}
+
+impl Runner {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        let mut open = true;
+        let mut closing: Option<(Millis, oneshot::Sender<ShutdownReport>)> = None;
+        loop {
+            let wake = self.dispatch();
+            let now = self.clock.now();
+            if let Some((deadline, _)) = &closing {
+                let nothing_left = self.inflight.is_empty() && wake.is_none_or(|w| w > *deadline);
+                if nothing_left || now >= *deadline {
+                    break;
+                }
+            } else if !open {
+                // The handle was dropped without shutdown: persist what came in, then stop.
+                break;
+            }
+            let mut wake_at = wake.unwrap_or(now + IDLE_WAKE_MS).min(now + IDLE_WAKE_MS);
+            if let Some((deadline, _)) = &closing {
+                wake_at = wake_at.min(*deadline);
+            }
+            tokio::select! {
+                cmd = rx.recv(), if open => {
+                    let mut notices = Vec::new();
+                    let mut next = cmd;
+                    loop {
+                        match next {
+                            Some(Cmd::Submit(n)) => notices.push(*n),
+                            Some(Cmd::Shutdown(within, done)) => {
+                                let ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX / 4);
+                                closing = Some((self.clock.now() + ms, done));
+                                open = false;
+                                break;
+                            }
+                            None => {
+                                open = false;
+                                break;
+                            }
+                        }
+                        next = match rx.try_recv() {
+                            Ok(c) => Some(c),
+                            Err(mpsc::error::TryRecvError::Empty) => break,
+                            Err(mpsc::error::TryRecvError::Disconnected) => None,
+                        };
+                    }
+                    self.accept(notices);
+                }
+                Some(done) = self.inflight.join_next(), if !self.inflight.is_empty() => {
+                    match done {
+                        Ok(result) => self.record(result),
+                        Err(e) => tracing::error!(error = %e, "alert delivery task failed"),
+                    }
+                }
+                () = tokio::time::sleep_until(self.clock.instant(wake_at)) => {}
+            }
+        }
+        self.inflight.abort_all();
+        let pending = self.outbox.pending().unwrap_or(-1);
+        if let Some((_, done)) = closing {
+            let _ = done.send(ShutdownReport { pending });
+        }
+    }
+
+    /// Writes notices to the outbox: one row per routed sink, stale ones recorded only.
+    fn accept(&mut self, notices: Vec<Notice>) {
+        if notices.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let items: Vec<(Notice, Vec<(String, Status)>)> = notices
+            .into_iter()
+            .map(|mut n| {
+                if n.agent_group.is_none() {
+                    n.agent_group = self.config.group_of(&n.agent).map(String::from);
+                }
+                let status = match self.config.plan.disposition(n.due_at, now) {
+                    Disposition::Send => Status::Pending,
+                    Disposition::Stale => {
+                        tracing::info!(conversation = %n.conversation, kind = %n.kind, due_at = n.due_at, "stale alert recorded, not sent");
+                        Status::Stale
+                    }
+                };
+                let targets = self.config.route(&n).map(|s| (s.name.clone(), status)).collect();
+                (n, targets)
+            })
+            .collect();
+        if let Err(e) = self.outbox.enqueue(&items, now) {
+            tracing::error!(error = %e, alerts = items.len(), "cannot write alerts to the outbox");
+        }
+    }
+
+    /// Starts a round for every idle sink with due alerts; returns when to look again.
+    fn dispatch(&mut self) -> Option<Millis> {
+        let now = self.clock.now();
+        let stale_cutoff = now - self.config.plan.stale_after_ms;
+        let mut wake: Option<Millis> = None;
+        let mut earliest = |t: Millis| wake = Some(wake.map_or(t, |w: Millis| w.min(t)));
+        for i in 0..self.sinks.len() {
+            if self.sinks[i].busy {
+                continue;
+            }
+            let name = self.sinks[i].sink.name.clone();
+            match self.outbox.expire(&name, stale_cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(sink = %name, alerts = n, "alerts went stale before delivery"),
+                Err(e) => tracing::error!(sink = %name, error = %e, "outbox"),
+            }
+            let due = match self.outbox.due(&name, now, ROUND_LIMIT) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(sink = %name, error = %e, "cannot read the outbox");
+                    earliest(now + 1_000);
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                if let Ok(Some(t)) = self.outbox.next_attempt_at(&name) {
+                    earliest(t);
+                }
+                continue;
+            }
+            let state = &mut self.sinks[i];
+            let tokens = state.bucket.as_mut().map_or(u32::MAX, |b| b.available(now));
+            let batch = Batch::plan(due.len(), tokens);
+            if batch.messages() == 0 {
+                if let Some(b) = state.bucket.as_mut() {
+                    earliest(b.next_token_at(now));
+                }
+                continue;
+            }
+            if let Some(b) = state.bucket.as_mut() {
+                b.take(batch.messages(), now);
+            }
+            let mut rows = due.into_iter();
+            let mut round: Vec<Outgoing> = rows
+                .by_ref()
+                .take(batch.singles)
+                .map(|r| Outgoing { rows: vec![r], digest: false })
+                .collect();
+            if batch.digested > 0 {
+                round.push(Outgoing { rows: rows.collect(), digest: true });
+            }
+            state.busy = true;
+            let (sink, client, clock) = (Arc::clone(&state.sink), self.client.clone(), self.clock);
+            self.inflight.spawn(deliver_round(i, sink, client, clock, round));
+        }
+        wake
+    }
+
+    /// Writes a round's results to the outbox.
+    fn record(&mut self, result: RoundResult) {
+        let Some(state) = self.sinks.get_mut(result.sink) else {
+            return;
+        };
+        state.busy = false;
+        let sink = Arc::clone(&state.sink);
+        for (out, at) in &result.delivered {
+            let ids: Vec<i64> = out.rows.iter().map(|r| r.id).collect();
+            let status = if out.digest { Status::Digested } else { Status::Sent };
+            if let Err(e) = self.outbox.mark_delivered(&ids, status, *at) {
+                tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
+            }
+        }
+        let Some((out, outcome, at)) = result.failed else {
+            return;
+        };
+        let (retry, error) = match outcome {
+            Outcome::Retry(e) => (true, e),
+            Outcome::Refused(e) => (false, e),
+            Outcome::Delivered => (true, String::new()),
+        };
+        match self.outbox.mark_failed_try(&out.rows, &sink.retry, retry, &error, at) {
+            Ok(given_up) if !given_up.is_empty() => {
+                tracing::error!(sink = %sink.name, alerts = given_up.len(), error = %error, "alert delivery failed for good");
+            }
+            Ok(_) => {
+                tracing::warn!(sink = %sink.name, alerts = out.rows.len(), error = %error, "alert delivery failed; will retry")
+            }
+            Err(e) => tracing::error!(sink = %sink.name, error = %e, "cannot record a failed delivery"),
+        }
+        // What this round did not get to waits as long as the failed message does.
+        let until = at + sink.retry.after(out.rows.first().map_or(1, |r| r.attempts + 1)).unwrap_or(0);
+        let ids: Vec<i64> = result.untried.iter().flat_map(|o| o.rows.iter().map(|r| r.id)).collect();
+        if let Err(e) = self.outbox.postpone(&ids, until) {
+            tracing::error!(sink = %sink.name, error = %e, "cannot postpone alerts");
+        }
+    }
+}
+
+/// Sends a round's messages in order, stopping at the first failure.
+async fn deliver_round(
+    index: usize,
+    sink: Arc<Sink>,
+    client: reqwest::Client,
+    clock: Clock,
+    round: Vec<Outgoing>,
+) -> RoundResult {
+    let mut result = RoundResult { sink: index, delivered: Vec::new(), failed: None, untried: Vec::new() };
+    let mut messages = round.into_iter();
+    for out in messages.by_ref() {
+        let notices: Vec<Notice> = out.rows.iter().map(|r| r.notice.clone()).collect();
+        let msg = match notices.as_slice() {
+            [one] if !out.digest => Message::One(one),
+            all => Message::Digest(all),
+        };
+        let outcome = send(&sink, &client, msg, clock.now()).await;
+        let at = clock.now();
+        if outcome == Outcome::Delivered {
+            result.delivered.push((out, at));
+        } else {
+            result.failed = Some((out, outcome, at));
+            break;
+        }
+    }
+    result.untried = messages.collect();
+    result
+}
+
+/// Delivers one message to one sink.
+async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Millis) -> Outcome {
+    let Some(url) = sink.url.as_deref().filter(|_| sink.vendor != Vendor::Terminal) else {
+        // A closed stdout must not panic the sender; the alert is in the outbox either way.
+        let mut out = std::io::stdout().lock();
+        return match writeln!(out, "{}", format::terminal_line(msg)) {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::Retry(format!("cannot write to the terminal: {e}")),
+        };
+    };
+    let req = format::request(sink.vendor, url, sink.secret.as_deref(), msg, now);
+    let sent = client
+        .post(&req.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(req.body)
+        .timeout(Duration::from_millis(u64::from(sink.timeout_ms)))
+        .send()
+        .await;
+    match sent {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            format::outcome(sink.vendor, status, &body)
+        }
+        Err(e) if e.is_timeout() => Outcome::Retry(format!("timed out after {} ms", sink.timeout_ms)),
+        // Without the URL: a robot URL carries its access token, and errors reach logs.
+        Err(e) => Outcome::Retry(format!("request failed: {}", error_chain(&e.without_url()))),
+    }
+}
+
+/// An error and its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

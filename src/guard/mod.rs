@@ -1,0 +1,297 @@
+//! The phrase guard: banned phrases, evasions and personal data in chat messages.
+//!
+//! Pure: [`Guard::check_event`] takes a message event and returns its [`Flag`]s; storing
+//! them ([`store`]) and alerting on `critical` ones ([`Flag::alert`]) happen at the edges.
+//!
+//! - [`normalize`]: folding evasions onto one form, with the map back to original characters;
+//! - [`matcher`]: Aho–Corasick over normalised text, regexes, per-category exceptions;
+//! - [`pii`]: mobile, ID card, bank card, e-mail, WeChat id; masking;
+//! - [`rules`]: the rule files (`rules/guard.toml`, `guard_variants.toml`, `guard_t2s.txt`);
+//! - [`store`]: the `flags` table; [`cli`]: `kefu check-text`, `kefu flags`.
+
+pub mod cli;
+pub mod matcher;
+pub mod normalize;
+pub mod pii;
+pub mod rules;
+pub mod store;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::event::{Event, EventKind, Sender};
+use crate::rules::DataError;
+use crate::time::Millis;
+use matcher::{Matcher, RuleRef};
+use normalize::Normalizer;
+use pii::{PiiHit, PiiKind, PiiScanner};
+pub use rules::Severity;
+use rules::{CategoryRule, GuardRules};
+
+/// The compiled guard: normaliser, matcher and privacy scanner for one rule set.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    categories: Vec<CategoryRule>,
+    normalizer: Normalizer,
+    matcher: Matcher,
+    pii: PiiScanner,
+    /// Senders at least one category watches; other messages are skipped unread.
+    watched: Vec<Sender>,
+    /// Whether any category is a privacy category.
+    has_pii: bool,
+}
+
+/// What a text triggers, for `kefu check-text` and as the source of every [`Flag`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Category name.
+    pub category: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// Points per finding (0 or negative).
+    pub points: i32,
+    /// Who the category watches.
+    pub senders: Vec<Sender>,
+    /// Why it fired: `phrase 加微信`, `regex …`, `pii mobile`.
+    pub rule: String,
+    /// The original text of the span, personal data masked.
+    pub matched: String,
+    /// The span's normalised form (what the rule saw), personal data masked.
+    pub normalized: String,
+    /// First character of the span in the original text.
+    pub start: usize,
+    /// One past the last character.
+    pub end: usize,
+    /// The personal-data kind, for privacy findings.
+    pub pii: Option<PiiKind>,
+}
+
+/// One finding in one message: what the replay report lists and the store keeps.
+///
+/// Serialises to exactly `{message_id, agent, category, severity, points, matched, start, end}`;
+/// the other fields are for the store and alerts. `matched` is masked when it is personal
+/// data; the raw text is read from the message only when storing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Flag {
+    /// The message's event id.
+    pub message_id: String,
+    /// The agent the conversation is assigned to (the sender, for agent messages).
+    pub agent: String,
+    /// Category name.
+    pub category: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Points (0 or negative).
+    pub points: i32,
+    /// The matched original text, masked when it is personal data.
+    pub matched: String,
+    /// First character of the span in the message text.
+    pub start: usize,
+    /// One past the last character.
+    pub end: usize,
+    /// Message time.
+    #[serde(skip)]
+    pub ts: Millis,
+    /// Shop.
+    #[serde(skip)]
+    pub shop: String,
+    /// Conversation.
+    #[serde(skip)]
+    pub conversation: String,
+    /// The personal-data kind, when `matched` is masked personal data.
+    #[serde(skip)]
+    pub pii: Option<PiiKind>,
+}
+
+/// What a live alert for a `critical` flag needs; nothing in it is unmasked personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardAlert {
+    /// Shop.
+    pub shop: String,
+    /// Conversation.
+    pub conversation: String,
+    /// Agent.
+    pub agent: String,
+    /// Message id.
+    pub message_id: String,
+    /// Message time.
+    pub ts: Millis,
+    /// Category name.
+    pub category: String,
+    /// Severity (always `critical` today).
+    pub severity: Severity,
+    /// Matched text, personal data masked.
+    pub matched: String,
+}
+
+impl Flag {
+    /// The alert to raise for this flag, if its severity calls for one.
+    pub fn alert(&self) -> Option<GuardAlert> {
+        (self.severity == Severity::Critical).then(|| GuardAlert {
+            shop: self.shop.clone(),
+            conversation: self.conversation.clone(),
+            agent: self.agent.clone(),
+            message_id: self.message_id.clone(),
+            ts: self.ts,
+            category: self.category.clone(),
+            severity: self.severity,
+            matched: self.matched.clone(),
+        })
+    }
+}
+
+/// Building the guard failed after its files parsed.
+fn build_error(e: impl std::fmt::Display) -> Vec<DataError> {
+    vec![DataError::at("<guard>", None, e.to_string())]
+}
+
+impl Guard {
+    /// Loads the rule files from `rules_dir` (or the embedded defaults) and compiles them.
+    pub fn load(rules_dir: Option<&Path>) -> Result<Self, Vec<DataError>> {
+        Self::from_rules(rules::load(rules_dir)?)
+    }
+
+    /// Compiles already-validated rules.
+    pub fn from_rules(rules: GuardRules) -> Result<Self, Vec<DataError>> {
+        let matcher = Matcher::new(&rules.categories).map_err(build_error)?;
+        let pii = PiiScanner::new(&rules.wechat_cues, &rules.number_cues).map_err(build_error)?;
+        let mut watched: Vec<Sender> = Vec::new();
+        for s in rules.categories.iter().flat_map(|c| &c.senders) {
+            if !watched.contains(s) {
+                watched.push(*s);
+            }
+        }
+        let has_pii = rules.categories.iter().any(|c| c.pii.is_some());
+        Ok(Self {
+            categories: rules.categories,
+            normalizer: rules.normalizer,
+            matcher,
+            pii,
+            watched,
+            has_pii,
+        })
+    }
+
+    /// The flags of a message event, for the categories that watch its sender; none for
+    /// other events.
+    pub fn check_event(&self, event: &Event) -> Vec<Flag> {
+        let EventKind::Message { conversation, agent, from, text, .. } = &event.kind else {
+            return Vec::new();
+        };
+        if !self.watched.contains(from) {
+            return Vec::new();
+        }
+        self.findings(text, Some(*from))
+            .into_iter()
+            .map(|f| Flag {
+                message_id: event.id.clone(),
+                agent: agent.clone(),
+                category: f.category,
+                severity: f.severity,
+                points: f.points,
+                matched: f.matched,
+                start: f.start,
+                end: f.end,
+                ts: event.ts,
+                shop: event.shop.clone(),
+                conversation: conversation.clone(),
+                pii: f.pii,
+            })
+            .collect()
+    }
+
+    /// Everything `text` triggers in any category, whoever the category watches.
+    pub fn check_text(&self, text: &str) -> Vec<Finding> {
+        self.findings(text, None)
+    }
+
+    /// `text` normalised as the matcher sees it, with characters that come from personal
+    /// data shown as `*`.
+    pub fn normalized(&self, text: &str) -> String {
+        let norm = self.normalizer.normalize(text);
+        let pii = self.pii.scan(text);
+        norm.text
+            .char_indices()
+            .map(|(b, c)| {
+                let o = norm.origin_of(b);
+                if pii.iter().any(|p| p.start <= o && o < p.end) { '*' } else { c }
+            })
+            .collect()
+    }
+
+    /// `text` with every piece of personal data masked, for logs and displays.
+    pub fn mask(&self, text: &str) -> String {
+        self.pii.mask_text(text)
+    }
+
+    fn findings(&self, text: &str, sender: Option<Sender>) -> Vec<Finding> {
+        let enabled = |ci: usize| sender.is_none_or(|s| self.categories[ci].senders.contains(&s));
+        let norm = self.normalizer.normalize(text);
+        let hits = self.matcher.find(&norm.text, enabled);
+        // Personal data is looked for whenever there is a hit too, to mask it inside matches.
+        let pii = if self.has_pii || !hits.is_empty() { self.pii.scan(text) } else { Vec::new() };
+        let mut out = Vec::new();
+        if hits.is_empty() && pii.is_empty() {
+            return out;
+        }
+        let chars: Vec<char> = text.chars().collect();
+        for h in hits {
+            let c = &self.categories[h.category];
+            let (start, end) = norm.original_span(h.start, h.end);
+            let rule = match h.rule {
+                RuleRef::Phrase(i) => format!("phrase {}", c.phrases[i].0),
+                RuleRef::Regex(i) => format!("regex {}", c.regexes[i].as_str()),
+            };
+            let overlaps = pii.iter().any(|p| p.start < end && start < p.end);
+            let matched = masked_slice(&chars, start, end, &pii);
+            let mut normalized = norm.text[h.start..h.end].to_string();
+            if overlaps {
+                normalized =
+                    normalized.chars().map(|c| if c.is_ascii_alphanumeric() { '*' } else { c }).collect();
+            }
+            out.push(self.finding(c, rule, matched, normalized, start, end));
+        }
+        for p in &pii {
+            let Some(c) = self.categories.iter().find(|c| c.pii == Some(p.kind)) else { continue };
+            if sender.is_some_and(|s| !c.senders.contains(&s)) {
+                continue;
+            }
+            let rule = format!("pii {}", p.kind.as_str());
+            let mut f = self.finding(c, rule, p.masked.clone(), p.masked.clone(), p.start, p.end);
+            f.pii = Some(p.kind);
+            out.push(f);
+        }
+        out.sort_by(|a, b| (a.start, a.end, &a.category).cmp(&(b.start, b.end, &b.category)));
+        out
+    }
+
+    fn finding(
+        &self,
+        c: &CategoryRule,
+        rule: String,
+        matched: String,
+        normalized: String,
+        start: usize,
+        end: usize,
+    ) -> Finding {
+        Finding {
+            category: c.name.clone(),
+            severity: c.severity,
+            points: c.points,
+            senders: c.senders.clone(),
+            rule,
+            matched,
+            normalized,
+            start,
+            end,
+            pii: None,
+        }
+    }
+}
+
+/// The original characters `[start, end)`, with any personal data inside shown as `*`.
+fn masked_slice(chars: &[char], start: usize, end: usize, pii: &[PiiHit]) -> String {
+    let end = end.min(chars.len());
+    (start..end).map(|i| if pii.iter().any(|p| p.start <= i && i < p.end) { '*' } else { chars[i] }).collect()
+}

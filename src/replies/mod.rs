@@ -1,0 +1,75 @@
+//! Replies: quick phrases (快捷短语), keyword auto-answers (配置回复) and the robot that
+//! greets, answers for away agents and rescues waiting buyers.
+//!
+//! - [`quick`]: the quick-reply book and its ranked lookup.
+//! - [`qianniu_csv`]: Qianniu CSV import/export (GBK or UTF-8, `&#13;`/`&#44;` escapes).
+//! - [`auto`]: keyword auto-answer rules, compiled once into one automaton.
+//! - [`settings`]: `robot.toml`, per shop and per agent.
+//! - [`shifts`]: `rules/shifts.toml`, who is on shift when.
+//! - [`vars`]: `{买家}`-style variables in reply text.
+//! - [`robot`]: the pure robot: events and time in, actions out.
+//! - [`ops`]: websocket frames for the robot's actions and the `replies.find` op.
+//! - [`reload`]: hot reload of `replies/` and `rules/`, keeping the last valid set.
+//! - [`stats`]: hit counts and unanswered questions in the store.
+//! - [`cli`]: `kefu replies …`.
+
+pub mod auto;
+pub mod cli;
+pub mod ops;
+pub mod qianniu_csv;
+pub mod quick;
+pub mod reload;
+pub mod robot;
+pub mod settings;
+pub mod shifts;
+pub mod stats;
+pub mod vars;
+
+use std::path::Path;
+
+use crate::rules::{DataError, response_time};
+
+/// Everything the robot and the lookup serve from, loaded and validated together so a
+/// reload swaps all of it or none.
+#[derive(Debug, Clone)]
+pub struct Replies {
+    /// Quick phrases.
+    pub quick: quick::QuickBook,
+    /// Keyword auto-answers.
+    pub auto: auto::AutoRules,
+    /// Robot settings.
+    pub robot: settings::RobotSettings,
+    /// Agents' shifts.
+    pub shifts: shifts::Shifts,
+    /// A conversation idle this long starts a new session (from `rules/response_time.toml`,
+    /// so the robot's sessions are the response clock's sessions).
+    pub idle_close_ms: i64,
+}
+
+/// Loads every file the replies need; all problems are returned, not just the first.
+pub fn load(rules: Option<&Path>, replies: Option<&Path>) -> Result<Replies, Vec<DataError>> {
+    let quick = quick::load(replies);
+    let auto = auto::load(replies);
+    let robot = settings::load(replies);
+    let shifts = shifts::load(rules);
+    let response = response_time::load(rules);
+    match (quick, auto, robot, shifts, response) {
+        (Ok(quick), Ok(auto), Ok(robot), Ok(shifts), Ok(response)) => {
+            Ok(Replies { quick, auto, robot, shifts, idle_close_ms: response.idle_close_ms })
+        }
+        (q, a, r, s, t) => Err([q.err(), a.err(), r.err(), s.err(), t.err()].into_iter().flatten().collect()),
+    }
+}
+
+/// The checks `kefu check` runs for this module (response_time is checked by its owner).
+pub fn check(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError> {
+    [
+        quick::load(replies).err(),
+        auto::load(replies).err(),
+        settings::load(replies).err(),
+        shifts::load(rules).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}

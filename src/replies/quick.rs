@@ -1,0 +1,313 @@
+//! The quick-reply book (快捷短语): team phrases and each agent's personal phrases, with
+//! groups and shortcut codes, in `replies/quick.toml`.
+//!
+//! Lookup is ranked: code prefix, then code contains, then text contains. The book is
+//! indexed once when it loads (lower-cased codes sorted for prefix search, all codes and
+//! all texts each joined into one string searched in a single pass), so a lookup over
+//! thousands of phrases stays far below a millisecond.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::rules::{DataError, line_of, parse_toml, read_or_default};
+
+/// File name inside the replies folder.
+pub const FILE: &str = "quick.toml";
+const DEFAULT: &str = include_str!("../../replies/quick.toml");
+
+/// Qianniu accepts shortcut codes of at most this many characters.
+pub const MAX_CODE_CHARS: usize = 4;
+
+/// Separates entries in the joined search strings; never part of a query.
+const SEP: char = '\u{0}';
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBook {
+    #[serde(default)]
+    phrase: Vec<RawPhrase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhrase {
+    /// The agent whose personal phrase this is; absent for a team phrase.
+    agent: Option<String>,
+    /// Shortcut code (快捷编码); may be empty.
+    #[serde(default)]
+    code: String,
+    /// The phrase; may contain line breaks and variables.
+    text: Spanned<String>,
+    /// Group (分组); empty means ungrouped.
+    #[serde(default)]
+    group: String,
+}
+
+/// The shape written back by an import.
+#[derive(Serialize)]
+struct OutBook<'a> {
+    phrase: Vec<OutPhrase<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutPhrase<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<&'a str>,
+    code: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    group: &'a str,
+    text: &'a str,
+}
+
+/// One quick phrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phrase {
+    /// Owner of a personal phrase; `None` for the team set.
+    pub agent: Option<String>,
+    /// Shortcut code, possibly empty.
+    pub code: String,
+    /// Phrase text, kept verbatim (variables are filled in by the agent's client).
+    pub text: String,
+    /// Group; empty means ungrouped.
+    pub group: String,
+}
+
+/// How a phrase matched a query; lower ranks sort first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rank {
+    /// The code starts with the query.
+    CodePrefix,
+    /// The code contains the query elsewhere.
+    CodeContains,
+    /// The text contains the query.
+    TextContains,
+}
+
+/// One lookup result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit<'a> {
+    /// The phrase.
+    pub phrase: &'a Phrase,
+    /// Why it matched.
+    pub rank: Rank,
+}
+
+/// The loaded, indexed book.
+#[derive(Debug, Clone, Default)]
+pub struct QuickBook {
+    phrases: Vec<Phrase>,
+    /// Phrase indexes ordered by lower-cased code, for prefix search.
+    by_code: Vec<u32>,
+    codes_lower: Vec<String>,
+    /// All lower-cased codes joined by [`SEP`], and where each starts.
+    codes_joined: String,
+    code_starts: Vec<usize>,
+    /// All lower-cased texts joined by [`SEP`], and where each starts.
+    texts_joined: String,
+    text_starts: Vec<usize>,
+}
+
+impl QuickBook {
+    /// Builds the book and its index.
+    pub fn new(phrases: Vec<Phrase>) -> Self {
+        let codes_lower: Vec<String> = phrases.iter().map(|p| p.code.to_lowercase()).collect();
+        let mut by_code: Vec<u32> = (0..phrases.len() as u32).collect();
+        by_code.sort_by(|&a, &b| codes_lower[a as usize].cmp(&codes_lower[b as usize]).then(a.cmp(&b)));
+        let (codes_joined, code_starts) = join(codes_lower.iter().map(String::as_str));
+        let texts_lower: Vec<String> = phrases.iter().map(|p| p.text.to_lowercase()).collect();
+        let (texts_joined, text_starts) = join(texts_lower.iter().map(String::as_str));
+        Self { phrases, by_code, codes_lower, codes_joined, code_starts, texts_joined, text_starts }
+    }
+
+    /// Every phrase, in file order.
+    pub fn phrases(&self) -> &[Phrase] {
+        &self.phrases
+    }
+
+    /// The team set (`agent == None`) or one agent's personal set, in file order.
+    pub fn set(&self, agent: Option<&str>) -> Vec<&Phrase> {
+        self.phrases.iter().filter(|p| p.agent.as_deref() == agent).collect()
+    }
+
+    /// A new book with one set (team or an agent's) replaced, the others kept in order.
+    pub fn with_set_replaced(&self, agent: Option<&str>, set: Vec<Phrase>) -> Self {
+        let mut all: Vec<Phrase> =
+            self.phrases.iter().filter(|p| p.agent.as_deref() != agent).cloned().collect();
+        all.extend(set.into_iter().map(|p| Phrase { agent: agent.map(str::to_string), ..p }));
+        Self::new(all)
+    }
+
+    /// Ranked lookup. `agent: Some(a)` sees the team set and `a`'s personal set;
+    /// `None` sees every phrase (the supervisor's view). At most `limit` results.
+    pub fn find(&self, agent: Option<&str>, query: &str, limit: usize) -> Vec<Hit<'_>> {
+        let q = query.trim().to_lowercase().replace(SEP, "");
+        if q.is_empty() || limit == 0 {
+            return Vec::new();
+        }
+        let visible = |i: usize| match (agent, &self.phrases[i].agent) {
+            (None, _) | (_, None) => true,
+            (Some(a), Some(owner)) => a == owner,
+        };
+        let mut seen = vec![false; self.phrases.len()];
+        let mut ranked: Vec<(Rank, usize)> = Vec::new();
+
+        let first = self.by_code.partition_point(|&i| self.codes_lower[i as usize].as_str() < q.as_str());
+        for &i in &self.by_code[first..] {
+            let i = i as usize;
+            if !self.codes_lower[i].starts_with(&q) {
+                break;
+            }
+            if visible(i) {
+                seen[i] = true;
+                ranked.push((Rank::CodePrefix, i));
+            }
+        }
+        for (joined, starts, rank) in [
+            (&self.codes_joined, &self.code_starts, Rank::CodeContains),
+            (&self.texts_joined, &self.text_starts, Rank::TextContains),
+        ] {
+            for (at, _) in joined.match_indices(q.as_str()) {
+                let i = starts.partition_point(|&s| s <= at) - 1;
+                if !seen[i] && visible(i) {
+                    seen[i] = true;
+                    ranked.push((rank, i));
+                }
+            }
+        }
+        // Personal phrases first within a rank: the agent wrote them for themself.
+        ranked.sort_by_key(|&(rank, i)| {
+            let p = &self.phrases[i];
+            (rank, p.agent.is_none(), p.code.chars().count(), i)
+        });
+        ranked.truncate(limit);
+        ranked.into_iter().map(|(rank, i)| Hit { phrase: &self.phrases[i], rank }).collect()
+    }
+
+    /// The book as `quick.toml` text, for writing back after an import.
+    pub fn to_toml(&self) -> String {
+        let out = OutBook {
+            phrase: self
+                .phrases
+                .iter()
+                .map(|p| OutPhrase {
+                    agent: p.agent.as_deref(),
+                    code: &p.code,
+                    group: &p.group,
+                    text: &p.text,
+                })
+                .collect(),
+        };
+        let body = toml::to_string(&out).unwrap_or_default();
+        format!(
+            "# Quick replies (快捷短语). A [[phrase]] without `agent` is a team phrase; with `agent`,\n\
+             # that agent's personal phrase. `code` is the shortcut (Qianniu allows {MAX_CODE_CHARS} characters),\n\
+             # `group` the group (empty: ungrouped). Written by `kefu replies import`.\n\n{body}"
+        )
+    }
+}
+
+fn join<'a>(items: impl Iterator<Item = &'a str>) -> (String, Vec<usize>) {
+    let mut joined = String::new();
+    let mut starts = Vec::new();
+    for s in items {
+        starts.push(joined.len());
+        joined.push_str(s);
+        joined.push(SEP);
+    }
+    (joined, starts)
+}
+
+/// Reads `quick.toml` from `dir`, or the embedded default.
+pub fn load(dir: Option<&Path>) -> Result<QuickBook, DataError> {
+    let (path, text) = read_or_default(dir, FILE, DEFAULT)?;
+    parse(&path, &text)
+}
+
+/// Parses and validates the book; `file` is used in error messages.
+pub fn parse(file: &Path, text: &str) -> Result<QuickBook, DataError> {
+    let raw: RawBook = parse_toml(file, text)?;
+    let mut phrases = Vec::with_capacity(raw.phrase.len());
+    for p in raw.phrase {
+        let line = line_of(text, p.text.span().start);
+        if p.text.get_ref().trim().is_empty() {
+            return Err(DataError::at(file, Some(line), "phrase text is empty"));
+        }
+        if p.agent.as_deref().is_some_and(|a| a.trim().is_empty()) {
+            return Err(DataError::at(file, Some(line), "`agent` is empty: omit it for a team phrase"));
+        }
+        phrases.push(Phrase { agent: p.agent, code: p.code, text: p.text.into_inner(), group: p.group });
+    }
+    Ok(QuickBook::new(phrases))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(agent: Option<&str>, code: &str, text: &str) -> Phrase {
+        Phrase { agent: agent.map(Into::into), code: code.into(), text: text.into(), group: String::new() }
+    }
+
+    #[test]
+    fn ranks_code_prefix_then_code_contains_then_text() {
+        let book = QuickBook::new(vec![
+            p(None, "xfh", "现货48小时内发出"),
+            p(None, "fhsj", "发货时间:付款后48小时内"),
+            p(None, "kd", "默认中通快递,可补差价发顺丰"),
+            p(Some("小美"), "fh", "亲,小美帮您催发货"),
+            p(Some("阿强"), "fh2", "阿强的发货话术"),
+        ]);
+        let codes = |agent, q| -> Vec<(String, Rank)> {
+            book.find(agent, q, 10).iter().map(|h| (h.phrase.code.clone(), h.rank)).collect()
+        };
+        assert_eq!(
+            codes(Some("小美"), "FH"),
+            vec![
+                ("fh".into(), Rank::CodePrefix),
+                ("fhsj".into(), Rank::CodePrefix),
+                ("xfh".into(), Rank::CodeContains)
+            ]
+        );
+        assert_eq!(
+            codes(Some("阿强"), "发"),
+            vec![
+                ("fh2".into(), Rank::TextContains),
+                ("kd".into(), Rank::TextContains),
+                ("xfh".into(), Rank::TextContains),
+                ("fhsj".into(), Rank::TextContains),
+            ]
+        );
+        assert_eq!(codes(None, "fh").len(), 4);
+        assert!(codes(Some("小美"), "  ").is_empty());
+        assert_eq!(book.find(None, "发", 2).len(), 2);
+    }
+
+    #[test]
+    fn shipped_book_has_team_and_personal_sets() {
+        let book = load(None).unwrap();
+        assert!(book.set(None).len() >= 5, "team phrases");
+        let personal = book.phrases().iter().filter(|p| p.agent.is_some()).count();
+        assert!(personal >= 10, "personal phrases: {personal}");
+        assert!(!book.find(Some("小美"), "发货", 5).is_empty());
+    }
+
+    #[test]
+    fn to_toml_round_trips() {
+        let book = QuickBook::new(vec![p(None, "a,b", "第一行\n第二行,有逗号"), p(Some("小美"), "", "x")]);
+        let again = parse(Path::new("q.toml"), &book.to_toml()).unwrap();
+        assert_eq!(again.phrases(), book.phrases());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e =
+            parse(Path::new("replies/quick.toml"), "[[phrase]]\ncode = \"a\"\ntext = \"  \"\n").unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (Some(3), "phrase text is empty"));
+        let e =
+            parse(Path::new("replies/quick.toml"), "[[phrase]]\ncode = \"a\"\ntxt = \"x\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("replies/quick.toml:"), "{e}");
+    }
+}

@@ -1,0 +1,726 @@
+//! The robot (智能机器人), pure: it takes events and the current time and returns what to
+//! say; the gateway sends it. It keeps its own per-conversation state.
+//!
+//! - greeting (进门问好): a session's first buyer message gets the greeting, once.
+//! - away: the assigned agent is away/offline or off shift → a keyword answer, or the away
+//!   message; and an offer to transfer (转接) to the least-loaded online agent of the shop.
+//! - rescue: a buyer who has waited `rescue_after_s` with no agent reply gets a matching
+//!   answer or a holding one; an agent reply before the deadline cancels it.
+//! - suggest (半自动): a present agent gets the matching answer as a suggestion.
+//!
+//! Robot messages go out `as: bot`. They come back as `from: bot` events, which end no
+//! wait here or in the response clock: only an agent's message does.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::event::{Event, EventKind, Presence, Sender};
+use crate::time::Millis;
+
+use super::Replies;
+use super::settings::Settings;
+use super::vars::{Template, Vars};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Why the robot speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Session greeting.
+    Greeting,
+    /// The agent is away, offline or off shift.
+    Away,
+    /// The buyer waited too long.
+    Rescue,
+    /// Offer of a transfer to another agent.
+    TransferOffer,
+}
+
+/// What the robot wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RobotAction {
+    /// Say `text` to the buyer; `as_bot` is always true for the robot, so the platform
+    /// and the response clock never take it for an agent's reply.
+    Send {
+        /// Conversation.
+        conversation: String,
+        /// Text, variables filled in.
+        text: String,
+        /// Sent as the robot.
+        as_bot: bool,
+        /// Why.
+        reason: Reason,
+        /// The auto-answer rule used, if any.
+        rule: Option<String>,
+    },
+    /// Show the agent a suggested answer (半自动) instead of answering the buyer.
+    Suggest {
+        /// The agent.
+        agent: String,
+        /// Conversation.
+        conversation: String,
+        /// Suggested text.
+        text: String,
+        /// The rule it came from.
+        rule: String,
+    },
+    /// Move the conversation to another agent: the buyer accepted the offer.
+    Transfer {
+        /// Conversation.
+        conversation: String,
+        /// Current agent.
+        from_agent: String,
+        /// Agent taking over.
+        to_agent: String,
+    },
+    /// A rule answered (or was suggested); for hit counts.
+    Hit {
+        /// Shop.
+        shop: String,
+        /// Rule id.
+        rule: String,
+    },
+    /// A buyer question the robot had to answer matched no rule; for `replies misses`.
+    Miss {
+        /// Shop.
+        shop: String,
+        /// Conversation.
+        conversation: String,
+        /// When the buyer asked.
+        ts: Millis,
+        /// The question.
+        text: String,
+    },
+}
+
+#[derive(Debug)]
+struct Conv {
+    shop: String,
+    customer: String,
+    agent: String,
+    last_message: Millis,
+    greeted: bool,
+    /// The agent a transfer was offered to in this session, awaiting the buyer's yes.
+    offered_to: Option<String>,
+    wait: Option<Wait>,
+    /// When the robot spoke in the last hour, for the rate limit.
+    sent: VecDeque<Millis>,
+}
+
+/// The buyer's current wait: from their first unanswered message to an agent's reply.
+#[derive(Debug)]
+struct Wait {
+    last_text: String,
+    last_ts: Millis,
+    rescue_due: Option<Millis>,
+    rescued: bool,
+    away_text_sent: bool,
+}
+
+/// The robot's state. One per process; events for every shop go through it.
+#[derive(Debug)]
+pub struct Robot {
+    replies: Arc<Replies>,
+    convs: HashMap<String, Conv>,
+    presence: HashMap<String, (String, Presence)>,
+    orders: HashMap<String, String>,
+    rotation: HashMap<String, usize>,
+    due: BTreeSet<(Millis, String)>,
+}
+
+impl Robot {
+    /// A robot serving `replies`.
+    pub fn new(replies: Arc<Replies>) -> Self {
+        Self {
+            replies,
+            convs: HashMap::new(),
+            presence: HashMap::new(),
+            orders: HashMap::new(),
+            rotation: HashMap::new(),
+            due: BTreeSet::new(),
+        }
+    }
+
+    /// Serves a newly loaded set from now on (hot reload); conversation state is kept.
+    pub fn set_replies(&mut self, replies: Arc<Replies>) {
+        self.replies = replies;
+    }
+
+    /// The set being served.
+    pub fn replies(&self) -> &Arc<Replies> {
+        &self.replies
+    }
+
+    /// When [`Robot::advance`] next has something to do.
+    pub fn next_due(&self) -> Option<Millis> {
+        self.due.first().map(|d| d.0)
+    }
+
+    /// Fires every rescue due at or before `now`.
+    pub fn advance(&mut self, now: Millis) -> Vec<RobotAction> {
+        let mut out = Vec::new();
+        self.fire_due(now, true, &mut out);
+        out
+    }
+
+    /// Takes one event. Rescues due strictly before `now` fire first, so an agent reply
+    /// at the very millisecond of the deadline still cancels it.
+    pub fn handle(&mut self, ev: &Event, now: Millis) -> Vec<RobotAction> {
+        let mut out = Vec::new();
+        self.fire_due(now, false, &mut out);
+        match &ev.kind {
+            EventKind::Presence { agent, status } => {
+                self.presence.insert(agent.clone(), (ev.shop.clone(), *status));
+            }
+            EventKind::Order { customer, order, .. } => {
+                self.orders.insert(customer.clone(), order.clone());
+            }
+            EventKind::Transfer { conversation, to_agent, .. } => {
+                if let Some(c) = self.convs.get_mut(conversation) {
+                    c.agent = to_agent.clone();
+                    c.offered_to = None;
+                }
+            }
+            EventKind::Close { conversation } => {
+                if let Some(c) = self.convs.remove(conversation) {
+                    self.cancel_rescue(conversation, c.wait.as_ref());
+                }
+            }
+            EventKind::Message { conversation, customer, agent, from, text } => match from {
+                Sender::Bot | Sender::System => {}
+                Sender::Agent => self.agent_message(ev, conversation, agent),
+                Sender::Customer => {
+                    self.buyer_message(ev, now, conversation, customer, agent, text, &mut out)
+                }
+            },
+        }
+        out
+    }
+
+    fn fire_due(&mut self, now: Millis, inclusive: bool, out: &mut Vec<RobotAction>) {
+        while let Some((at, conv)) = self.due.first().cloned() {
+            if at > now || (at == now && !inclusive) {
+                break;
+            }
+            self.due.pop_first();
+            self.rescue(&conv, at, out);
+        }
+    }
+
+    fn cancel_rescue(&mut self, conversation: &str, wait: Option<&Wait>) {
+        if let Some(due) = wait.and_then(|w| w.rescue_due) {
+            self.due.remove(&(due, conversation.to_string()));
+        }
+    }
+
+    /// Opens a conversation, or a new session of it after a close or a long silence.
+    fn session(&mut self, ev: &Event, conversation: &str, customer: &str, agent: &str) -> &mut Conv {
+        let idle = self.replies.idle_close_ms;
+        let stale = self.convs.get(conversation).is_some_and(|c| ev.ts - c.last_message > idle);
+        if stale {
+            if let Some(c) = self.convs.remove(conversation) {
+                self.cancel_rescue(conversation, c.wait.as_ref());
+            }
+        }
+        let c = self.convs.entry(conversation.to_string()).or_insert_with(|| Conv {
+            shop: ev.shop.clone(),
+            customer: customer.to_string(),
+            agent: agent.to_string(),
+            last_message: ev.ts,
+            greeted: false,
+            offered_to: None,
+            wait: None,
+            sent: VecDeque::new(),
+        });
+        c.agent = agent.to_string();
+        c.last_message = ev.ts;
+        c
+    }
+
+    fn agent_message(&mut self, ev: &Event, conversation: &str, agent: &str) {
+        let c = self.session(ev, conversation, "", agent);
+        let wait = c.wait.take();
+        self.cancel_rescue(conversation, wait.as_ref());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn buyer_message(
+        &mut self,
+        ev: &Event,
+        now: Millis,
+        conversation: &str,
+        customer: &str,
+        agent: &str,
+        text: &str,
+        out: &mut Vec<RobotAction>,
+    ) {
+        let replies = Arc::clone(&self.replies);
+        let set = replies.robot.resolve(&ev.shop, agent);
+        let away = set.away && self.is_away(agent, now);
+        let transfer_to = if away { self.least_loaded(&ev.shop, agent, now) } else { None };
+
+        let c = self.session(ev, conversation, customer, agent);
+        c.customer = customer.to_string();
+        let wait = c.wait.get_or_insert(Wait {
+            last_text: String::new(),
+            last_ts: ev.ts,
+            rescue_due: None,
+            rescued: false,
+            away_text_sent: false,
+        });
+        wait.last_text = text.to_string();
+        wait.last_ts = ev.ts;
+
+        if let Some(to) = c.offered_to.clone() {
+            if set.transfer_keywords.iter().any(|k| text.contains(k.as_str())) {
+                c.offered_to = None;
+                out.push(RobotAction::Transfer {
+                    conversation: conversation.to_string(),
+                    from_agent: agent.to_string(),
+                    to_agent: to,
+                });
+                return;
+            }
+        }
+        if !c.greeted {
+            c.greeted = true;
+            let greeting = set.greeting;
+            if !greeting.is_empty() {
+                self.say(conversation, now, &set, greeting, Reason::Greeting, None, out);
+            }
+        }
+
+        let rule = self.answer(conversation, text);
+        if away {
+            match rule {
+                Some((rule_id, answer)) => {
+                    self.send(conversation, now, &set, answer, Reason::Away, Some(rule_id), out);
+                }
+                None => {
+                    self.miss(conversation, ev.ts, text, out);
+                    let first = self
+                        .convs
+                        .get(conversation)
+                        .and_then(|c| c.wait.as_ref())
+                        .is_some_and(|w| !w.away_text_sent);
+                    if first {
+                        self.say(conversation, now, &set, set.away_text, Reason::Away, None, out);
+                        if let Some(w) = self.convs.get_mut(conversation).and_then(|c| c.wait.as_mut()) {
+                            w.away_text_sent = true;
+                        }
+                    }
+                }
+            }
+            let offered = self.convs.get(conversation).is_some_and(|c| c.offered_to.is_some());
+            if let (Some(to), false, false) = (transfer_to, offered, set.transfer_offer.is_empty()) {
+                let vars = Vars { transfer_agent: Some(&to), ..self.vars(conversation) };
+                if let Some(text) = set.transfer_offer.render(&vars) {
+                    if self.send(conversation, now, &set, text, Reason::TransferOffer, None, out) {
+                        if let Some(c) = self.convs.get_mut(conversation) {
+                            c.offered_to = Some(to);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+
+        if let (true, Some((rule_id, answer))) = (set.suggest, rule) {
+            out.push(RobotAction::Suggest {
+                agent: agent.to_string(),
+                conversation: conversation.to_string(),
+                text: answer,
+                rule: rule_id,
+            });
+        }
+        let Some(c) = self.convs.get_mut(conversation) else { return };
+        let Some(w) = c.wait.as_mut() else { return };
+        if set.rescue_after_ms > 0 && w.rescue_due.is_none() && !w.rescued {
+            // Armed by the wait's first buyer message the robot did not already answer
+            // in away mode: usually the wait's start, as the response clock counts it.
+            let due = ev.ts + set.rescue_after_ms;
+            w.rescue_due = Some(due);
+            self.due.insert((due, conversation.to_string()));
+        }
+    }
+
+    fn rescue(&mut self, conversation: &str, at: Millis, out: &mut Vec<RobotAction>) {
+        let Some(c) = self.convs.get_mut(conversation) else { return };
+        let Some(w) = c.wait.as_mut() else { return };
+        if w.rescue_due != Some(at) {
+            return;
+        }
+        w.rescue_due = None;
+        w.rescued = true;
+        let (text, ts) = (w.last_text.clone(), w.last_ts);
+        let replies = Arc::clone(&self.replies);
+        let set = replies.robot.resolve(&c.shop, &c.agent);
+        match self.answer(conversation, &text) {
+            Some((rule, answer)) => {
+                self.send(conversation, at, &set, answer, Reason::Rescue, Some(rule), out);
+            }
+            None => {
+                self.miss(conversation, ts, &text, out);
+                self.say(conversation, at, &set, set.rescue_text, Reason::Rescue, None, out);
+            }
+        }
+    }
+
+    /// The best rule's next answer variant, rendered; `None` when no rule matches or no
+    /// variant can be filled in.
+    fn answer(&mut self, conversation: &str, text: &str) -> Option<(String, String)> {
+        let replies = Arc::clone(&self.replies);
+        let rule = &replies.auto.rules()[replies.auto.best(text)?];
+        let vars = self.vars(conversation);
+        let n = rule.answers.len();
+        let turn = self.rotation.get(&rule.id).copied().unwrap_or(0);
+        let (k, text) = (0..n).find_map(|k| rule.answers[(turn + k) % n].render(&vars).map(|s| (k, s)))?;
+        self.rotation.insert(rule.id.clone(), (turn + k + 1) % n);
+        Some((rule.id.clone(), text))
+    }
+
+    fn vars(&self, conversation: &str) -> Vars<'_> {
+        let Some(c) = self.convs.get(conversation) else { return Vars::default() };
+        Vars {
+            buyer: Some(&c.customer),
+            agent: Some(&c.agent),
+            shop: Some(&c.shop),
+            order: self.orders.get(&c.customer).map(String::as_str),
+            transfer_agent: None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn say(
+        &mut self,
+        conversation: &str,
+        now: Millis,
+        set: &Settings<'_>,
+        template: &Template,
+        reason: Reason,
+        rule: Option<String>,
+        out: &mut Vec<RobotAction>,
+    ) {
+        if let Some(text) = template.render(&self.vars(conversation)) {
+            self.send(conversation, now, set, text, reason, rule, out);
+        }
+    }
+
+    /// Sends unless the conversation has had `max_per_hour` robot messages in the last hour.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        conversation: &str,
+        now: Millis,
+        set: &Settings<'_>,
+        text: String,
+        reason: Reason,
+        rule: Option<String>,
+        out: &mut Vec<RobotAction>,
+    ) -> bool {
+        let Some(c) = self.convs.get_mut(conversation) else { return false };
+        while c.sent.front().is_some_and(|&t| t <= now - HOUR_MS) {
+            c.sent.pop_front();
+        }
+        if c.sent.len() >= set.max_per_hour as usize {
+            return false;
+        }
+        c.sent.push_back(now);
+        if let Some(r) = &rule {
+            out.push(RobotAction::Hit { shop: c.shop.clone(), rule: r.clone() });
+        }
+        out.push(RobotAction::Send {
+            conversation: conversation.to_string(),
+            text,
+            as_bot: true,
+            reason,
+            rule,
+        });
+        true
+    }
+
+    fn miss(&self, conversation: &str, ts: Millis, text: &str, out: &mut Vec<RobotAction>) {
+        let shop = self.convs.get(conversation).map(|c| c.shop.clone()).unwrap_or_default();
+        out.push(RobotAction::Miss {
+            shop,
+            conversation: conversation.to_string(),
+            ts,
+            text: text.to_string(),
+        });
+    }
+
+    fn is_away(&self, agent: &str, now: Millis) -> bool {
+        let status = self.presence.get(agent).map(|p| p.1);
+        matches!(status, Some(Presence::Away | Presence::Offline))
+            || !self.replies.shifts.on_shift(agent, now)
+    }
+
+    /// The online, on-shift agent of `shop` (other than `except`) with the fewest open
+    /// conversations; ties go to the name first in order, so the choice is reproducible.
+    fn least_loaded(&self, shop: &str, except: &str, now: Millis) -> Option<String> {
+        self.presence
+            .iter()
+            .filter(|(a, (s, p))| {
+                s == shop
+                    && *p == Presence::Online
+                    && a.as_str() != except
+                    && self.replies.shifts.on_shift(a, now)
+            })
+            .map(|(a, _)| (self.convs.values().filter(|c| c.agent == *a).count(), a))
+            .min()
+            .map(|(_, a)| a.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339_ms;
+
+    const SHOP: &str = "毛菇小象";
+
+    /// 2026-11-11 10:00:00 Shanghai: inside 小美's 白班, outside 阿强's 晚班.
+    fn t0() -> Millis {
+        parse_rfc3339_ms("2026-11-11T10:00:00+08:00").unwrap()
+    }
+
+    fn robot() -> Robot {
+        Robot::new(Arc::new(crate::replies::load(None, None).unwrap()))
+    }
+
+    fn ev(ts: Millis, kind: EventKind) -> Event {
+        Event { id: format!("e{ts}"), ts, shop: SHOP.into(), kind }
+    }
+
+    fn msg(ts: Millis, conv: &str, agent: &str, from: Sender, text: &str) -> Event {
+        ev(
+            ts,
+            EventKind::Message {
+                conversation: conv.into(),
+                customer: "tb_buyer_1".into(),
+                agent: agent.into(),
+                from,
+                text: text.into(),
+            },
+        )
+    }
+
+    fn presence(ts: Millis, agent: &str, status: Presence) -> Event {
+        ev(ts, EventKind::Presence { agent: agent.into(), status })
+    }
+
+    /// The robot's sends as (reason, rule, text).
+    fn sends(actions: &[RobotAction]) -> Vec<(Reason, Option<String>, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                RobotAction::Send { text, reason, rule, as_bot, .. } => {
+                    assert!(as_bot, "robot messages always go out as the bot");
+                    Some((*reason, rule.clone(), text.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reasons(actions: &[RobotAction]) -> Vec<Reason> {
+        sends(actions).into_iter().map(|s| s.0).collect()
+    }
+
+    #[test]
+    fn away_agent_buyer_asking_express_gets_the_shipping_answer() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t - 60_000, "小美", Presence::Away), t - 60_000);
+        let out = r.handle(&msg(t, "c1", "小美", Sender::Customer, "发什么快递"), t);
+        let s = sends(&out);
+        assert_eq!(s[0].0, Reason::Greeting);
+        assert_eq!(s[1].0, Reason::Away);
+        assert_eq!(s[1].1.as_deref(), Some("express"));
+        let rules = r.replies().auto.rules();
+        let express = rules.iter().find(|x| x.id == "express").unwrap();
+        assert_eq!(express.category, crate::replies::auto::Category::Shipping);
+        assert!(s[1].2.contains("中通"), "{}", s[1].2);
+        assert!(out.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "express".into() }));
+        assert_eq!(r.next_due(), None, "no rescue is armed for a buyer the robot already answered");
+    }
+
+    #[test]
+    fn agent_answering_within_rescue_time_leaves_the_robot_silent() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t - 60_000, "小美", Presence::Online), t - 60_000);
+        let first = r.handle(&msg(t, "c1", "小美", Sender::Customer, "在吗"), t);
+        assert_eq!(reasons(&first), vec![Reason::Greeting]);
+        assert!(r.handle(&msg(t + 5_000, "c1", "小美", Sender::Agent, "在的亲"), t + 5_000).is_empty());
+        let q = t + 20_000;
+        let out = r.handle(&msg(q, "c1", "小美", Sender::Customer, "发什么快递"), q);
+        assert!(sends(&out).is_empty(), "{out:?}");
+        assert!(
+            matches!(&out[0], RobotAction::Suggest { agent, rule, .. } if agent == "小美" && rule == "express")
+        );
+        assert!(r.handle(&msg(q + 9_000, "c1", "小美", Sender::Agent, "默认中通哦"), q + 9_000).is_empty());
+        assert_eq!(r.next_due(), None);
+        assert!(r.advance(q + 3_600_000).is_empty());
+    }
+
+    #[test]
+    fn rescue_is_cancelled_by_an_agent_reply_at_14_9_s_and_sent_at_15_s() {
+        for (agent_reply_at, want_rescue) in [(Some(14_900), false), (Some(15_000), false), (None, true)] {
+            let mut r = robot();
+            let t = t0();
+            r.handle(&msg(t, "c1", "小美", Sender::Customer, "这个能开发票吗,我要报销"), t);
+            assert_eq!(r.next_due(), Some(t + 15_000));
+            if let Some(at) = agent_reply_at {
+                assert!(r.advance(t + at - 1).is_empty());
+                r.handle(&msg(t + at, "c1", "小美", Sender::Agent, "可以的亲"), t + at);
+            }
+            assert!(r.advance(t + 14_999).is_empty());
+            let out = r.advance(t + 15_000);
+            let got = sends(&out);
+            assert_eq!(!got.is_empty(), want_rescue, "agent at {agent_reply_at:?}: {out:?}");
+            if want_rescue {
+                assert_eq!(got[0].0, Reason::Rescue);
+                assert_eq!(got[0].1.as_deref(), Some("invoice"));
+                assert!(r.advance(t + 100_000).is_empty(), "a rescue fires once per wait");
+            }
+        }
+    }
+
+    #[test]
+    fn rescue_without_a_matching_rule_holds_and_records_the_miss() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&msg(t, "c1", "小美", Sender::Customer, "你们老板是谁"), t);
+        // The robot's own greeting coming back as a bot message must not end the wait.
+        r.handle(&msg(t + 100, "c1", "小美", Sender::Bot, "亲,您好!"), t + 100);
+        r.handle(&msg(t + 200, "c1", "小美", Sender::System, "买家已进店"), t + 200);
+        let out = r.advance(t + 15_000);
+        let s = sends(&out);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].0, s[0].1.clone()), (Reason::Rescue, None));
+        assert!(s[0].2.contains("请稍等"), "{}", s[0].2);
+        assert!(
+            out.iter().any(
+                |a| matches!(a, RobotAction::Miss { text, ts, .. } if text == "你们老板是谁" && *ts == t)
+            )
+        );
+    }
+
+    #[test]
+    fn greeting_once_per_session() {
+        let mut r = robot();
+        let t = t0();
+        let greets = |out: Vec<RobotAction>| reasons(&out).iter().filter(|x| **x == Reason::Greeting).count();
+        let steps = [
+            (0, Sender::Customer, "在吗", 1),
+            (1_000, Sender::Customer, "有人吗", 0),
+            (2_000, Sender::Agent, "在的", 0),
+            (3_000, Sender::Customer, "好的", 0),
+        ];
+        for (dt, from, text, want) in steps {
+            assert_eq!(greets(r.handle(&msg(t + dt, "c1", "小美", from, text), t + dt)), want, "{text}");
+        }
+        r.handle(&ev(t + 4_000, EventKind::Close { conversation: "c1".into() }), t + 4_000);
+        let out = r.handle(&msg(t + 5_000, "c1", "小美", Sender::Customer, "又来了"), t + 5_000);
+        assert_eq!(greets(out), 1, "a closed conversation's next message opens a new session");
+        let later = t + 5_000 + r.replies().idle_close_ms + 1;
+        let out = r.handle(&msg(later, "c1", "小美", Sender::Customer, "在吗"), later);
+        assert_eq!(greets(out), 1, "a long silence opens a new session");
+    }
+
+    #[test]
+    fn never_answers_bot_or_system_messages() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Offline), t);
+        for from in [Sender::Bot, Sender::System] {
+            assert!(r.handle(&msg(t + 1, "c1", "小美", from, "发什么快递"), t + 1).is_empty());
+        }
+        assert_eq!(r.next_due(), None);
+    }
+
+    #[test]
+    fn at_most_max_per_hour_robot_messages_per_conversation() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Away), t);
+        let mut sent = 0;
+        for i in 0..10 {
+            let at = t + i * 60_000;
+            sent += sends(&r.handle(&msg(at, "c1", "小美", Sender::Customer, "发什么快递"), at)).len();
+        }
+        assert_eq!(sent, 6, "robot.toml: max_per_hour = 6");
+        // Keep the session open (idle_close 30 min) until the first two sends, at t, leave the hour.
+        for at in [t + 25 * 60_000, t + 50 * 60_000] {
+            assert!(sends(&r.handle(&msg(at, "c1", "小美", Sender::Customer, "发什么快递"), at)).is_empty());
+        }
+        let at = t + 3_600_000 + 1;
+        assert_eq!(sends(&r.handle(&msg(at, "c1", "小美", Sender::Customer, "发什么快递"), at)).len(), 1);
+    }
+
+    #[test]
+    fn off_shift_agent_is_away_and_transfer_goes_to_least_loaded_online_agent() {
+        let mut r = robot();
+        // 20:00 Shanghai: 小美 (白班) is off shift; 阿强 and 阿珍 (晚班) are on.
+        let t = parse_rfc3339_ms("2026-11-11T20:00:00+08:00").unwrap();
+        r.handle(&presence(t, "阿强", Presence::Online), t);
+        r.handle(&presence(t, "阿珍", Presence::Online), t);
+        r.handle(&presence(t, "小雪", Presence::Online), t);
+        r.handle(&msg(t, "busy", "阿珍", Sender::Customer, "在吗"), t);
+        let out = r.handle(&msg(t + 10, "c1", "小美", Sender::Customer, "衣服什么面料"), t + 10);
+        let s = sends(&out);
+        assert_eq!(
+            s.iter().map(|x| x.0).collect::<Vec<_>>(),
+            [Reason::Greeting, Reason::Away, Reason::TransferOffer]
+        );
+        assert!(s[2].2.contains("阿强"), "阿强 is on shift with no conversation: {}", s[2].2);
+        let out = r.handle(&msg(t + 20, "c1", "小美", Sender::Customer, "转人工"), t + 20);
+        assert_eq!(
+            out,
+            vec![RobotAction::Transfer {
+                conversation: "c1".into(),
+                from_agent: "小美".into(),
+                to_agent: "阿强".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn away_message_without_a_rule_is_said_once_per_wait() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Away), t);
+        let a = r.handle(&msg(t, "c1", "小美", Sender::Customer, "你们老板是谁"), t);
+        let b = r.handle(&msg(t + 1_000, "c1", "小美", Sender::Customer, "老板是哪里人"), t + 1_000);
+        assert_eq!(reasons(&a), [Reason::Greeting, Reason::Away]);
+        assert!(reasons(&b).is_empty(), "{b:?}");
+        assert_eq!(b.iter().filter(|x| matches!(x, RobotAction::Miss { .. })).count(), 1);
+    }
+
+    #[test]
+    fn answer_variants_rotate_and_order_variable_fills_in() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Away), t);
+        let order = EventKind::Order {
+            customer: "tb_buyer_1".into(),
+            order: "T2026111100042".into(),
+            status: crate::event::OrderStatus::Paid,
+            amount: rust_decimal::Decimal::new(19900, 2),
+            shipping: None,
+        };
+        r.handle(&ev(t, order), t);
+        let texts: Vec<String> = (0..3)
+            .map(|i| {
+                let at = t + i * 1000;
+                let out = r.handle(&msg(at, "c1", "小美", Sender::Customer, "物流到哪了"), at);
+                sends(&out).into_iter().find(|s| s.0 == Reason::Away).unwrap().2
+            })
+            .collect();
+        assert!(texts[0].contains("T2026111100042"), "{}", texts[0]);
+        assert_ne!(texts[0], texts[1]);
+        assert_eq!(texts[0], texts[2]);
+    }
+}

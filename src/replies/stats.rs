@@ -1,0 +1,137 @@
+//! Hit counts and unanswered buyer questions in the store (`migrations/003_replies.sql`).
+
+use chrono::NaiveDate;
+use rusqlite::params;
+
+use crate::store::{Store, StoreError};
+use crate::time::{Millis, shanghai_day};
+
+use super::robot::RobotAction;
+
+/// One unanswered question, as `kefu replies misses` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissRow {
+    /// When the buyer asked, UTC ms.
+    pub ts: Millis,
+    /// Shop.
+    pub shop: String,
+    /// Conversation.
+    pub conversation: String,
+    /// The question as the buyer wrote it.
+    pub text: String,
+}
+
+/// Records the bookkeeping actions (hits, misses) of a batch in one transaction; other
+/// actions are ignored. `now` dates the hits.
+pub fn record(store: &mut Store, actions: &[RobotAction], now: Millis) -> Result<(), StoreError> {
+    let day = shanghai_day(now).to_string();
+    let tx = store.conn_mut().transaction()?;
+    for a in actions {
+        match a {
+            RobotAction::Hit { shop, rule } => bump(&tx, &day, shop, "rule", rule)?,
+            RobotAction::Miss { shop, conversation, ts, text } => {
+                tx.execute(
+                    "INSERT INTO reply_misses (ts, day, shop, conversation, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![ts, shanghai_day(*ts).to_string(), shop, conversation, text],
+                )?;
+            }
+            _ => {}
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Counts one use of a quick phrase (`agent` `None` for a team phrase).
+pub fn record_phrase_use(
+    store: &Store,
+    shop: &str,
+    agent: Option<&str>,
+    code: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let key = format!("{}/{code}", agent.unwrap_or(""));
+    bump(store.conn(), &shanghai_day(now).to_string(), shop, "phrase", &key)
+}
+
+fn bump(conn: &rusqlite::Connection, day: &str, shop: &str, kind: &str, key: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO reply_hits (day, shop, kind, key, hits) VALUES (?1, ?2, ?3, ?4, 1)
+         ON CONFLICT (day, shop, kind, key) DO UPDATE SET hits = hits + 1",
+        params![day, shop, kind, key],
+    )?;
+    Ok(())
+}
+
+/// Hit counts of `kind` (`rule` or `phrase`) on `day`, most used first.
+pub fn hits(store: &Store, day: NaiveDate, kind: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut stmt = store.conn().prepare(
+        "SELECT shop, key, hits FROM reply_hits WHERE day = ?1 AND kind = ?2 ORDER BY hits DESC, shop, key",
+    )?;
+    let rows = stmt.query_map(params![day.to_string(), kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The unanswered questions of a Shanghai day, in time order.
+pub fn misses(store: &Store, day: NaiveDate) -> Result<Vec<MissRow>, StoreError> {
+    let mut stmt = store
+        .conn()
+        .prepare("SELECT ts, shop, conversation, text FROM reply_misses WHERE day = ?1 ORDER BY ts, rowid")?;
+    let rows = stmt.query_map([day.to_string()], |r| {
+        Ok(MissRow { ts: r.get(0)?, shop: r.get(1)?, conversation: r.get(2)?, text: r.get(3)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Masks mainland mobile numbers inside free text (buyers type them into questions), so
+/// the misses list can be read by anyone; the raw text stays in the database.
+pub fn mask_phones_in_text(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if run == 0 {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let digits: String = chars[i..i + run].iter().collect();
+        if run == 11 && digits.starts_with('1') {
+            out.push_str(&crate::privacy::mask_phone(&digits));
+        } else {
+            out.push_str(&digits);
+        }
+        i += run;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_hits_and_misses_by_shanghai_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("k.db")).unwrap();
+        // 2026-11-11 23:30 Shanghai is 15:30 UTC; 00:30 the next day is 16:30 UTC.
+        let late = crate::time::parse_rfc3339_ms("2026-11-11T23:30:00+08:00").unwrap();
+        let next = late + 3_600_000;
+        let hit = RobotAction::Hit { shop: "s".into(), rule: "express".into() };
+        let miss = |ts, t: &str| RobotAction::Miss {
+            shop: "s".into(),
+            conversation: "c".into(),
+            ts,
+            text: t.into(),
+        };
+        record(&mut store, &[hit.clone(), hit, miss(late, "能开发票吗")], late).unwrap();
+        record(&mut store, &[miss(next, "电话13812345678")], next).unwrap();
+        let day = crate::time::parse_day("2026-11-11").unwrap();
+        assert_eq!(hits(&store, day, "rule").unwrap(), vec![("s".into(), "express".into(), 2)]);
+        let m = misses(&store, day).unwrap();
+        assert_eq!(m.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["能开发票吗"]);
+        let m = misses(&store, day.succ_opt().unwrap()).unwrap();
+        assert_eq!(mask_phones_in_text(&m[0].text), "电话138****5678");
+    }
+}

@@ -1,0 +1,388 @@
+//! The 日常考核 points ledger: entries from the phrase guard's findings and from
+//! supervisors, a monthly base with a range cap, and appeals (复核).
+//!
+//! The phrase guard plugs in through [`add_finding`] — one call per finding with its
+//! category, points and a reference that makes a repeated call a no-op.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rusqlite::{Connection, OptionalExtension, params};
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+use crate::time::Millis;
+
+/// Ledger failures.
+#[derive(Debug, Error)]
+pub enum LedgerError {
+    /// SQLite failed.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// No entry with that id.
+    #[error("no ledger entry #{0}")]
+    NoEntry(i64),
+    /// No dispute with that id, or it is already resolved.
+    #[error("no open dispute #{0}")]
+    NoOpenDispute(i64),
+    /// The entry is already disputed.
+    #[error("entry #{0} already has an open dispute")]
+    AlreadyDisputed(i64),
+    /// The appeal window has passed.
+    #[error("entry #{entry} was published {published}; appeals closed {closed} ({hours} h window)")]
+    AppealClosed {
+        /// Entry id.
+        entry: i64,
+        /// Publication time (Shanghai).
+        published: String,
+        /// When the window closed (Shanghai).
+        closed: String,
+        /// Window length.
+        hours: i64,
+    },
+    /// A bad row in an imported CSV.
+    #[error("{file}:{line}: {message}")]
+    Csv {
+        /// File name.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Where an entry came from.
+pub const SOURCES: [&str; 3] = ["guard", "supervisor", "import"];
+
+/// A ledger entry to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// Agent id.
+    pub agent: String,
+    /// Shanghai day the entry counts on.
+    pub day: NaiveDate,
+    /// Points (negative = deduction).
+    pub points: Decimal,
+    /// One of [`SOURCES`].
+    pub source: &'static str,
+    /// Finding category (guard) or deduction class.
+    pub category: Option<String>,
+    /// Why, in words.
+    pub reason: String,
+    /// Reference (finding id, import row) making the entry idempotent.
+    pub reference: Option<String>,
+}
+
+/// A stored ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Row id (the anchor reports link to: `#L{id}`).
+    pub id: i64,
+    /// Agent id.
+    pub agent: String,
+    /// Day.
+    pub day: String,
+    /// Points.
+    pub points: Decimal,
+    /// Source.
+    pub source: String,
+    /// Category.
+    pub category: Option<String>,
+    /// Reason.
+    pub reason: String,
+    /// Reference.
+    pub reference: Option<String>,
+    /// When published (UTC ms).
+    pub published_at: Millis,
+    /// Overturned on appeal.
+    pub voided: bool,
+}
+
+/// A 复核 request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    /// Row id.
+    pub id: i64,
+    /// Disputed entry.
+    pub entry: i64,
+    /// When opened.
+    pub opened_at: Millis,
+    /// Why.
+    pub reason: String,
+    /// `open`, `upheld`, `overturned`.
+    pub status: String,
+}
+
+/// Records an entry; returns its id (the existing id when `reference` was seen before).
+pub fn add(conn: &Connection, e: &NewEntry, published_at: Millis) -> Result<i64, LedgerError> {
+    let inserted = conn.execute(
+        "INSERT OR IGNORE INTO ledger (agent, day, points, source, category, reason, ref, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            e.agent,
+            e.day.to_string(),
+            e.points.to_string(),
+            e.source,
+            e.category,
+            e.reason,
+            e.reference,
+            published_at
+        ],
+    )?;
+    if inserted == 0 {
+        let id = conn.query_row(
+            "SELECT id FROM ledger WHERE source = ?1 AND ref = ?2",
+            params![e.source, e.reference],
+            |r| r.get(0),
+        )?;
+        return Ok(id);
+    }
+    Ok(conn.last_insert_rowid())
+}
+
+/// The phrase guard's entry point: one finding → one ledger entry (idempotent on `reference`).
+pub fn add_finding(
+    conn: &Connection,
+    agent: &str,
+    day: NaiveDate,
+    category: &str,
+    points: Decimal,
+    reference: &str,
+    published_at: Millis,
+) -> Result<i64, LedgerError> {
+    let e = NewEntry {
+        agent: agent.to_string(),
+        day,
+        points,
+        source: "guard",
+        category: Some(category.to_string()),
+        reason: format!("phrase guard: {category}"),
+        reference: Some(reference.to_string()),
+    };
+    add(conn, &e, published_at)
+}
+
+/// Parses a supervisor CSV: `agent,date,points,reason[,category]` with a header line.
+/// Every row is checked before any is stored; errors name the file and line.
+pub fn parse_csv(file: &str, text: &str) -> Result<Vec<NewEntry>, LedgerError> {
+    let bad = |line: usize, message: String| LedgerError::Csv { file: file.to_string(), line, message };
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let row = raw.trim_start_matches('\u{feff}').trim();
+        if row.is_empty() || (i == 0 && row.to_ascii_lowercase().starts_with("agent")) {
+            continue;
+        }
+        let cols: Vec<&str> = row.split(',').map(str::trim).collect();
+        if !(4..=5).contains(&cols.len()) {
+            return Err(bad(
+                line,
+                format!("expected agent,date,points,reason[,category], found {} columns", cols.len()),
+            ));
+        }
+        if cols[0].is_empty() {
+            return Err(bad(line, "agent is empty".into()));
+        }
+        let day = crate::time::parse_day(cols[1])
+            .ok_or_else(|| bad(line, format!("date `{}` is not YYYY-MM-DD", cols[1])))?;
+        let points = cols[2]
+            .parse::<Decimal>()
+            .map_err(|_| bad(line, format!("points `{}` is not a number", cols[2])))?;
+        out.push(NewEntry {
+            agent: cols[0].to_string(),
+            day,
+            points,
+            source: "import",
+            category: cols.get(4).filter(|c| !c.is_empty()).map(|c| c.to_string()),
+            reason: cols[3].to_string(),
+            reference: Some(format!("{file}:{line}:{row}")),
+        });
+    }
+    Ok(out)
+}
+
+/// Entries whose day lies in `[from, to]`, oldest first.
+pub fn entries(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Vec<Entry>, LedgerError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, agent, day, points, source, category, reason, ref, published_at, voided
+         FROM ledger WHERE day BETWEEN ?1 AND ?2 ORDER BY day, id",
+    )?;
+    let rows = stmt.query_map(params![from.to_string(), to.to_string()], |r| {
+        Ok(Entry {
+            id: r.get(0)?,
+            agent: r.get(1)?,
+            day: r.get(2)?,
+            points: r.get::<_, String>(3)?.parse().unwrap_or_default(),
+            source: r.get(4)?,
+            category: r.get(5)?,
+            reason: r.get(6)?,
+            reference: r.get(7)?,
+            published_at: r.get(8)?,
+            voided: r.get::<_, i64>(9)? != 0,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The month's score for each agent with entries: `base + clamp(Σ points, −cap, +cap)`.
+/// Voided (overturned) entries do not count; disputed but open ones still do.
+pub fn month_scores(entries: &[Entry], base: Decimal, cap: Decimal) -> BTreeMap<String, Decimal> {
+    let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+    for e in entries.iter().filter(|e| !e.voided) {
+        *sums.entry(e.agent.clone()).or_default() += e.points;
+    }
+    sums.into_iter().map(|(a, s)| (a, capped(base, cap, s))).collect()
+}
+
+/// `base + clamp(sum, −cap, +cap)` (seed 003: 80 ± 20).
+pub fn capped(base: Decimal, cap: Decimal, sum: Decimal) -> Decimal {
+    base + sum.clamp(-cap, cap)
+}
+
+/// Whether an entry published at `published_at` may still be disputed at `now`.
+pub fn appeal_open(published_at: Millis, now: Millis, window_ms: i64) -> bool {
+    now >= published_at && now - published_at <= window_ms
+}
+
+/// Opens a 复核 on an entry, if its window is open; returns the dispute id.
+pub fn open_dispute(
+    conn: &Connection,
+    entry: i64,
+    reason: &str,
+    now: Millis,
+    window_ms: i64,
+) -> Result<i64, LedgerError> {
+    let published: Millis = conn
+        .query_row("SELECT published_at FROM ledger WHERE id = ?1", [entry], |r| r.get(0))
+        .optional()?
+        .ok_or(LedgerError::NoEntry(entry))?;
+    if !appeal_open(published, now, window_ms) {
+        return Err(LedgerError::AppealClosed {
+            entry,
+            published: crate::time::display_shanghai(published),
+            closed: crate::time::display_shanghai(published + window_ms),
+            hours: window_ms / 3_600_000,
+        });
+    }
+    let open: i64 =
+        conn.query_row("SELECT COUNT(*) FROM disputes WHERE entry = ?1 AND status = 'open'", [entry], |r| {
+            r.get(0)
+        })?;
+    if open > 0 {
+        return Err(LedgerError::AlreadyDisputed(entry));
+    }
+    conn.execute(
+        "INSERT INTO disputes (entry, opened_at, reason) VALUES (?1, ?2, ?3)",
+        params![entry, now, reason],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Resolves a dispute: `overturn` voids the entry, otherwise it stands.
+pub fn resolve(
+    conn: &mut Connection,
+    dispute: i64,
+    overturn: bool,
+    by: &str,
+    note: &str,
+    now: Millis,
+) -> Result<(), LedgerError> {
+    let tx = conn.transaction()?;
+    let entry: i64 = tx
+        .query_row("SELECT entry FROM disputes WHERE id = ?1 AND status = 'open'", [dispute], |r| r.get(0))
+        .optional()?
+        .ok_or(LedgerError::NoOpenDispute(dispute))?;
+    let status = if overturn { "overturned" } else { "upheld" };
+    tx.execute(
+        "UPDATE disputes SET status = ?2, resolved_at = ?3, resolved_by = ?4, note = ?5 WHERE id = ?1",
+        params![dispute, status, now, by, note],
+    )?;
+    if overturn {
+        tx.execute("UPDATE ledger SET voided = 1 WHERE id = ?1", [entry])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Open disputes with their entries, oldest first.
+pub fn open_disputes(conn: &Connection) -> Result<Vec<(Dispute, Entry)>, LedgerError> {
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.entry, d.opened_at, d.reason, d.status,
+                l.id, l.agent, l.day, l.points, l.source, l.category, l.reason, l.ref, l.published_at, l.voided
+         FROM disputes d JOIN ledger l ON l.id = d.entry WHERE d.status = 'open' ORDER BY d.opened_at, d.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            Dispute {
+                id: r.get(0)?,
+                entry: r.get(1)?,
+                opened_at: r.get(2)?,
+                reason: r.get(3)?,
+                status: r.get(4)?,
+            },
+            Entry {
+                id: r.get(5)?,
+                agent: r.get(6)?,
+                day: r.get(7)?,
+                points: r.get::<_, String>(8)?.parse().unwrap_or_default(),
+                source: r.get(9)?,
+                category: r.get(10)?,
+                reason: r.get(11)?,
+                reference: r.get(12)?,
+                published_at: r.get(13)?,
+                voided: r.get::<_, i64>(14)? != 0,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn capped_keeps_within_plus_minus_cap() {
+        let cases = [
+            (dec!(0), dec!(80)),
+            (dec!(-5), dec!(75)),
+            (dec!(-20), dec!(60)),
+            (dec!(-35), dec!(60)),
+            (dec!(20), dec!(100)),
+            (dec!(27), dec!(100)),
+            (dec!(19.5), dec!(99.5)),
+        ];
+        for (sum, want) in cases {
+            assert_eq!(capped(dec!(80), dec!(20), sum), want, "{sum}");
+        }
+    }
+
+    #[test]
+    fn appeal_window_is_inclusive_of_its_last_millisecond() {
+        let h = 3_600_000;
+        assert!(appeal_open(1000, 1000, 24 * h));
+        assert!(appeal_open(1000, 1000 + 24 * h, 24 * h));
+        assert!(!appeal_open(1000, 1001 + 24 * h, 24 * h));
+        assert!(!appeal_open(1000, 999, 24 * h));
+    }
+
+    #[test]
+    fn csv_rows_are_checked_with_lines() {
+        let ok = parse_csv(
+            "d.csv",
+            "agent,date,points,reason,category\nA,2026-11-02,-2,迟到,A\nB,2026-11-03,5,顶班\n",
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].points, dec!(-2));
+        assert_eq!(ok[0].category.as_deref(), Some("A"));
+        assert_eq!(ok[1].category, None);
+        let e =
+            parse_csv("d.csv", "agent,date,points,reason\nA,2026-11-02,-2,迟到\nB,11/03,5,x\n").unwrap_err();
+        assert_eq!(e.to_string(), "d.csv:3: date `11/03` is not YYYY-MM-DD");
+        let e = parse_csv("d.csv", "A,2026-11-02,minus two,迟到\n").unwrap_err();
+        assert_eq!(e.to_string(), "d.csv:1: points `minus two` is not a number");
+    }
+}

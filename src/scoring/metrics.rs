@@ -1,0 +1,601 @@
+//! Daily metrics per agent (Asia/Shanghai day), from stored events and the `waits` table
+//! the response clock writes. Definitions: `docs/metrics.md`.
+//!
+//! [`Builder`] is pure: it is fed events in time order and waits, and returns the days.
+//! [`compute`] streams them from the store and resolves payments of orders created
+//! before the streamed range by looking the order up in the stored events.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use rusqlite::{Connection, OptionalExtension, params};
+use rust_decimal::Decimal;
+
+use super::attribution::{Attributor, Credit, Owner, credit_of};
+use super::score::MonthFigures;
+use crate::event::{Event, EventKind, Sender};
+use crate::time::{Millis, shanghai_day, shanghai_midnight, shanghai_ms_of_day};
+
+/// Platform-style response time: waits starting in [08:00, 23:00) Shanghai.
+pub const PLATFORM_FROM_MS: i64 = 8 * 3_600_000;
+/// End (exclusive) of the platform-style window.
+pub const PLATFORM_TO_MS: i64 = 23 * 3_600_000;
+/// Platform cap per wait, also the value of an unanswered wait.
+pub const PLATFORM_CAP_MS: i64 = 600_000;
+/// "Answered within 3 minutes".
+pub const THREE_MIN_MS: i64 = 180_000;
+/// Histogram upper bounds in seconds; a longer answer goes to `HIST_OVER`, unanswered to 0.
+pub const HIST_BOUNDS: [i64; 6] = [10, 20, 30, 60, 120, 300];
+/// Histogram bucket for answers slower than the last bound.
+pub const HIST_OVER: i64 = 9999;
+
+/// One agent's day. Counts of buyers are distinct within the day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayMetrics {
+    /// 接待人数: buyers where both the buyer and the agent wrote.
+    pub received: i64,
+    /// 咨询人数: buyers who wrote to the agent.
+    pub consulted: i64,
+    /// Buyers who got an agent message after writing.
+    pub replied: i64,
+    /// 未回复人数 = consulted − replied.
+    pub unreplied: i64,
+    /// 下单人数 (credited orders created this day).
+    pub ordered: i64,
+    /// 付款人数 (credited orders paid this day).
+    pub paid: i64,
+    /// 销售额 = paid − shipping − refunds.
+    pub sales: Decimal,
+    /// 协助下单.
+    pub assist_orders: i64,
+    /// 协助跟进 orders.
+    pub assist_follow: i64,
+    /// 协助跟进 amount.
+    pub assist_follow_amount: Decimal,
+    /// Agent messages sent.
+    pub agent_msgs: i64,
+    /// Buyer messages received.
+    pub buyer_msgs: i64,
+    /// Waits that started this day.
+    pub waits: i64,
+    /// … answered by the agent.
+    pub answered: i64,
+    /// … never answered.
+    pub unanswered: i64,
+    /// … handed to another agent.
+    pub transferred: i64,
+    /// Sum of answer times of answered waits (ms).
+    pub response_ms: i64,
+    /// 慢响应: waits that lasted past their deadline.
+    pub breaches: i64,
+    /// Waits in which a robot wrote before the agent.
+    pub robot_answered: i64,
+    /// Platform-style waits.
+    pub platform_waits: i64,
+    /// Their capped time (ms).
+    pub platform_ms: i64,
+    /// Of them answered within 3 minutes.
+    pub platform_within_3min: i64,
+    /// Phrase-guard findings by category.
+    pub findings: BTreeMap<String, i64>,
+}
+
+impl DayMetrics {
+    /// The part the monthly score sums.
+    pub fn figures(&self) -> MonthFigures {
+        MonthFigures {
+            consulted: self.consulted,
+            replied: self.replied,
+            ordered: self.ordered,
+            paid: self.paid,
+            sales: self.sales,
+            answered: self.answered,
+            response_ms: self.response_ms,
+            platform_waits: self.platform_waits,
+            platform_ms: self.platform_ms,
+            platform_within_3min: self.platform_within_3min,
+            assist_follow_amount: self.assist_follow_amount,
+            assist_orders: self.assist_orders,
+            agent_msgs: self.agent_msgs,
+            buyer_msgs: self.buyer_msgs,
+        }
+    }
+}
+
+/// A wait as the `waits` table holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitRow {
+    /// Agent.
+    pub agent: String,
+    /// Start (UTC ms).
+    pub start: Millis,
+    /// End (UTC ms).
+    pub end: Millis,
+    /// `answered`, `unanswered`, `transferred`.
+    pub outcome: String,
+    /// Deadline it was held to.
+    pub deadline_ms: i64,
+}
+
+/// Everything computed for one day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Day {
+    /// Per agent.
+    pub agents: BTreeMap<String, DayMetrics>,
+    /// (agent, Shanghai hour) → breaches.
+    pub breaches_by_hour: BTreeMap<(String, u32), i64>,
+    /// (agent, bucket) → waits; see [`HIST_BOUNDS`].
+    pub response_hist: BTreeMap<(String, i64), i64>,
+    /// 静默下单 count.
+    pub silent_orders: i64,
+    /// 无人接待销售额.
+    pub unattended_sales: Decimal,
+}
+
+const CUST: u8 = 1;
+const AGENT: u8 = 2;
+const REPLIED: u8 = 4;
+const ORDERED: u8 = 8;
+const PAID: u8 = 16;
+
+/// Builds days `[from, to]` from events fed in time order (earlier events only feed attribution).
+pub struct Builder {
+    from: NaiveDate,
+    to: NaiveDate,
+    attributor: Attributor,
+    days: BTreeMap<NaiveDate, Day>,
+    /// Per (agent, buyer) flags of the day being streamed.
+    seen: HashMap<(String, String), u8>,
+    seen_day: Option<NaiveDate>,
+    /// Per conversation: 1 = buyer waiting, 2 = a robot already answered this wait.
+    waiting: HashMap<String, u8>,
+    credits: Vec<Credit>,
+}
+
+impl Builder {
+    /// A builder for days `[from, to]` with the sheet's attribution windows.
+    pub fn new(from: NaiveDate, to: NaiveDate, window_ms: i64, follow_ms: i64) -> Self {
+        let days = from.iter_days().take_while(|d| *d <= to).map(|d| (d, Day::default())).collect();
+        Self {
+            from,
+            to,
+            attributor: Attributor::new(window_ms, follow_ms),
+            days,
+            seen: HashMap::new(),
+            seen_day: None,
+            waiting: HashMap::new(),
+            credits: Vec::new(),
+        }
+    }
+
+    fn in_range(&self, day: NaiveDate) -> bool {
+        day >= self.from && day <= self.to
+    }
+
+    fn agent_day(&mut self, day: NaiveDate, agent: &str) -> Option<&mut DayMetrics> {
+        let d = self.days.get_mut(&day)?;
+        if !d.agents.contains_key(agent) {
+            d.agents.insert(agent.to_string(), DayMetrics::default());
+        }
+        d.agents.get_mut(agent)
+    }
+
+    /// Feeds one event; `lookup` resolves the owner of an order created before the stream.
+    pub fn event(&mut self, e: &Event, lookup: &mut dyn FnMut(&str) -> Owner) {
+        let day = shanghai_day(e.ts);
+        if self.seen_day != Some(day) {
+            self.flush_seen();
+            self.seen_day = Some(day);
+        }
+        let counted = self.in_range(day);
+        if let EventKind::Message { conversation, customer, agent, from, .. } = &e.kind {
+            match from {
+                Sender::Customer => {
+                    self.waiting.insert(conversation.clone(), 1);
+                }
+                Sender::Agent => {
+                    self.waiting.remove(conversation);
+                }
+                Sender::Bot => {
+                    if self.waiting.get(conversation) == Some(&1) {
+                        self.waiting.insert(conversation.clone(), 2);
+                        if counted && let Some(m) = self.agent_day(day, agent) {
+                            m.robot_answered += 1;
+                        }
+                    }
+                }
+                Sender::System => {}
+            }
+            if counted && matches!(from, Sender::Customer | Sender::Agent) {
+                let key = (agent.clone(), customer.clone());
+                let flags = self.seen.entry(key).or_default();
+                match from {
+                    Sender::Customer => *flags |= CUST,
+                    _ if *flags & CUST != 0 => *flags |= AGENT | REPLIED,
+                    _ => *flags |= AGENT,
+                }
+                if let Some(m) = self.agent_day(day, agent) {
+                    if *from == Sender::Customer {
+                        m.buyer_msgs += 1;
+                    } else {
+                        m.agent_msgs += 1;
+                    }
+                }
+            }
+        }
+        if let EventKind::Close { conversation } = &e.kind {
+            self.waiting.remove(conversation);
+        }
+        let mut credits = std::mem::take(&mut self.credits);
+        self.attributor.handle(e, &mut credits);
+        for c in credits.drain(..) {
+            self.credit(c, lookup);
+        }
+        self.credits = credits;
+    }
+
+    fn credit(&mut self, c: Credit, lookup: &mut dyn FnMut(&str) -> Owner) {
+        let ts = match &c {
+            Credit::Created { ts, .. }
+            | Credit::AssistOrder { ts, .. }
+            | Credit::AssistFollow { ts, .. }
+            | Credit::Paid { ts, .. }
+            | Credit::Refunded { ts, .. } => *ts,
+        };
+        let day = shanghai_day(ts);
+        if !self.in_range(day) {
+            return;
+        }
+        match c {
+            Credit::Created { customer, owner: Some(agent), .. } => {
+                let f = self.seen.entry((agent.clone(), customer)).or_default();
+                if *f & ORDERED == 0 {
+                    *f |= ORDERED;
+                    if let Some(m) = self.agent_day(day, &agent) {
+                        m.ordered += 1;
+                    }
+                }
+            }
+            Credit::Created { owner: None, .. } => {
+                if let Some(d) = self.days.get_mut(&day) {
+                    d.silent_orders += 1;
+                }
+            }
+            Credit::AssistOrder { agent, .. } => {
+                if let Some(m) = self.agent_day(day, &agent) {
+                    m.assist_orders += 1;
+                }
+            }
+            Credit::AssistFollow { agent, amount, .. } => {
+                if let Some(m) = self.agent_day(day, &agent) {
+                    m.assist_follow += 1;
+                    m.assist_follow_amount += amount;
+                }
+            }
+            Credit::Paid { customer, order, credited, net, .. } => {
+                match credited.unwrap_or_else(|| lookup(&order)) {
+                    Some(agent) => {
+                        let f = self.seen.entry((agent.clone(), customer)).or_default();
+                        let first = *f & PAID == 0;
+                        *f |= PAID;
+                        if let Some(m) = self.agent_day(day, &agent) {
+                            m.sales += net;
+                            m.paid += i64::from(first);
+                        }
+                    }
+                    None => {
+                        if let Some(d) = self.days.get_mut(&day) {
+                            d.unattended_sales += net;
+                        }
+                    }
+                }
+            }
+            Credit::Refunded { order, credited, amount, .. } => {
+                match credited.unwrap_or_else(|| lookup(&order)) {
+                    Some(agent) => {
+                        if let Some(m) = self.agent_day(day, &agent) {
+                            m.sales -= amount;
+                        }
+                    }
+                    None => {
+                        if let Some(d) = self.days.get_mut(&day) {
+                            d.unattended_sales -= amount;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns the streamed day's per-buyer flags into counts.
+    fn flush_seen(&mut self) {
+        let Some(day) = self.seen_day else { return };
+        let seen = std::mem::take(&mut self.seen);
+        let Some(d) = self.days.get_mut(&day) else { return };
+        for ((agent, _), f) in seen {
+            let Some(m) = d.agents.get_mut(&agent) else { continue };
+            if f & CUST != 0 {
+                m.consulted += 1;
+                if f & REPLIED != 0 {
+                    m.replied += 1;
+                } else {
+                    m.unreplied += 1;
+                }
+                if f & AGENT != 0 {
+                    m.received += 1;
+                }
+            }
+        }
+    }
+
+    /// Adds a wait from the clock (any order).
+    pub fn wait(&mut self, w: &WaitRow) {
+        let day = shanghai_day(w.start);
+        if !self.in_range(day) {
+            return;
+        }
+        let dur = (w.end - w.start).max(0);
+        let breach = dur > w.deadline_ms && w.outcome != "transferred";
+        let of_day = shanghai_ms_of_day(w.start);
+        let Some(m) = self.agent_day(day, &w.agent) else { return };
+        m.waits += 1;
+        let bucket = match w.outcome.as_str() {
+            "answered" => {
+                m.answered += 1;
+                m.response_ms += dur;
+                Some(HIST_BOUNDS.iter().copied().find(|b| dur <= b * 1000).unwrap_or(HIST_OVER))
+            }
+            "unanswered" => {
+                m.unanswered += 1;
+                Some(0)
+            }
+            _ => {
+                m.transferred += 1;
+                None
+            }
+        };
+        if breach {
+            m.breaches += 1;
+        }
+        if (PLATFORM_FROM_MS..PLATFORM_TO_MS).contains(&of_day) && w.outcome != "transferred" {
+            m.platform_waits += 1;
+            let capped = if w.outcome == "answered" { dur.min(PLATFORM_CAP_MS) } else { PLATFORM_CAP_MS };
+            m.platform_ms += capped;
+            if w.outcome == "answered" && dur <= THREE_MIN_MS {
+                m.platform_within_3min += 1;
+            }
+        }
+        let Some(d) = self.days.get_mut(&day) else { return };
+        if breach {
+            *d.breaches_by_hour.entry((w.agent.clone(), (of_day / 3_600_000) as u32)).or_default() += 1;
+        }
+        if let Some(b) = bucket {
+            *d.response_hist.entry((w.agent.clone(), b)).or_default() += 1;
+        }
+    }
+
+    /// Adds a phrase-guard finding counted on `day`.
+    pub fn finding(&mut self, day: NaiveDate, agent: &str, category: &str) {
+        if let Some(m) = self.agent_day(day, agent) {
+            *m.findings.entry(category.to_string()).or_default() += 1;
+        }
+    }
+
+    /// The finished days.
+    pub fn finish(mut self) -> BTreeMap<NaiveDate, Day> {
+        self.flush_seen();
+        self.days
+    }
+}
+
+/// How far before `from` events are streamed: two attribution windows, so orders created
+/// up to one window before `from` are credited from complete contact history.
+pub fn lookback_ms(window_ms: i64) -> i64 {
+    2 * window_ms
+}
+
+/// Computes days `[from, to]` from the store.
+pub fn compute(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    window_ms: i64,
+    follow_ms: i64,
+) -> rusqlite::Result<(BTreeMap<NaiveDate, Day>, i64)> {
+    let start = shanghai_midnight(from);
+    let end = shanghai_midnight(to + chrono::Days::new(1));
+    let mut b = Builder::new(from, to, window_ms, follow_ms);
+    let mut stmt = conn.prepare("SELECT body FROM events WHERE ts >= ?1 AND ts < ?2 ORDER BY ts, seq")?;
+    let mut rows = stmt.query(params![start - lookback_ms(window_ms), end])?;
+    let mut count = 0i64;
+    let mut lookup_err = None;
+    let mut lookup = |order: &str| match lookup_owner(conn, order, window_ms) {
+        Ok(o) => o,
+        Err(e) => {
+            lookup_err = Some(e);
+            None
+        }
+    };
+    while let Some(row) = rows.next()? {
+        let body: String = row.get(0)?;
+        // Stored events were validated on the way in; a row that no longer parses is skipped.
+        let Ok(e) = crate::event::parse(&body) else { continue };
+        count += 1;
+        b.event(&e, &mut lookup);
+    }
+    if let Some(e) = lookup_err {
+        return Err(e);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT agent, start, end, outcome, deadline_ms FROM waits WHERE start >= ?1 AND start < ?2",
+    )?;
+    let mut rows = stmt.query(params![start, end])?;
+    while let Some(r) = rows.next()? {
+        b.wait(&WaitRow {
+            agent: r.get(0)?,
+            start: r.get(1)?,
+            end: r.get(2)?,
+            outcome: r.get(3)?,
+            deadline_ms: r.get(4)?,
+        });
+    }
+    let mut stmt = conn.prepare(
+        "SELECT day, agent, COALESCE(category, '?') FROM ledger WHERE source = 'guard' AND voided = 0 AND day BETWEEN ?1 AND ?2",
+    )?;
+    let mut rows = stmt.query(params![from.to_string(), to.to_string()])?;
+    while let Some(r) = rows.next()? {
+        let day: String = r.get(0)?;
+        if let Some(d) = crate::time::parse_day(&day) {
+            b.finding(d, &r.get::<_, String>(1)?, &r.get::<_, String>(2)?);
+        }
+    }
+    Ok((b.finish(), count))
+}
+
+/// The owner of an order created outside the streamed range, from the stored events.
+fn lookup_owner(conn: &Connection, order: &str, window_ms: i64) -> rusqlite::Result<Owner> {
+    let created: Option<(Millis, String)> = conn
+        .query_row(
+            "SELECT ts, customer FROM events WHERE type = 'order' AND json_extract(body, '$.order') = ?1
+             AND json_extract(body, '$.status') = 'created' ORDER BY ts LIMIT 1",
+            [order],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((ts, customer)) = created else { return Ok(None) };
+    let mut stmt = conn.prepare_cached(
+        "SELECT agent, ts FROM events WHERE customer = ?1 AND ts >= ?2 AND ts <= ?3 AND type = 'message'
+         AND json_extract(body, '$.from') = 'agent' ORDER BY ts, seq",
+    )?;
+    let msgs = stmt
+        .query_map(params![customer, ts - window_ms, ts], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Millis>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(credit_of(&msgs, ts, window_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::OrderStatus;
+    use rust_decimal_macros::dec;
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 11).unwrap()
+    }
+
+    fn at(h: i64, m: i64, s: i64) -> Millis {
+        shanghai_midnight(day()) + (h * 3600 + m * 60 + s) * 1000
+    }
+
+    fn msg(ts: Millis, customer: &str, agent: &str, from: Sender) -> Event {
+        Event {
+            id: format!("{ts}{customer}{agent}"),
+            ts,
+            shop: "s".into(),
+            kind: EventKind::Message {
+                conversation: format!("c-{customer}"),
+                customer: customer.into(),
+                agent: agent.into(),
+                from,
+                text: "t".into(),
+            },
+        }
+    }
+
+    fn ord(
+        ts: Millis,
+        customer: &str,
+        id: &str,
+        status: OrderStatus,
+        amount: Decimal,
+        ship: Option<Decimal>,
+    ) -> Event {
+        Event {
+            id: format!("{ts}{id}{status:?}"),
+            ts,
+            shop: "s".into(),
+            kind: EventKind::Order {
+                customer: customer.into(),
+                order: id.into(),
+                status,
+                amount,
+                shipping: ship,
+            },
+        }
+    }
+
+    #[test]
+    fn buyers_orders_and_sales_per_agent() {
+        let mut b = Builder::new(day(), day(), 72 * 3_600_000, 72 * 3_600_000);
+        let evs = [
+            msg(at(9, 0, 0), "b1", "A", Sender::Customer),
+            msg(at(9, 0, 5), "b1", "A", Sender::Agent),
+            msg(at(9, 1, 0), "b2", "A", Sender::Customer),
+            msg(at(9, 1, 3), "b2", "A", Sender::Bot),
+            msg(at(9, 2, 0), "b3", "A", Sender::Agent), // A writes first, buyer never answers
+            ord(at(10, 0, 0), "b1", "o1", OrderStatus::Created, dec!(210), None),
+            ord(at(10, 1, 0), "b1", "o1", OrderStatus::Paid, dec!(210), Some(dec!(10))),
+            ord(at(11, 0, 0), "b1", "o2", OrderStatus::Created, dec!(50), None),
+            ord(at(11, 1, 0), "b1", "o2", OrderStatus::Paid, dec!(50), None),
+            ord(at(12, 0, 0), "b1", "o2", OrderStatus::Refunded, dec!(20), None),
+            ord(at(13, 0, 0), "b9", "o9", OrderStatus::Created, dec!(80), None),
+            ord(at(13, 1, 0), "b9", "o9", OrderStatus::Paid, dec!(80), Some(dec!(8))),
+            ord(at(14, 0, 0), "b8", "old", OrderStatus::Paid, dec!(99), None),
+        ];
+        let mut asked = vec![];
+        for e in &evs {
+            b.event(e, &mut |o| {
+                asked.push(o.to_string());
+                Some("B".into())
+            });
+        }
+        let days = b.finish();
+        let d = &days[&day()];
+        let a = &d.agents["A"];
+        assert_eq!((a.consulted, a.replied, a.unreplied, a.received), (2, 1, 1, 1));
+        assert_eq!((a.ordered, a.paid), (1, 1)); // one buyer, two orders
+        assert_eq!(a.sales, dec!(230)); // 200 + 50 − 20
+        assert_eq!((a.agent_msgs, a.buyer_msgs, a.robot_answered), (2, 2, 1));
+        assert_eq!(d.silent_orders, 1);
+        assert_eq!(d.unattended_sales, dec!(72));
+        assert_eq!(asked, ["old"]);
+        assert_eq!(d.agents["B"].sales, dec!(99));
+        let f = a.figures();
+        assert_eq!(f.metric(crate::scoring::sheet::Metric::AvgOrderValue), Some(dec!(230)));
+        assert_eq!(f.metric(crate::scoring::sheet::Metric::ConsultConversion), Some(dec!(0.5)));
+    }
+
+    #[test]
+    fn waits_give_response_breaches_and_platform_time() {
+        let mut b = Builder::new(day(), day(), 1, 1);
+        let w = |h: i64, m: i64, dur_s: i64, outcome: &str| WaitRow {
+            agent: "A".into(),
+            start: at(h, m, 0),
+            end: at(h, m, 0) + dur_s * 1000,
+            outcome: outcome.into(),
+            deadline_ms: 20_000,
+        };
+        b.wait(&w(7, 59, 30, "answered")); // before 08:00: not platform; breach
+        b.wait(&w(8, 0, 10, "answered")); // platform, within 3 min
+        b.wait(&w(12, 0, 900, "answered")); // capped at 600
+        b.wait(&w(22, 59, 40, "unanswered")); // platform, counted as 600
+        b.wait(&w(23, 0, 5, "answered")); // 23:00 is outside
+        b.wait(&w(15, 0, 100, "transferred")); // neither breach nor platform
+        let days = b.finish();
+        let d = &days[&day()];
+        let a = &d.agents["A"];
+        assert_eq!((a.waits, a.answered, a.unanswered, a.transferred), (6, 4, 1, 1));
+        assert_eq!(a.response_ms, (30 + 10 + 900 + 5) * 1000);
+        assert_eq!(a.breaches, 3);
+        assert_eq!(
+            (a.platform_waits, a.platform_ms, a.platform_within_3min),
+            (3, (10 + 600 + 600) * 1000, 1)
+        );
+        assert_eq!(d.breaches_by_hour.get(&("A".to_string(), 22)), Some(&1));
+        assert_eq!(d.response_hist.get(&("A".to_string(), 10)), Some(&2));
+        assert_eq!(d.response_hist.get(&("A".to_string(), HIST_OVER)), Some(&1));
+        assert_eq!(d.response_hist.get(&("A".to_string(), 0)), Some(&1));
+    }
+}

@@ -1,0 +1,212 @@
+//! Replies end to end through real files: Qianniu CSV import/export, hot reload of a real
+//! folder, `kefu check` on the replies folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kefu::event::{Event, EventKind, Presence, Sender};
+use kefu::replies::cli::{CliError, export, import};
+use kefu::replies::qianniu_csv::{self, Encoding};
+use kefu::replies::reload::{Reload, Watcher};
+use kefu::replies::robot::{Reason, Robot, RobotAction};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+fn shipped(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// Copies the shipped `rules/` and `replies/` into a temp folder.
+fn copy_shipped(root: &Path) -> (PathBuf, PathBuf) {
+    let (rules, replies) = (root.join("rules"), root.join("replies"));
+    for (from, to) in [(shipped("rules"), &rules), (shipped("replies"), &replies)] {
+        std::fs::create_dir_all(to).unwrap();
+        for f in std::fs::read_dir(from).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    (rules, replies)
+}
+
+fn rows(bytes: &[u8]) -> Vec<(String, String, String)> {
+    let imp = qianniu_csv::import(Path::new("x.csv"), bytes).unwrap();
+    imp.rows.into_iter().map(|r| (r.code, r.text, r.group)).collect()
+}
+
+#[test]
+fn gbk_import_export_import_gives_identical_rows() {
+    let original = std::fs::read(data("qianniu_gbk.csv")).unwrap();
+    assert!(std::str::from_utf8(&original).is_err(), "the fixture is GBK, not UTF-8");
+    let first = rows(&original);
+    assert_eq!(first.len(), 6);
+    assert_eq!(first[0].1, "亲,您好!欢迎光临毛菇小象~\n我是客服{客服},很高兴为您服务");
+    assert_eq!(first[3].2, "", "a blank group stays ungrouped");
+
+    let dir = tempfile::tempdir().unwrap();
+    let replies = dir.path().join("replies");
+    let report = import(&data("qianniu_gbk.csv"), &replies, None).unwrap();
+    assert_eq!((report.imported, report.encoding), (6, Encoding::Gbk));
+
+    for enc in [Encoding::Gbk, Encoding::Utf8] {
+        let out = dir.path().join(format!("export-{}.csv", enc.name()));
+        let (n, _) = export(&out, enc, Some(&replies), None).unwrap();
+        assert_eq!(n, 6);
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(std::str::from_utf8(&bytes).is_ok(), enc == Encoding::Utf8, "{}", enc.name());
+        assert_eq!(rows(&bytes), first, "{}", enc.name());
+        let again = dir.path().join(format!("again-{}", enc.name()));
+        import(&out, &again, None).unwrap();
+        let book = kefu::replies::quick::load(Some(&again)).unwrap();
+        let got: Vec<_> =
+            book.phrases().iter().map(|p| (p.code.clone(), p.text.clone(), p.group.clone())).collect();
+        assert_eq!(got, first, "{}", enc.name());
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("export-GBK.csv")).unwrap(),
+        original,
+        "GBK export is byte-identical"
+    );
+}
+
+#[test]
+fn malformed_file_names_bad_lines_and_imports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let replies = dir.path().join("replies");
+    import(&data("qianniu_gbk.csv"), &replies, None).unwrap();
+    let before = std::fs::read(replies.join("quick.toml")).unwrap();
+
+    let err = import(&data("qianniu_malformed.csv"), &replies, None).unwrap_err();
+    let CliError::Data(errors) = err else { panic!("expected located errors, got {err}") };
+    let lines: Vec<Option<usize>> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![Some(3), Some(4)]);
+    assert!(errors.iter().all(|e| e.file.ends_with("qianniu_malformed.csv")));
+    assert!(errors[0].message.contains("4 cells, expected 3"), "{}", errors[0]);
+    assert_eq!(std::fs::read(replies.join("quick.toml")).unwrap(), before, "nothing imported");
+}
+
+#[test]
+fn personal_import_replaces_only_that_agents_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, replies) = copy_shipped(dir.path());
+    let team_before = kefu::replies::quick::load(Some(&replies)).unwrap().set(None).len();
+    import(&data("qianniu_gbk.csv"), &replies, Some("小美")).unwrap();
+    let book = kefu::replies::quick::load(Some(&replies)).unwrap();
+    assert_eq!(book.set(None).len(), team_before);
+    assert_eq!(book.set(Some("小美")).len(), 6);
+    assert!(book.set(Some("小美")).iter().any(|p| p.code == "镕"));
+    assert!(!book.set(Some("阿珍")).is_empty());
+}
+
+fn away_event(ts: i64) -> Event {
+    Event {
+        id: "p".into(),
+        ts,
+        shop: "毛菇小象".into(),
+        kind: EventKind::Presence { agent: "小美".into(), status: Presence::Away },
+    }
+}
+
+fn buyer(ts: i64, text: &str) -> Event {
+    Event {
+        id: format!("m{ts}"),
+        ts,
+        shop: "毛菇小象".into(),
+        kind: EventKind::Message {
+            conversation: "c1".into(),
+            customer: "tb_buyer_1".into(),
+            agent: "小美".into(),
+            from: Sender::Customer,
+            text: text.into(),
+        },
+    }
+}
+
+fn away_answer(robot: &mut Robot, ts: i64, text: &str) -> Option<(Option<String>, String)> {
+    robot.handle(&buyer(ts, text), ts).into_iter().find_map(|a| match a {
+        RobotAction::Send { reason: Reason::Away, rule, text, .. } => Some((rule, text)),
+        _ => None,
+    })
+}
+
+#[test]
+fn reload_swaps_in_valid_edits_and_keeps_the_last_good_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rules, replies) = copy_shipped(dir.path());
+    let current = Arc::new(kefu::replies::load(Some(&rules), Some(&replies)).unwrap());
+    let mut robot = Robot::new(current);
+    let mut watcher = Watcher::new(Some(rules.clone()), Some(replies.clone()));
+    assert!(matches!(watcher.poll(), Reload::Unchanged));
+    let t = kefu::time::parse_rfc3339_ms("2026-11-11T10:00:00+08:00").unwrap();
+    robot.handle(&away_event(t), t);
+    assert_eq!(away_answer(&mut robot, t, "可以用花呗吗").map(|a| a.0), Some(None), "no rule yet");
+
+    let auto = replies.join("auto.toml");
+    let mut text = std::fs::read_to_string(&auto).unwrap();
+    text.push_str("\n[[rule]]\nid = \"huabei\"\ncategory = \"自定义问题\"\nquestion = \"能用花呗吗\"\nany = [\"花呗\"]\nanswers = [\"亲,支持花呗分期哦~\"]\n");
+    std::fs::write(&auto, &text).unwrap();
+    let Reload::Loaded(new) = watcher.poll() else { panic!("a valid edit loads") };
+    robot.set_replies(Arc::new(*new));
+    assert_eq!(away_answer(&mut robot, t + 1, "可以用花呗吗").map(|a| a.0), Some(Some("huabei".into())));
+
+    let lines = text.lines().count();
+    std::fs::write(&auto, format!("{text}\n[[rule]]\nid = \"broken\"\ncategory = \"售后\"\nquestion = \"q\"\nregex = \"(\"\nanswers = [\"x\"]\n")).unwrap();
+    let Reload::Rejected(errors) = watcher.poll() else { panic!("an invalid edit is rejected") };
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].file, auto);
+    assert_eq!(errors[0].line, Some(lines + 6), "{}", errors[0]);
+    assert!(errors[0].message.contains("bad regex"), "{}", errors[0]);
+    assert!(matches!(watcher.poll(), Reload::Unchanged), "a rejected edit is reported once");
+    assert_eq!(
+        away_answer(&mut robot, t + 2, "可以用花呗吗").map(|a| a.0),
+        Some(Some("huabei".into())),
+        "the previous set keeps serving"
+    );
+
+    std::fs::write(replies.join("robot.toml"), "[defaults]\naway = true\n").unwrap();
+    std::fs::write(&auto, &text).unwrap();
+    let Reload::Rejected(errors) = watcher.poll() else { panic!("robot.toml is now invalid") };
+    assert!(errors[0].to_string().contains("robot.toml:1: [defaults] must set `greeting`"), "{}", errors[0]);
+    std::fs::copy(shipped("replies/robot.toml"), replies.join("robot.toml")).unwrap();
+    assert!(matches!(watcher.poll(), Reload::Loaded(_)));
+
+    std::fs::write(rules.join("shifts.toml"), "[agents]\n\"小美\" = [\"夜班\"]\n").unwrap();
+    let Reload::Rejected(errors) = watcher.poll() else { panic!("rules/ is watched too") };
+    assert!(errors[0].file.ends_with("rules/shifts.toml"), "{}", errors[0]);
+}
+
+#[tokio::test]
+async fn reload_task_publishes_a_valid_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rules, replies) = copy_shipped(dir.path());
+    let first = Arc::new(kefu::replies::load(Some(&rules), Some(&replies)).unwrap());
+    let (tx, mut rx) = tokio::sync::watch::channel(first);
+    let watcher = Watcher::new(Some(rules), Some(replies.clone()));
+    let task = tokio::spawn(watcher.run(std::time::Duration::from_millis(20), tx));
+    let book = "[[phrase]]\ncode = \"new\"\ntext = \"新短语\"\n";
+    std::fs::write(replies.join("quick.toml"), book).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.changed()).await.unwrap().unwrap();
+    assert_eq!(rx.borrow().quick.phrases().len(), 1);
+    drop(rx);
+    tokio::time::timeout(std::time::Duration::from_secs(10), task).await.unwrap().unwrap();
+}
+
+#[test]
+fn check_names_file_line_and_reason_in_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rules, replies) = copy_shipped(dir.path());
+    assert!(kefu::check::check_all(Some(&rules), Some(&replies)).is_empty());
+    std::fs::write(replies.join("quick.toml"), "[[phrase]]\ncode = \"a\"\n\ntext = \"\"\n").unwrap();
+    std::fs::write(
+        replies.join("auto.toml"),
+        "[[rule]]\nid = \"x\"\ncategory = \"售后\"\nquestion = \"q\"\nany = [\"x\"]\nanswers = [\"{颜色}\"]\n",
+    )
+    .unwrap();
+    let errors: Vec<String> =
+        kefu::check::check_all(Some(&rules), Some(&replies)).iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].ends_with("quick.toml:4: phrase text is empty"), "{}", errors[0]);
+    assert!(errors[1].contains("auto.toml:6: rule `x`: unknown variable `{颜色}`"), "{}", errors[1]);
+}
