@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kefu::alerts::format::{Message, terminal_line};
+use kefu::alerts::{Kind, Notice};
 use kefu::event::Event;
 use kefu::gateway::Incoming;
 use kefu::live::{ChannelSeam, LiveConfig, LiveCounters, Runtime, TimeSource};
@@ -24,8 +26,8 @@ fn count(store: &Store, sql: &str) -> i64 {
 
 type AlertKey = (String, i64, &'static str);
 
-fn key(a: &kefu::live::Alert) -> AlertKey {
-    (a.conversation.to_string(), a.wait_start, a.kind.as_str())
+fn key(a: &Notice) -> AlertKey {
+    (a.conversation.clone(), a.wait_start, a.kind.as_str())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +149,7 @@ async fn live_equals_replay_of_the_same_events() {
 
         // The alerts fired live are the replay's, up to the last event's time.
         let last_ts = events.last().unwrap().ts;
-        let mut stmt = store.conn().prepare("SELECT conversation, wait_start, due_at FROM alerts").unwrap();
+        let mut stmt = store.conn().prepare("SELECT conversation, wait_start, due_at FROM alerts WHERE kind = 'breach'").unwrap();
         let mut live: Vec<(String, i64, i64)> =
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
         live.sort();
@@ -159,7 +161,7 @@ async fn live_equals_replay_of_the_same_events() {
             .collect();
         expected.sort();
         assert!(!expected.is_empty());
-        assert_eq!(live, expected);
+        assert!(live == expected, "live breaches {} != replay breaches {}", live.len(), expected.len());
     })
     .await
     .expect("test timed out");
@@ -207,14 +209,20 @@ async fn a_breach_fires_on_the_clock_with_no_further_event_and_only_once() {
     assert!(alerts.try_recv().is_err(), "no alert before the deadline");
     assert_eq!(*committed.borrow(), Some(3), "the commit point follows the stored frames");
     let (alert, at) = timeout(Duration::from_secs(1), alerts.recv()).await.unwrap().unwrap();
-    assert_eq!((&*alert.conversation, alert.due_at, alert.deadline_ms), ("c1", t0 + 20_000, 20_000));
-    assert_eq!(alert.preview.as_deref(), Some("在吗?这件有M码吗"));
+    assert_eq!((alert.kind, alert.conversation.as_str()), (Kind::Breach, "c1"));
+    assert_eq!((alert.due_at, alert.deadline_ms, alert.load), (t0 + 20_000, 20_000, 1));
+    assert_eq!(alert.preview, "在吗?这件有M码吗");
     let late = at.duration_since(start);
     assert!(late >= Duration::from_millis(20_000) && late <= Duration::from_millis(20_002), "{late:?}");
-    assert!(alert.line(t0 + 20_001).contains("t***2"), "buyer masked: {}", alert.line(0));
+    let line = terminal_line(Message::One(&alert));
+    assert!(line.contains("t***2") && !line.contains("tb_buyer_8842"), "buyer masked: {line}");
 
-    tokio::time::sleep(Duration::from_secs(120)).await;
-    assert!(alerts.try_recv().is_err(), "one alert per wait");
+    // Escalation at 3× the deadline (the default plan), then nothing more for this wait.
+    let (alert, at) = timeout(Duration::from_secs(60), alerts.recv()).await.unwrap().unwrap();
+    assert_eq!((alert.kind, alert.due_at), (Kind::Escalation, t0 + 60_000));
+    assert!(at.duration_since(start) <= Duration::from_millis(60_002));
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(alerts.try_recv().is_err(), "one alert per wait and kind");
     drop(tx);
     task.await.unwrap().unwrap();
 
@@ -242,17 +250,19 @@ async fn an_alert_older_than_the_staleness_limit_is_recorded_but_not_sent() {
     let (runtime, _) = Runtime::open(Store::open(&db).unwrap(), config, Box::new(seam), counters.clone()).unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let task = tokio::spawn(runtime.run(rx));
-    // Redelivered after an outage: due 11 minutes ago → stale; due 9 minutes ago → sent.
+    // Redelivered after an outage: breach due 11 minutes ago → stale (and its escalation,
+    // 40 s later); due 9 minutes ago → sent.
     tx.send(incoming(1, customer_message("old", t0 - 11 * 60_000 - 20_000, "c-old"))).await.unwrap();
     tx.send(incoming(2, customer_message("recent", t0 - 9 * 60_000 - 20_000, "c-recent"))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     drop(tx);
     task.await.unwrap().unwrap();
-    let sent: Vec<String> = drain(&mut alerts).iter().map(|(a, _)| a.conversation.to_string()).collect();
-    assert_eq!(sent, ["c-recent"]);
-    assert_eq!(LiveCounters::get(&counters.alerts_stale), 1);
+    let sent: Vec<AlertKey> = drain(&mut alerts).iter().map(|(a, _)| key(a)).collect();
+    let recent = t0 - 9 * 60_000 - 20_000;
+    assert_eq!(sent, [("c-recent".into(), recent, "breach"), ("c-recent".into(), recent, "escalation")]);
+    assert_eq!(LiveCounters::get(&counters.alerts_stale), 2, "the old wait's breach and escalation");
     let store = Store::open(&db).unwrap();
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM alerts"), 2, "both recorded");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM alerts"), 4, "all recorded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,33 +18,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use alert::{Alert, AlertKind, AlertSeam, ChannelSeam, TerminalSeam};
+pub use alert::{AlertSeam, ChannelSeam, TerminalSeam};
 pub use runtime::{LiveError, Runtime};
 pub use time::TimeSource;
 
+use crate::alerts::Plan;
 use crate::gateway::{self, GatewayConfig, GatewayCounters, GatewayError, Link, SendHandle};
 use crate::rules::response_time::ResponseRules;
 use crate::store::Store;
-
-/// Default staleness limit: an alert due longer ago than this (after an outage) is
-/// recorded but not sent.
-pub const DEFAULT_STALENESS_MS: i64 = 10 * 60_000;
 
 /// What the runtime needs besides the store.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     /// The response-time rule.
     pub rules: ResponseRules,
-    /// Alerts due longer ago than this are recorded but not sent.
-    pub staleness_ms: i64,
+    /// Which alerts a wait brings and when they are stale (`rules/alerts.toml`).
+    pub plan: Plan,
     /// Engine time.
     pub time: TimeSource,
 }
 
 impl LiveConfig {
-    /// Wall-clock time and the default staleness limit.
+    /// Wall-clock time and the default alert plan (breach, escalation at 3×, stale after 10 min).
     pub fn new(rules: ResponseRules) -> Self {
-        Self { rules, staleness_ms: DEFAULT_STALENESS_MS, time: TimeSource::wall() }
+        Self { rules, plan: Plan::default(), time: TimeSource::wall() }
     }
 }
 
@@ -57,7 +54,9 @@ pub struct LiveCounters {
     pub duplicates: AtomicU64,
     /// Frames rejected (bad JSON, oversized, invalid event).
     pub rejected: AtomicU64,
-    /// Alerts recorded (new rows in `alerts`).
+    /// Alerts recorded (new rows in `alerts`), every kind.
+    pub alerts: AtomicU64,
+    /// Breach alerts recorded.
     pub breaches: AtomicU64,
     /// Alerts handed to the seam.
     pub alerts_sent: AtomicU64,

@@ -4,7 +4,8 @@
 //! Between frames it sleeps until the clock's next deadline, so a breach fires with no
 //! further event.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,14 +16,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
-use super::alert::{Alert, AlertKind, AlertSeam};
+use super::alert::AlertSeam;
 use super::time::TimeSource;
 use super::{LiveCounters, LiveConfig};
-use crate::engine::{Clock, Outcome, Output, Wait};
+use crate::alerts::plan::Disposition;
+use crate::alerts::{Kind, Notice, Plan};
+use crate::engine::{Clock, Outcome, Output, Wait, WaitStart};
 use crate::event::{Event, EventKind, Sender};
 use crate::gateway::Incoming;
 use crate::privacy::mask_id;
 use crate::replay::save_waits;
+use crate::rules::response_time::ResponseRules;
 use crate::store::{INSERT_EVENT, Store, StoreError};
 use crate::time::Millis;
 
@@ -32,8 +36,9 @@ pub const LAST_SEQ_KEY: &str = "gateway.last_seq";
 /// Frames per transaction at most: commits stay cheap and acks stay frequent.
 pub const BATCH: usize = 4096;
 
-/// Characters of the buyer's last message an alert shows.
-const PREVIEW_CHARS: usize = 30;
+/// Bytes of the buyer's last message kept for alert previews: the alert shows 30
+/// characters after masking, which never needs more than this.
+const PREVIEW_BYTES: usize = 512;
 
 const INSERT_ALERT: &str = "INSERT OR IGNORE INTO alerts (conversation, wait_start, kind, agent, due_at, deadline_ms) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -55,63 +60,107 @@ pub enum LiveError {
 /// transaction on the store and the clock can be used together.
 struct State {
     clock: Clock,
+    plan: Plan,
     out: Vec<Output>,
-    /// The last buyer message per conversation with a wait, for alert previews.
+    /// Waits pending now, by conversation: what warnings and escalations are about.
+    pending: HashMap<Arc<str>, WaitStart>,
+    /// Warnings and escalations: `(due_at, kind, conversation, wait_start)`, earliest first.
+    /// An entry whose wait has ended is skipped when it falls due.
+    timers: BinaryHeap<Reverse<(Millis, Kind, Arc<str>, Millis)>>,
+    /// The last buyer message per conversation with a wait, raw (masked when rendered).
     previews: HashMap<Arc<str>, Arc<str>>,
     waits: Vec<Wait>,
-    alerts: Vec<Alert>,
+    notices: Vec<Notice>,
 }
 
 impl State {
-    fn handle(&mut self, event: &Event) {
-        self.clock.handle(event, &mut self.out);
-        self.take_outputs();
-        if let EventKind::Message { conversation, from: Sender::Customer, text, .. } = &event.kind {
-            self.previews.insert(conversation.as_str().into(), preview(text).into());
+    fn new(rules: ResponseRules, plan: Plan) -> Self {
+        Self {
+            clock: Clock::new(rules),
+            plan,
+            out: Vec::new(),
+            pending: HashMap::new(),
+            timers: BinaryHeap::new(),
+            previews: HashMap::new(),
+            waits: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
+    fn handle(&mut self, event: &Event) {
+        // Time runs to the event first, so what fell due before it fires before it.
+        self.advance(event.ts);
+        self.clock.handle(event, &mut self.out);
+        self.take_outputs();
+        if let EventKind::Message { conversation, from: Sender::Customer, text, .. } = &event.kind {
+            let raw = crate::gateway::protocol::truncate(text, PREVIEW_BYTES);
+            self.previews.insert(conversation.as_str().into(), raw.into());
+        }
+    }
+
+    /// Lets time run to `now`: the clock's deadlines and the alert timers, both firing
+    /// strictly after their due time (an answer exactly at it is on time).
     fn advance(&mut self, now: Millis) {
         self.clock.advance(now, &mut self.out);
         self.take_outputs();
+        while let Some(Reverse((due, _, _, _))) = self.timers.peek() {
+            if *due >= now {
+                break;
+            }
+            let Some(Reverse((due, kind, conversation, start))) = self.timers.pop() else { break };
+            let Some(wait) = self.pending.get(&conversation).filter(|w| w.start == start) else { continue };
+            let notice = Notice::for_wait(kind, wait, due, self.preview(&conversation));
+            self.notices.push(notice);
+        }
+    }
+
+    /// When the next deadline or alert timer falls due.
+    fn next_due(&self) -> Option<Millis> {
+        let timer = self.timers.peek().map(|Reverse((t, ..))| *t);
+        match (self.clock.next_due(), timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn preview(&self, conversation: &str) -> &str {
+        self.previews.get(conversation).map_or("", |p| p)
     }
 
     fn take_outputs(&mut self) {
-        for o in self.out.drain(..) {
+        let mut out = std::mem::take(&mut self.out);
+        for o in out.drain(..) {
             match o {
-                Output::WaitStarted(_) => {}
+                Output::WaitStarted(w) => {
+                    for (kind, due) in self.plan.schedule(w.start, w.deadline_ms) {
+                        // Breaches come from the clock itself.
+                        if kind != Kind::Breach {
+                            self.timers.push(Reverse((due, kind, w.conversation.clone(), w.start)));
+                        }
+                    }
+                    self.pending.insert(w.conversation.clone(), w);
+                }
                 Output::WaitEnded(w) => {
+                    if self.pending.get(&w.conversation).is_some_and(|p| p.start == w.start) {
+                        self.pending.remove(&w.conversation);
+                    }
+                    if w.outcome == Outcome::Answered && self.plan.resolved(w.start, w.deadline_ms, w.end).is_some() {
+                        let notice = Notice::for_resolved(&w, self.preview(&w.conversation));
+                        self.notices.push(notice);
+                    }
                     if w.outcome != Outcome::Transferred {
                         self.previews.remove(&w.conversation);
                     }
                     self.waits.push(w);
                 }
                 Output::Breach(b) => {
-                    let preview = self.previews.get(&b.conversation).cloned();
-                    self.alerts.push(Alert {
-                        kind: AlertKind::Breach,
-                        shop: b.shop,
-                        conversation: b.conversation,
-                        customer: b.customer,
-                        agent: b.agent,
-                        wait_start: b.wait_start,
-                        due_at: b.due_at,
-                        deadline_ms: b.deadline_ms,
-                        load: b.load,
-                        preview,
-                    });
+                    let notice = Notice::for_breach(&b, self.preview(&b.conversation));
+                    self.notices.push(notice);
                 }
             }
         }
+        self.out = out;
     }
-}
-
-fn preview(text: &str) -> String {
-    let mut p: String = text.chars().take(PREVIEW_CHARS).collect();
-    if text.chars().nth(PREVIEW_CHARS).is_some() {
-        p.push('…');
-    }
-    p
 }
 
 /// The live runtime (see the module doc).
@@ -136,18 +185,12 @@ impl Runtime {
         seam: Box<dyn AlertSeam>,
         counters: Arc<LiveCounters>,
     ) -> Result<(Self, watch::Receiver<Option<u64>>), LiveError> {
-        let mut state = State {
-            clock: Clock::new(config.rules.clone()),
-            out: Vec::new(),
-            previews: HashMap::new(),
-            waits: Vec::new(),
-            alerts: Vec::new(),
-        };
+        let mut state = State::new(config.rules.clone(), config.plan);
         let bad = store.for_each_event(|e| state.handle(&e))?;
         // Everything these outputs say is already stored; what falls due from now on is
         // decided by the first tick.
         state.waits.clear();
-        state.alerts.clear();
+        state.notices.clear();
         let last_seq = store.meta(LAST_SEQ_KEY)?.and_then(|s| s.parse().ok());
         if bad > 0 {
             warn!(bad, "stored events that no longer parse were skipped");
@@ -166,7 +209,7 @@ impl Runtime {
     pub async fn run(mut self, mut frames: mpsc::Receiver<Incoming>) -> Result<(), LiveError> {
         let mut buf = Vec::with_capacity(BATCH);
         loop {
-            let due = self.state.clock.next_due().map(|d| d.saturating_add(1));
+            let due = self.state.next_due().map(|d| d.saturating_add(1));
             let wake = due.map(|d| self.config.time.instant_at(d));
             tokio::select! {
                 biased;
@@ -230,7 +273,7 @@ impl Runtime {
         }
         let now = self.config.time.now_ms();
         self.state.advance(now);
-        let send = persist_outputs(&tx, &mut self.state, &self.config, c, now)?;
+        let send = persist_outputs(&tx, &mut self.state, c, now)?;
         let advanced = max_seq.filter(|&s| Some(s) > self.last_seq);
         if let Some(seq) = advanced {
             tx.execute(
@@ -253,30 +296,30 @@ impl Runtime {
     /// Lets time pass with no frame: deadlines fire, idle sessions close.
     fn tick(&mut self, now: Millis) -> Result<(), LiveError> {
         self.state.advance(now);
-        if self.state.waits.is_empty() && self.state.alerts.is_empty() {
+        if self.state.waits.is_empty() && self.state.notices.is_empty() {
             return Ok(());
         }
         let tx = self.store.conn_mut().transaction()?;
-        let send = persist_outputs(&tx, &mut self.state, &self.config, &self.counters, now)?;
+        let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
         tx.commit()?;
         self.deliver(send, now);
         self.gauges(false);
         Ok(())
     }
 
-    fn deliver(&mut self, alerts: Vec<Alert>, now: Millis) {
-        for a in alerts {
+    fn deliver(&mut self, notices: Vec<Notice>, now: Millis) {
+        for n in notices {
             self.counters.alerts_sent.fetch_add(1, Ordering::Relaxed);
             info!(
-                agent = %a.agent,
-                conversation = %a.conversation,
-                buyer = %mask_id(&a.customer),
-                wait_ms = now - a.wait_start,
-                deadline_ms = a.deadline_ms,
-                kind = a.kind.as_str(),
+                agent = %n.agent,
+                conversation = %n.conversation,
+                buyer = %mask_id(&n.customer),
+                wait_ms = now - n.wait_start,
+                deadline_ms = n.deadline_ms,
+                kind = n.kind.as_str(),
                 "alert"
             );
-            self.seam.submit(a, now);
+            self.seam.submit(n);
         }
     }
 
@@ -305,38 +348,41 @@ impl Runtime {
 fn persist_outputs(
     tx: &Transaction<'_>,
     state: &mut State,
-    config: &LiveConfig,
     counters: &LiveCounters,
     now: Millis,
-) -> Result<Vec<Alert>, LiveError> {
+) -> Result<Vec<Notice>, LiveError> {
     save_waits(tx, &state.waits)?;
     state.waits.clear();
     let mut send = Vec::new();
     let mut stmt = tx.prepare_cached(INSERT_ALERT)?;
-    for a in state.alerts.drain(..) {
+    for n in state.notices.drain(..) {
         let new = stmt.execute(params![
-            &*a.conversation,
-            a.wait_start,
-            a.kind.as_str(),
-            &*a.agent,
-            a.due_at,
-            a.deadline_ms
+            n.conversation,
+            n.wait_start,
+            n.kind.as_str(),
+            n.agent,
+            n.due_at,
+            n.deadline_ms
         ])?;
         if new == 0 {
             continue;
         }
-        counters.breaches.fetch_add(1, Ordering::Relaxed);
-        if now - a.due_at > config.staleness_ms {
+        counters.alerts.fetch_add(1, Ordering::Relaxed);
+        if n.kind == Kind::Breach {
+            counters.breaches.fetch_add(1, Ordering::Relaxed);
+        }
+        if state.plan.disposition(n.due_at, now) == Disposition::Stale {
             counters.alerts_stale.fetch_add(1, Ordering::Relaxed);
             warn!(
-                agent = %a.agent,
-                conversation = %a.conversation,
-                late_ms = now - a.due_at,
+                agent = %n.agent,
+                conversation = %n.conversation,
+                kind = n.kind.as_str(),
+                late_ms = now - n.due_at,
                 "alert recorded but not sent: older than the staleness limit"
             );
             continue;
         }
-        send.push(a);
+        send.push(n);
     }
     Ok(send)
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use kefu::event::Event;
 use kefu::gateway::{Backoff, GatewayConfig};
-use kefu::live::{Alert, ChannelSeam, Live, LiveConfig, LiveOptions, TimeSource};
+use kefu::alerts::Notice;
+use kefu::live::{ChannelSeam, Live, LiveConfig, LiveOptions, TimeSource};
 use kefu::rules::response_time::ResponseRules;
 use kefu::simulate::server::rebase;
 use kefu::simulate::{Item, ServerConfig, SimConfig, SimServer, generate};
@@ -47,7 +48,7 @@ pub fn quick_gateway(url: &str, token: Option<&str>) -> GatewayConfig {
 /// A running bot and the alerts it hands over.
 pub struct Bot {
     pub live: Live,
-    pub alerts: UnboundedReceiver<(Alert, Instant)>,
+    pub alerts: UnboundedReceiver<(Notice, Instant)>,
 }
 
 /// Starts the live bot on `db` against `url` on the wall clock.
