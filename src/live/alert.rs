@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::alerts::format::{Message, terminal_line};
-use crate::alerts::{AlertHandle, Notice};
+use crate::alerts::{AlertHandle, Notice, Submitter};
 
 /// Delivers alerts. `submit` must return at once.
 pub trait AlertSeam: Send {
@@ -20,6 +20,12 @@ pub trait AlertSeam: Send {
 impl AlertSeam for AlertHandle {
     fn submit(&mut self, notice: Notice) {
         AlertHandle::submit(self, notice);
+    }
+}
+
+impl AlertSeam for Submitter {
+    fn submit(&mut self, notice: Notice) {
+        Submitter::submit(self, notice);
     }
 }
 

@@ -112,6 +112,7 @@ pub struct Live {
     shutdown: watch::Sender<bool>,
     runtime: JoinHandle<Result<(), LiveError>>,
     gateway_task: JoinHandle<Result<(), GatewayError>>,
+    gateway_result: Option<Result<Result<(), GatewayError>, tokio::task::JoinError>>,
 }
 
 /// Why the live bot stopped.
@@ -142,7 +143,7 @@ impl Live {
         let link = Link { frames: frames_tx, committed, sends: sends_rx };
         let runtime = tokio::spawn(runtime.run(frames_rx));
         let gateway_task = tokio::spawn(gateway::run(options.gateway, link, gw_counters.clone(), shutdown_rx));
-        Ok(Self { counters, gateway: gw_counters, sends, shutdown, runtime, gateway_task })
+        Ok(Self { counters, gateway: gw_counters, sends, shutdown, runtime, gateway_task, gateway_result: None })
     }
 
     /// Asks for a clean stop: stop reading, persist, ack, close.
@@ -150,9 +151,11 @@ impl Live {
         self.shutdown.send_replace(true);
     }
 
-    /// True once the gateway has stopped (after a stop request or a fatal error).
-    pub fn is_finished(&self) -> bool {
-        self.gateway_task.is_finished()
+    /// Resolves once the gateway has stopped (after a stop request or a fatal error).
+    pub async fn finished(&mut self) {
+        if self.gateway_result.is_none() {
+            self.gateway_result = Some((&mut self.gateway_task).await);
+        }
     }
 
     /// Requests a stop and waits for both tasks.
@@ -162,8 +165,10 @@ impl Live {
     }
 
     /// Waits for both tasks (the gateway ends on a stop request or a fatal error).
-    pub async fn join(self) -> Result<(), StopError> {
-        let gw = self.gateway_task.await.map_err(|e| StopError::Join(e.to_string()))?;
+    pub async fn join(mut self) -> Result<(), StopError> {
+        self.finished().await;
+        let gw = self.gateway_result.take().map_or(Ok(Ok(())), |r| r);
+        let gw = gw.map_err(|e| StopError::Join(e.to_string()))?;
         let rt = self.runtime.await.map_err(|e| StopError::Join(e.to_string()))?;
         rt?;
         gw?;
