@@ -314,7 +314,7 @@ impl Runtime {
                 agent = %n.agent,
                 conversation = %n.conversation,
                 buyer = %mask_id(&n.customer),
-                wait_ms = now - n.wait_start,
+                wait_ms = n.waited_ms,
                 deadline_ms = n.deadline_ms,
                 kind = n.kind.as_str(),
                 "alert"
