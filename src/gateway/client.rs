@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, interval_at, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header::AUTHORIZATION};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 use tracing::{debug, info, warn};
@@ -298,7 +299,8 @@ impl Session<'_> {
                             self.counters.acks.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    let _ = sink.send(Message::Close(None)).await;
+                    let bye = CloseFrame { code: CloseCode::Normal, reason: "kefu stopping".into() };
+                    let _ = sink.send(Message::Close(Some(bye))).await;
                     let _ = sink.close().await;
                     info!(acked = ?last, "gateway stopped");
                     return Ended::Shutdown;

@@ -288,7 +288,7 @@ impl Runtime {
             self.counters.last_seq.store(seq, Ordering::Relaxed);
             self.committed.send_replace(self.last_seq);
         }
-        self.deliver(send, now);
+        self.deliver(send);
         self.gauges(false);
         Ok(())
     }
@@ -302,12 +302,12 @@ impl Runtime {
         let tx = self.store.conn_mut().transaction()?;
         let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
         tx.commit()?;
-        self.deliver(send, now);
+        self.deliver(send);
         self.gauges(false);
         Ok(())
     }
 
-    fn deliver(&mut self, notices: Vec<Notice>, now: Millis) {
+    fn deliver(&mut self, notices: Vec<Notice>) {
         for n in notices {
             self.counters.alerts_sent.fetch_add(1, Ordering::Relaxed);
             info!(
