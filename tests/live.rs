@@ -308,3 +308,84 @@ async fn a_wrong_token_stops_the_gateway_instead_of_retrying() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_abandoned_after_the_silence_limit() {
+    timeout(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, hellos) = util::ws::silent_server().await;
+        let mut gateway = util::ws::quick_gateway(&format!("ws://{addr}"), None);
+        // Scaled down from 15 s / 45 s so the test takes a second, not a minute.
+        gateway.ping_every = Duration::from_millis(100);
+        gateway.silence_limit = Duration::from_millis(300);
+        let (seam, _alerts) = ChannelSeam::new();
+        let options = kefu::live::LiveOptions {
+            db: dir.path().join("k.db"),
+            gateway,
+            live: LiveConfig::new(ResponseRules::default()),
+        };
+        let started = tokio::time::Instant::now();
+        let live = kefu::live::Live::start(options, Box::new(seam)).unwrap();
+        wait_for("a reconnect after silence", LIMIT, || hellos.lock().unwrap().len() >= 2).await;
+        assert!(started.elapsed() >= Duration::from_millis(300), "not before the silence limit");
+        assert!(LiveCounters::get(&live.gateway.disconnects) >= 1);
+        assert!(hellos.lock().unwrap()[0].contains(r#""op":"hello""#));
+        live.stop().await.unwrap();
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kefu_run_with_a_config_file_alerts_a_webhook_and_stops_cleanly_on_sigterm() {
+    use util::http::{HttpServer, Reply};
+    timeout(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let events = traffic(400, 21);
+        let srv = server(&events, ServerConfig { token: Some("tok".into()), ..ServerConfig::default() }).await;
+        let last = srv.last_seq();
+        let hook = HttpServer::start(vec![], Reply::ok()).await;
+        let db = dir.path().join("kefu.db");
+        let config = dir.path().join("kefu.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "log = \"warn\"\ndb = {db:?}\n[platform]\nurl = \"{}\"\ntoken_env = \"KEFU_TEST_TOKEN\"\n\
+                 [alerts]\nescalation_at = 0\n[[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+                srv.url(),
+                hook.url("/alerts")
+            ),
+        )
+        .unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("KEFU_TEST_TOKEN", "tok")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_for("the stream acked", LIMIT, || srv.stats().acked == Some(last)).await;
+        wait_for("an alert at the webhook", LIMIT, || !hook.accepted().is_empty()).await;
+        let pid = child.id().unwrap().to_string();
+        let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = child.wait().await.unwrap();
+        assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+
+        let store = Store::open(&db).unwrap();
+        assert_eq!(store.event_count().unwrap(), events.len() as i64);
+        assert_eq!(store.meta("gateway.last_seq").unwrap(), Some(last.to_string()));
+        assert!(count(&store, "SELECT COUNT(*) FROM alerts WHERE kind = 'breach'") > 0);
+        let queued = count(&store, "SELECT COUNT(*) FROM alert_outbox WHERE sink = 'hook'");
+        let breaches = count(&store, "SELECT COUNT(*) FROM alerts");
+        assert_eq!(queued, breaches, "every recorded alert queued once for the sink");
+        let raw_buyers: HashSet<&str> = events.iter().filter_map(|e| e.customer()).collect();
+        for r in hook.requests() {
+            assert!(raw_buyers.iter().all(|b| !r.body.contains(b)), "raw buyer id in a webhook body");
+        }
+    })
+    .await
+    .expect("test timed out");
+}

@@ -95,6 +95,9 @@ pub fn decode(text: &str) -> Incoming {
             format!("frame of {} bytes is above the {} byte limit", text.len(), MAX_FRAME_BYTES),
         );
     }
+    if let Some(fast) = decode_canonical(text) {
+        return fast;
+    }
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return reject(text, sniff_seq(text), format!("not JSON: {e}")),
@@ -116,6 +119,19 @@ pub fn decode(text: &str) -> Incoming {
         Ok(event) => Incoming::Event { seq, event, body: body.to_string() },
         Err(e) => reject(text, Some(seq), e.to_string()),
     }
+}
+
+/// The common case, `{"op":"event","seq":N,"event":{…}}` exactly as [`event_frame`] writes
+/// it, without building a JSON tree: the event is parsed in place by the replay parser and
+/// stored as the platform wrote it. Anything else (other spacing or key order, extra keys,
+/// an invalid event) returns `None` and takes the general path, which names the problem.
+fn decode_canonical(text: &str) -> Option<Incoming> {
+    let rest = text.strip_prefix(r#"{"op":"event","seq":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let seq: u64 = rest[..digits].parse().ok()?;
+    let body = rest[digits..].strip_prefix(r#","event":"#)?.strip_suffix('}')?;
+    let event = event::parse(body).ok()?;
+    Some(Incoming::Event { seq, event, body: body.to_string() })
 }
 
 fn reject(text: &str, seq: Option<u64>, reason: String) -> Incoming {
@@ -157,12 +173,17 @@ mod tests {
 
     #[test]
     fn decodes_events_and_rejects_the_rest_with_their_seq() {
-        let Incoming::Event { seq, event, .. } = decode(&event_frame(7, EV)) else { panic!("not an event") };
-        assert_eq!((seq, event.id.as_str()), (7, "x1"));
+        let Incoming::Event { seq, event, body } = decode(&event_frame(7, EV)) else { panic!("not an event") };
+        assert_eq!((seq, event.id.as_str(), body.as_str()), (7, "x1", EV));
+        // Other spacing and key order take the general path to the same event.
+        let spaced = format!(r#"{{ "seq": 7, "event": {EV}, "op": "event" }}"#);
+        let Incoming::Event { seq, event: same, .. } = decode(&spaced) else { panic!("not an event") };
+        assert_eq!((seq, same), (7, event));
         let cases: &[(&str, Option<u64>, &str)] = &[
             (r#"{"op":"event","seq":9,"event":{"type":"#, Some(9), "not JSON"),
             ("garbage", None, "not JSON"),
             (r#"{"op":"event","seq":3,"event":{"type":"close","id":"x"}}"#, Some(3), "missing field `ts`"),
+            (r#"{"op":"event","seq":3,"event":{"type":"close","id":"x"},"x":1}"#, Some(3), "missing field `ts`"),
             (r#"{"op":"event","event":{}}"#, None, "numeric `seq`"),
             (r#"{"seq":4}"#, None, "no `op`"),
         ];

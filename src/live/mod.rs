@@ -113,6 +113,7 @@ pub struct Live {
     runtime: JoinHandle<Result<(), LiveError>>,
     gateway_task: JoinHandle<Result<(), GatewayError>>,
     gateway_result: Option<Result<Result<(), GatewayError>, tokio::task::JoinError>>,
+    checkpointer: Checkpointer,
 }
 
 /// Why the live bot stopped.
@@ -134,6 +135,10 @@ impl Live {
     /// Call from inside a tokio runtime.
     pub fn start(options: LiveOptions, seam: Box<dyn AlertSeam>) -> Result<Self, LiveError> {
         let store = Store::open(&options.db)?;
+        // Checkpoints copy the WAL into the database file, at times for tens of
+        // milliseconds; the checkpointer thread does it so a commit never stalls a deadline.
+        store.conn().execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let checkpointer = Checkpointer::start(&options.db)?;
         let counters = Arc::new(LiveCounters::default());
         let (runtime, committed) = Runtime::open(store, options.live, seam, counters.clone())?;
         let (frames_tx, frames_rx) = mpsc::channel(runtime::BATCH * 4);
@@ -143,7 +148,16 @@ impl Live {
         let link = Link { frames: frames_tx, committed, sends: sends_rx };
         let runtime = tokio::spawn(runtime.run(frames_rx));
         let gateway_task = tokio::spawn(gateway::run(options.gateway, link, gw_counters.clone(), shutdown_rx));
-        Ok(Self { counters, gateway: gw_counters, sends, shutdown, runtime, gateway_task, gateway_result: None })
+        Ok(Self {
+            counters,
+            gateway: gw_counters,
+            sends,
+            shutdown,
+            runtime,
+            gateway_task,
+            gateway_result: None,
+            checkpointer,
+        })
     }
 
     /// Asks for a clean stop: stop reading, persist, ack, close.
@@ -170,8 +184,50 @@ impl Live {
         let gw = self.gateway_result.take().map_or(Ok(Ok(())), |r| r);
         let gw = gw.map_err(|e| StopError::Join(e.to_string()))?;
         let rt = self.runtime.await.map_err(|e| StopError::Join(e.to_string()))?;
+        self.checkpointer.stop();
         rt?;
         gw?;
         Ok(())
+    }
+}
+
+/// A thread that checkpoints the WAL once a second on its own connection, off the
+/// runtime's path (PASSIVE: it never waits for, nor blocks, the writer).
+struct Checkpointer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(db: &std::path::Path) -> Result<Self, LiveError> {
+        let store = Store::open(db)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(std::time::Duration::from_secs(1));
+                if let Err(e) = store.conn().execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
+        Ok(Self { stop, thread: Some(thread) })
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
     }
 }

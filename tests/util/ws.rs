@@ -80,3 +80,28 @@ pub fn drain<T>(rx: &mut UnboundedReceiver<T>) -> Vec<T> {
     }
     v
 }
+
+/// A websocket server that takes the hello and then goes silent: it never reads again,
+/// so pings are not answered. Returns its address and the hellos it received.
+pub async fn silent_server() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use futures_util::StreamExt;
+    let listener = tokio::net::TcpListener::bind(any_port()).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let hellos = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = hellos.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                if let Some(Ok(msg)) = ws.next().await {
+                    seen.lock().unwrap().push(msg.to_string());
+                }
+                // Hold the connection open without reading: no pong, no frame.
+                std::future::pending::<()>().await;
+                drop(ws);
+            });
+        }
+    });
+    (addr, hellos)
+}
