@@ -44,6 +44,9 @@ pub enum AlertError {
     /// The outbox database could not be opened.
     #[error("cannot open the alert outbox")]
     Outbox(#[source] StoreError),
+    /// `start` was called outside a tokio runtime.
+    #[error("the alert service needs a tokio runtime")]
+    NoRuntime,
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for alert sinks")]
     Http(#[source] reqwest::Error),
@@ -56,6 +59,7 @@ impl AlertService {
     /// Opens the outbox at `db_path` and spawns the sender task on the current tokio runtime.
     /// Pending alerts left by a previous run are delivered.
     pub fn start(config: AlertConfig, db_path: &Path) -> Result<AlertHandle, AlertError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AlertError::NoRuntime)?;
         let outbox = Outbox::open_for_sender(db_path).map_err(AlertError::Outbox)?;
         let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
         let clock = Clock::start();
@@ -81,7 +85,7 @@ impl AlertService {
             next_checkpoint: 0,
             checkpointing: Arc::new(AtomicBool::new(false)),
         };
-        let task = tokio::spawn(runner.run(rx));
+        let task = runtime.spawn(runner.run(rx));
         Ok(AlertHandle { tx, task })
     }
 }
@@ -454,6 +458,10 @@ async fn deliver_round(
 
 /// Delivers one message to one sink.
 async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Millis) -> Outcome {
+    if sink.vendor == Vendor::Log {
+        log(msg);
+        return Outcome::Delivered;
+    }
     let Some(url) = sink.url.as_deref().filter(|_| sink.vendor != Vendor::Terminal) else {
         // A closed stdout must not panic the sender; the alert is in the outbox either way.
         let mut out = std::io::stdout().lock();
@@ -479,6 +487,31 @@ async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Mill
         Err(e) if e.is_timeout() => Outcome::Retry(format!("timed out after {} ms", sink.timeout_ms)),
         // Without the URL: a robot URL carries its access token, and errors reach logs.
         Err(e) => Outcome::Retry(format!("request failed: {}", error_chain(&e.without_url()))),
+    }
+}
+
+/// One structured event per alert (a digest: one per alert in it), buyer masked.
+fn log(msg: Message<'_>) {
+    let notices = match msg {
+        Message::One(n) => std::slice::from_ref(n),
+        Message::Digest(ns) => ns,
+    };
+    for n in notices {
+        tracing::warn!(
+            target: "kefu::alerts",
+            kind = %n.kind,
+            shop = %n.shop,
+            agent = %n.agent,
+            buyer = %n.masked_customer(),
+            conversation = %n.conversation,
+            waited_ms = n.waited_ms,
+            deadline_ms = n.deadline_ms,
+            load = n.load,
+            due_at = %crate::time::format_rfc3339_shanghai(n.due_at),
+            preview = %n.masked_preview(),
+            "{}",
+            n.kind.label()
+        );
     }
 }
 
