@@ -33,6 +33,9 @@ use super::plan::Disposition;
 const ROUND_LIMIT: usize = 500;
 /// The task looks at the outbox at least this often even with nothing scheduled.
 const IDLE_WAKE_MS: i64 = 60_000;
+/// Finished outbox rows are kept at least this long (30 days, and a day longer than the
+/// staleness limit), then pruned at start.
+const RETENTION_MS: i64 = 30 * 86_400_000;
 /// How often undelivered alerts are checked for staleness.
 const EXPIRY_EVERY_MS: i64 = 1_000;
 /// How often the outbox's WAL is checkpointed (from a blocking thread) while the sender works.
@@ -60,9 +63,16 @@ impl AlertService {
     /// Pending alerts left by a previous run are delivered.
     pub fn start(config: AlertConfig, db_path: &Path) -> Result<AlertHandle, AlertError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AlertError::NoRuntime)?;
-        let outbox = Outbox::open_for_sender(db_path).map_err(AlertError::Outbox)?;
-        let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
+        let mut outbox = Outbox::open_for_sender(db_path).map_err(AlertError::Outbox)?;
         let clock = Clock::start();
+        // Only rows that would be stale if submitted again may go: that keeps "never twice".
+        let keep = RETENTION_MS.max(config.plan.stale_after_ms.saturating_add(86_400_000));
+        match outbox.prune(clock.now().saturating_sub(keep)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned old alert outbox rows"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the alert outbox"),
+        }
+        let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let sinks = config
             .sinks
