@@ -438,3 +438,24 @@ async fn an_alert_still_undelivered_past_the_staleness_limit_is_not_sent_late() 
     assert!(server.accepted().is_empty(), "never delivered late");
     alerts.shutdown(Duration::from_millis(100)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_handle_keeps_what_was_submitted_for_the_next_run() {
+    let server = HttpServer::start(vec![], Reply::Status(200, "{}".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg =
+        config(&format!("[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n", server.url("/a")));
+    let alerts = AlertService::start(cfg.clone(), &db).unwrap();
+    alerts.submit(breach("c1"));
+    alerts.submit(breach("c2"));
+    drop(alerts);
+    assert!(wait_until(Duration::from_secs(5), || count(&db, Status::Pending) == 2).await);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(server.requests().is_empty(), "no delivery started after the drop");
+
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || count(&db, Status::Sent) == 2).await);
+    alerts.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(server.accepted().len(), 2);
+}

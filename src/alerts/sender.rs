@@ -31,6 +31,8 @@ use super::plan::Disposition;
 
 /// Most pending rows of one sink taken in one round (a digest carries at most this many).
 const ROUND_LIMIT: usize = 500;
+/// Most notices written to the outbox in one transaction (the rest wait a loop turn).
+const ACCEPT_BATCH: usize = 10_000;
 /// The task looks at the outbox at least this often even with nothing scheduled.
 const IDLE_WAKE_MS: i64 = 60_000;
 /// Finished outbox rows are kept at least this long (30 days, and a day longer than the
@@ -224,6 +226,11 @@ impl Runner {
         let mut open = true;
         let mut closing: Option<(Millis, oneshot::Sender<ShutdownReport>)> = None;
         loop {
+            if !open && closing.is_none() {
+                // Every handle was dropped without shutdown: what came in is persisted; stop
+                // without starting deliveries that would only be cut off.
+                break;
+            }
             let wake = self.dispatch();
             let now = self.clock.now();
             self.maybe_checkpoint(now);
@@ -232,9 +239,6 @@ impl Runner {
                 if nothing_left || now >= *deadline {
                     break;
                 }
-            } else if !open {
-                // The handle was dropped without shutdown: persist what came in, then stop.
-                break;
             }
             let mut wake_at = wake.unwrap_or(now + IDLE_WAKE_MS).min(now + IDLE_WAKE_MS);
             if let Some((deadline, _)) = &closing {
@@ -257,6 +261,9 @@ impl Runner {
                                 open = false;
                                 break;
                             }
+                        }
+                        if notices.len() >= ACCEPT_BATCH {
+                            break;
                         }
                         next = match rx.try_recv() {
                             Ok(c) => Some(c),
