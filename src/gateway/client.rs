@@ -203,9 +203,7 @@ pub async fn run(
                 info!(url = %config.url, "connected");
                 let s = Session { config: &config, counters: &counters, heard_any: false };
                 let mut s = s;
-                let ended = s
-                    .run(ws, &mut frames, &mut committed, &mut sends, &mut shutdown)
-                    .await;
+                let ended = s.run(ws, &mut frames, &mut committed, &mut sends, &mut shutdown).await;
                 if s.heard_any {
                     backoff.reset();
                 }

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::alert::AlertSeam;
 use super::time::TimeSource;
-use super::{LiveCounters, LiveConfig};
+use super::{LiveConfig, LiveCounters};
 use crate::alerts::plan::Disposition;
 use crate::alerts::{Kind, Notice, Plan};
 use crate::engine::{Clock, Outcome, Output, Wait, WaitStart};
@@ -144,7 +144,9 @@ impl State {
                     if self.pending.get(&w.conversation).is_some_and(|p| p.start == w.start) {
                         self.pending.remove(&w.conversation);
                     }
-                    if w.outcome == Outcome::Answered && self.plan.resolved(w.start, w.deadline_ms, w.end).is_some() {
+                    if w.outcome == Outcome::Answered
+                        && self.plan.resolved(w.start, w.deadline_ms, w.end).is_some()
+                    {
                         let notice = Notice::for_resolved(&w, self.preview(&w.conversation));
                         self.notices.push(notice);
                     }
@@ -200,8 +202,7 @@ impl Runtime {
         if let Some(seq) = last_seq {
             counters.last_seq.store(seq, Ordering::Relaxed);
         }
-        let runtime =
-            Self { store, state, config, seam, counters, committed, last_seq, gauges_at: None };
+        let runtime = Self { store, state, config, seam, counters, committed, last_seq, gauges_at: None };
         Ok((runtime, rx))
     }
 

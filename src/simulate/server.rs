@@ -121,9 +121,11 @@ impl Shared {
     }
 
     fn append_echo(&self, send: &ReceivedSend) {
-        let (shop, customer, agent) = self.parties.get(&send.conversation).cloned().unwrap_or_else(|| {
-            ("unknown".to_string(), "unknown".to_string(), "unknown".to_string())
-        });
+        let (shop, customer, agent) = self
+            .parties
+            .get(&send.conversation)
+            .cloned()
+            .unwrap_or_else(|| ("unknown".to_string(), "unknown".to_string(), "unknown".to_string()));
         let mut frames = self.frames();
         let (ts, offset_ms) = frames.last().map_or((0, 0), |f| (f.ts, f.offset_ms));
         let elapsed = self.origin.elapsed().as_millis() as i64;
