@@ -233,8 +233,8 @@ impl QuickBook {
     /// (variables filled in any way), for the per-phrase hit counts.
     pub fn sent_by(&self, agent: &str, text: &str) -> Option<&Phrase> {
         let visible = |p: &&Phrase| p.agent.as_deref().is_none_or(|a| a == agent);
-        let exact = self.exact.get(text).into_iter().flatten().map(|&i| &self.phrases[i as usize]);
-        if let Some(p) = exact.filter(visible).next() {
+        let mut exact = self.exact.get(text).into_iter().flatten().map(|&i| &self.phrases[i as usize]);
+        if let Some(p) = exact.find(visible) {
             return Some(p);
         }
         self.templated
