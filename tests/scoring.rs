@@ -435,3 +435,44 @@ fn clock_metrics_match_the_engine_report_on_its_fixtures() {
     }
     assert!(compared >= 5, "compared only {compared} agent-days");
 }
+
+fn kefu(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kefu")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn cli_ledger_score_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let db = db.to_str().unwrap();
+    {
+        let mut s = Store::open(Path::new(db)).unwrap();
+        seed_day(&mut s);
+    }
+    let (ok, out) = kefu(&["ledger", "add", "--agent", "A", "--points", "-5", "--reason", "迟到", "--date", "2026-11-11", "--db", db]);
+    assert!(ok && out.starts_with("L1: A -5 迟到 on 2026-11-11"), "{out}");
+    let (ok, out) = kefu(&["ledger", "add", "--agent", "A", "--points", "five", "--reason", "x", "--db", db]);
+    assert!(!ok && out.contains("--points `five`: expected a number"), "{out}");
+    let (ok, out) = kefu(&["ledger", "dispute", "--entry", "1", "--reason", "打卡机故障", "--db", db]);
+    assert!(ok && out.contains("D1: dispute of L1 opened"), "{out}");
+    let (ok, out) = kefu(&["ledger", "disputes", "--db", db]);
+    assert!(ok && out.contains("D1 L1") && out.contains("打卡机故障"), "{out}");
+    let reports = dir.path().join("reports");
+    let (ok, out) =
+        kefu(&["score", "--db", db, "--date", "2026-11-11", "--reports", reports.to_str().unwrap()]);
+    assert!(ok && out.contains("scored 1 day(s) 2026-11-11…2026-11-11") && out.contains("待复核 1 条"), "{out}");
+    assert!(reports.join("day-2026-11-11.html").exists());
+    let (ok, out) = kefu(&["ledger", "resolve", "--dispute", "1", "--overturn", "--by", "主管", "--db", db]);
+    assert!(ok && out.contains("overturned"), "{out}");
+    let (ok, out) = kefu(&["score", "--db", db, "--date", "2026-11-31"]);
+    assert!(!ok && out.contains("--date `2026-11-31`: expected YYYY-MM-DD"), "{out}");
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let bad = std::fs::read_to_string("rules/scoring.toml").unwrap().replacen("weight = 22", "weight = 21", 1);
+    std::fs::write(rules.join("scoring.toml"), bad).unwrap();
+    let (ok, out) = kefu(&["check", "--rules", rules.to_str().unwrap()]);
+    assert!(!ok && out.contains("scoring.toml:") && out.contains("indicator weights sum to 99, expected 100"), "{out}");
+}
