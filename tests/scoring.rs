@@ -451,7 +451,20 @@ fn cli_ledger_score_and_check() {
         let mut s = Store::open(Path::new(db)).unwrap();
         seed_day(&mut s);
     }
-    let (ok, out) = kefu(&["ledger", "add", "--agent", "A", "--points", "-5", "--reason", "迟到", "--date", "2026-11-11", "--db", db]);
+    let (ok, out) = kefu(&[
+        "ledger",
+        "add",
+        "--agent",
+        "A",
+        "--points",
+        "-5",
+        "--reason",
+        "迟到",
+        "--date",
+        "2026-11-11",
+        "--db",
+        db,
+    ]);
     assert!(ok && out.starts_with("L1: A -5 迟到 on 2026-11-11"), "{out}");
     let (ok, out) = kefu(&["ledger", "add", "--agent", "A", "--points", "five", "--reason", "x", "--db", db]);
     assert!(!ok && out.contains("--points `five`: expected a number"), "{out}");
@@ -462,7 +475,10 @@ fn cli_ledger_score_and_check() {
     let reports = dir.path().join("reports");
     let (ok, out) =
         kefu(&["score", "--db", db, "--date", "2026-11-11", "--reports", reports.to_str().unwrap()]);
-    assert!(ok && out.contains("scored 1 day(s) 2026-11-11…2026-11-11") && out.contains("待复核 1 条"), "{out}");
+    assert!(
+        ok && out.contains("scored 1 day(s) 2026-11-11…2026-11-11") && out.contains("待复核 1 条"),
+        "{out}"
+    );
     assert!(reports.join("day-2026-11-11.html").exists());
     let (ok, out) = kefu(&["ledger", "resolve", "--dispute", "1", "--overturn", "--by", "主管", "--db", db]);
     assert!(ok && out.contains("overturned"), "{out}");
@@ -471,8 +487,12 @@ fn cli_ledger_score_and_check() {
 
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    let bad = std::fs::read_to_string("rules/scoring.toml").unwrap().replacen("weight = 22", "weight = 21", 1);
+    let bad =
+        std::fs::read_to_string("rules/scoring.toml").unwrap().replacen("weight = 22", "weight = 21", 1);
     std::fs::write(rules.join("scoring.toml"), bad).unwrap();
     let (ok, out) = kefu(&["check", "--rules", rules.to_str().unwrap()]);
-    assert!(!ok && out.contains("scoring.toml:") && out.contains("indicator weights sum to 99, expected 100"), "{out}");
+    assert!(
+        !ok && out.contains("scoring.toml:") && out.contains("indicator weights sum to 99, expected 100"),
+        "{out}"
+    );
 }
