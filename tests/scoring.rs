@@ -496,3 +496,26 @@ fn cli_ledger_score_and_check() {
         "{out}"
     );
 }
+
+/// Three months below 70 flag 淘汰 review; rescoring an earlier month carries into later ones.
+#[test]
+fn three_months_below_70_in_a_row_are_flagged_for_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let sheet = sheet::Sheet::default();
+    // One buyer question a month for A, never answered: A scores low every month.
+    for (i, day) in ["2026-09-10", "2026-10-10", "2026-11-10"].iter().enumerate() {
+        store_lines(&mut s, &[msg(&format!("q{i}"), &format!("{day}T10:00:00+08:00"), "b", "A", "customer")]);
+    }
+    for day in ["2026-10-10", "2026-11-10", "2026-09-10"] {
+        job::score_range(&mut s, &sheet, d(day), d(day), 0).unwrap();
+    }
+    let flags: Vec<(String, i64, i64)> = {
+        let mut st = s
+            .conn()
+            .prepare("SELECT month, below_streak, review FROM scores WHERE agent = 'A' ORDER BY month")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(flags, [("2026-09".into(), 1, 0), ("2026-10".into(), 2, 0), ("2026-11".into(), 3, 1)]);
+}
