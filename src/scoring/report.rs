@@ -499,7 +499,7 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
             b,
             "<tr id=\"A-{a}\"><td>{}</td><td class=\"l\"><a href=\"#LA-{a}\">{a}</a></td><td class=\"l\">{svg}</td><td><b>{}</b></td><td class=\"l\">{}</td>",
             r.4,
-            format!("{:.2}", total.round_dp(2)),
+            format_args!("{:.2}", total.round_dp(2)),
             esc(r.3.as_deref().unwrap_or("—")),
             a = esc(&r.0),
         );
