@@ -389,3 +389,52 @@ async fn shutdown_gives_up_on_a_hanging_webhook_at_its_deadline() {
     assert!(started.elapsed() <= Duration::from_secs(3), "stopped at the deadline, not the 10 min timeout");
     assert_eq!(server.requests().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_connection_is_logged_without_the_robot_token() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg = config(&format!(
+        "[[sink]]\nname = \"ding\"\ntype = \"dingtalk\"\nurl = \"http://127.0.0.1:{port}/robot/send?access_token=TOPSECRET\"\nmax_attempts = 1\n"
+    ));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    alerts.submit(breach("c1"));
+    assert!(wait_until(Duration::from_secs(10), || count(&db, Status::Failed) == 1).await);
+    alerts.shutdown(Duration::from_millis(100)).await;
+    let row = &Outbox::open(&db).unwrap().rows().unwrap()[0];
+    let error = row.last_error.as_deref().unwrap();
+    assert!(error.starts_with("request failed"), "{error}");
+    assert!(!error.contains("TOPSECRET"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_still_undelivered_past_the_staleness_limit_is_not_sent_late() {
+    let server = HttpServer::start(vec![], Reply::Status(500, "down".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg = config(&format!(
+        "stale_after_s = 120\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nmax_attempts = 100\nretry_base_ms = 50000\nretry_max_ms = 50000\n",
+        server.url("/a")
+    ));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    let mut n = breach("c1");
+    n.due_at = kefu::time::now_ms();
+    alerts.submit(n);
+    assert!(wait_until(Duration::from_secs(5), || server.requests().len() == 1).await);
+    // Tries at 0 s, 50 s, 100 s; at 150 s the alert is older than 120 s.
+    assert!(wait_until(Duration::from_secs(300), || count(&db, Status::Stale) == 1).await);
+    server.set_default(Reply::Status(200, "{}".into()));
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "{:?}",
+        server.requests().iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(server.accepted().is_empty(), "never delivered late");
+    alerts.shutdown(Duration::from_millis(100)).await;
+}

@@ -253,12 +253,13 @@ fn permille(x: f64) -> u32 {
     (x * 1000.0).round() as u32
 }
 
-/// The line of each `[[sink]]` header, in order.
+/// The line of each `[[sink]]` (or `[[alerts.sink]]` in a `kefu.toml`) header, in order.
 fn sink_lines(text: &str) -> Vec<usize> {
     let mut out = Vec::new();
     let mut offset = 0;
     for l in text.split_inclusive('\n') {
-        if l.trim_start().starts_with("[[sink]]") {
+        let header = l.trim();
+        if header.starts_with("[[sink]]") || header.starts_with("[[alerts.sink]]") {
             out.push(line_of(text, offset));
         }
         offset += l.len();
@@ -461,6 +462,29 @@ kinds = ["escalation"]
             let got: Vec<&str> = c.route(&n).map(|s| s.name.as_str()).collect();
             assert_eq!(got, want, "{kind} {shop} {group:?}");
         }
+    }
+
+    /// The examples in docs/alerts.md are valid, both as `rules/alerts.toml` and as a
+    /// `kefu.toml` `[alerts]` table.
+    #[test]
+    fn documented_examples_parse() {
+        #[derive(Deserialize)]
+        struct RunFile {
+            alerts: AlertsFile,
+        }
+        let doc = include_str!("../../docs/alerts.md");
+        let blocks: Vec<&str> =
+            doc.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+        assert_eq!(blocks.len(), 2);
+        let env = |_: &str| Some("https://example.com/hook".to_string());
+        let c = parse(Path::new("docs/alerts.md"), blocks[0], &env).unwrap();
+        assert_eq!(c.sinks.len(), 5);
+        assert_eq!(c.plan.warning_permille, Some(750));
+        let run: RunFile = toml::from_str(blocks[1]).unwrap();
+        let c = build(Path::new("kefu.toml"), blocks[1], run.alerts, &env).unwrap();
+        assert_eq!(c.sinks.len(), 2);
+        assert_eq!(c.sinks[1].rate, Some((15, 5)));
+        assert_eq!(c.group_of("小王"), Some("售前"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{Breach, Wait, WaitStart};
 use crate::privacy::{mask_id, mask_phone};
 use crate::time::Millis;
 
@@ -141,6 +142,65 @@ impl Notice {
         preview(&self.preview)
     }
 
+    /// A notice of `kind` due at `due_at` for a wait the clock started (warnings and
+    /// escalations from [`super::Plan::schedule`]); `preview` is the buyer's last message, raw.
+    pub fn for_wait(kind: Kind, wait: &WaitStart, due_at: Millis, preview: &str) -> Notice {
+        Notice {
+            kind,
+            shop: wait.shop.to_string(),
+            agent: wait.agent.to_string(),
+            agent_group: None,
+            conversation: wait.conversation.to_string(),
+            customer: wait.customer.to_string(),
+            wait_start: wait.start,
+            due_at,
+            waited_ms: due_at - wait.start,
+            deadline_ms: wait.deadline_ms,
+            load: wait.load,
+            preview: preview.to_string(),
+            detail: None,
+        }
+    }
+
+    /// The breach notice for the clock's [`Breach`] output.
+    pub fn for_breach(b: &Breach, preview: &str) -> Notice {
+        Notice {
+            kind: Kind::Breach,
+            shop: b.shop.to_string(),
+            agent: b.agent.to_string(),
+            agent_group: None,
+            conversation: b.conversation.to_string(),
+            customer: b.customer.to_string(),
+            wait_start: b.wait_start,
+            due_at: b.due_at,
+            waited_ms: b.due_at - b.wait_start,
+            deadline_ms: b.deadline_ms,
+            load: b.load,
+            preview: preview.to_string(),
+            detail: None,
+        }
+    }
+
+    /// The `resolved` notice for a wait that ended; due when it ended (ask
+    /// [`super::Plan::resolved`] first whether one is wanted).
+    pub fn for_resolved(w: &Wait, preview: &str) -> Notice {
+        Notice {
+            kind: Kind::Resolved,
+            shop: w.shop.to_string(),
+            agent: w.agent.to_string(),
+            agent_group: None,
+            conversation: w.conversation.to_string(),
+            customer: w.customer.to_string(),
+            wait_start: w.start,
+            due_at: w.end,
+            waited_ms: w.waited_ms(),
+            deadline_ms: w.deadline_ms,
+            load: w.load,
+            preview: preview.to_string(),
+            detail: None,
+        }
+    }
+
     /// A copy safe to hand to a third party: buyer id, preview and detail masked.
     pub fn masked(&self) -> Notice {
         Notice {
@@ -204,6 +264,50 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(preview(raw), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn notices_from_clock_outputs() {
+        use crate::engine::Outcome;
+        let start = WaitStart {
+            conversation: "c1".into(),
+            shop: "s".into(),
+            customer: "b".into(),
+            agent: "a".into(),
+            start: 1_000,
+            deadline_ms: 20_000,
+            load: 2,
+            first: true,
+        };
+        let w = Notice::for_wait(Kind::Escalation, &start, 61_000, "hi");
+        assert_eq!((w.wait_start, w.due_at, w.waited_ms, w.load), (1_000, 61_000, 60_000, 2));
+        let b = Breach {
+            conversation: "c1".into(),
+            shop: "s".into(),
+            customer: "b".into(),
+            agent: "a".into(),
+            wait_start: 1_000,
+            due_at: 21_000,
+            deadline_ms: 20_000,
+            load: 2,
+        };
+        let n = Notice::for_breach(&b, "hi");
+        assert_eq!((n.kind, n.waited_ms), (Kind::Breach, 20_000));
+        assert_eq!(n.key(), NoticeKey { conversation: "c1".into(), wait_start: 1_000, kind: Kind::Breach });
+        let ended = Wait {
+            conversation: "c1".into(),
+            shop: "s".into(),
+            customer: "b".into(),
+            agent: "a".into(),
+            start: 1_000,
+            end: 26_000,
+            outcome: Outcome::Answered,
+            deadline_ms: 20_000,
+            load: 2,
+            first: true,
+        };
+        let r = Notice::for_resolved(&ended, "");
+        assert_eq!((r.kind, r.due_at, r.waited_ms), (Kind::Resolved, 26_000, 25_000));
     }
 
     #[test]

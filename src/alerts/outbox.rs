@@ -76,6 +76,8 @@ pub struct Row {
     pub attempts: u32,
     /// Not to be tried before this.
     pub next_attempt_at: Millis,
+    /// Why the last try failed.
+    pub last_error: Option<String>,
 }
 
 /// The outbox: a [`Store`] connection used for the alert tables only.
@@ -155,8 +157,9 @@ impl Outbox {
     }
 
     fn select(&mut self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<Row>, StoreError> {
-        let sql =
-            format!("SELECT id, sink, notice, status, attempts, next_attempt_at FROM alert_outbox {tail}");
+        let sql = format!(
+            "SELECT id, sink, notice, status, attempts, next_attempt_at, last_error FROM alert_outbox {tail}"
+        );
         let mut out = Vec::new();
         let mut broken = Vec::new();
         {
@@ -177,6 +180,7 @@ impl Outbox {
                     status: Status::parse(&status),
                     attempts: r.get(4)?,
                     next_attempt_at: r.get(5)?,
+                    last_error: r.get(6)?,
                 });
             }
         }
@@ -213,15 +217,15 @@ impl Outbox {
         )?)
     }
 
-    /// Marks rows delivered, as `Sent` or `Digested`.
-    pub fn mark_delivered(&mut self, ids: &[i64], status: Status, now: Millis) -> Result<(), StoreError> {
+    /// Marks rows delivered, each `(id, Sent or Digested, when)`, in one transaction.
+    pub fn mark_delivered(&mut self, rows: &[(i64, Status, Millis)]) -> Result<(), StoreError> {
         let tx = self.store.conn_mut().transaction()?;
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE alert_outbox SET status = ?2, attempts = attempts + 1, sent_at = ?3, last_error = NULL WHERE id = ?1",
             )?;
-            for id in ids {
-                stmt.execute(params![id, status.as_str(), now])?;
+            for (id, status, at) in rows {
+                stmt.execute(params![id, status.as_str(), at])?;
             }
         }
         tx.commit()?;

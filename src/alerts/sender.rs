@@ -8,7 +8,7 @@
 //! Delivery is at-least-once: a crash between a webhook's answer and the outbox update
 //! resends that one alert on restart.
 
-use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,8 @@ use super::plan::Disposition;
 const ROUND_LIMIT: usize = 500;
 /// The task looks at the outbox at least this often even with nothing scheduled.
 const IDLE_WAKE_MS: i64 = 60_000;
+/// How often undelivered alerts are checked for staleness.
+const EXPIRY_EVERY_MS: i64 = 1_000;
 
 /// Failures starting the alert service.
 #[derive(Debug, Error)]
@@ -64,7 +66,8 @@ impl AlertService {
                 busy: false,
             })
             .collect();
-        let runner = Runner { config, outbox, client, clock, sinks, inflight: JoinSet::new() };
+        let runner =
+            Runner { config, outbox, client, clock, sinks, inflight: JoinSet::new(), next_expiry: 0 };
         let task = tokio::spawn(runner.run(rx));
         Ok(AlertHandle { tx, task })
     }
@@ -83,6 +86,26 @@ pub struct AlertHandle {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A cheap, clonable way to submit notices from other components (phrase guard, summaries).
+/// The service keeps running while any submitter is alive, until [`AlertHandle::shutdown`].
+#[derive(Clone)]
+pub struct Submitter {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Submitter {
+    /// Queues a notice; see [`AlertHandle::submit`].
+    pub fn submit(&self, notice: Notice) {
+        submit(&self.tx, notice);
+    }
+}
+
+fn submit(tx: &mpsc::UnboundedSender<Cmd>, notice: Notice) {
+    if tx.send(Cmd::Submit(Box::new(notice))).is_err() {
+        tracing::error!("alert sender has stopped; notice not queued");
+    }
+}
+
 enum Cmd {
     Submit(Box<Notice>),
     Shutdown(Duration, oneshot::Sender<ShutdownReport>),
@@ -92,9 +115,12 @@ impl AlertHandle {
     /// Queues a notice. Never blocks and never waits for the outbox or a webhook; a notice
     /// whose key was queued before is ignored by the outbox.
     pub fn submit(&self, notice: Notice) {
-        if self.tx.send(Cmd::Submit(Box::new(notice))).is_err() {
-            tracing::error!("alert sender has stopped; notice not queued");
-        }
+        submit(&self.tx, notice);
+    }
+
+    /// A clonable submitter for other components.
+    pub fn submitter(&self) -> Submitter {
+        Submitter { tx: self.tx.clone() }
     }
 
     /// Stops taking notices, keeps delivering what is due for at most `within`, then stops.
@@ -160,6 +186,7 @@ struct Runner {
     clock: Clock,
     sinks: Vec<SinkState>,
     inflight: JoinSet<RoundResult>,
+    next_expiry: Millis,
 }
 
 impl Runner {
@@ -256,6 +283,11 @@ impl Runner {
     fn dispatch(&mut self) -> Option<Millis> {
         let now = self.clock.now();
         let stale_cutoff = now - self.config.plan.stale_after_ms;
+        // Expiring is a write: once a second is plenty, and keeps the event writer's lock free.
+        let expire = now >= self.next_expiry;
+        if expire {
+            self.next_expiry = now + EXPIRY_EVERY_MS;
+        }
         let mut wake: Option<Millis> = None;
         let mut earliest = |t: Millis| wake = Some(wake.map_or(t, |w: Millis| w.min(t)));
         for i in 0..self.sinks.len() {
@@ -263,10 +295,12 @@ impl Runner {
                 continue;
             }
             let name = self.sinks[i].sink.name.clone();
-            match self.outbox.expire(&name, stale_cutoff) {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(sink = %name, alerts = n, "alerts went stale before delivery"),
-                Err(e) => tracing::error!(sink = %name, error = %e, "outbox"),
+            if expire {
+                match self.outbox.expire(&name, stale_cutoff) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(sink = %name, alerts = n, "alerts went stale before delivery"),
+                    Err(e) => tracing::error!(sink = %name, error = %e, "outbox"),
+                }
             }
             let due = match self.outbox.due(&name, now, ROUND_LIMIT) {
                 Ok(d) => d,
@@ -317,12 +351,16 @@ impl Runner {
         };
         state.busy = false;
         let sink = Arc::clone(&state.sink);
-        for (out, at) in &result.delivered {
-            let ids: Vec<i64> = out.rows.iter().map(|r| r.id).collect();
-            let status = if out.digest { Status::Digested } else { Status::Sent };
-            if let Err(e) = self.outbox.mark_delivered(&ids, status, *at) {
-                tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
-            }
+        let delivered: Vec<(i64, Status, Millis)> = result
+            .delivered
+            .iter()
+            .flat_map(|(out, at)| {
+                let status = if out.digest { Status::Digested } else { Status::Sent };
+                out.rows.iter().map(move |r| (r.id, status, *at))
+            })
+            .collect();
+        if let Err(e) = self.outbox.mark_delivered(&delivered) {
+            tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
         }
         let Some((out, outcome, at)) = result.failed else {
             return;
@@ -382,8 +420,12 @@ async fn deliver_round(
 /// Delivers one message to one sink.
 async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Millis) -> Outcome {
     let Some(url) = sink.url.as_deref().filter(|_| sink.vendor != Vendor::Terminal) else {
-        println!("{}", format::terminal_line(msg));
-        return Outcome::Delivered;
+        // A closed stdout must not panic the sender; the alert is in the outbox either way.
+        let mut out = std::io::stdout().lock();
+        return match writeln!(out, "{}", format::terminal_line(msg)) {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::Retry(format!("cannot write to the terminal: {e}")),
+        };
     };
     let req = format::request(sink.vendor, url, sink.secret.as_deref(), msg, now);
     let sent = client
@@ -400,16 +442,19 @@ async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Mill
             format::outcome(sink.vendor, status, &body)
         }
         Err(e) if e.is_timeout() => Outcome::Retry(format!("timed out after {} ms", sink.timeout_ms)),
-        Err(e) => Outcome::Retry(format!("request failed: {e}")),
+        // Without the URL: a robot URL carries its access token, and errors reach logs.
+        Err(e) => Outcome::Retry(format!("request failed: {}", error_chain(&e.without_url()))),
     }
 }
 
-/// Counts of outbox rows by status, summed over sinks (for live counters and tests).
-pub fn status_counts(db_path: &Path) -> Result<HashMap<Status, i64>, StoreError> {
-    let outbox = Outbox::open(db_path)?;
-    let mut out = HashMap::new();
-    for ((_, status), n) in outbox.counts()? {
-        *out.entry(status).or_default() += n;
+/// An error and its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
     }
-    Ok(out)
+    s
 }
