@@ -14,7 +14,7 @@ use kefu::alerts::{AlertConfig, AlertService, Kind, Notice};
 use sha2::Sha256;
 use util::http::{HttpServer, Reply};
 
-/// 2026-11-11 10:00:00 +08:00.
+/// 2025-11-11 10:00:00 +08:00.
 const WAIT_START: i64 = 1_762_826_400_000;
 
 fn breach(conversation: &str) -> Notice {
@@ -36,7 +36,7 @@ fn breach(conversation: &str) -> Notice {
 }
 
 /// A config from TOML text; `stale_after_s` is huge unless the text sets it, so the fixed
-/// 2026 timestamps of [`breach`] are never stale.
+/// 2025 timestamps of [`breach`] are never stale (nor pruned).
 fn config(text: &str) -> AlertConfig {
     let text = if text.contains("stale_after_s") {
         text.to_string()

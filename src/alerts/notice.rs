@@ -81,8 +81,8 @@ impl fmt::Display for Kind {
     }
 }
 
-/// One alert to deliver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One alert to deliver. Its `Debug` output masks the buyer, so a notice in a log is safe.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// What happened.
     pub kind: Kind,
@@ -112,6 +112,26 @@ pub struct Notice {
     /// Free text for guard findings and summaries.
     #[serde(default)]
     pub detail: Option<String>,
+}
+
+impl fmt::Debug for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notice")
+            .field("kind", &self.kind)
+            .field("shop", &self.shop)
+            .field("agent", &self.agent)
+            .field("agent_group", &self.agent_group)
+            .field("conversation", &self.conversation)
+            .field("customer", &self.masked_customer())
+            .field("wait_start", &self.wait_start)
+            .field("due_at", &self.due_at)
+            .field("waited_ms", &self.waited_ms)
+            .field("deadline_ms", &self.deadline_ms)
+            .field("load", &self.load)
+            .field("preview", &self.masked_preview())
+            .field("detail", &self.detail.as_deref().map(mask_text))
+            .finish()
+    }
 }
 
 /// What makes a notice unique: a second notice with the same key is never queued again.
@@ -308,6 +328,30 @@ mod tests {
         };
         let r = Notice::for_resolved(&ended, "");
         assert_eq!((r.kind, r.due_at, r.waited_ms), (Kind::Resolved, 26_000, 25_000));
+    }
+
+    #[test]
+    fn debug_output_masks_the_buyer() {
+        let n = Notice {
+            kind: Kind::Guard,
+            shop: "s".into(),
+            agent: "a".into(),
+            agent_group: None,
+            conversation: "c".into(),
+            customer: "tb_buyer_8842".into(),
+            wait_start: 0,
+            due_at: 0,
+            waited_ms: 0,
+            deadline_ms: 0,
+            load: 0,
+            preview: "13812345678".into(),
+            detail: Some("buyer phone 13912345678".into()),
+        };
+        let text = format!("{n:?}");
+        for raw in ["tb_buyer_8842", "13812345678", "13912345678"] {
+            assert!(!text.contains(raw), "{text}");
+        }
+        assert!(text.contains("t***2"), "{text}");
     }
 
     #[test]

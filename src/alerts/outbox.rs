@@ -91,6 +91,15 @@ impl Outbox {
         Ok(Self { store: Store::open(path)? })
     }
 
+    /// Opens the outbox for the sender, whose connection never checkpoints the WAL on
+    /// commit: a checkpoint syncs the database file, and the sender must not stall an alert
+    /// for that. [`checkpoint`] does it from a blocking thread instead.
+    pub fn open_for_sender(path: &Path) -> Result<Self, StoreError> {
+        let outbox = Self::open(path)?;
+        outbox.store.conn().execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        Ok(outbox)
+    }
+
     /// Queues notices in one transaction: for each, a row per `(sink, status)` given
     /// (`Pending` or `Stale`), and its record in the `alerts` table. Rows whose key is
     /// already there are left alone. Returns how many rows were new.
@@ -275,6 +284,15 @@ impl Outbox {
         Ok(())
     }
 
+    /// Deletes finished rows (not `pending`) whose alert fell due before `before`; returns
+    /// how many. Safe for "never twice": an alert that old is stale if it is ever submitted again.
+    pub fn prune(&mut self, before: Millis) -> Result<usize, StoreError> {
+        Ok(self
+            .store
+            .conn()
+            .execute("DELETE FROM alert_outbox WHERE status != 'pending' AND due_at < ?1", [before])?)
+    }
+
     /// Rows by sink and status.
     pub fn counts(&self) -> Result<BTreeMap<(String, Status), i64>, StoreError> {
         let mut stmt = self
@@ -298,6 +316,15 @@ impl Outbox {
             |r| r.get(0),
         )?)
     }
+}
+
+/// Copies the WAL into the database file without waiting for readers or writers
+/// (`PASSIVE`); for a blocking thread, on its own connection.
+pub fn checkpoint(path: &Path) -> Result<(), StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(1))?;
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -345,6 +372,26 @@ mod tests {
         assert_eq!(alerts, 2, "one record per wait and kind");
         assert_eq!(o.due("t", 5, 10).unwrap().len(), 1);
         assert_eq!(o.due("t", 4, 10).unwrap().len(), 0, "not before next_attempt_at");
+    }
+
+    #[test]
+    fn prune_keeps_pending_and_recent_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&dir.path().join("k.db")).unwrap();
+        let t = |s: &str| vec![("t".to_string(), if s == "p" { Status::Pending } else { Status::Stale })];
+        let mut old_pending = notice("a", Kind::Breach);
+        old_pending.due_at = 100;
+        let mut old_done = notice("b", Kind::Breach);
+        old_done.due_at = 100;
+        let mut recent_done = notice("c", Kind::Breach);
+        recent_done.due_at = 10_000;
+        o.enqueue(&[(old_pending, t("p")), (old_done.clone(), t("s")), (recent_done, t("s"))], 0).unwrap();
+        assert_eq!(o.prune(5_000).unwrap(), 1);
+        let left: Vec<String> = o.rows().unwrap().into_iter().map(|r| r.notice.conversation).collect();
+        assert_eq!(left, ["a", "c"]);
+        // Submitted again after pruning, it comes back stale (the sender's staleness rule),
+        // never as a second delivery.
+        assert_eq!(o.enqueue(&[(old_done, t("s"))], 20_000).unwrap(), 1);
     }
 
     #[test]
