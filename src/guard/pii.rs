@@ -359,7 +359,7 @@ fn is_bank_card(d: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The character offset of byte offset `byte` in `text`.
