@@ -149,9 +149,15 @@ async fn live_equals_replay_of_the_same_events() {
 
         // The alerts fired live are the replay's, up to the last event's time.
         let last_ts = events.last().unwrap().ts;
-        let mut stmt = store.conn().prepare("SELECT conversation, wait_start, due_at FROM alerts WHERE kind = 'breach'").unwrap();
-        let mut live: Vec<(String, i64, i64)> =
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT conversation, wait_start, due_at FROM alerts WHERE kind = 'breach'")
+            .unwrap();
+        let mut live: Vec<(String, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         live.sort();
         let mut expected: Vec<(String, i64, i64)> = want
             .alerts
@@ -247,7 +253,8 @@ async fn an_alert_older_than_the_staleness_limit_is_recorded_but_not_sent() {
     let config = LiveConfig { time, ..LiveConfig::new(ResponseRules::default()) };
     let counters = Arc::new(LiveCounters::default());
     let (seam, mut alerts) = ChannelSeam::new();
-    let (runtime, _) = Runtime::open(Store::open(&db).unwrap(), config, Box::new(seam), counters.clone()).unwrap();
+    let (runtime, _) =
+        Runtime::open(Store::open(&db).unwrap(), config, Box::new(seam), counters.clone()).unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let task = tokio::spawn(runtime.run(rx));
     // Redelivered after an outage: breach due 11 minutes ago → stale (and its escalation,
@@ -271,7 +278,8 @@ async fn robot_replies_go_out_and_come_back_as_bot_messages() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("kefu.db");
         let events = traffic(20, 9);
-        let srv = server(&events, ServerConfig { token: Some("s3cret".into()), ..ServerConfig::default() }).await;
+        let srv =
+            server(&events, ServerConfig { token: Some("s3cret".into()), ..ServerConfig::default() }).await;
         let bot = start_bot(&srv.url(), &db, Some("s3cret"));
         wait_for("the stream acked", LIMIT, || srv.stats().acked == Some(20)).await;
         let conversation = events.iter().find_map(|e| e.conversation()).unwrap().to_string();
@@ -284,9 +292,11 @@ async fn robot_replies_go_out_and_come_back_as_bot_messages() {
         let store = Store::open(&db).unwrap();
         let from: String = store
             .conn()
-            .query_row("SELECT json_extract(body, '$.from') FROM events WHERE id = ?1", [format!("echo-{id}")], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT json_extract(body, '$.from') FROM events WHERE id = ?1",
+                [format!("echo-{id}")],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(from, "bot");
     })
@@ -298,8 +308,9 @@ async fn robot_replies_go_out_and_come_back_as_bot_messages() {
 async fn a_wrong_token_stops_the_gateway_instead_of_retrying() {
     timeout(LIMIT, async {
         let dir = tempfile::tempdir().unwrap();
-        let srv = server(&traffic(5, 1), ServerConfig { token: Some("right".into()), ..ServerConfig::default() })
-            .await;
+        let srv =
+            server(&traffic(5, 1), ServerConfig { token: Some("right".into()), ..ServerConfig::default() })
+                .await;
         let bot = start_bot(&srv.url(), &dir.path().join("k.db"), Some("wrong"));
         let err = bot.live.join().await.unwrap_err();
         assert!(err.to_string().contains("HTTP 401"), "{err}");

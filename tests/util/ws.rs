@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kefu::alerts::Notice;
 use kefu::event::Event;
 use kefu::gateway::{Backoff, GatewayConfig};
-use kefu::alerts::Notice;
 use kefu::live::{ChannelSeam, Live, LiveConfig, LiveOptions, TimeSource};
 use kefu::rules::response_time::ResponseRules;
 use kefu::simulate::server::rebase;
