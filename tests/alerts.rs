@@ -410,3 +410,31 @@ async fn a_refused_connection_is_logged_without_the_robot_token() {
     assert!(error.starts_with("request failed"), "{error}");
     assert!(!error.contains("TOPSECRET"), "{error}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_still_undelivered_past_the_staleness_limit_is_not_sent_late() {
+    let server = HttpServer::start(vec![], Reply::Status(500, "down".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg = config(&format!(
+        "stale_after_s = 120\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nmax_attempts = 100\nretry_base_ms = 50000\nretry_max_ms = 50000\n",
+        server.url("/a")
+    ));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    let mut n = breach("c1");
+    n.due_at = kefu::time::now_ms();
+    alerts.submit(n);
+    assert!(wait_until(Duration::from_secs(5), || server.requests().len() == 1).await);
+    // Tries at 0 s, 50 s, 100 s; at 150 s the alert is older than 120 s.
+    assert!(wait_until(Duration::from_secs(300), || count(&db, Status::Stale) == 1).await);
+    server.set_default(Reply::Status(200, "{}".into()));
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "{:?}",
+        server.requests().iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(server.accepted().is_empty(), "never delivered late");
+    alerts.shutdown(Duration::from_millis(100)).await;
+}

@@ -217,15 +217,15 @@ impl Outbox {
         )?)
     }
 
-    /// Marks rows delivered, as `Sent` or `Digested`.
-    pub fn mark_delivered(&mut self, ids: &[i64], status: Status, now: Millis) -> Result<(), StoreError> {
+    /// Marks rows delivered, each `(id, Sent or Digested, when)`, in one transaction.
+    pub fn mark_delivered(&mut self, rows: &[(i64, Status, Millis)]) -> Result<(), StoreError> {
         let tx = self.store.conn_mut().transaction()?;
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE alert_outbox SET status = ?2, attempts = attempts + 1, sent_at = ?3, last_error = NULL WHERE id = ?1",
             )?;
-            for id in ids {
-                stmt.execute(params![id, status.as_str(), now])?;
+            for (id, status, at) in rows {
+                stmt.execute(params![id, status.as_str(), at])?;
             }
         }
         tx.commit()?;

@@ -32,6 +32,8 @@ use super::plan::Disposition;
 const ROUND_LIMIT: usize = 500;
 /// The task looks at the outbox at least this often even with nothing scheduled.
 const IDLE_WAKE_MS: i64 = 60_000;
+/// How often undelivered alerts are checked for staleness.
+const EXPIRY_EVERY_MS: i64 = 1_000;
 
 /// Failures starting the alert service.
 #[derive(Debug, Error)]
@@ -64,7 +66,8 @@ impl AlertService {
                 busy: false,
             })
             .collect();
-        let runner = Runner { config, outbox, client, clock, sinks, inflight: JoinSet::new() };
+        let runner =
+            Runner { config, outbox, client, clock, sinks, inflight: JoinSet::new(), next_expiry: 0 };
         let task = tokio::spawn(runner.run(rx));
         Ok(AlertHandle { tx, task })
     }
@@ -183,6 +186,7 @@ struct Runner {
     clock: Clock,
     sinks: Vec<SinkState>,
     inflight: JoinSet<RoundResult>,
+    next_expiry: Millis,
 }
 
 impl Runner {
@@ -279,6 +283,11 @@ impl Runner {
     fn dispatch(&mut self) -> Option<Millis> {
         let now = self.clock.now();
         let stale_cutoff = now - self.config.plan.stale_after_ms;
+        // Expiring is a write: once a second is plenty, and keeps the event writer's lock free.
+        let expire = now >= self.next_expiry;
+        if expire {
+            self.next_expiry = now + EXPIRY_EVERY_MS;
+        }
         let mut wake: Option<Millis> = None;
         let mut earliest = |t: Millis| wake = Some(wake.map_or(t, |w: Millis| w.min(t)));
         for i in 0..self.sinks.len() {
@@ -286,10 +295,12 @@ impl Runner {
                 continue;
             }
             let name = self.sinks[i].sink.name.clone();
-            match self.outbox.expire(&name, stale_cutoff) {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(sink = %name, alerts = n, "alerts went stale before delivery"),
-                Err(e) => tracing::error!(sink = %name, error = %e, "outbox"),
+            if expire {
+                match self.outbox.expire(&name, stale_cutoff) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(sink = %name, alerts = n, "alerts went stale before delivery"),
+                    Err(e) => tracing::error!(sink = %name, error = %e, "outbox"),
+                }
             }
             let due = match self.outbox.due(&name, now, ROUND_LIMIT) {
                 Ok(d) => d,
@@ -340,12 +351,16 @@ impl Runner {
         };
         state.busy = false;
         let sink = Arc::clone(&state.sink);
-        for (out, at) in &result.delivered {
-            let ids: Vec<i64> = out.rows.iter().map(|r| r.id).collect();
-            let status = if out.digest { Status::Digested } else { Status::Sent };
-            if let Err(e) = self.outbox.mark_delivered(&ids, status, *at) {
-                tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
-            }
+        let delivered: Vec<(i64, Status, Millis)> = result
+            .delivered
+            .iter()
+            .flat_map(|(out, at)| {
+                let status = if out.digest { Status::Digested } else { Status::Sent };
+                out.rows.iter().map(move |r| (r.id, status, *at))
+            })
+            .collect();
+        if let Err(e) = self.outbox.mark_delivered(&delivered) {
+            tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
         }
         let Some((out, outcome, at)) = result.failed else {
             return;

@@ -6,10 +6,16 @@
 //! its own category is dropped, and overlapping hits of one category merge into one
 //! finding over their union, reported with the rule of the leftmost, longest hit.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::automaton::{Automaton, OverlappingState};
+use aho_corasick::{Input, Match, MatchKind, dfa, nfa};
 use regex::{Regex, RegexSet};
 
 use super::rules::CategoryRule;
+
+/// Up to this many phrases the automaton is a full DFA (one table lookup per byte); above
+/// it, a contiguous NFA, whose memory stays small. The prefilter is off either way: on
+/// 20–60 character messages starting a vectorised prefilter costs more than the scan.
+const DFA_MAX_PATTERNS: usize = 20_000;
 
 /// What one automaton pattern is.
 #[derive(Debug, Clone, Copy)]
@@ -41,10 +47,28 @@ pub struct Hit {
     pub end: usize,
 }
 
+/// The phrase automaton, as a concrete type so the per-byte step is inlined (the
+/// `AhoCorasick` wrapper calls through a trait object on every byte).
+#[derive(Debug, Clone)]
+enum Phrases {
+    Dfa(dfa::DFA),
+    Nfa(nfa::contiguous::NFA),
+}
+
+/// Calls `f` with every (overlapping) match of `aut` in `text`.
+fn each_match<A: Automaton>(aut: &A, text: &str, mut f: impl FnMut(Match)) {
+    let input = Input::new(text);
+    let mut state = OverlappingState::start();
+    while aut.try_find_overlapping(&input, &mut state).is_ok() {
+        let Some(m) = state.get_match() else { break };
+        f(m);
+    }
+}
+
 /// The compiled matcher for a set of categories.
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    ac: Option<AhoCorasick>,
+    ac: Option<Phrases>,
     patterns: Vec<Pattern>,
     /// `(category, index in category, regex)`, in the order of `set`.
     regexes: Vec<(usize, usize, Regex)>,
@@ -75,15 +99,18 @@ impl Matcher {
                 regexes.push((ci, ri, r.clone()));
             }
         }
+        let err = |e: aho_corasick::BuildError| BuildError(e.to_string());
         let ac = if texts.is_empty() {
             None
+        } else if texts.len() <= DFA_MAX_PATTERNS {
+            let b = dfa::DFA::builder().match_kind(MatchKind::Standard).prefilter(false).build(&texts);
+            Some(Phrases::Dfa(b.map_err(err)?))
         } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .build(&texts)
-                    .map_err(|e| BuildError(e.to_string()))?,
-            )
+            let b = nfa::contiguous::NFA::builder()
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(&texts);
+            Some(Phrases::Nfa(b.map_err(err)?))
         };
         let set = if regexes.is_empty() {
             None
@@ -97,22 +124,25 @@ impl Matcher {
     pub fn find(&self, text: &str, enabled: impl Fn(usize) -> bool) -> Vec<Hit> {
         let mut hits = Vec::new();
         let mut allowed: Vec<(usize, usize, usize)> = Vec::new();
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(text) {
-                let p = self.patterns[m.pattern().as_usize()];
-                if !enabled(p.category) {
-                    continue;
-                }
-                match p.phrase {
-                    Some(pi) => hits.push(Hit {
-                        category: p.category,
-                        rule: RuleRef::Phrase(pi),
-                        start: m.start(),
-                        end: m.end(),
-                    }),
-                    None => allowed.push((p.category, m.start(), m.end())),
-                }
+        let mut on_match = |m: Match| {
+            let p = self.patterns[m.pattern().as_usize()];
+            if !enabled(p.category) {
+                return;
             }
+            match p.phrase {
+                Some(pi) => hits.push(Hit {
+                    category: p.category,
+                    rule: RuleRef::Phrase(pi),
+                    start: m.start(),
+                    end: m.end(),
+                }),
+                None => allowed.push((p.category, m.start(), m.end())),
+            }
+        };
+        match &self.ac {
+            Some(Phrases::Dfa(a)) => each_match(a, text, &mut on_match),
+            Some(Phrases::Nfa(a)) => each_match(a, text, &mut on_match),
+            None => {}
         }
         if let Some(set) = &self.set {
             for i in set.matches(text).iter() {

@@ -40,6 +40,8 @@ pub struct Guard {
     watched: Vec<Sender>,
     /// Whether any category is a privacy category.
     has_pii: bool,
+    /// The WeChat cue words as normalised (variants folded), shortest forms only.
+    wechat_cues: Vec<String>,
 }
 
 /// What a text triggers, for `kefu check-text` and as the source of every [`Flag`].
@@ -163,6 +165,19 @@ impl Guard {
             }
         }
         let has_pii = rules.categories.iter().any(|c| c.pii.is_some());
+        let mut cues: Vec<String> = rules
+            .wechat_cues
+            .iter()
+            .map(|c| rules.normalizer.normalize(c).text)
+            .filter(|c| !c.is_empty())
+            .collect();
+        cues.sort_by_key(String::len);
+        let mut wechat_cues: Vec<String> = Vec::new();
+        for c in cues {
+            if !wechat_cues.iter().any(|k| c.contains(k.as_str())) {
+                wechat_cues.push(c);
+            }
+        }
         Ok(Self {
             categories: rules.categories,
             normalizer: rules.normalizer,
@@ -170,6 +185,7 @@ impl Guard {
             pii,
             watched,
             has_pii,
+            wechat_cues,
         })
     }
 
@@ -227,10 +243,19 @@ impl Guard {
 
     fn findings(&self, text: &str, sender: Option<Sender>) -> Vec<Finding> {
         let enabled = |ci: usize| sender.is_none_or(|s| self.categories[ci].senders.contains(&s));
-        let norm = self.normalizer.normalize(text);
+        let mut norm = self.normalizer.normalize_text(text);
         let hits = self.matcher.find(&norm.text, enabled);
+        if !hits.is_empty() {
+            // The same text again, now with the map from normalised bytes to original characters.
+            norm = self.normalizer.normalize(text);
+        }
         // Personal data is looked for whenever there is a hit too, to mask it inside matches.
-        let pii = if self.has_pii || !hits.is_empty() { self.pii.scan(text) } else { Vec::new() };
+        let pii = if self.has_pii || !hits.is_empty() {
+            let cue = self.wechat_cues.iter().any(|c| norm.text.contains(c.as_str()));
+            self.pii.scan_gated(text, cue)
+        } else {
+            Vec::new()
+        };
         let mut out = Vec::new();
         if hits.is_empty() && pii.is_empty() {
             return out;

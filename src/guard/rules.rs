@@ -243,11 +243,14 @@ pub fn parse_variants(
         for form in forms {
             let line = Some(line_of(text, form.span().start));
             let norm = fold.normalize(form.get_ref()).text;
-            if norm.is_empty() {
+            if norm.chars().count() < 2 {
                 errors.push(DataError::at(
                     file,
                     line,
-                    format!("variant '{}' has no letters or digits", form.get_ref()),
+                    format!(
+                        "variant '{}' folds to '{norm}', under two characters: it would replace that character everywhere",
+                        form.get_ref()
+                    ),
                 ));
             } else if norm == target_norm {
                 errors.push(DataError::at(
@@ -547,5 +550,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(e[0].line, Some(4), "{}", e[0]);
         assert!(e[0].message.contains("duplicate variant"));
+        let e = parse_variants(Path::new("v.toml"), "[variants]\n\"qq\" = [\"扣扣\"]\n", &[]).unwrap_err();
+        assert_eq!(e[0].line, Some(2), "{}", e[0]);
+        assert!(e[0].message.contains("under two characters"), "{}", e[0]);
     }
 }

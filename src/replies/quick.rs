@@ -96,16 +96,24 @@ pub struct Hit<'a> {
 }
 
 /// The loaded, indexed book.
+///
+/// Within a rank, results come personal first, then shorter codes, then file order. That
+/// order does not depend on the query (an agent sees only their own personal phrases), so
+/// the joined search strings are laid out in it: a scan yields results already sorted and
+/// stops as soon as it has enough.
 #[derive(Debug, Clone, Default)]
 pub struct QuickBook {
     phrases: Vec<Phrase>,
-    /// Phrase indexes ordered by lower-cased code, for prefix search.
+    /// Phrase indexes in result order.
+    order: Vec<u32>,
+    /// Positions in `order`, sorted by lower-cased code, for prefix search.
     by_code: Vec<u32>,
+    /// Lower-cased codes, by position in `order`.
     codes_lower: Vec<String>,
-    /// All lower-cased codes joined by [`SEP`], and where each starts.
+    /// All lower-cased codes joined by [`SEP`] in result order, and where each starts.
     codes_joined: String,
     code_starts: Vec<usize>,
-    /// All lower-cased texts joined by [`SEP`], and where each starts.
+    /// All lower-cased texts joined by [`SEP`] in result order, and where each starts.
     texts_joined: String,
     text_starts: Vec<usize>,
 }
@@ -113,13 +121,20 @@ pub struct QuickBook {
 impl QuickBook {
     /// Builds the book and its index.
     pub fn new(phrases: Vec<Phrase>) -> Self {
-        let codes_lower: Vec<String> = phrases.iter().map(|p| p.code.to_lowercase()).collect();
-        let mut by_code: Vec<u32> = (0..phrases.len() as u32).collect();
+        let mut order: Vec<u32> = (0..phrases.len() as u32).collect();
+        order.sort_by_key(|&i| {
+            let p = &phrases[i as usize];
+            (p.agent.is_none(), p.code.chars().count(), i)
+        });
+        let codes_lower: Vec<String> =
+            order.iter().map(|&i| phrases[i as usize].code.to_lowercase()).collect();
+        let mut by_code: Vec<u32> = (0..order.len() as u32).collect();
         by_code.sort_by(|&a, &b| codes_lower[a as usize].cmp(&codes_lower[b as usize]).then(a.cmp(&b)));
         let (codes_joined, code_starts) = join(codes_lower.iter().map(String::as_str));
-        let texts_lower: Vec<String> = phrases.iter().map(|p| p.text.to_lowercase()).collect();
+        let texts_lower: Vec<String> =
+            order.iter().map(|&i| phrases[i as usize].text.to_lowercase()).collect();
         let (texts_joined, text_starts) = join(texts_lower.iter().map(String::as_str));
-        Self { phrases, by_code, codes_lower, codes_joined, code_starts, texts_joined, text_starts }
+        Self { phrases, order, by_code, codes_lower, codes_joined, code_starts, texts_joined, text_starts }
     }
 
     /// Every phrase, in file order.
@@ -147,43 +162,45 @@ impl QuickBook {
         if q.is_empty() || limit == 0 {
             return Vec::new();
         }
-        let visible = |i: usize| match (agent, &self.phrases[i].agent) {
+        let phrase = |pos: usize| &self.phrases[self.order[pos] as usize];
+        let visible = |pos: usize| match (agent, &phrase(pos).agent) {
             (None, _) | (_, None) => true,
             (Some(a), Some(owner)) => a == owner,
         };
-        let mut seen = vec![false; self.phrases.len()];
-        let mut ranked: Vec<(Rank, usize)> = Vec::new();
-
         let first = self.by_code.partition_point(|&i| self.codes_lower[i as usize].as_str() < q.as_str());
-        for &i in &self.by_code[first..] {
-            let i = i as usize;
-            if !self.codes_lower[i].starts_with(&q) {
-                break;
-            }
-            if visible(i) {
-                seen[i] = true;
-                ranked.push((Rank::CodePrefix, i));
-            }
-        }
-        for (joined, starts, rank) in [
-            (&self.codes_joined, &self.code_starts, Rank::CodeContains),
-            (&self.texts_joined, &self.text_starts, Rank::TextContains),
-        ] {
-            for (at, _) in joined.match_indices(q.as_str()) {
-                let i = starts.partition_point(|&s| s <= at) - 1;
-                if !seen[i] && visible(i) {
-                    seen[i] = true;
-                    ranked.push((rank, i));
+        let mut prefix: Vec<usize> = self.by_code[first..]
+            .iter()
+            .map(|&i| i as usize)
+            .take_while(|&i| self.codes_lower[i].starts_with(&q))
+            .filter(|&i| visible(i))
+            .collect();
+        prefix.sort_unstable();
+        prefix.truncate(limit);
+        let mut found: Vec<(Rank, usize)> = prefix.iter().map(|&i| (Rank::CodePrefix, i)).collect();
+        // One-pattern Aho-Corasick searches with a SIMD prefilter, several times faster
+        // than `str::match_indices` on a string of a few hundred kilobytes.
+        let searcher =
+            (found.len() < limit).then(|| aho_corasick::AhoCorasick::new([q.as_str()]).ok()).flatten();
+        if let Some(ac) = searcher {
+            for (joined, starts, rank) in [
+                (&self.codes_joined, &self.code_starts, Rank::CodeContains),
+                (&self.texts_joined, &self.text_starts, Rank::TextContains),
+            ] {
+                let mut last = usize::MAX;
+                for m in ac.find_iter(joined.as_str()) {
+                    if found.len() >= limit {
+                        break;
+                    }
+                    let pos = starts.partition_point(|&s| s <= m.start()) - 1;
+                    if pos == last || !visible(pos) || found.iter().any(|&(_, p)| p == pos) {
+                        continue;
+                    }
+                    last = pos;
+                    found.push((rank, pos));
                 }
             }
         }
-        // Personal phrases first within a rank: the agent wrote them for themself.
-        ranked.sort_by_key(|&(rank, i)| {
-            let p = &self.phrases[i];
-            (rank, p.agent.is_none(), p.code.chars().count(), i)
-        });
-        ranked.truncate(limit);
-        ranked.into_iter().map(|(rank, i)| Hit { phrase: &self.phrases[i], rank }).collect()
+        found.into_iter().map(|(rank, pos)| Hit { phrase: phrase(pos), rank }).collect()
     }
 
     /// The book as `quick.toml` text, for writing back after an import.

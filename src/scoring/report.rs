@@ -386,6 +386,9 @@ fn ledger_section(title: &str, entries: &[ledger::Entry], conn: &Connection) -> 
     Ok(b)
 }
 
+/// A score line as read back: (indicator, value, tier, points, weighted).
+type LineRow = (String, Option<String>, Option<i64>, String, String);
+
 const LINE_COLORS: [&str; 10] = [
     "#2f6fde", "#12b886", "#fab005", "#7950f2", "#e64980", "#15aabf", "#fd7e14", "#495057", "#82c91e",
     "#be4bdb",
@@ -437,8 +440,7 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut lines: BTreeMap<String, Vec<(String, Option<String>, Option<i64>, String, String)>> =
-        BTreeMap::new();
+    let mut lines: BTreeMap<String, Vec<LineRow>> = BTreeMap::new();
     {
         let mut stmt = conn.prepare(
             "SELECT agent, indicator, value, tier, points, weighted FROM score_lines WHERE month = ?1 ORDER BY agent, position",

@@ -17,7 +17,10 @@ use super::sheet::{Basis, Indicator, Metric, Rule, Sheet, first_match};
 
 /// Rounds a money figure to the fen, half away from zero (the one rounding rule).
 pub fn fen(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    let mut r = d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    // Always two decimals, so stored and printed money reads `2800.00`.
+    r.rescale(2);
+    r
 }
 
 /// What one agent did in a month (or month to date): sums of daily figures.
@@ -259,7 +262,7 @@ pub fn pay(
     let seniority = fen(sheet.seniority_per_year * Decimal::from(years));
     let bonus = match sheet.bonus {
         Some((pool, min)) if total >= min => fen(pool * total / Decimal::ONE_HUNDRED),
-        _ => Decimal::ZERO,
+        _ => fen(Decimal::ZERO),
     };
     let (mut rate, mut personal_exact, mut public_exact, mut paid_exact) = Default::default();
     if let Some(c) = &sheet.commission {
