@@ -400,3 +400,24 @@ async fn kefu_run_with_a_config_file_alerts_a_webhook_and_stops_cleanly_on_sigte
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kefu_demo_runs_offline_shows_alerts_and_ends_with_the_per_agent_report() {
+    timeout(LIMIT, async {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(["demo", "--duration", "3", "--speed", "120"])
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains("[breach]"), "live alerts shown: {stdout}");
+        assert!(stdout.contains("agent        date"), "the per-agent report: {stdout}");
+        assert!(stderr.contains("open conversations") && stderr.contains("waiting buyers"), "{stderr}");
+        assert!(!stdout.contains("tb1"), "buyer ids are masked");
+    })
+    .await
+    .expect("test timed out");
+}
