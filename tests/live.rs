@@ -462,3 +462,50 @@ async fn kefu_demo_runs_offline_shows_alerts_and_ends_with_the_per_agent_report(
     .await
     .expect("test timed out");
 }
+
+fn agent_answer(id: &str, ts: i64, conversation: &str) -> Event {
+    kefu::event::parse(&format!(
+        r#"{{"type":"message","id":"{id}","ts":"{}","shop":"s","conversation":"{conversation}","customer":"tb_buyer_8842","agent":"xiaomei","from":"agent","text":"亲,在的"}}"#,
+        kefu::time::format_rfc3339_shanghai(ts)
+    ))
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn warnings_fire_before_the_deadline_and_resolved_follows_a_late_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_794_362_400_000;
+    let time = TimeSource::scaled(t0, tokio::time::Instant::now(), 1.0);
+    let plan = kefu::alerts::Plan {
+        warning_permille: Some(750),
+        escalation_permille: None,
+        resolved: true,
+        ..kefu::alerts::Plan::default()
+    };
+    let config = LiveConfig { time, plan, ..LiveConfig::new(ResponseRules::default()) };
+    let store = Store::open(&dir.path().join("k.db")).unwrap();
+    let (seam, mut alerts) = ChannelSeam::new();
+    let (runtime, _) =
+        Runtime::open(store, config, Box::new(seam), Arc::new(LiveCounters::default())).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(runtime.run(rx));
+    // c1 is answered at 18 s (warned, on time); c2 at 25 s (warned, breached, resolved).
+    tx.send(incoming(1, customer_message("a", t0, "c1"))).await.unwrap();
+    tx.send(incoming(2, customer_message("b", t0, "c2"))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(18_000)).await;
+    tx.send(incoming(3, agent_answer("c", t0 + 18_000, "c1"))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(7_000)).await;
+    tx.send(incoming(4, agent_answer("d", t0 + 25_000, "c2"))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    drop(tx);
+    task.await.unwrap().unwrap();
+    let got: Vec<(String, Kind, i64)> =
+        drain(&mut alerts).into_iter().map(|(n, _)| (n.conversation, n.kind, n.due_at - t0)).collect();
+    let want = [
+        ("c1".to_string(), Kind::Warning, 15_000),
+        ("c2".to_string(), Kind::Warning, 15_000),
+        ("c2".to_string(), Kind::Breach, 20_000),
+        ("c2".to_string(), Kind::Resolved, 25_000),
+    ];
+    assert_eq!(got, want);
+}
