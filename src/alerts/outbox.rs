@@ -91,6 +91,15 @@ impl Outbox {
         Ok(Self { store: Store::open(path)? })
     }
 
+    /// Opens the outbox for the sender, whose connection never checkpoints the WAL on
+    /// commit: a checkpoint syncs the database file, and the sender must not stall an alert
+    /// for that. [`checkpoint`] does it from a blocking thread instead.
+    pub fn open_for_sender(path: &Path) -> Result<Self, StoreError> {
+        let outbox = Self::open(path)?;
+        outbox.store.conn().execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        Ok(outbox)
+    }
+
     /// Queues notices in one transaction: for each, a row per `(sink, status)` given
     /// (`Pending` or `Stale`), and its record in the `alerts` table. Rows whose key is
     /// already there are left alone. Returns how many rows were new.
@@ -298,6 +307,15 @@ impl Outbox {
             |r| r.get(0),
         )?)
     }
+}
+
+/// Copies the WAL into the database file without waiting for readers or writers
+/// (`PASSIVE`); for a blocking thread, on its own connection.
+pub fn checkpoint(path: &Path) -> Result<(), StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(1))?;
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    Ok(())
 }
 
 #[cfg(test)]

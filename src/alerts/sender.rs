@@ -9,8 +9,9 @@
 //! resends that one alert on restart.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -24,7 +25,7 @@ use crate::time::Millis;
 use super::config::{AlertConfig, Sink};
 use super::format::{self, Message, Outcome, Vendor};
 use super::notice::Notice;
-use super::outbox::{Outbox, Row, Status};
+use super::outbox::{self, Outbox, Row, Status};
 use super::pace::{Batch, TokenBucket};
 use super::plan::Disposition;
 
@@ -34,6 +35,8 @@ const ROUND_LIMIT: usize = 500;
 const IDLE_WAKE_MS: i64 = 60_000;
 /// How often undelivered alerts are checked for staleness.
 const EXPIRY_EVERY_MS: i64 = 1_000;
+/// How often the outbox's WAL is checkpointed (from a blocking thread) while the sender works.
+const CHECKPOINT_EVERY_MS: i64 = 1_000;
 
 /// Failures starting the alert service.
 #[derive(Debug, Error)]
@@ -41,6 +44,9 @@ pub enum AlertError {
     /// The outbox database could not be opened.
     #[error("cannot open the alert outbox")]
     Outbox(#[source] StoreError),
+    /// `start` was called outside a tokio runtime.
+    #[error("the alert service needs a tokio runtime")]
+    NoRuntime,
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for alert sinks")]
     Http(#[source] reqwest::Error),
@@ -53,7 +59,8 @@ impl AlertService {
     /// Opens the outbox at `db_path` and spawns the sender task on the current tokio runtime.
     /// Pending alerts left by a previous run are delivered.
     pub fn start(config: AlertConfig, db_path: &Path) -> Result<AlertHandle, AlertError> {
-        let outbox = Outbox::open(db_path).map_err(AlertError::Outbox)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AlertError::NoRuntime)?;
+        let outbox = Outbox::open_for_sender(db_path).map_err(AlertError::Outbox)?;
         let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
         let clock = Clock::start();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -66,9 +73,19 @@ impl AlertService {
                 busy: false,
             })
             .collect();
-        let runner =
-            Runner { config, outbox, client, clock, sinks, inflight: JoinSet::new(), next_expiry: 0 };
-        let task = tokio::spawn(runner.run(rx));
+        let runner = Runner {
+            config,
+            outbox,
+            db_path: db_path.to_path_buf(),
+            client,
+            clock,
+            sinks,
+            inflight: JoinSet::new(),
+            next_expiry: 0,
+            next_checkpoint: 0,
+            checkpointing: Arc::new(AtomicBool::new(false)),
+        };
+        let task = runtime.spawn(runner.run(rx));
         Ok(AlertHandle { tx, task })
     }
 }
@@ -187,6 +204,9 @@ struct Runner {
     sinks: Vec<SinkState>,
     inflight: JoinSet<RoundResult>,
     next_expiry: Millis,
+    db_path: PathBuf,
+    next_checkpoint: Millis,
+    checkpointing: Arc<AtomicBool>,
 }
 
 impl Runner {
@@ -196,6 +216,7 @@ impl Runner {
         loop {
             let wake = self.dispatch();
             let now = self.clock.now();
+            self.maybe_checkpoint(now);
             if let Some((deadline, _)) = &closing {
                 let nothing_left = self.inflight.is_empty() && wake.is_none_or(|w| w > *deadline);
                 if nothing_left || now >= *deadline {
@@ -245,10 +266,28 @@ impl Runner {
             }
         }
         self.inflight.abort_all();
+        let path = self.db_path.clone();
+        let _ = tokio::task::spawn_blocking(move || outbox::checkpoint(&path)).await;
         let pending = self.outbox.pending().unwrap_or(-1);
         if let Some((_, done)) = closing {
             let _ = done.send(ShutdownReport { pending });
         }
+    }
+
+    /// Starts a WAL checkpoint on a blocking thread, at most once a [`CHECKPOINT_EVERY_MS`]
+    /// and never two at once.
+    fn maybe_checkpoint(&mut self, now: Millis) {
+        if now < self.next_checkpoint || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.next_checkpoint = now + CHECKPOINT_EVERY_MS;
+        let (path, flag) = (self.db_path.clone(), Arc::clone(&self.checkpointing));
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = outbox::checkpoint(&path) {
+                tracing::warn!(error = %e, "outbox checkpoint failed");
+            }
+            flag.store(false, Ordering::Release);
+        });
     }
 
     /// Writes notices to the outbox: one row per routed sink, stale ones recorded only.
@@ -419,6 +458,10 @@ async fn deliver_round(
 
 /// Delivers one message to one sink.
 async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Millis) -> Outcome {
+    if sink.vendor == Vendor::Log {
+        log(msg);
+        return Outcome::Delivered;
+    }
     let Some(url) = sink.url.as_deref().filter(|_| sink.vendor != Vendor::Terminal) else {
         // A closed stdout must not panic the sender; the alert is in the outbox either way.
         let mut out = std::io::stdout().lock();
@@ -444,6 +487,31 @@ async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Mill
         Err(e) if e.is_timeout() => Outcome::Retry(format!("timed out after {} ms", sink.timeout_ms)),
         // Without the URL: a robot URL carries its access token, and errors reach logs.
         Err(e) => Outcome::Retry(format!("request failed: {}", error_chain(&e.without_url()))),
+    }
+}
+
+/// One structured event per alert (a digest: one per alert in it), buyer masked.
+fn log(msg: Message<'_>) {
+    let notices = match msg {
+        Message::One(n) => std::slice::from_ref(n),
+        Message::Digest(ns) => ns,
+    };
+    for n in notices {
+        tracing::warn!(
+            target: "kefu::alerts",
+            kind = %n.kind,
+            shop = %n.shop,
+            agent = %n.agent,
+            buyer = %n.masked_customer(),
+            conversation = %n.conversation,
+            waited_ms = n.waited_ms,
+            deadline_ms = n.deadline_ms,
+            load = n.load,
+            due_at = %crate::time::format_rfc3339_shanghai(n.due_at),
+            preview = %n.masked_preview(),
+            "{}",
+            n.kind.label()
+        );
     }
 }
 
