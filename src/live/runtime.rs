@@ -17,7 +17,6 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
 use super::alert::AlertSeam;
-use super::time::TimeSource;
 use super::{LiveConfig, LiveCounters};
 use crate::alerts::plan::Disposition;
 use crate::alerts::{Kind, Notice, Plan};
@@ -338,11 +337,6 @@ impl Runtime {
         let clock = &self.state.clock;
         self.counters.open.store(clock.open_sessions() as u64, Ordering::Relaxed);
         self.counters.waiting.store(clock.pending_waits() as u64, Ordering::Relaxed);
-    }
-
-    /// The time source the runtime runs on.
-    pub fn time(&self) -> TimeSource {
-        self.config.time
     }
 }
 
