@@ -138,9 +138,12 @@ async fn lateness() -> anyhow::Result<()> {
     const BUYERS: usize = 10_000;
     let dir = tempfile::tempdir()?;
     let start = kefu::time::now_ms() + 200;
-    let events: Vec<Event> = (0..BUYERS).map(|i| waiting_buyer(i, start + (i as i64 * 1000 / BUYERS as i64))).collect();
+    let events: Vec<Event> =
+        (0..BUYERS).map(|i| waiting_buyer(i, start + (i as i64 * 1000 / BUYERS as i64))).collect();
     let items = events.into_iter().map(Item::Event).collect();
-    let srv = SimServer::start("127.0.0.1:0".parse()?, items, ServerConfig { speed: 1.0, ..Default::default() }).await?;
+    let srv =
+        SimServer::start("127.0.0.1:0".parse()?, items, ServerConfig { speed: 1.0, ..Default::default() })
+            .await?;
     // The simulator plays the first event at its start, so its ts maps to that instant.
     let time = TimeSource::scaled(start, srv.origin(), 1.0);
     let rules = ResponseRules { tiers: vec![(u32::MAX, 2_000)], ..ResponseRules::default() };
@@ -164,9 +167,13 @@ async fn lateness() -> anyhow::Result<()> {
     live.stop().await?;
     late_us.sort_unstable();
     let pct = |p: f64| late_us[((late_us.len() as f64 * p) as usize).min(late_us.len() - 1)] as f64 / 1000.0;
-    println!("breach lateness, {BUYERS} buyers waiting at once (deadline → alert at the seam; includes the 1 ms a breach needs to be *past* its deadline):");
+    println!(
+        "breach lateness, {BUYERS} buyers waiting at once (deadline → alert at the seam; includes the 1 ms a breach needs to be *past* its deadline):"
+    );
     println!("  p50 {:.2} ms · p99 {:.2} ms · max {:.2} ms", pct(0.50), pct(0.99), pct(1.0));
-    println!("  buyers waiting when the first alerts fired: {peak_waiting} (gauge, refreshed twice a second)");
+    println!(
+        "  buyers waiting when the first alerts fired: {peak_waiting} (gauge, refreshed twice a second)"
+    );
     Ok(())
 }
 

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::replay::{InputStats, replay, report_from_db};
+use crate::guard::Guard;
+use crate::replay::{InputStats, replay_with_guard, report_from_db_with_guard};
 use crate::report::Report;
 use crate::rules::response_time;
 use crate::simulate::{SimConfig, generate, write_jsonl};
@@ -15,10 +16,13 @@ use crate::store::Store;
 
 /// `kefu replay FILE`: prints the report; bad lines go to stderr with their numbers.
 pub fn replay_file(file: &Path, rules: Option<&Path>, db: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let rules_dir = rules;
     let rules = response_time::load(rules)?;
     let name = file.display().to_string();
     let f = File::open(file).with_context(|| format!("cannot open {name}"))?;
-    let (report, stats) = replay(BufReader::with_capacity(1 << 20, f), &name, rules, db)?;
+    let guard = load_guard(rules_dir)?;
+    let (report, stats) =
+        replay_with_guard(BufReader::with_capacity(1 << 20, f), &name, rules, Some(guard), db)?;
     report_input(&name, &stats);
     print_report(&report, json)
 }
@@ -28,9 +32,11 @@ pub fn report_db(db: &Path, rules: Option<&Path>, json: bool) -> anyhow::Result<
     if !db.exists() {
         anyhow::bail!("no database at {}", db.display());
     }
+    let rules_dir = rules;
     let rules = response_time::load(rules)?;
     let store = Store::open(db)?;
-    let report = report_from_db(&store, rules)?;
+    let guard = load_guard(rules_dir)?;
+    let report = report_from_db_with_guard(&store, rules, Some(guard))?;
     print_report(&report, json)
 }
 
@@ -41,6 +47,14 @@ pub fn simulate(config: &SimConfig, out: &Path) -> anyhow::Result<()> {
     write_jsonl(&events, BufWriter::with_capacity(1 << 20, f))?;
     eprintln!("wrote {} events to {}", events.len(), out.display());
     Ok(())
+}
+
+/// The phrase guard from the rules folder, its errors listed with file and line.
+fn load_guard(rules: Option<&Path>) -> anyhow::Result<Guard> {
+    Guard::load(rules).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid guard rules:\n{}", list.join("\n"))
+    })
 }
 
 fn report_input(name: &str, stats: &InputStats) {

@@ -169,9 +169,15 @@ mod tests {
             db: Some("b.db".into()),
         };
         let c = parse_str(file, o.clone()).unwrap();
-        assert_eq!((c.url.as_str(), c.token.as_deref(), c.db.as_path()), ("ws://127.0.0.1:9000", Some("flag"), Path::new("b.db")));
+        assert_eq!(
+            (c.url.as_str(), c.token.as_deref(), c.db.as_path()),
+            ("ws://127.0.0.1:9000", Some("flag"), Path::new("b.db"))
+        );
         let c = load(None, o, &env).unwrap();
-        assert_eq!((c.url.as_str(), c.log.as_str(), c.alerts.is_none()), ("ws://127.0.0.1:9000", "info", true));
+        assert_eq!(
+            (c.url.as_str(), c.log.as_str(), c.alerts.is_none()),
+            ("ws://127.0.0.1:9000", "info", true)
+        );
     }
 
     #[test]

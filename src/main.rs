@@ -48,7 +48,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write realistic simulated shop traffic as JSONL.
+    /// Realistic simulated shop traffic: written as JSONL (--out) or served over the websocket protocol (--listen).
     Simulate {
         /// Output file (or serve the traffic with --listen).
         #[arg(long)]

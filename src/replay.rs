@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::engine::{Clock, Output, Wait};
 use crate::event::{self, Event};
+use crate::guard::{Flag, Guard};
 use crate::report::{Report, ReportBuilder};
 use crate::rules::response_time::ResponseRules;
 use crate::store::{INSERT_EVENT, Store, StoreError};
@@ -64,12 +65,14 @@ pub struct InputStats {
     pub stored: usize,
 }
 
-/// Dedup → clock → report, fed one event at a time.
+/// Dedup → clock (and phrase guard) → report, fed one event at a time.
 pub struct Pipeline {
     seen: HashSet<Box<str>>,
     clock: Clock,
+    guard: Option<Guard>,
     report: ReportBuilder,
     out: Vec<Output>,
+    flags: Vec<Flag>,
 }
 
 impl Pipeline {
@@ -78,22 +81,40 @@ impl Pipeline {
         Self {
             seen: HashSet::default(),
             clock: Clock::new(rules),
+            guard: None,
             report: ReportBuilder::new(),
             out: Vec::new(),
+            flags: Vec::new(),
         }
+    }
+
+    /// Also checks every message with the phrase guard; findings go to the report's `flags`.
+    pub fn with_guard(mut self, guard: Guard) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// Processes one event unless its id was seen; returns whether it was new. The
     /// clock's outputs for it are left in [`Pipeline::outputs`] until the next call.
     pub fn push(&mut self, event: &Event) -> bool {
         self.out.clear();
+        self.flags.clear();
         if !self.seen.insert(event.id.as_str().into()) {
             return false;
         }
         self.clock.handle(event, &mut self.out);
         self.report.add_event(event);
         self.report.add_outputs(&self.out);
+        if let Some(g) = &self.guard {
+            self.flags = g.check_event(event);
+            self.report.add_flags(&self.flags);
+        }
         true
+    }
+
+    /// The phrase guard's findings for the last event.
+    pub fn flags(&self) -> &[Flag] {
+        &self.flags
     }
 
     /// The clock's outputs from the last call.
@@ -165,8 +186,23 @@ pub fn replay(
     rules: ResponseRules,
     db: Option<&Path>,
 ) -> Result<(Report, InputStats), ReplayError> {
+    replay_with_guard(input, source, rules, None, db)
+}
+
+/// [`replay`], also checking every message with the phrase guard when one is given
+/// (findings in the report's `flags`, and in the `flags` table with `db`).
+pub fn replay_with_guard(
+    input: impl BufRead + Send + 'static,
+    source: &str,
+    rules: ResponseRules,
+    guard: Option<Guard>,
+    db: Option<&Path>,
+) -> Result<(Report, InputStats), ReplayError> {
     let mut stats = InputStats::default();
     let mut pipeline = Pipeline::new(rules);
+    if let Some(g) = guard {
+        pipeline = pipeline.with_guard(g);
+    }
     let mut writer = db.map(|p| Writer::start(p, source)).transpose()?;
     let mut batch = Batch::default();
     let (chunks, reader) = spawn_reader(input, db.is_some());
@@ -189,6 +225,9 @@ pub fn replay(
         stats.events += 1;
         if let Some(w) = writer.as_mut() {
             batch.take_outputs(pipeline.outputs());
+            let flags =
+                pipeline.flags().iter().map(|f| (f.clone(), crate::guard::store::raw_matched(&event, f)));
+            batch.flags.extend(flags);
             batch.events.push((event, raw.unwrap_or_default()));
             if batch.events.len() >= BATCH {
                 w.send(std::mem::take(&mut batch))?;
@@ -211,7 +250,19 @@ pub fn replay(
 
 /// Recomputes the report from every event stored in the database, in stored order.
 pub fn report_from_db(store: &Store, rules: ResponseRules) -> Result<Report, ReplayError> {
+    report_from_db_with_guard(store, rules, None)
+}
+
+/// [`report_from_db`], with the phrase guard's findings when a guard is given.
+pub fn report_from_db_with_guard(
+    store: &Store,
+    rules: ResponseRules,
+    guard: Option<Guard>,
+) -> Result<Report, ReplayError> {
     let mut pipeline = Pipeline::new(rules);
+    if let Some(g) = guard {
+        pipeline = pipeline.with_guard(g);
+    }
     store.for_each_event(|e| {
         pipeline.push(&e);
     })?;
@@ -228,6 +279,8 @@ struct Batch {
     waits: Vec<Wait>,
     alerts: Vec<crate::engine::Breach>,
     rejected: Vec<(String, String, String)>,
+    /// Guard findings with their raw matched text (kept in the database only).
+    flags: Vec<(Flag, String)>,
 }
 
 impl Batch {
@@ -298,6 +351,7 @@ fn write_all(mut store: Store, rx: Receiver<Batch>, source: &str) -> Result<usiz
             }
             save_waits(&tx, &batch.waits)?;
             save_breaches(&tx, &batch.alerts)?;
+            crate::guard::store::insert_flags(&tx, &batch.flags)?;
             let mut rej = tx.prepare_cached(
                 "INSERT INTO rejected (received_at, source, position, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;

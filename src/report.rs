@@ -99,6 +99,8 @@ pub struct Report {
     pub agents: Vec<AgentDay>,
     /// Breach alerts, by due time then conversation.
     pub alerts: Vec<AlertRow>,
+    /// Phrase-guard findings in input order, personal data masked.
+    pub flags: Vec<crate::guard::Flag>,
 }
 
 #[derive(Default)]
@@ -125,6 +127,7 @@ pub struct ReportBuilder {
     days: HashMap<(u32, NaiveDate), DayAcc>,
     waits: Vec<Wait>,
     breaches: Vec<Breach>,
+    flags: Vec<crate::guard::Flag>,
 }
 
 impl ReportBuilder {
@@ -205,6 +208,11 @@ impl ReportBuilder {
         self.waits.push(w);
     }
 
+    /// Adds a message's phrase-guard findings.
+    pub fn add_flags(&mut self, flags: &[crate::guard::Flag]) {
+        self.flags.extend_from_slice(flags);
+    }
+
     /// The finished report.
     pub fn build(self) -> Report {
         let mut waits: Vec<WaitRow> = self
@@ -263,7 +271,7 @@ impl ReportBuilder {
             })
             .collect();
         alerts.sort_by(|a, b| (a.fired_at, &a.conversation).cmp(&(b.fired_at, &b.conversation)));
-        Report { waits, agents, alerts }
+        Report { waits, agents, alerts, flags: self.flags }
     }
 }
 
@@ -339,6 +347,25 @@ impl Report {
             breached.len(),
             self.alerts.len()
         );
+        if !self.flags.is_empty() {
+            let critical =
+                self.flags.iter().filter(|f| f.severity == crate::guard::Severity::Critical).count();
+            let _ = writeln!(s, "{} guard flags, {} critical", self.flags.len(), critical);
+            for f in self.flags.iter().rev().take(5).rev() {
+                let _ = writeln!(
+                    s,
+                    "  flag: {} [{}] {} \"{}\" ({} chars {}..{}, {} points)",
+                    f.agent,
+                    f.severity.as_str(),
+                    f.category,
+                    f.matched,
+                    f.message_id,
+                    f.start,
+                    f.end,
+                    f.points
+                );
+            }
+        }
         for w in breached.iter().rev().take(5).rev() {
             let _ = writeln!(
                 s,

@@ -257,3 +257,84 @@ fn flags_serialise_to_exactly_the_report_fields() {
     assert_eq!(keys, want);
     assert_eq!(v[0]["severity"], "critical");
 }
+
+/// What the simulator's seeded violations must yield: `(category, start, end, matched)`.
+fn seeded(text: &str) -> Option<Vec<(&'static str, usize, usize, &'static str)>> {
+    Some(match text {
+        "加我微信吧,私下给你便宜" => {
+            vec![("引导站外", 0, 4, "加我微信"), ("私自改价", 8, 12, "给你便宜")]
+        }
+        "说了多少遍了,你自己看详情页" => {
+            vec![("生硬不耐烦", 0, 6, "说了多少遍了"), ("生硬不耐烦", 7, 13, "你自己看详情")]
+        }
+        "这个不归我管,你找快递去" => {
+            vec![("推卸责任", 2, 6, "不归我管"), ("推卸责任", 7, 12, "你找快递去")]
+        }
+        "爱买不买" => vec![("生硬不耐烦", 0, 4, "爱买不买")],
+        "我们家是全网最好的,第一品牌" => {
+            vec![("广告法极限词", 6, 8, "最好"), ("广告法极限词", 10, 12, "第一")]
+        }
+        "可以支付宝转账给我,便宜20" => vec![("引导站外", 2, 9, "支付宝转账给我")],
+        "给个好评返现5元哦" => {
+            vec![("邀评改评", 0, 4, "给个好评"), ("好评返现", 2, 8, "好评返现5元")]
+        }
+        "我的手机号13812345678,直接打给我" => {
+            vec![("引导站外", 0, 5, "我的手机号"), ("个人信息-手机号", 5, 16, "138****5678")]
+        }
+        _ => return None,
+    })
+}
+
+/// `kefu simulate` traffic with seeded violations, replayed with the guard into a database:
+/// every seeded violation is in the report's `flags` with its span, ordinary answers raise
+/// nothing, the stored findings match, and a second replay stores nothing new.
+#[test]
+fn replay_of_simulated_traffic_reports_every_seeded_violation() {
+    use kefu::replay::{replay_with_guard, report_from_db_with_guard};
+    use kefu::rules::response_time::ResponseRules;
+    use kefu::simulate::{SimConfig, generate, write_jsonl};
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    let db = dir.path().join("k.db");
+    let config = SimConfig { events: 4_000, violations: 0.2, ..SimConfig::default() };
+    let events = generate(&config);
+    write_jsonl(&events, std::io::BufWriter::new(std::fs::File::create(&file).unwrap())).unwrap();
+    let open = || std::io::BufReader::new(std::fs::File::open(&file).unwrap());
+    let (report, _) =
+        replay_with_guard(open(), "day", ResponseRules::default(), Some(guard()), Some(&db)).unwrap();
+
+    let mut want = Vec::new();
+    let mut seeded_messages = 0;
+    for e in &events {
+        let kefu::event::EventKind::Message { from: kefu::event::Sender::Agent, text, .. } = &e.kind else {
+            continue;
+        };
+        if let Some(expected) = seeded(text) {
+            seeded_messages += 1;
+            for (c, s, end, m) in expected {
+                want.push((e.id.clone(), c.to_string(), s, end, m.to_string()));
+            }
+        }
+    }
+    assert!(seeded_messages > 20, "the simulation seeded only {seeded_messages} violations");
+    let got: Vec<_> = report
+        .flags
+        .iter()
+        .map(|f| (f.message_id.clone(), f.category.clone(), f.start, f.end, f.matched.clone()))
+        .collect();
+    assert_eq!(got, want, "flags other than the seeded ones, or seeded ones missing");
+
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["flags"].as_array().unwrap().len(), want.len());
+    assert!(!json.to_string().contains("13812345678"));
+
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store::query(&store, None, None).unwrap().len(), want.len());
+    let again =
+        replay_with_guard(open(), "day", ResponseRules::default(), Some(guard()), Some(&db)).unwrap().0;
+    assert_eq!(again.flags, report.flags);
+    assert_eq!(store::query(&store, None, None).unwrap().len(), want.len());
+    let from_db = report_from_db_with_guard(&store, ResponseRules::default(), Some(guard())).unwrap();
+    assert_eq!(from_db.flags, report.flags);
+}

@@ -1,6 +1,6 @@
 //! The robot over a real websocket on loopback: a stand-in platform on 127.0.0.1:0 sends
-//! event frames; a minimal gateway loop (what the live gateway does: route `replies.*` ops
-//! to `handle_op`, events to the robot, actions back as frames) answers.
+//! `event` frames; a minimal gateway loop (the routing the live gateway is to do: `replies.*`
+//! ops to `handle_op`, events to the robot, actions back as frames) answers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ async fn gateway(url: String) {
                 let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
                 if let Some(reply) = ops::handle_op(robot.replies(), &v) {
                     vec![reply]
-                } else if let Ok(ev) = kefu::event::from_value(&v) {
+                } else if let (Some("event"), Ok(ev)) = (v["op"].as_str(), kefu::event::from_value(&v["event"])) {
                     ops::frames(&robot.handle(&ev, now_ms()), &mut next_id)
                 } else {
                     Vec::new()
@@ -62,9 +62,12 @@ async fn away_agents_buyer_gets_the_shipping_answer_within_a_second() {
         json!({"type":"presence","id":"p1","ts":ts,"shop":"毛菇小象","agent":"小美","status":"away"});
     let ask = json!({"type":"message","id":"m1","ts":ts,"shop":"毛菇小象","conversation":"c1",
         "customer":"tb_buyer_1","agent":"小美","from":"customer","text":"发什么快递"});
-    ws.send(Message::Text(presence.to_string())).await.unwrap();
+    // Events arrive as the platform sends them (docs/protocol.md, "Wire protocol").
+    let frame =
+        |seq: u64, event: Value| Message::Text(json!({"op":"event","seq":seq,"event":event}).to_string());
+    ws.send(frame(1, presence)).await.unwrap();
     let asked = Instant::now();
-    ws.send(Message::Text(ask.to_string())).await.unwrap();
+    ws.send(frame(2, ask)).await.unwrap();
 
     let mut sends = Vec::new();
     let answer = loop {

@@ -435,3 +435,87 @@ fn clock_metrics_match_the_engine_report_on_its_fixtures() {
     }
     assert!(compared >= 5, "compared only {compared} agent-days");
 }
+
+fn kefu(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kefu")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn cli_ledger_score_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let db = db.to_str().unwrap();
+    {
+        let mut s = Store::open(Path::new(db)).unwrap();
+        seed_day(&mut s);
+    }
+    let (ok, out) = kefu(&[
+        "ledger",
+        "add",
+        "--agent",
+        "A",
+        "--points",
+        "-5",
+        "--reason",
+        "迟到",
+        "--date",
+        "2026-11-11",
+        "--db",
+        db,
+    ]);
+    assert!(ok && out.starts_with("L1: A -5 迟到 on 2026-11-11"), "{out}");
+    let (ok, out) = kefu(&["ledger", "add", "--agent", "A", "--points", "five", "--reason", "x", "--db", db]);
+    assert!(!ok && out.contains("--points `five`: expected a number"), "{out}");
+    let (ok, out) = kefu(&["ledger", "dispute", "--entry", "1", "--reason", "打卡机故障", "--db", db]);
+    assert!(ok && out.contains("D1: dispute of L1 opened"), "{out}");
+    let (ok, out) = kefu(&["ledger", "disputes", "--db", db]);
+    assert!(ok && out.contains("D1 L1") && out.contains("打卡机故障"), "{out}");
+    let reports = dir.path().join("reports");
+    let (ok, out) =
+        kefu(&["score", "--db", db, "--date", "2026-11-11", "--reports", reports.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("scored 1 day(s) 2026-11-11…2026-11-11") && out.contains("待复核 1 条"),
+        "{out}"
+    );
+    assert!(reports.join("day-2026-11-11.html").exists());
+    let (ok, out) = kefu(&["ledger", "resolve", "--dispute", "1", "--overturn", "--by", "主管", "--db", db]);
+    assert!(ok && out.contains("overturned"), "{out}");
+    let (ok, out) = kefu(&["score", "--db", db, "--date", "2026-11-31"]);
+    assert!(!ok && out.contains("--date `2026-11-31`: expected YYYY-MM-DD"), "{out}");
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let bad =
+        std::fs::read_to_string("rules/scoring.toml").unwrap().replacen("weight = 22", "weight = 21", 1);
+    std::fs::write(rules.join("scoring.toml"), bad).unwrap();
+    let (ok, out) = kefu(&["check", "--rules", rules.to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("scoring.toml:") && out.contains("indicator weights sum to 99, expected 100"),
+        "{out}"
+    );
+}
+
+/// Three months below 70 flag 淘汰 review; rescoring an earlier month carries into later ones.
+#[test]
+fn three_months_below_70_in_a_row_are_flagged_for_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let sheet = sheet::Sheet::default();
+    // One buyer question a month for A, never answered: A scores low every month.
+    for (i, day) in ["2026-09-10", "2026-10-10", "2026-11-10"].iter().enumerate() {
+        store_lines(&mut s, &[msg(&format!("q{i}"), &format!("{day}T10:00:00+08:00"), "b", "A", "customer")]);
+    }
+    for day in ["2026-10-10", "2026-11-10", "2026-09-10"] {
+        job::score_range(&mut s, &sheet, d(day), d(day), 0).unwrap();
+    }
+    let flags: Vec<(String, i64, i64)> = {
+        let mut st = s
+            .conn()
+            .prepare("SELECT month, below_streak, review FROM scores WHERE agent = 'A' ORDER BY month")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(flags, [("2026-09".into(), 1, 0), ("2026-10".into(), 2, 0), ("2026-11".into(), 3, 1)]);
+}

@@ -203,9 +203,7 @@ pub async fn run(
                 info!(url = %config.url, "connected");
                 let s = Session { config: &config, counters: &counters, heard_any: false };
                 let mut s = s;
-                let ended = s
-                    .run(ws, &mut frames, &mut committed, &mut sends, &mut shutdown)
-                    .await;
+                let ended = s.run(ws, &mut frames, &mut committed, &mut sends, &mut shutdown).await;
                 if s.heard_any {
                     backoff.reset();
                 }
@@ -240,9 +238,11 @@ async fn connect(config: &GatewayConfig) -> Result<Ws, Ended> {
             .map_err(|_| Ended::Fatal(GatewayError::Unauthorized(0)))?;
         request.headers_mut().insert(AUTHORIZATION, value);
     }
-    let mut ws_config = WebSocketConfig::default();
-    ws_config.max_message_size = Some(HARD_FRAME_BYTES);
-    ws_config.max_frame_size = Some(HARD_FRAME_BYTES);
+    let ws_config = WebSocketConfig {
+        max_message_size: Some(HARD_FRAME_BYTES),
+        max_frame_size: Some(HARD_FRAME_BYTES),
+        ..WebSocketConfig::default()
+    };
     let attempt = timeout(Duration::from_secs(10), connect_async_with_config(request, Some(ws_config), true));
     match attempt.await {
         Err(_) => Err(Ended::Reconnect(Disconnect::Transport("connect timed out".into()))),
@@ -293,11 +293,9 @@ impl Session<'_> {
                     drop(frames.take());
                     while committed.changed().await.is_ok() {}
                     let last = *committed.borrow();
-                    if last > acked {
-                        if let Some(seq) = last {
-                            let _ = sink.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await;
-                            self.counters.acks.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if let (Some(seq), true) = (last, last > acked) {
+                        let _ = sink.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await;
+                        self.counters.acks.fetch_add(1, Ordering::Relaxed);
                     }
                     let bye = CloseFrame { code: CloseCode::Normal, reason: "kefu stopping".into() };
                     let _ = sink.send(Message::Close(Some(bye))).await;

@@ -169,11 +169,14 @@ pub fn event_frame(seq: u64, event_json: &str) -> String {
 mod tests {
     use super::*;
 
-    const EV: &str = r#"{"type":"close","id":"x1","ts":"2026-11-11T10:00:00Z","shop":"s","conversation":"c"}"#;
+    const EV: &str =
+        r#"{"type":"close","id":"x1","ts":"2026-11-11T10:00:00Z","shop":"s","conversation":"c"}"#;
 
     #[test]
     fn decodes_events_and_rejects_the_rest_with_their_seq() {
-        let Incoming::Event { seq, event, body } = decode(&event_frame(7, EV)) else { panic!("not an event") };
+        let Incoming::Event { seq, event, body } = decode(&event_frame(7, EV)) else {
+            panic!("not an event")
+        };
         assert_eq!((seq, event.id.as_str(), body.as_str()), (7, "x1", EV));
         // Other spacing and key order take the general path to the same event.
         let spaced = format!(r#"{{ "seq": 7, "event": {EV}, "op": "event" }}"#);
@@ -183,7 +186,11 @@ mod tests {
             (r#"{"op":"event","seq":9,"event":{"type":"#, Some(9), "not JSON"),
             ("garbage", None, "not JSON"),
             (r#"{"op":"event","seq":3,"event":{"type":"close","id":"x"}}"#, Some(3), "missing field `ts`"),
-            (r#"{"op":"event","seq":3,"event":{"type":"close","id":"x"},"x":1}"#, Some(3), "missing field `ts`"),
+            (
+                r#"{"op":"event","seq":3,"event":{"type":"close","id":"x"},"x":1}"#,
+                Some(3),
+                "missing field `ts`",
+            ),
             (r#"{"op":"event","event":{}}"#, None, "numeric `seq`"),
             (r#"{"seq":4}"#, None, "no `op`"),
         ];

@@ -96,6 +96,9 @@ pub struct PiiScanner {
     number_cues: Vec<Vec<char>>,
 }
 
+/// The fewest digits of any number kind (a mobile number).
+const MIN_DIGITS: usize = 11;
+
 /// How far back (in characters) a cue word before a number is looked for.
 const CUE_WINDOW: usize = 8;
 
@@ -127,18 +130,23 @@ impl PiiScanner {
     /// there, which is much cheaper than the case-insensitive pattern on every message.
     pub fn scan_gated(&self, text: &str, may_have_cue: bool) -> Vec<PiiHit> {
         let mut hits = Vec::new();
-        // Bytes first: full-width digits all start with 0xEF.
+        // Bytes first: no number kind has fewer than 11 digits (full-width digits are the
+        // bytes EF BC 90–99), so most messages are skipped here without decoding.
         let b = text.as_bytes();
-        if b.iter().any(u8::is_ascii_digit)
-            || (b.contains(&0xEF) && text.chars().any(|c| ascii_digit(c).is_some()))
-        {
+        let wide_digits =
+            b.windows(3).filter(|w| w[0] == 0xEF && w[1] == 0xBC && (0x90..=0x99).contains(&w[2])).count();
+        if b.iter().filter(|c| c.is_ascii_digit()).count() + wide_digits >= MIN_DIGITS {
             let chars: Vec<char> = text.chars().collect();
             self.scan_numbers(&chars, &mut hits);
+        }
+        let email = text.contains(['@', '＠']);
+        if !email && !may_have_cue {
+            return hits;
         }
         // Full-width forms fold one character to one, so offsets found in `folded` hold in `text`.
         let folded = fold_width(text);
         let text = folded.as_ref();
-        if text.contains('@') {
+        if email {
             for m in self.email.find_iter(text) {
                 let (start, end) = (char_offset(text, m.start()), char_offset(text, m.end()));
                 hits.push(PiiHit {
@@ -190,6 +198,9 @@ impl PiiScanner {
             }
             let run = digit_run(chars, i);
             i = run.end;
+            if run.digits.len() < MIN_DIGITS {
+                continue;
+            }
             if let Some(hit) = self.classify(chars, &run.digits, run.start, run.end) {
                 hits.push(hit);
                 continue;
@@ -359,7 +370,7 @@ fn is_bank_card(d: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The character offset of byte offset `byte` in `text`.

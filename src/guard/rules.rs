@@ -196,7 +196,7 @@ pub fn parse_t2s(file: &Path, text: &str) -> Result<Vec<(char, char)>, Vec<DataE
             continue;
         }
         let mut parts = line.split_whitespace();
-        let one = |s: Option<&str>| s.and_then(|s| single_char(s));
+        let one = |s: Option<&str>| s.and_then(single_char);
         match (one(parts.next()), one(parts.next()), parts.next()) {
             (Some(t), Some(s), None) => {
                 if let Some(prev) = seen.insert(t, i + 1) {
@@ -241,7 +241,8 @@ pub fn parse_variants(
     for (target, forms) in &raw.variants {
         let target_norm = fold.normalize(target).text;
         for form in forms {
-            let line = Some(line_of(text, form.span().start));
+            let at = line_of(text, form.span().start);
+            let line = Some(at);
             let norm = fold.normalize(form.get_ref()).text;
             if norm.chars().count() < 2 {
                 errors.push(DataError::at(
@@ -258,7 +259,7 @@ pub fn parse_variants(
                     line,
                     format!("variant '{}' is its own canonical form", form.get_ref()),
                 ));
-            } else if let Some(prev) = seen.insert(norm.clone(), line.unwrap_or(0)) {
+            } else if let Some(prev) = seen.insert(norm.clone(), at) {
                 errors.push(DataError::at(
                     file,
                     line,
@@ -459,7 +460,7 @@ fn senders_of(
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+    s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! the masked form stored beside it.
 
 use chrono::{Days, NaiveDate};
-use rusqlite::params;
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::Flag;
@@ -53,34 +53,45 @@ pub fn save_flags(store: &Store, event: &Event, flags: &[Flag]) -> Result<usize,
     if flags.is_empty() {
         return Ok(0);
     }
-    let text = match &event.kind {
-        EventKind::Message { text, .. } => text.as_str(),
-        _ => "",
-    };
+    let rows: Vec<(Flag, String)> = flags.iter().map(|f| (f.clone(), raw_matched(event, f))).collect();
     let tx = store.conn().unchecked_transaction()?;
-    let mut added = 0;
-    {
-        let mut stmt = tx.prepare_cached(INSERT)?;
-        for f in flags {
-            let raw: String = text.chars().skip(f.start).take(f.end.saturating_sub(f.start)).collect();
-            added += stmt.execute(params![
-                f.message_id,
-                f.ts,
-                f.shop,
-                f.agent,
-                f.conversation,
-                f.category,
-                f.severity.as_str(),
-                f.points,
-                raw,
-                f.matched,
-                f.pii.map(PiiKind::as_str),
-                f.start as i64,
-                f.end as i64,
-            ])?;
-        }
-    }
+    let added = insert_flags(&tx, &rows)?;
     tx.commit()?;
+    Ok(added)
+}
+
+/// The raw (unmasked) text a flag covers in its message: for the database only.
+pub fn raw_matched(event: &Event, flag: &Flag) -> String {
+    match &event.kind {
+        EventKind::Message { text, .. } => {
+            text.chars().skip(flag.start).take(flag.end.saturating_sub(flag.start)).collect()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Inserts `(flag, raw matched text)` rows on `conn` (inside the caller's transaction, if
+/// any); returns how many were new.
+pub fn insert_flags(conn: &Connection, rows: &[(Flag, String)]) -> Result<usize, StoreError> {
+    let mut stmt = conn.prepare_cached(INSERT)?;
+    let mut added = 0;
+    for (f, raw) in rows {
+        added += stmt.execute(params![
+            f.message_id,
+            f.ts,
+            f.shop,
+            f.agent,
+            f.conversation,
+            f.category,
+            f.severity.as_str(),
+            f.points,
+            raw,
+            f.matched,
+            f.pii.map(PiiKind::as_str),
+            f.start as i64,
+            f.end as i64,
+        ])?;
+    }
     Ok(added)
 }
 

@@ -244,7 +244,12 @@ pub fn simulate_listen(addr: SocketAddr, args: &ListenArgs, sim: &SimConfig) -> 
         let items = events.into_iter().map(Item::Event).collect();
         let mut srv =
             SimServer::start(addr, items, config).await.map_err(io(format!("cannot listen on {addr}")))?;
-        println!("simulator on {} — {} frames at speed {}; Ctrl-C to stop", srv.url(), srv.last_seq(), args.speed);
+        println!(
+            "simulator on {} — {} frames at speed {}; Ctrl-C to stop",
+            srv.url(),
+            srv.last_seq(),
+            args.speed
+        );
         shutdown_signal().await;
         let s = srv.stats();
         println!(
@@ -303,7 +308,8 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
     // Enough traffic for the whole run: about 20 conversations (≈ 150 events) per agent-hour.
     let sim_hours = args.duration as f64 * args.speed / 3600.0;
     let events = ((sim_hours * 200.0 * args.agents as f64) as usize).clamp(2_000, 2_000_000);
-    let mut traffic = generate(&SimConfig { seed: args.seed, events, agents: args.agents, ..SimConfig::default() });
+    let mut traffic =
+        generate(&SimConfig { seed: args.seed, events, agents: args.agents, ..SimConfig::default() });
     rebase(&mut traffic, now_ms());
     let first_ts = traffic.first().map_or_else(now_ms, |e| e.ts);
     runtime()?.block_on(async {

@@ -147,7 +147,8 @@ impl Live {
         let gw_counters = Arc::new(GatewayCounters::default());
         let link = Link { frames: frames_tx, committed, sends: sends_rx };
         let runtime = tokio::spawn(runtime.run(frames_rx));
-        let gateway_task = tokio::spawn(gateway::run(options.gateway, link, gw_counters.clone(), shutdown_rx));
+        let gateway_task =
+            tokio::spawn(gateway::run(options.gateway, link, gw_counters.clone(), shutdown_rx));
         Ok(Self {
             counters,
             gateway: gw_counters,

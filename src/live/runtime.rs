@@ -17,8 +17,7 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
 use super::alert::AlertSeam;
-use super::time::TimeSource;
-use super::{LiveCounters, LiveConfig};
+use super::{LiveConfig, LiveCounters};
 use crate::alerts::plan::Disposition;
 use crate::alerts::{Kind, Notice, Plan};
 use crate::engine::{Clock, Outcome, Output, Wait, WaitStart};
@@ -56,6 +55,9 @@ pub enum LiveError {
     Sql(#[from] rusqlite::Error),
 }
 
+/// An alert timer: `(due_at, kind, conversation, wait_start)`, ordered by due time.
+type Timer = (Millis, Kind, Arc<str>, Millis);
+
 /// The clock and everything derived from its outputs, apart from the store so a
 /// transaction on the store and the clock can be used together.
 struct State {
@@ -66,7 +68,7 @@ struct State {
     pending: HashMap<Arc<str>, WaitStart>,
     /// Warnings and escalations: `(due_at, kind, conversation, wait_start)`, earliest first.
     /// An entry whose wait has ended is skipped when it falls due.
-    timers: BinaryHeap<Reverse<(Millis, Kind, Arc<str>, Millis)>>,
+    timers: BinaryHeap<Reverse<Timer>>,
     /// The last buyer message per conversation with a wait, raw (masked when rendered).
     previews: HashMap<Arc<str>, Arc<str>>,
     waits: Vec<Wait>,
@@ -144,7 +146,9 @@ impl State {
                     if self.pending.get(&w.conversation).is_some_and(|p| p.start == w.start) {
                         self.pending.remove(&w.conversation);
                     }
-                    if w.outcome == Outcome::Answered && self.plan.resolved(w.start, w.deadline_ms, w.end).is_some() {
+                    if w.outcome == Outcome::Answered
+                        && self.plan.resolved(w.start, w.deadline_ms, w.end).is_some()
+                    {
                         let notice = Notice::for_resolved(&w, self.preview(&w.conversation));
                         self.notices.push(notice);
                     }
@@ -200,8 +204,7 @@ impl Runtime {
         if let Some(seq) = last_seq {
             counters.last_seq.store(seq, Ordering::Relaxed);
         }
-        let runtime =
-            Self { store, state, config, seam, counters, committed, last_seq, gauges_at: None };
+        let runtime = Self { store, state, config, seam, counters, committed, last_seq, gauges_at: None };
         Ok((runtime, rx))
     }
 
@@ -334,11 +337,6 @@ impl Runtime {
         let clock = &self.state.clock;
         self.counters.open.store(clock.open_sessions() as u64, Ordering::Relaxed);
         self.counters.waiting.store(clock.pending_waits() as u64, Ordering::Relaxed);
-    }
-
-    /// The time source the runtime runs on.
-    pub fn time(&self) -> TimeSource {
-        self.config.time
     }
 }
 

@@ -6,6 +6,7 @@
 //! all texts each joined into one string searched in a single pass), so a lookup over
 //! thousands of phrases stays far below a millisecond.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -116,6 +117,10 @@ pub struct QuickBook {
     /// All lower-cased texts joined by [`SEP`] in result order, and where each starts.
     texts_joined: String,
     text_starts: Vec<usize>,
+    /// Phrases without variables by exact text, to recognise an agent sending one.
+    exact: HashMap<String, Vec<u32>>,
+    /// Phrases with variables, as the literal pieces around them.
+    templated: Vec<(u32, Vec<String>)>,
 }
 
 impl QuickBook {
@@ -134,7 +139,28 @@ impl QuickBook {
         let texts_lower: Vec<String> =
             order.iter().map(|&i| phrases[i as usize].text.to_lowercase()).collect();
         let (texts_joined, text_starts) = join(texts_lower.iter().map(String::as_str));
-        Self { phrases, order, by_code, codes_lower, codes_joined, code_starts, texts_joined, text_starts }
+        let mut exact: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut templated = Vec::new();
+        for (i, p) in phrases.iter().enumerate() {
+            let pieces = literal_pieces(&p.text);
+            if pieces.len() == 1 {
+                exact.entry(p.text.clone()).or_default().push(i as u32);
+            } else {
+                templated.push((i as u32, pieces));
+            }
+        }
+        Self {
+            phrases,
+            order,
+            by_code,
+            codes_lower,
+            codes_joined,
+            code_starts,
+            texts_joined,
+            text_starts,
+            exact,
+            templated,
+        }
     }
 
     /// Every phrase, in file order.
@@ -203,6 +229,21 @@ impl QuickBook {
         found.into_iter().map(|(rank, pos)| Hit { phrase: phrase(pos), rank }).collect()
     }
 
+    /// The phrase `agent` just sent, if their message is one of their visible phrases
+    /// (variables filled in any way), for the per-phrase hit counts.
+    pub fn sent_by(&self, agent: &str, text: &str) -> Option<&Phrase> {
+        let visible = |p: &&Phrase| p.agent.as_deref().is_none_or(|a| a == agent);
+        let mut exact = self.exact.get(text).into_iter().flatten().map(|&i| &self.phrases[i as usize]);
+        if let Some(p) = exact.find(visible) {
+            return Some(p);
+        }
+        self.templated
+            .iter()
+            .filter(|(_, pieces)| fits(text, pieces))
+            .map(|&(i, _)| &self.phrases[i as usize])
+            .find(visible)
+    }
+
     /// The book as `quick.toml` text, for writing back after an import.
     pub fn to_toml(&self) -> String {
         let out = OutBook {
@@ -224,6 +265,32 @@ impl QuickBook {
              # `group` the group (empty: ungrouped). Written by `kefu replies import`.\n\n{body}"
         )
     }
+}
+
+/// The text split around its variables: `["亲", "您好"]` for `亲{买家}您好`; one piece
+/// when it has none.
+fn literal_pieces(text: &str) -> Vec<String> {
+    let mut pieces = vec![text.to_string()];
+    for (name, _) in super::vars::NAMES {
+        let var = format!("{{{name}}}");
+        pieces = pieces.iter().flat_map(|p| p.split(var.as_str()).map(str::to_string)).collect();
+    }
+    pieces
+}
+
+/// Whether `text` is the pieces with something non-empty between each two.
+fn fits(text: &str, pieces: &[String]) -> bool {
+    let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else { return false };
+    let Some(mut rest) = text.strip_prefix(first.as_str()) else { return false };
+    let Some(body) = rest.strip_suffix(last.as_str()) else { return false };
+    rest = body;
+    for p in &pieces[1..pieces.len() - 1] {
+        // Each variable stands for at least one character.
+        let Some(c) = rest.chars().next() else { return false };
+        let Some(at) = rest[c.len_utf8()..].find(p.as_str()) else { return false };
+        rest = &rest[c.len_utf8() + at + p.len()..];
+    }
+    !rest.is_empty()
 }
 
 fn join<'a>(items: impl Iterator<Item = &'a str>) -> (String, Vec<usize>) {
@@ -309,6 +376,28 @@ mod tests {
         let personal = book.phrases().iter().filter(|p| p.agent.is_some()).count();
         assert!(personal >= 10, "personal phrases: {personal}");
         assert!(!book.find(Some("小美"), "发货", 5).is_empty());
+    }
+
+    #[test]
+    fn recognises_a_sent_phrase_with_variables_filled() {
+        let book = QuickBook::new(vec![
+            p(None, "hy", "亲,{客服}为您服务"),
+            p(Some("小美"), "mq", "订单{订单号}已备注,{买家}请放心"),
+            p(Some("阿珍"), "zh", "好的"),
+        ]);
+        let code = |agent, text| book.sent_by(agent, text).map(|p| p.code.as_str());
+        let cases = [
+            ("小美", "亲,小美为您服务", Some("hy")),
+            ("小美", "亲,为您服务", None),
+            ("小美", "订单T1已备注,tb1请放心", Some("mq")),
+            ("小美", "订单已备注,tb1请放心", None),
+            ("阿强", "订单T1已备注,tb1请放心", None),
+            ("阿珍", "好的", Some("zh")),
+            ("小美", "好的", None),
+        ];
+        for (agent, text, want) in cases {
+            assert_eq!(code(agent, text), want, "{agent}: {text}");
+        }
     }
 
     #[test]

@@ -81,6 +81,15 @@ pub enum RobotAction {
         /// Rule id.
         rule: String,
     },
+    /// An agent sent one of their quick phrases; for hit counts.
+    PhraseUsed {
+        /// Shop.
+        shop: String,
+        /// The phrase's owner; `None` for a team phrase.
+        owner: Option<String>,
+        /// The phrase's code.
+        code: String,
+    },
     /// A buyer question the robot had to answer matched no rule; for `replies misses`.
     Miss {
         /// Shop.
@@ -213,7 +222,16 @@ impl Robot {
                         c.last_message = c.last_message.max(ev.ts);
                     }
                 }
-                Sender::Agent => self.agent_message(ev, conversation, agent),
+                Sender::Agent => {
+                    self.agent_message(ev, conversation, agent);
+                    if let Some(p) = self.replies.quick.sent_by(agent, text) {
+                        out.push(RobotAction::PhraseUsed {
+                            shop: ev.shop.clone(),
+                            owner: p.agent.clone(),
+                            code: p.code.clone(),
+                        });
+                    }
+                }
                 Sender::Customer => {
                     self.buyer_message(ev, now, conversation, customer, agent, text, &mut out)
                 }
@@ -767,5 +785,17 @@ mod tests {
         let out = r.handle(&msg(later + 60_001, "c1", "小美", Sender::Customer, "面料"), later + 60_001);
         let offer = sends(&out).into_iter().find(|s| s.0 == Reason::TransferOffer).unwrap();
         assert!(offer.2.contains("阿强"), "阿强 has no open conversation left: {}", offer.2);
+    }
+
+    #[test]
+    fn an_agent_sending_a_quick_phrase_is_counted() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&msg(t, "c1", "小美", Sender::Customer, "多久发货"), t);
+        let text = "亲,聚划算订单按付款顺序发货,付款后48小时内发出,默认中通快递~";
+        let out = r.handle(&msg(t + 3_000, "c1", "小美", Sender::Agent, text), t + 3_000);
+        assert_eq!(out, vec![RobotAction::PhraseUsed { shop: SHOP.into(), owner: None, code: "fh".into() }]);
+        let out = r.handle(&msg(t + 4_000, "c1", "小美", Sender::Agent, "我自己写的话"), t + 4_000);
+        assert!(out.is_empty());
     }
 }

@@ -114,7 +114,14 @@ pub fn score_range(
         )?;
     }
     tx.commit()?;
-    let months: BTreeSet<String> = days.keys().map(|d| month_of(*d)).collect();
+    let mut months: BTreeSet<String> = days.keys().map(|d| month_of(*d)).collect();
+    // A later month's "below the line" streak builds on this one: rescore those too, in order.
+    if let Some(first) = months.first().cloned() {
+        let mut stmt = store.conn().prepare("SELECT DISTINCT month FROM scores WHERE month > ?1")?;
+        let later =
+            stmt.query_map([&first], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        months.extend(later);
+    }
     for m in &months {
         score_month(store.conn_mut(), sheet, m)?;
     }

@@ -121,9 +121,11 @@ impl Shared {
     }
 
     fn append_echo(&self, send: &ReceivedSend) {
-        let (shop, customer, agent) = self.parties.get(&send.conversation).cloned().unwrap_or_else(|| {
-            ("unknown".to_string(), "unknown".to_string(), "unknown".to_string())
-        });
+        let (shop, customer, agent) = self
+            .parties
+            .get(&send.conversation)
+            .cloned()
+            .unwrap_or_else(|| ("unknown".to_string(), "unknown".to_string(), "unknown".to_string()));
         let mut frames = self.frames();
         let (ts, offset_ms) = frames.last().map_or((0, 0), |f| (f.ts, f.offset_ms));
         let elapsed = self.origin.elapsed().as_millis() as i64;
@@ -231,7 +233,7 @@ fn build(items: Vec<Item>, config: ServerConfig) -> Shared {
     let (mut ts, mut offset_ms) = (first_ts, 0);
     for item in items {
         let seq = frames.len() as u64 + 1;
-        if config.garbage_every.is_some_and(|n| n > 0 && seq % n == 0) {
+        if config.garbage_every.is_some_and(|n| n > 0 && seq.is_multiple_of(n)) {
             let text = format!(r#"{{"op":"event","seq":{seq},"event":{{"type":"message", ### garbage"#);
             frames.push(Frame { offset_ms, ts, text: text.into() });
         }
@@ -280,6 +282,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
 async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let _ = tcp.set_nodelay(true);
     let token = shared.config.token.clone();
+    // The Err type is tungstenite's callback contract, boxed or not.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let Some(token) = &token else { return Ok(resp) };
         let given = req.headers().get("authorization").and_then(|v| v.to_str().ok());
@@ -338,14 +342,14 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bo
                         return;
                     }
                     let sent = shared.sent.fetch_add(1, Ordering::Relaxed) + 1;
-                    if shared.config.duplicate_every.is_some_and(|n| n > 0 && sent % n == 0)
+                    if shared.config.duplicate_every.is_some_and(|n| n > 0 && sent.is_multiple_of(n))
                         && tx.feed(Message::Text(text.to_string())).await.is_err()
                     {
                         return;
                     }
                     next += 1;
                     burst += 1;
-                    if shared.config.drop_every.is_some_and(|n| n > 0 && sent % n == 0) {
+                    if shared.config.drop_every.is_some_and(|n| n > 0 && sent.is_multiple_of(n)) {
                         let _ = tx.flush().await;
                         shared.stats().drops += 1;
                         return;
