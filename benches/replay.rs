@@ -2,7 +2,8 @@
 //! and with one, against a bare batched rusqlite insert of the same events into the same
 //! schema, all measured in one run.
 //!
-//! `cargo bench --bench replay` (events: KEFU_BENCH_EVENTS, default 1,000,000).
+//! `cargo bench --bench replay` (events: KEFU_BENCH_EVENTS, default 1,000,000). The guard
+//! runs as `kefu replay` runs it; the clock-only line shows what the guard costs.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -10,7 +11,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use kefu::event::parse;
-use kefu::replay::{BATCH, replay};
+use kefu::guard::Guard;
+use kefu::replay::{BATCH, replay_with_guard};
 use kefu::rules::response_time::ResponseRules;
 use kefu::simulate::{SimConfig, generate, write_jsonl};
 use kefu::store::{INSERT_EVENT, Store};
@@ -31,25 +33,31 @@ fn main() -> anyhow::Result<()> {
     let size = std::fs::metadata(&file)?.len();
     println!("input: {n} events, {:.1} MB", size as f64 / 1e6);
 
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let t = Instant::now();
-        let (report, stats) = replay(open(&file)?, "bench", ResponseRules::default(), None)?;
-        best = best.min(t.elapsed().as_secs_f64());
-        assert_eq!(stats.events, n);
-        assert!(!report.waits.is_empty());
+    let guard = || Guard::load(None).map_err(|e| anyhow::anyhow!("shipped guard rules: {e:?}"));
+    for (label, with_guard) in [("clock only", false), ("clock + guard (kefu replay)", true)] {
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let g = if with_guard { Some(guard()?) } else { None };
+            let t = Instant::now();
+            let (report, stats) =
+                replay_with_guard(open(&file)?, "bench", ResponseRules::default(), g, None)?;
+            best = best.min(t.elapsed().as_secs_f64());
+            assert_eq!(stats.events, n);
+            assert!(!report.waits.is_empty());
+        }
+        println!("replay, no db, {label}: {:>10.0} events/s ({best:.3} s, best of 3)", n as f64 / best);
     }
-    println!("replay, no db:       {:>10.0} events/s ({best:.3} s, best of 3)", n as f64 / best);
 
     let bare = bare_insert(&file, &dir.path().join("bare.db"))?;
     println!("bare rusqlite insert:{:>10.0} rows/s ({bare:.3} s)", n as f64 / bare);
 
+    let db = dir.path().join("replay.db");
+    let g = Some(guard()?);
     let t = Instant::now();
-    let (_, stats) =
-        replay(open(&file)?, "bench", ResponseRules::default(), Some(&dir.path().join("replay.db")))?;
+    let (_, stats) = replay_with_guard(open(&file)?, "bench", ResponseRules::default(), g, Some(&db))?;
     let with_db = t.elapsed().as_secs_f64();
     assert_eq!(stats.stored, n);
-    println!("replay --db:         {:>10.0} events/s ({with_db:.3} s)", n as f64 / with_db);
+    println!("replay --db (with guard): {:>10.0} events/s ({with_db:.3} s)", n as f64 / with_db);
     println!("replay --db / bare insert: {:.0}%", 100.0 * bare / with_db);
     Ok(())
 }
