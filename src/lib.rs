@@ -6,24 +6,30 @@
 //! - [`alerts`]: live alerts to supervisors (DingTalk, WeCom, Feishu, webhooks) via a SQLite outbox.
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
 //! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`) behind `main.rs`.
+//! - [`config`]: `kefu.toml` for `kefu run` (platform, database, folders, alert sinks), flags override it.
 //! - [`engine`]: pure decisions: the response clock (waits, deadlines, breaches).
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
+//! - [`gateway`]: the websocket client to the chat platform (resume, ack after commit, heartbeat).
 //! - [`guard`]: the phrase guard: banned phrases, evasions and personal data in messages.
+//! - [`live`]: `kefu run` / `kefu demo`: the runtime that fires deadlines on the wall clock and alerts.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
 //! - [`replay`]: `kefu replay` / `kefu report`: dedup → clock → report over a file or the store.
 //! - [`replies`]: quick phrases, keyword auto-answers and the robot (greeting, away, rescue, suggest).
 //! - [`report`]: the clock report (waits, per-agent days, alerts) as JSON or a table.
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
 //! - [`scoring`]: nightly job — daily metrics, order attribution, KPI sheet, points ledger, pay, reports.
-//! - [`simulate`]: seeded realistic shop traffic (JSONL) for demos, tests and benchmarks.
+//! - [`simulate`]: seeded shop traffic (JSONL) and a websocket server playing it, with faults.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
 //! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
 pub mod alerts;
 pub mod check;
 pub mod cmd;
+pub mod config;
 pub mod engine;
 pub mod event;
+pub mod gateway;
 pub mod guard;
+pub mod live;
 pub mod privacy;
 pub mod replay;
 pub mod replies;

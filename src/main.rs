@@ -48,11 +48,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write realistic simulated shop traffic as JSONL.
+    /// Realistic simulated shop traffic: written as JSONL (--out) or served over the websocket protocol (--listen).
     Simulate {
-        /// Output file.
+        /// Output file (or serve the traffic with --listen).
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        serve: kefu::live::cli::ListenArgs,
         /// Number of events.
         #[arg(long, default_value_t = 5_000)]
         events: usize,
@@ -72,6 +74,10 @@ enum Command {
         #[arg(long, default_value_t = 0.01)]
         violations: f64,
     },
+    /// Connect to the chat platform and run live: response clock, alerts (see kefu.toml.example).
+    Run(kefu::live::cli::RunArgs),
+    /// Simulator and kefu together on loopback: live alerts, then the per-agent report.
+    Demo(kefu::live::cli::DemoArgs),
     /// Validate every file in the rules and replies folders.
     Check {
         /// Rules folder (default: ./rules when present, else the embedded defaults).
@@ -155,13 +161,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report { db, rules, json } => {
             kefu::cmd::report_db(&db, folder(rules, "rules").as_deref(), json)?;
         }
-        Command::Simulate { out, events, agents, seed, shop, date, violations } => {
+        Command::Simulate { out, serve, events, agents, seed, shop, date, violations } => {
             if !(0.0..=1.0).contains(&violations) {
                 anyhow::bail!("--violations {violations}: expected a share between 0 and 1");
             }
             let start = kefu::time::shanghai_midnight(date) + 8 * 3_600_000 + 30 * 60_000;
             let config = kefu::simulate::SimConfig { seed, events, agents, shop, start, violations };
-            kefu::cmd::simulate(&config, &out)?;
+            match (serve.listen, out) {
+                (Some(addr), _) => kefu::live::cli::simulate_listen(addr, &serve, &config)?,
+                (None, Some(out)) => kefu::cmd::simulate(&config, &out)?,
+                (None, None) => anyhow::bail!("kefu simulate: give --out FILE or --listen ADDR"),
+            }
         }
         Command::Check { rules, replies } => {
             let rules = folder(rules, "rules");
@@ -177,6 +187,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Run(args) => kefu::live::cli::run(args)?,
+        Command::Demo(args) => kefu::live::cli::demo(args)?,
         Command::Replies(cmd) => return Ok(kefu::replies::cli::run(cmd)?),
         Command::Score(a) => return print(kefu::scoring::cli::score(a)?),
         Command::ScoreInput(a) => return print(kefu::scoring::cli::input(a)?),

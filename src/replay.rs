@@ -97,6 +97,13 @@ impl Pipeline {
     /// Processes one event unless its id was seen; returns whether it was new. The
     /// clock's outputs for it are left in [`Pipeline::outputs`] until the next call.
     pub fn push(&mut self, event: &Event) -> bool {
+        let flags = self.guard.as_ref().map(|g| g.check_event(event));
+        self.push_checked(event, flags)
+    }
+
+    /// [`Pipeline::push`] with the guard's findings already computed (replay checks text on
+    /// its reader thread, so the guard runs beside the clock rather than before it).
+    pub fn push_checked(&mut self, event: &Event, flags: Option<Vec<Flag>>) -> bool {
         self.out.clear();
         self.flags.clear();
         if !self.seen.insert(event.id.as_str().into()) {
@@ -105,8 +112,8 @@ impl Pipeline {
         self.clock.handle(event, &mut self.out);
         self.report.add_event(event);
         self.report.add_outputs(&self.out);
-        if let Some(g) = &self.guard {
-            self.flags = g.check_event(event);
+        if let Some(flags) = flags {
+            self.flags = flags;
             self.report.add_flags(&self.flags);
         }
         true
@@ -137,6 +144,8 @@ struct Parsed {
     event: Result<Event, event::EventError>,
     /// The line itself, kept only when it must be stored (with `--db`, or rejected).
     raw: Option<String>,
+    /// The phrase guard's findings, when replay runs with a guard.
+    flags: Option<Vec<Flag>>,
 }
 
 /// Lines per hand-over from the reader thread.
@@ -146,6 +155,7 @@ const CHUNK: usize = 4096;
 fn spawn_reader(
     mut input: impl BufRead + Send + 'static,
     keep_raw: bool,
+    guard: Option<Guard>,
 ) -> (Receiver<Vec<Parsed>>, JoinHandle<std::io::Result<()>>) {
     let (tx, rx) = sync_channel::<Vec<Parsed>>(8);
     let handle = std::thread::spawn(move || {
@@ -164,7 +174,11 @@ fn spawn_reader(
             }
             let event = event::parse(line);
             let raw = (keep_raw || event.is_err()).then(|| line.to_string());
-            chunk.push(Parsed { number, event, raw });
+            let flags = match (&guard, &event) {
+                (Some(g), Ok(e)) => Some(g.check_event(e)),
+                _ => None,
+            };
+            chunk.push(Parsed { number, event, raw, flags });
             if chunk.len() == CHUNK
                 && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err()
             {
@@ -200,13 +214,10 @@ pub fn replay_with_guard(
 ) -> Result<(Report, InputStats), ReplayError> {
     let mut stats = InputStats::default();
     let mut pipeline = Pipeline::new(rules);
-    if let Some(g) = guard {
-        pipeline = pipeline.with_guard(g);
-    }
     let mut writer = db.map(|p| Writer::start(p, source)).transpose()?;
     let mut batch = Batch::default();
-    let (chunks, reader) = spawn_reader(input, db.is_some());
-    for Parsed { number, event, raw } in chunks.into_iter().flatten() {
+    let (chunks, reader) = spawn_reader(input, db.is_some(), guard);
+    for Parsed { number, event, raw, flags } in chunks.into_iter().flatten() {
         stats.lines += 1;
         let event = match event {
             Ok(e) => e,
@@ -218,7 +229,7 @@ pub fn replay_with_guard(
                 continue;
             }
         };
-        if !pipeline.push(&event) {
+        if !pipeline.push_checked(&event, flags) {
             stats.duplicates += 1;
             continue;
         }

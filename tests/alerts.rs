@@ -14,7 +14,7 @@ use kefu::alerts::{AlertConfig, AlertService, Kind, Notice};
 use sha2::Sha256;
 use util::http::{HttpServer, Reply};
 
-/// 2026-11-11 10:00:00 +08:00.
+/// 2025-11-11 10:00:00 +08:00.
 const WAIT_START: i64 = 1_762_826_400_000;
 
 fn breach(conversation: &str) -> Notice {
@@ -36,7 +36,7 @@ fn breach(conversation: &str) -> Notice {
 }
 
 /// A config from TOML text; `stale_after_s` is huge unless the text sets it, so the fixed
-/// 2026 timestamps of [`breach`] are never stale.
+/// 2025 timestamps of [`breach`] are never stale (nor pruned).
 fn config(text: &str) -> AlertConfig {
     let text = if text.contains("stale_after_s") {
         text.to_string()
@@ -388,4 +388,74 @@ async fn shutdown_gives_up_on_a_hanging_webhook_at_its_deadline() {
     assert_eq!(report.pending, 1, "kept for the next run");
     assert!(started.elapsed() <= Duration::from_secs(3), "stopped at the deadline, not the 10 min timeout");
     assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_connection_is_logged_without_the_robot_token() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg = config(&format!(
+        "[[sink]]\nname = \"ding\"\ntype = \"dingtalk\"\nurl = \"http://127.0.0.1:{port}/robot/send?access_token=TOPSECRET\"\nmax_attempts = 1\n"
+    ));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    alerts.submit(breach("c1"));
+    assert!(wait_until(Duration::from_secs(10), || count(&db, Status::Failed) == 1).await);
+    alerts.shutdown(Duration::from_millis(100)).await;
+    let row = &Outbox::open(&db).unwrap().rows().unwrap()[0];
+    let error = row.last_error.as_deref().unwrap();
+    assert!(error.starts_with("request failed"), "{error}");
+    assert!(!error.contains("TOPSECRET"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_still_undelivered_past_the_staleness_limit_is_not_sent_late() {
+    let server = HttpServer::start(vec![], Reply::Status(500, "down".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg = config(&format!(
+        "stale_after_s = 120\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nmax_attempts = 100\nretry_base_ms = 50000\nretry_max_ms = 50000\n",
+        server.url("/a")
+    ));
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    let mut n = breach("c1");
+    n.due_at = kefu::time::now_ms();
+    alerts.submit(n);
+    assert!(wait_until(Duration::from_secs(5), || server.requests().len() == 1).await);
+    // Tries at 0 s, 50 s, 100 s; at 150 s the alert is older than 120 s.
+    assert!(wait_until(Duration::from_secs(300), || count(&db, Status::Stale) == 1).await);
+    server.set_default(Reply::Status(200, "{}".into()));
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "{:?}",
+        server.requests().iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(server.accepted().is_empty(), "never delivered late");
+    alerts.shutdown(Duration::from_millis(100)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_handle_keeps_what_was_submitted_for_the_next_run() {
+    let server = HttpServer::start(vec![], Reply::Status(200, "{}".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let cfg =
+        config(&format!("[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n", server.url("/a")));
+    let alerts = AlertService::start(cfg.clone(), &db).unwrap();
+    alerts.submit(breach("c1"));
+    alerts.submit(breach("c2"));
+    drop(alerts);
+    assert!(wait_until(Duration::from_secs(5), || count(&db, Status::Pending) == 2).await);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(server.requests().is_empty(), "no delivery started after the drop");
+
+    let alerts = AlertService::start(cfg, &db).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || count(&db, Status::Sent) == 2).await);
+    alerts.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(server.accepted().len(), 2);
 }

@@ -213,3 +213,86 @@ fn check_names_file_line_and_reason_in_replies() {
     assert!(errors[0].ends_with("quick.toml:4: phrase text is empty"), "{}", errors[0]);
     assert!(errors[1].contains("auto.toml:6: rule `x`: unknown variable `{颜色}`"), "{}", errors[1]);
 }
+
+/// Runs events through the response clock and the robot in time order. With `echo`, each
+/// robot send comes back 50 ms later as a `from: bot` message (as the platform echoes it)
+/// and goes to both.
+fn clock_with_robot(events: &[Event], echo: bool) -> (Vec<kefu::engine::Output>, Vec<RobotAction>) {
+    use kefu::engine::Clock;
+    let mut clock = Clock::new(kefu::rules::response_time::ResponseRules::default());
+    let mut robot = Robot::new(Arc::new(kefu::replies::load(None, None).unwrap()));
+    let mut outputs = Vec::new();
+    let mut actions = Vec::new();
+    let mut queue: std::collections::VecDeque<Event> = events.iter().cloned().collect();
+    loop {
+        let next_event = queue.front().map(|e| e.ts);
+        let (now, batch) = match (robot.next_due(), next_event) {
+            (Some(due), Some(ts)) if due < ts => (due, robot.advance(due)),
+            (Some(due), None) => (due, robot.advance(due)),
+            (_, Some(ts)) => {
+                let Some(ev) = queue.pop_front() else { break };
+                clock.handle(&ev, &mut outputs);
+                (ts, robot.handle(&ev, ts))
+            }
+            (None, None) => break,
+        };
+        for a in &batch {
+            if let (true, RobotAction::Send { conversation, text, .. }) = (echo, a) {
+                let at = now + 50;
+                let bot = Event {
+                    id: format!("echo-{at}-{}", actions.len()),
+                    ts: at,
+                    shop: "毛菇小象".into(),
+                    kind: EventKind::Message {
+                        conversation: conversation.clone(),
+                        customer: "tb_buyer_1".into(),
+                        agent: "小美".into(),
+                        from: Sender::Bot,
+                        text: text.clone(),
+                    },
+                };
+                let pos = queue.iter().position(|e| e.ts > at).unwrap_or(queue.len());
+                queue.insert(pos, bot);
+            }
+        }
+        actions.extend(batch);
+    }
+    clock.finish(&mut outputs);
+    (outputs, actions)
+}
+
+#[test]
+fn robot_replies_do_not_change_the_buyers_wait() {
+    let t = kefu::time::parse_rfc3339_ms("2026-11-11T10:00:00+08:00").unwrap();
+    let agent = |ts: i64, text: &str| Event {
+        kind: EventKind::Message {
+            conversation: "c1".into(),
+            customer: "tb_buyer_1".into(),
+            agent: "小美".into(),
+            from: Sender::Agent,
+            text: text.into(),
+        },
+        ..buyer(ts, "")
+    };
+    // The buyer asks; the robot greets at once and rescues at 15 s; the agent answers at 18 s.
+    let events = vec![buyer(t, "你们老板是谁"), agent(t + 18_000, "亲,在的")];
+    let (with_echo, actions) = clock_with_robot(&events, true);
+    let (without, _) = clock_with_robot(&events, false);
+    let reasons: Vec<Reason> = actions
+        .iter()
+        .filter_map(|a| match a {
+            RobotAction::Send { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [Reason::Greeting, Reason::Rescue], "the robot spoke twice during the wait");
+    assert_eq!(with_echo, without, "robot messages change nothing in the response clock");
+    let ended: Vec<_> = with_echo
+        .iter()
+        .filter_map(|o| match o {
+            kefu::engine::Output::WaitEnded(w) => Some((w.start, w.end, w.outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended[0], (t, t + 18_000, kefu::engine::Outcome::Answered), "the agent's reply ends the wait");
+}

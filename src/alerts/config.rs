@@ -49,7 +49,7 @@ pub struct SinkFile {
     /// Unique name; the outbox records deliveries under it (a renamed sink's undelivered
     /// alerts stay in the outbox under the old name).
     pub name: String,
-    /// `terminal`, `dingtalk`, `wecom`, `feishu`, `slack` or `webhook`.
+    /// `terminal`, `log`, `dingtalk`, `wecom`, `feishu`, `slack` or `webhook`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Webhook URL (or use `url_env`).
@@ -102,7 +102,7 @@ pub struct Sink {
     pub name: String,
     /// What body it gets.
     pub vendor: Vendor,
-    /// The URL, resolved from the environment when given as `url_env`; `None` for terminal.
+    /// The URL, resolved from the environment when given as `url_env`; `None` for terminal and log.
     pub url: Option<String>,
     /// The signing secret, resolved.
     pub secret: Option<String>,
@@ -253,12 +253,13 @@ fn permille(x: f64) -> u32 {
     (x * 1000.0).round() as u32
 }
 
-/// The line of each `[[sink]]` header, in order.
+/// The line of each `[[sink]]` (or `[[alerts.sink]]` in a `kefu.toml`) header, in order.
 fn sink_lines(text: &str) -> Vec<usize> {
     let mut out = Vec::new();
     let mut offset = 0;
     for l in text.split_inclusive('\n') {
-        if l.trim_start().starts_with("[[sink]]") {
+        let header = l.trim();
+        if header.starts_with("[[sink]]") || header.starts_with("[[alerts.sink]]") {
             out.push(line_of(text, offset));
         }
         offset += l.len();
@@ -270,7 +271,7 @@ fn sink_defaults(name: &str, vendor: Vendor) -> Sink {
     // Defaults keep each vendor under its documented limit in any one-minute window
     // (burst + per_minute): DingTalk and WeCom 20/min, Feishu 100/min.
     let rate = match vendor {
-        Vendor::Terminal => None,
+        Vendor::Terminal | Vendor::Log => None,
         Vendor::DingTalk | Vendor::WeCom => Some((15, 5)),
         Vendor::Feishu(_) => Some((80, 5)),
         Vendor::Slack | Vendor::Webhook => Some((60, 10)),
@@ -299,6 +300,7 @@ fn build_sink(s: SinkFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Sink,
     };
     let vendor = match s.kind.as_str() {
         "terminal" => Vendor::Terminal,
+        "log" => Vendor::Log,
         "dingtalk" => Vendor::DingTalk,
         "wecom" => Vendor::WeCom,
         "feishu" => Vendor::Feishu(style),
@@ -317,8 +319,8 @@ fn build_sink(s: SinkFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Sink,
     sink.url = resolve("url", s.url, s.url_env, env)?;
     sink.secret = resolve("secret", s.secret, s.secret_env, env)?;
     match (vendor, &sink.url) {
-        (Vendor::Terminal, Some(_)) => return Err("a terminal sink takes no url".into()),
-        (Vendor::Terminal, None) => {}
+        (Vendor::Terminal | Vendor::Log, Some(_)) => return Err(format!("a {} sink takes no url", s.kind)),
+        (Vendor::Terminal | Vendor::Log, None) => {}
         (_, None) => return Err(format!("a {} sink needs url or url_env", s.kind)),
         (_, Some(u)) => match url::Url::parse(u) {
             Ok(p) if matches!(p.scheme(), "http" | "https") => {}
@@ -463,12 +465,36 @@ kinds = ["escalation"]
         }
     }
 
+    /// The examples in docs/alerts.md are valid, both as `rules/alerts.toml` and as a
+    /// `kefu.toml` `[alerts]` table.
+    #[test]
+    fn documented_examples_parse() {
+        #[derive(Deserialize)]
+        struct RunFile {
+            alerts: AlertsFile,
+        }
+        let doc = include_str!("../../docs/alerts.md");
+        let blocks: Vec<&str> =
+            doc.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+        assert_eq!(blocks.len(), 2);
+        let env = |_: &str| Some("https://example.com/hook".to_string());
+        let c = parse(Path::new("docs/alerts.md"), blocks[0], &env).unwrap();
+        assert_eq!(c.sinks.len(), 5);
+        assert_eq!(c.plan.warning_permille, Some(750));
+        let run: RunFile = toml::from_str(blocks[1]).unwrap();
+        let c = build(Path::new("kefu.toml"), blocks[1], run.alerts, &env).unwrap();
+        assert_eq!(c.sinks.len(), 2);
+        assert_eq!(c.sinks[1].rate, Some((15, 5)));
+        assert_eq!(c.group_of("小王"), Some("售前"));
+    }
+
     #[test]
     fn errors_name_line_and_problem() {
         let cases = [
             ("warning_at = 1.5\n", 1, "between 0 and 1"),
             ("escalation_at = 0.5\n", 1, "above 1"),
             ("[[sink]]\nname = \"x\"\ntype = \"pager\"\n", 1, "expected terminal"),
+            ("[[sink]]\nname = \"x\"\ntype = \"log\"\nurl = \"http://h/\"\n", 1, "a log sink takes no url"),
             ("\n[[sink]]\nname = \"x\"\ntype = \"dingtalk\"\n", 2, "needs url or url_env"),
             ("[[sink]]\nname = \"x\"\ntype = \"wecom\"\nurl_env = \"NOPE\"\n", 1, "NOPE is not set"),
             ("[[sink]]\nname = \"x\"\ntype = \"wecom\"\nurl = \"ftp://h/\"\n", 1, "expected http or https"),

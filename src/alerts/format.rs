@@ -22,6 +22,8 @@ pub const DIGEST_LINES: usize = 20;
 pub enum Vendor {
     /// A line on standard output.
     Terminal,
+    /// A structured `tracing` event (level WARN, target `kefu::alerts`), for log files.
+    Log,
     /// DingTalk (钉钉) custom group robot, markdown message.
     DingTalk,
     /// WeCom (企业微信) group robot, markdown message.
@@ -64,14 +66,14 @@ pub struct Request {
 }
 
 /// Renders the request a sink sends. `secret` signs DingTalk and Feishu requests;
-/// `now` is the signing time (UTC ms). Terminal sinks have no request: use [`terminal_line`].
+/// `now` is the signing time (UTC ms). Terminal and log sinks have no request: use [`terminal_line`].
 pub fn request(vendor: Vendor, url: &str, secret: Option<&str>, msg: Message<'_>, now: Millis) -> Request {
     let body = match vendor {
         Vendor::DingTalk => dingtalk_body(msg),
         Vendor::WeCom => wecom_body(msg),
         Vendor::Feishu(style) => feishu_body(style, msg, secret.map(|s| (s, now.div_euclid(1000)))),
         Vendor::Slack => slack_body(msg),
-        Vendor::Webhook | Vendor::Terminal => webhook_body(msg),
+        Vendor::Webhook | Vendor::Terminal | Vendor::Log => webhook_body(msg),
     };
     let url = match (vendor, secret) {
         (Vendor::DingTalk, Some(secret)) => dingtalk_signed_url(url, secret, now),
@@ -453,6 +455,48 @@ mod tests {
         ];
         for (vendor, status, body, want) in cases {
             assert_eq!(outcome(vendor, status, body), want, "{vendor:?} {status} {body}");
+        }
+    }
+
+    /// Feishu post and interactive, Slack and generic webhook bodies, pinned.
+    #[test]
+    fn exact_bodies_of_the_other_sinks() {
+        let n = Notice {
+            kind: Kind::Breach,
+            shop: "店".into(),
+            agent: "小王".into(),
+            agent_group: None,
+            conversation: "c1".into(),
+            customer: "buyer1".into(),
+            wait_start: 1_762_826_400_000,
+            due_at: 1_762_826_420_000,
+            waited_ms: 20_000,
+            deadline_ms: 20_000,
+            load: 3,
+            preview: "在吗".into(),
+            detail: None,
+        };
+        let one = Message::One(&n);
+        let cases = [
+            (
+                feishu_body(FeishuStyle::Post, one, None),
+                r#"{"msg_type":"post","content":{"post":{"zh_cn":{"content":[[{"tag":"text","text":"店铺: 店"}],[{"tag":"text","text":"客服: 小王"}],[{"tag":"text","text":"买家: b***1"}],[{"tag":"text","text":"已等待: 20 秒 (时限 20 秒, 接待 3 人)"}],[{"tag":"text","text":"买家最后消息: 在吗"}],[{"tag":"text","text":"时间: 11-11 10:00:20 (北京时间)"}]],"title":"响应超时 · 小王"}}}}"#,
+            ),
+            (
+                feishu_body(FeishuStyle::Interactive, one, None),
+                r#"{"msg_type":"interactive","card":{"elements":[{"tag":"div","text":{"content":"- 店铺: 店\n- 客服: 小王\n- 买家: b***1\n- 已等待: 20 秒 (时限 20 秒, 接待 3 人)\n- 买家最后消息: 在吗\n- 时间: 11-11 10:00:20 (北京时间)","tag":"lark_md"}}],"header":{"title":{"content":"响应超时 · 小王","tag":"plain_text"}}}}"#,
+            ),
+            (
+                slack_body(one),
+                r#"{"text":"响应超时 · 小王\n店铺: 店\n客服: 小王\n买家: b***1\n已等待: 20 秒 (时限 20 秒, 接待 3 人)\n买家最后消息: 在吗\n时间: 11-11 10:00:20 (北京时间)"}"#,
+            ),
+            (
+                webhook_body(one),
+                r#"{"kind":"breach","shop":"店","agent":"小王","agent_group":null,"conversation":"c1","customer":"b***1","wait_start":1762826400000,"due_at":1762826420000,"waited_ms":20000,"deadline_ms":20000,"load":3,"preview":"在吗","detail":null}"#,
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
         }
     }
 

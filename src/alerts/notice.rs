@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{Breach, Wait, WaitStart};
 use crate::privacy::{mask_id, mask_phone};
 use crate::time::Millis;
 
@@ -80,8 +81,8 @@ impl fmt::Display for Kind {
     }
 }
 
-/// One alert to deliver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One alert to deliver. Its `Debug` output masks the buyer, so a notice in a log is safe.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// What happened.
     pub kind: Kind,
@@ -113,6 +114,26 @@ pub struct Notice {
     pub detail: Option<String>,
 }
 
+impl fmt::Debug for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notice")
+            .field("kind", &self.kind)
+            .field("shop", &self.shop)
+            .field("agent", &self.agent)
+            .field("agent_group", &self.agent_group)
+            .field("conversation", &self.conversation)
+            .field("customer", &self.masked_customer())
+            .field("wait_start", &self.wait_start)
+            .field("due_at", &self.due_at)
+            .field("waited_ms", &self.waited_ms)
+            .field("deadline_ms", &self.deadline_ms)
+            .field("load", &self.load)
+            .field("preview", &self.masked_preview())
+            .field("detail", &self.detail.as_deref().map(mask_text))
+            .finish()
+    }
+}
+
 /// What makes a notice unique: a second notice with the same key is never queued again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NoticeKey {
@@ -139,6 +160,65 @@ impl Notice {
     /// [`PREVIEW_CHARS`] characters (an ellipsis marks a cut).
     pub fn masked_preview(&self) -> String {
         preview(&self.preview)
+    }
+
+    /// A notice of `kind` due at `due_at` for a wait the clock started (warnings and
+    /// escalations from [`super::Plan::schedule`]); `preview` is the buyer's last message, raw.
+    pub fn for_wait(kind: Kind, wait: &WaitStart, due_at: Millis, preview: &str) -> Notice {
+        Notice {
+            kind,
+            shop: wait.shop.to_string(),
+            agent: wait.agent.to_string(),
+            agent_group: None,
+            conversation: wait.conversation.to_string(),
+            customer: wait.customer.to_string(),
+            wait_start: wait.start,
+            due_at,
+            waited_ms: due_at - wait.start,
+            deadline_ms: wait.deadline_ms,
+            load: wait.load,
+            preview: preview.to_string(),
+            detail: None,
+        }
+    }
+
+    /// The breach notice for the clock's [`Breach`] output.
+    pub fn for_breach(b: &Breach, preview: &str) -> Notice {
+        Notice {
+            kind: Kind::Breach,
+            shop: b.shop.to_string(),
+            agent: b.agent.to_string(),
+            agent_group: None,
+            conversation: b.conversation.to_string(),
+            customer: b.customer.to_string(),
+            wait_start: b.wait_start,
+            due_at: b.due_at,
+            waited_ms: b.due_at - b.wait_start,
+            deadline_ms: b.deadline_ms,
+            load: b.load,
+            preview: preview.to_string(),
+            detail: None,
+        }
+    }
+
+    /// The `resolved` notice for a wait that ended; due when it ended (ask
+    /// [`super::Plan::resolved`] first whether one is wanted).
+    pub fn for_resolved(w: &Wait, preview: &str) -> Notice {
+        Notice {
+            kind: Kind::Resolved,
+            shop: w.shop.to_string(),
+            agent: w.agent.to_string(),
+            agent_group: None,
+            conversation: w.conversation.to_string(),
+            customer: w.customer.to_string(),
+            wait_start: w.start,
+            due_at: w.end,
+            waited_ms: w.waited_ms(),
+            deadline_ms: w.deadline_ms,
+            load: w.load,
+            preview: preview.to_string(),
+            detail: None,
+        }
     }
 
     /// A copy safe to hand to a third party: buyer id, preview and detail masked.
@@ -204,6 +284,74 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(preview(raw), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn notices_from_clock_outputs() {
+        use crate::engine::Outcome;
+        let start = WaitStart {
+            conversation: "c1".into(),
+            shop: "s".into(),
+            customer: "b".into(),
+            agent: "a".into(),
+            start: 1_000,
+            deadline_ms: 20_000,
+            load: 2,
+            first: true,
+        };
+        let w = Notice::for_wait(Kind::Escalation, &start, 61_000, "hi");
+        assert_eq!((w.wait_start, w.due_at, w.waited_ms, w.load), (1_000, 61_000, 60_000, 2));
+        let b = Breach {
+            conversation: "c1".into(),
+            shop: "s".into(),
+            customer: "b".into(),
+            agent: "a".into(),
+            wait_start: 1_000,
+            due_at: 21_000,
+            deadline_ms: 20_000,
+            load: 2,
+        };
+        let n = Notice::for_breach(&b, "hi");
+        assert_eq!((n.kind, n.waited_ms), (Kind::Breach, 20_000));
+        assert_eq!(n.key(), NoticeKey { conversation: "c1".into(), wait_start: 1_000, kind: Kind::Breach });
+        let ended = Wait {
+            conversation: "c1".into(),
+            shop: "s".into(),
+            customer: "b".into(),
+            agent: "a".into(),
+            start: 1_000,
+            end: 26_000,
+            outcome: Outcome::Answered,
+            deadline_ms: 20_000,
+            load: 2,
+            first: true,
+        };
+        let r = Notice::for_resolved(&ended, "");
+        assert_eq!((r.kind, r.due_at, r.waited_ms), (Kind::Resolved, 26_000, 25_000));
+    }
+
+    #[test]
+    fn debug_output_masks_the_buyer() {
+        let n = Notice {
+            kind: Kind::Guard,
+            shop: "s".into(),
+            agent: "a".into(),
+            agent_group: None,
+            conversation: "c".into(),
+            customer: "tb_buyer_8842".into(),
+            wait_start: 0,
+            due_at: 0,
+            waited_ms: 0,
+            deadline_ms: 0,
+            load: 0,
+            preview: "13812345678".into(),
+            detail: Some("buyer phone 13912345678".into()),
+        };
+        let text = format!("{n:?}");
+        for raw in ["tb_buyer_8842", "13812345678", "13912345678"] {
+            assert!(!text.contains(raw), "{text}");
+        }
+        assert!(text.contains("t***2"), "{text}");
     }
 
     #[test]

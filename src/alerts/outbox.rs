@@ -76,6 +76,8 @@ pub struct Row {
     pub attempts: u32,
     /// Not to be tried before this.
     pub next_attempt_at: Millis,
+    /// Why the last try failed.
+    pub last_error: Option<String>,
 }
 
 /// The outbox: a [`Store`] connection used for the alert tables only.
@@ -87,6 +89,15 @@ impl Outbox {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self { store: Store::open(path)? })
+    }
+
+    /// Opens the outbox for the sender, whose connection never checkpoints the WAL on
+    /// commit: a checkpoint syncs the database file, and the sender must not stall an alert
+    /// for that. [`checkpoint`] does it from a blocking thread instead.
+    pub fn open_for_sender(path: &Path) -> Result<Self, StoreError> {
+        let outbox = Self::open(path)?;
+        outbox.store.conn().execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        Ok(outbox)
     }
 
     /// Queues notices in one transaction: for each, a row per `(sink, status)` given
@@ -155,8 +166,9 @@ impl Outbox {
     }
 
     fn select(&mut self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<Row>, StoreError> {
-        let sql =
-            format!("SELECT id, sink, notice, status, attempts, next_attempt_at FROM alert_outbox {tail}");
+        let sql = format!(
+            "SELECT id, sink, notice, status, attempts, next_attempt_at, last_error FROM alert_outbox {tail}"
+        );
         let mut out = Vec::new();
         let mut broken = Vec::new();
         {
@@ -177,6 +189,7 @@ impl Outbox {
                     status: Status::parse(&status),
                     attempts: r.get(4)?,
                     next_attempt_at: r.get(5)?,
+                    last_error: r.get(6)?,
                 });
             }
         }
@@ -213,15 +226,15 @@ impl Outbox {
         )?)
     }
 
-    /// Marks rows delivered, as `Sent` or `Digested`.
-    pub fn mark_delivered(&mut self, ids: &[i64], status: Status, now: Millis) -> Result<(), StoreError> {
+    /// Marks rows delivered, each `(id, Sent or Digested, when)`, in one transaction.
+    pub fn mark_delivered(&mut self, rows: &[(i64, Status, Millis)]) -> Result<(), StoreError> {
         let tx = self.store.conn_mut().transaction()?;
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE alert_outbox SET status = ?2, attempts = attempts + 1, sent_at = ?3, last_error = NULL WHERE id = ?1",
             )?;
-            for id in ids {
-                stmt.execute(params![id, status.as_str(), now])?;
+            for (id, status, at) in rows {
+                stmt.execute(params![id, status.as_str(), at])?;
             }
         }
         tx.commit()?;
@@ -271,6 +284,15 @@ impl Outbox {
         Ok(())
     }
 
+    /// Deletes finished rows (not `pending`) whose alert fell due before `before`; returns
+    /// how many. Safe for "never twice": an alert that old is stale if it is ever submitted again.
+    pub fn prune(&mut self, before: Millis) -> Result<usize, StoreError> {
+        Ok(self
+            .store
+            .conn()
+            .execute("DELETE FROM alert_outbox WHERE status != 'pending' AND due_at < ?1", [before])?)
+    }
+
     /// Rows by sink and status.
     pub fn counts(&self) -> Result<BTreeMap<(String, Status), i64>, StoreError> {
         let mut stmt = self
@@ -294,6 +316,15 @@ impl Outbox {
             |r| r.get(0),
         )?)
     }
+}
+
+/// Copies the WAL into the database file without waiting for readers or writers
+/// (`PASSIVE`); for a blocking thread, on its own connection.
+pub fn checkpoint(path: &Path) -> Result<(), StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(1))?;
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -341,6 +372,26 @@ mod tests {
         assert_eq!(alerts, 2, "one record per wait and kind");
         assert_eq!(o.due("t", 5, 10).unwrap().len(), 1);
         assert_eq!(o.due("t", 4, 10).unwrap().len(), 0, "not before next_attempt_at");
+    }
+
+    #[test]
+    fn prune_keeps_pending_and_recent_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&dir.path().join("k.db")).unwrap();
+        let t = |s: &str| vec![("t".to_string(), if s == "p" { Status::Pending } else { Status::Stale })];
+        let mut old_pending = notice("a", Kind::Breach);
+        old_pending.due_at = 100;
+        let mut old_done = notice("b", Kind::Breach);
+        old_done.due_at = 100;
+        let mut recent_done = notice("c", Kind::Breach);
+        recent_done.due_at = 10_000;
+        o.enqueue(&[(old_pending, t("p")), (old_done.clone(), t("s")), (recent_done, t("s"))], 0).unwrap();
+        assert_eq!(o.prune(5_000).unwrap(), 1);
+        let left: Vec<String> = o.rows().unwrap().into_iter().map(|r| r.notice.conversation).collect();
+        assert_eq!(left, ["a", "c"]);
+        // Submitted again after pruning, it comes back stale (the sender's staleness rule),
+        // never as a second delivery.
+        assert_eq!(o.enqueue(&[(old_done, t("s"))], 20_000).unwrap(), 1);
     }
 
     #[test]

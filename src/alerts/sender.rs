@@ -8,9 +8,10 @@
 //! Delivery is at-least-once: a crash between a webhook's answer and the outbox update
 //! resends that one alert on restart.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -24,14 +25,23 @@ use crate::time::Millis;
 use super::config::{AlertConfig, Sink};
 use super::format::{self, Message, Outcome, Vendor};
 use super::notice::Notice;
-use super::outbox::{Outbox, Row, Status};
+use super::outbox::{self, Outbox, Row, Status};
 use super::pace::{Batch, TokenBucket};
 use super::plan::Disposition;
 
 /// Most pending rows of one sink taken in one round (a digest carries at most this many).
 const ROUND_LIMIT: usize = 500;
+/// Most notices written to the outbox in one transaction (the rest wait a loop turn).
+const ACCEPT_BATCH: usize = 10_000;
 /// The task looks at the outbox at least this often even with nothing scheduled.
 const IDLE_WAKE_MS: i64 = 60_000;
+/// Finished outbox rows are kept at least this long (30 days, and a day longer than the
+/// staleness limit), then pruned at start.
+const RETENTION_MS: i64 = 30 * 86_400_000;
+/// How often undelivered alerts are checked for staleness.
+const EXPIRY_EVERY_MS: i64 = 1_000;
+/// How often the outbox's WAL is checkpointed (from a blocking thread) while the sender works.
+const CHECKPOINT_EVERY_MS: i64 = 1_000;
 
 /// Failures starting the alert service.
 #[derive(Debug, Error)]
@@ -39,6 +49,9 @@ pub enum AlertError {
     /// The outbox database could not be opened.
     #[error("cannot open the alert outbox")]
     Outbox(#[source] StoreError),
+    /// `start` was called outside a tokio runtime.
+    #[error("the alert service needs a tokio runtime")]
+    NoRuntime,
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for alert sinks")]
     Http(#[source] reqwest::Error),
@@ -51,9 +64,17 @@ impl AlertService {
     /// Opens the outbox at `db_path` and spawns the sender task on the current tokio runtime.
     /// Pending alerts left by a previous run are delivered.
     pub fn start(config: AlertConfig, db_path: &Path) -> Result<AlertHandle, AlertError> {
-        let outbox = Outbox::open(db_path).map_err(AlertError::Outbox)?;
-        let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AlertError::NoRuntime)?;
+        let mut outbox = Outbox::open_for_sender(db_path).map_err(AlertError::Outbox)?;
         let clock = Clock::start();
+        // Only rows that would be stale if submitted again may go: that keeps "never twice".
+        let keep = RETENTION_MS.max(config.plan.stale_after_ms.saturating_add(86_400_000));
+        match outbox.prune(clock.now().saturating_sub(keep)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned old alert outbox rows"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the alert outbox"),
+        }
+        let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let sinks = config
             .sinks
@@ -64,8 +85,19 @@ impl AlertService {
                 busy: false,
             })
             .collect();
-        let runner = Runner { config, outbox, client, clock, sinks, inflight: JoinSet::new() };
-        let task = tokio::spawn(runner.run(rx));
+        let runner = Runner {
+            config,
+            outbox,
+            db_path: db_path.to_path_buf(),
+            client,
+            clock,
+            sinks,
+            inflight: JoinSet::new(),
+            next_expiry: 0,
+            next_checkpoint: 0,
+            checkpointing: Arc::new(AtomicBool::new(false)),
+        };
+        let task = runtime.spawn(runner.run(rx));
         Ok(AlertHandle { tx, task })
     }
 }
@@ -83,6 +115,26 @@ pub struct AlertHandle {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A cheap, clonable way to submit notices from other components (phrase guard, summaries).
+/// The service keeps running while any submitter is alive, until [`AlertHandle::shutdown`].
+#[derive(Clone)]
+pub struct Submitter {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Submitter {
+    /// Queues a notice; see [`AlertHandle::submit`].
+    pub fn submit(&self, notice: Notice) {
+        submit(&self.tx, notice);
+    }
+}
+
+fn submit(tx: &mpsc::UnboundedSender<Cmd>, notice: Notice) {
+    if tx.send(Cmd::Submit(Box::new(notice))).is_err() {
+        tracing::error!("alert sender has stopped; notice not queued");
+    }
+}
+
 enum Cmd {
     Submit(Box<Notice>),
     Shutdown(Duration, oneshot::Sender<ShutdownReport>),
@@ -92,9 +144,12 @@ impl AlertHandle {
     /// Queues a notice. Never blocks and never waits for the outbox or a webhook; a notice
     /// whose key was queued before is ignored by the outbox.
     pub fn submit(&self, notice: Notice) {
-        if self.tx.send(Cmd::Submit(Box::new(notice))).is_err() {
-            tracing::error!("alert sender has stopped; notice not queued");
-        }
+        submit(&self.tx, notice);
+    }
+
+    /// A clonable submitter for other components.
+    pub fn submitter(&self) -> Submitter {
+        Submitter { tx: self.tx.clone() }
     }
 
     /// Stops taking notices, keeps delivering what is due for at most `within`, then stops.
@@ -160,6 +215,10 @@ struct Runner {
     clock: Clock,
     sinks: Vec<SinkState>,
     inflight: JoinSet<RoundResult>,
+    next_expiry: Millis,
+    db_path: PathBuf,
+    next_checkpoint: Millis,
+    checkpointing: Arc<AtomicBool>,
 }
 
 impl Runner {
@@ -167,16 +226,19 @@ impl Runner {
         let mut open = true;
         let mut closing: Option<(Millis, oneshot::Sender<ShutdownReport>)> = None;
         loop {
+            if !open && closing.is_none() {
+                // Every handle was dropped without shutdown: what came in is persisted; stop
+                // without starting deliveries that would only be cut off.
+                break;
+            }
             let wake = self.dispatch();
             let now = self.clock.now();
+            self.maybe_checkpoint(now);
             if let Some((deadline, _)) = &closing {
                 let nothing_left = self.inflight.is_empty() && wake.is_none_or(|w| w > *deadline);
                 if nothing_left || now >= *deadline {
                     break;
                 }
-            } else if !open {
-                // The handle was dropped without shutdown: persist what came in, then stop.
-                break;
             }
             let mut wake_at = wake.unwrap_or(now + IDLE_WAKE_MS).min(now + IDLE_WAKE_MS);
             if let Some((deadline, _)) = &closing {
@@ -200,6 +262,9 @@ impl Runner {
                                 break;
                             }
                         }
+                        if notices.len() >= ACCEPT_BATCH {
+                            break;
+                        }
                         next = match rx.try_recv() {
                             Ok(c) => Some(c),
                             Err(mpsc::error::TryRecvError::Empty) => break,
@@ -218,10 +283,28 @@ impl Runner {
             }
         }
         self.inflight.abort_all();
+        let path = self.db_path.clone();
+        let _ = tokio::task::spawn_blocking(move || outbox::checkpoint(&path)).await;
         let pending = self.outbox.pending().unwrap_or(-1);
         if let Some((_, done)) = closing {
             let _ = done.send(ShutdownReport { pending });
         }
+    }
+
+    /// Starts a WAL checkpoint on a blocking thread, at most once a [`CHECKPOINT_EVERY_MS`]
+    /// and never two at once.
+    fn maybe_checkpoint(&mut self, now: Millis) {
+        if now < self.next_checkpoint || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.next_checkpoint = now + CHECKPOINT_EVERY_MS;
+        let (path, flag) = (self.db_path.clone(), Arc::clone(&self.checkpointing));
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = outbox::checkpoint(&path) {
+                tracing::warn!(error = %e, "outbox checkpoint failed");
+            }
+            flag.store(false, Ordering::Release);
+        });
     }
 
     /// Writes notices to the outbox: one row per routed sink, stale ones recorded only.
@@ -256,6 +339,11 @@ impl Runner {
     fn dispatch(&mut self) -> Option<Millis> {
         let now = self.clock.now();
         let stale_cutoff = now - self.config.plan.stale_after_ms;
+        // Expiring is a write: once a second is plenty, and keeps the event writer's lock free.
+        let expire = now >= self.next_expiry;
+        if expire {
+            self.next_expiry = now + EXPIRY_EVERY_MS;
+        }
         let mut wake: Option<Millis> = None;
         let mut earliest = |t: Millis| wake = Some(wake.map_or(t, |w: Millis| w.min(t)));
         for i in 0..self.sinks.len() {
@@ -263,10 +351,12 @@ impl Runner {
                 continue;
             }
             let name = self.sinks[i].sink.name.clone();
-            match self.outbox.expire(&name, stale_cutoff) {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(sink = %name, alerts = n, "alerts went stale before delivery"),
-                Err(e) => tracing::error!(sink = %name, error = %e, "outbox"),
+            if expire {
+                match self.outbox.expire(&name, stale_cutoff) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(sink = %name, alerts = n, "alerts went stale before delivery"),
+                    Err(e) => tracing::error!(sink = %name, error = %e, "outbox"),
+                }
             }
             let due = match self.outbox.due(&name, now, ROUND_LIMIT) {
                 Ok(d) => d,
@@ -317,12 +407,16 @@ impl Runner {
         };
         state.busy = false;
         let sink = Arc::clone(&state.sink);
-        for (out, at) in &result.delivered {
-            let ids: Vec<i64> = out.rows.iter().map(|r| r.id).collect();
-            let status = if out.digest { Status::Digested } else { Status::Sent };
-            if let Err(e) = self.outbox.mark_delivered(&ids, status, *at) {
-                tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
-            }
+        let delivered: Vec<(i64, Status, Millis)> = result
+            .delivered
+            .iter()
+            .flat_map(|(out, at)| {
+                let status = if out.digest { Status::Digested } else { Status::Sent };
+                out.rows.iter().map(move |r| (r.id, status, *at))
+            })
+            .collect();
+        if let Err(e) = self.outbox.mark_delivered(&delivered) {
+            tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
         }
         let Some((out, outcome, at)) = result.failed else {
             return;
@@ -381,9 +475,17 @@ async fn deliver_round(
 
 /// Delivers one message to one sink.
 async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Millis) -> Outcome {
-    let Some(url) = sink.url.as_deref().filter(|_| sink.vendor != Vendor::Terminal) else {
-        println!("{}", format::terminal_line(msg));
+    if sink.vendor == Vendor::Log {
+        log(msg);
         return Outcome::Delivered;
+    }
+    let Some(url) = sink.url.as_deref().filter(|_| sink.vendor != Vendor::Terminal) else {
+        // A closed stdout must not panic the sender; the alert is in the outbox either way.
+        let mut out = std::io::stdout().lock();
+        return match writeln!(out, "{}", format::terminal_line(msg)) {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::Retry(format!("cannot write to the terminal: {e}")),
+        };
     };
     let req = format::request(sink.vendor, url, sink.secret.as_deref(), msg, now);
     let sent = client
@@ -400,16 +502,44 @@ async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Mill
             format::outcome(sink.vendor, status, &body)
         }
         Err(e) if e.is_timeout() => Outcome::Retry(format!("timed out after {} ms", sink.timeout_ms)),
-        Err(e) => Outcome::Retry(format!("request failed: {e}")),
+        // Without the URL: a robot URL carries its access token, and errors reach logs.
+        Err(e) => Outcome::Retry(format!("request failed: {}", error_chain(&e.without_url()))),
     }
 }
 
-/// Counts of outbox rows by status, summed over sinks (for live counters and tests).
-pub fn status_counts(db_path: &Path) -> Result<HashMap<Status, i64>, StoreError> {
-    let outbox = Outbox::open(db_path)?;
-    let mut out = HashMap::new();
-    for ((_, status), n) in outbox.counts()? {
-        *out.entry(status).or_default() += n;
+/// One structured event per alert (a digest: one per alert in it), buyer masked.
+fn log(msg: Message<'_>) {
+    let notices = match msg {
+        Message::One(n) => std::slice::from_ref(n),
+        Message::Digest(ns) => ns,
+    };
+    for n in notices {
+        tracing::warn!(
+            target: "kefu::alerts",
+            kind = %n.kind,
+            shop = %n.shop,
+            agent = %n.agent,
+            buyer = %n.masked_customer(),
+            conversation = %n.conversation,
+            waited_ms = n.waited_ms,
+            deadline_ms = n.deadline_ms,
+            load = n.load,
+            due_at = %crate::time::format_rfc3339_shanghai(n.due_at),
+            preview = %n.masked_preview(),
+            "{}",
+            n.kind.label()
+        );
     }
-    Ok(out)
+}
+
+/// An error and its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
 }

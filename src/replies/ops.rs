@@ -134,9 +134,23 @@ pub fn action_frame(action: &RobotAction, id: &str) -> Option<Value> {
             from_agent: from_agent.clone(),
             to_agent: to_agent.clone(),
         }),
-        RobotAction::Hit { .. } | RobotAction::Miss { .. } => return None,
+        RobotAction::Hit { .. } | RobotAction::Miss { .. } | RobotAction::PhraseUsed { .. } => return None,
     };
     v.ok()
+}
+
+/// The frames for a batch of robot actions, numbering them `bot-1`, `bot-2` … from
+/// `next_id`; bookkeeping actions are skipped (see [`super::stats::record`]).
+pub fn frames(actions: &[RobotAction], next_id: &mut u64) -> Vec<Value> {
+    let mut out = Vec::new();
+    for a in actions {
+        let id = format!("bot-{next_id}");
+        if let Some(f) = action_frame(a, &id) {
+            *next_id += 1;
+            out.push(f);
+        }
+    }
+    out
 }
 
 /// Answers a `replies.*` frame; `None` when the frame is not one of ours.

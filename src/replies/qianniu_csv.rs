@@ -171,15 +171,15 @@ fn warnings(file: &Path, rows: &[Row]) -> Vec<DataError> {
                 format!("code `{}` has {n} characters; Qianniu allows {MAX_CODE_CHARS}", r.code),
             ));
         }
-        if !r.code.is_empty() {
-            if let Some(first) = codes.insert(&r.code, r.line) {
-                out.push(DataError::at(
-                    file,
-                    Some(r.line),
-                    format!("duplicate code `{}` (also line {first})", r.code),
-                ));
-                codes.insert(&r.code, first);
-            }
+        if !r.code.is_empty()
+            && let Some(first) = codes.insert(&r.code, r.line)
+        {
+            out.push(DataError::at(
+                file,
+                Some(r.line),
+                format!("duplicate code `{}` (also line {first})", r.code),
+            ));
+            codes.insert(&r.code, first);
         }
         if let Some(first) = texts.insert(&r.text, r.line) {
             out.push(DataError::at(file, Some(r.line), format!("duplicate text (same as line {first})")));

@@ -74,12 +74,21 @@ pub enum RobotAction {
         /// Agent taking over.
         to_agent: String,
     },
-    /// A rule answered (or was suggested); for hit counts.
+    /// A rule answered the buyer or was suggested to the agent; for hit counts.
     Hit {
         /// Shop.
         shop: String,
         /// Rule id.
         rule: String,
+    },
+    /// An agent sent one of their quick phrases; for hit counts.
+    PhraseUsed {
+        /// Shop.
+        shop: String,
+        /// The phrase's owner; `None` for a team phrase.
+        owner: Option<String>,
+        /// The phrase's code.
+        code: String,
     },
     /// A buyer question the robot had to answer matched no rule; for `replies misses`.
     Miss {
@@ -127,6 +136,8 @@ pub struct Robot {
     orders: HashMap<String, String>,
     rotation: HashMap<String, usize>,
     due: BTreeSet<(Millis, String)>,
+    /// When idle conversations are next dropped.
+    next_prune: Millis,
 }
 
 impl Robot {
@@ -139,6 +150,7 @@ impl Robot {
             orders: HashMap::new(),
             rotation: HashMap::new(),
             due: BTreeSet::new(),
+            next_prune: Millis::MIN,
         }
     }
 
@@ -161,7 +173,21 @@ impl Robot {
     pub fn advance(&mut self, now: Millis) -> Vec<RobotAction> {
         let mut out = Vec::new();
         self.fire_due(now, true, &mut out);
+        self.prune(now);
         out
+    }
+
+    /// Drops conversations whose session has closed by idleness (their next message opens
+    /// a new session anyway), once a minute, so a long-running robot does not grow.
+    fn prune(&mut self, now: Millis) {
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now.saturating_add(60_000);
+        let idle = self.replies.idle_close_ms;
+        self.convs.retain(|_, c| {
+            now - c.last_message < idle || c.wait.as_ref().is_some_and(|w| w.rescue_due.is_some())
+        });
     }
 
     /// Takes one event. Rescues due strictly before `now` fire first, so an agent reply
@@ -169,6 +195,7 @@ impl Robot {
     pub fn handle(&mut self, ev: &Event, now: Millis) -> Vec<RobotAction> {
         let mut out = Vec::new();
         self.fire_due(now, false, &mut out);
+        self.prune(now);
         match &ev.kind {
             EventKind::Presence { agent, status } => {
                 self.presence.insert(agent.clone(), (ev.shop.clone(), *status));
@@ -188,8 +215,23 @@ impl Robot {
                 }
             }
             EventKind::Message { conversation, customer, agent, from, text } => match from {
-                Sender::Bot | Sender::System => {}
-                Sender::Agent => self.agent_message(ev, conversation, agent),
+                // Never answered, and never the end of a wait; they only keep the session
+                // alive, as in the response clock.
+                Sender::Bot | Sender::System => {
+                    if let Some(c) = self.convs.get_mut(conversation) {
+                        c.last_message = c.last_message.max(ev.ts);
+                    }
+                }
+                Sender::Agent => {
+                    self.agent_message(ev, conversation, agent);
+                    if let Some(p) = self.replies.quick.sent_by(agent, text) {
+                        out.push(RobotAction::PhraseUsed {
+                            shop: ev.shop.clone(),
+                            owner: p.agent.clone(),
+                            code: p.code.clone(),
+                        });
+                    }
+                }
                 Sender::Customer => {
                     self.buyer_message(ev, now, conversation, customer, agent, text, &mut out)
                 }
@@ -217,11 +259,11 @@ impl Robot {
     /// Opens a conversation, or a new session of it after a close or a long silence.
     fn session(&mut self, ev: &Event, conversation: &str, customer: &str, agent: &str) -> &mut Conv {
         let idle = self.replies.idle_close_ms;
-        let stale = self.convs.get(conversation).is_some_and(|c| ev.ts - c.last_message > idle);
-        if stale {
-            if let Some(c) = self.convs.remove(conversation) {
-                self.cancel_rescue(conversation, c.wait.as_ref());
-            }
+        // Same rule as the response clock: a message exactly `idle_close_ms` after the last
+        // finds the session closed.
+        let stale = self.convs.get(conversation).is_some_and(|c| ev.ts - c.last_message >= idle);
+        if stale && let Some(c) = self.convs.remove(conversation) {
+            self.cancel_rescue(conversation, c.wait.as_ref());
         }
         let c = self.convs.entry(conversation.to_string()).or_insert_with(|| Conv {
             shop: ev.shop.clone(),
@@ -272,22 +314,21 @@ impl Robot {
         wait.last_text = text.to_string();
         wait.last_ts = ev.ts;
 
-        if let Some(to) = c.offered_to.clone() {
-            if set.transfer_keywords.iter().any(|k| text.contains(k.as_str())) {
-                c.offered_to = None;
+        if c.offered_to.is_some() && set.transfer_keywords.iter().any(|k| text.contains(k.as_str())) {
+            if let Some(to) = c.offered_to.take() {
                 out.push(RobotAction::Transfer {
                     conversation: conversation.to_string(),
                     from_agent: agent.to_string(),
                     to_agent: to,
                 });
-                return;
             }
+            return;
         }
         if !c.greeted {
             c.greeted = true;
             let greeting = set.greeting;
             if !greeting.is_empty() {
-                self.say(conversation, now, &set, greeting, Reason::Greeting, None, out);
+                self.say(conversation, now, &set, greeting, Reason::Greeting, out);
             }
         }
 
@@ -305,7 +346,7 @@ impl Robot {
                         .and_then(|c| c.wait.as_ref())
                         .is_some_and(|w| !w.away_text_sent);
                     if first {
-                        self.say(conversation, now, &set, set.away_text, Reason::Away, None, out);
+                        self.say(conversation, now, &set, set.away_text, Reason::Away, out);
                         if let Some(w) = self.convs.get_mut(conversation).and_then(|c| c.wait.as_mut()) {
                             w.away_text_sent = true;
                         }
@@ -315,18 +356,18 @@ impl Robot {
             let offered = self.convs.get(conversation).is_some_and(|c| c.offered_to.is_some());
             if let (Some(to), false, false) = (transfer_to, offered, set.transfer_offer.is_empty()) {
                 let vars = Vars { transfer_agent: Some(&to), ..self.vars(conversation) };
-                if let Some(text) = set.transfer_offer.render(&vars) {
-                    if self.send(conversation, now, &set, text, Reason::TransferOffer, None, out) {
-                        if let Some(c) = self.convs.get_mut(conversation) {
-                            c.offered_to = Some(to);
-                        }
-                    }
+                if let Some(text) = set.transfer_offer.render(&vars)
+                    && self.send(conversation, now, &set, text, Reason::TransferOffer, None, out)
+                    && let Some(c) = self.convs.get_mut(conversation)
+                {
+                    c.offered_to = Some(to);
                 }
             }
             return;
         }
 
         if let (true, Some((rule_id, answer))) = (set.suggest, rule) {
+            out.push(RobotAction::Hit { shop: ev.shop.clone(), rule: rule_id.clone() });
             out.push(RobotAction::Suggest {
                 agent: agent.to_string(),
                 conversation: conversation.to_string(),
@@ -362,7 +403,7 @@ impl Robot {
             }
             None => {
                 self.miss(conversation, ts, &text, out);
-                self.say(conversation, at, &set, set.rescue_text, Reason::Rescue, None, out);
+                self.say(conversation, at, &set, set.rescue_text, Reason::Rescue, out);
             }
         }
     }
@@ -391,7 +432,7 @@ impl Robot {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sends a settings text (greeting, away, rescue), variables filled in.
     fn say(
         &mut self,
         conversation: &str,
@@ -399,11 +440,10 @@ impl Robot {
         set: &Settings<'_>,
         template: &Template,
         reason: Reason,
-        rule: Option<String>,
         out: &mut Vec<RobotAction>,
     ) {
         if let Some(text) = template.render(&self.vars(conversation)) {
-            self.send(conversation, now, set, text, reason, rule, out);
+            self.send(conversation, now, set, text, reason, None, out);
         }
     }
 
@@ -557,9 +597,10 @@ mod tests {
         let q = t + 20_000;
         let out = r.handle(&msg(q, "c1", "小美", Sender::Customer, "发什么快递"), q);
         assert!(sends(&out).is_empty(), "{out:?}");
-        assert!(
-            matches!(&out[0], RobotAction::Suggest { agent, rule, .. } if agent == "小美" && rule == "express")
-        );
+        assert!(out.iter().any(
+            |a| matches!(a, RobotAction::Suggest { agent, rule, .. } if agent == "小美" && rule == "express")
+        ));
+        assert!(out.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "express".into() }));
         assert!(r.handle(&msg(q + 9_000, "c1", "小美", Sender::Agent, "默认中通哦"), q + 9_000).is_empty());
         assert_eq!(r.next_due(), None);
         assert!(r.advance(q + 3_600_000).is_empty());
@@ -625,7 +666,7 @@ mod tests {
         r.handle(&ev(t + 4_000, EventKind::Close { conversation: "c1".into() }), t + 4_000);
         let out = r.handle(&msg(t + 5_000, "c1", "小美", Sender::Customer, "又来了"), t + 5_000);
         assert_eq!(greets(out), 1, "a closed conversation's next message opens a new session");
-        let later = t + 5_000 + r.replies().idle_close_ms + 1;
+        let later = t + 5_000 + r.replies().idle_close_ms;
         let out = r.handle(&msg(later, "c1", "小美", Sender::Customer, "在吗"), later);
         assert_eq!(greets(out), 1, "a long silence opens a new session");
     }
@@ -722,5 +763,39 @@ mod tests {
         assert!(texts[0].contains("T2026111100042"), "{}", texts[0]);
         assert_ne!(texts[0], texts[1]);
         assert_eq!(texts[0], texts[2]);
+    }
+
+    #[test]
+    fn idle_conversations_are_dropped_and_do_not_count_as_load() {
+        let mut r = robot();
+        let t = parse_rfc3339_ms("2026-11-11T20:00:00+08:00").unwrap();
+        r.handle(&presence(t, "阿强", Presence::Online), t);
+        r.handle(&presence(t, "阿珍", Presence::Online), t);
+        for i in 0..3 {
+            r.handle(&msg(t, &format!("old{i}"), "阿强", Sender::Customer, "在吗"), t);
+        }
+        r.handle(&msg(t, "busy", "阿珍", Sender::Customer, "在吗"), t);
+        r.advance(t + 20_000);
+        assert_eq!(r.convs.len(), 4);
+        // 阿强's three conversations go quiet; 阿珍's stays active.
+        let later = t + r.replies().idle_close_ms;
+        r.handle(&msg(later - 1, "busy", "阿珍", Sender::Customer, "还在吗"), later - 1);
+        r.advance(later + 60_000);
+        assert_eq!(r.convs.len(), 1);
+        let out = r.handle(&msg(later + 60_001, "c1", "小美", Sender::Customer, "面料"), later + 60_001);
+        let offer = sends(&out).into_iter().find(|s| s.0 == Reason::TransferOffer).unwrap();
+        assert!(offer.2.contains("阿强"), "阿强 has no open conversation left: {}", offer.2);
+    }
+
+    #[test]
+    fn an_agent_sending_a_quick_phrase_is_counted() {
+        let mut r = robot();
+        let t = t0();
+        r.handle(&msg(t, "c1", "小美", Sender::Customer, "多久发货"), t);
+        let text = "亲,聚划算订单按付款顺序发货,付款后48小时内发出,默认中通快递~";
+        let out = r.handle(&msg(t + 3_000, "c1", "小美", Sender::Agent, text), t + 3_000);
+        assert_eq!(out, vec![RobotAction::PhraseUsed { shop: SHOP.into(), owner: None, code: "fh".into() }]);
+        let out = r.handle(&msg(t + 4_000, "c1", "小美", Sender::Agent, "我自己写的话"), t + 4_000);
+        assert!(out.is_empty());
     }
 }

@@ -86,35 +86,47 @@ pub struct Settings<'a> {
     pub transfer_keywords: &'a [String],
 }
 
+/// `[defaults]`, with every field present.
+#[derive(Debug, Clone)]
+struct Defaults {
+    greeting: Template,
+    away: bool,
+    away_text: Template,
+    rescue_after_ms: i64,
+    rescue_text: Template,
+    suggest: bool,
+    max_per_hour: u32,
+    transfer_offer: Template,
+    transfer_keywords: Vec<String>,
+}
+
 /// The loaded file.
 #[derive(Debug, Clone)]
 pub struct RobotSettings {
-    defaults: Layer,
+    defaults: Defaults,
     shops: HashMap<String, Layer>,
     agents: HashMap<String, Layer>,
-    /// Stands in for a field `[defaults]` lacks; parse refuses such a file, so never used.
-    blank: Template,
 }
 
 impl RobotSettings {
     /// The settings for `agent` in `shop`.
     pub fn resolve(&self, shop: &str, agent: &str) -> Settings<'_> {
-        let layers = [self.agents.get(agent), self.shops.get(shop), Some(&self.defaults)];
+        let over = [self.agents.get(agent), self.shops.get(shop)];
         macro_rules! pick {
             ($f:ident) => {
-                layers.iter().flatten().find_map(|l| l.$f.as_ref())
+                over.iter().flatten().find_map(|l| l.$f.as_ref()).unwrap_or(&self.defaults.$f)
             };
         }
         Settings {
-            greeting: pick!(greeting).unwrap_or(&self.blank),
-            away: pick!(away).copied().unwrap_or(false),
-            away_text: pick!(away_text).unwrap_or(&self.blank),
-            rescue_after_ms: pick!(rescue_after_ms).copied().unwrap_or(0),
-            rescue_text: pick!(rescue_text).unwrap_or(&self.blank),
-            suggest: pick!(suggest).copied().unwrap_or(false),
-            max_per_hour: pick!(max_per_hour).copied().unwrap_or(0),
-            transfer_offer: pick!(transfer_offer).unwrap_or(&self.blank),
-            transfer_keywords: pick!(transfer_keywords).map_or(&[], Vec::as_slice),
+            greeting: pick!(greeting),
+            away: *pick!(away),
+            away_text: pick!(away_text),
+            rescue_after_ms: *pick!(rescue_after_ms),
+            rescue_text: pick!(rescue_text),
+            suggest: *pick!(suggest),
+            max_per_hour: *pick!(max_per_hour),
+            transfer_offer: pick!(transfer_offer),
+            transfer_keywords: pick!(transfer_keywords),
         }
     }
 }
@@ -128,25 +140,20 @@ pub fn load(dir: Option<&Path>) -> Result<RobotSettings, DataError> {
 /// Parses and validates the settings; `file` is used in error messages.
 pub fn parse(file: &Path, text: &str) -> Result<RobotSettings, DataError> {
     let raw: Raw = parse_toml(file, text)?;
-    let defaults = layer(file, text, raw.defaults)?;
-    let missing = [
-        ("greeting", defaults.greeting.is_none()),
-        ("away", defaults.away.is_none()),
-        ("away_text", defaults.away_text.is_none()),
-        ("rescue_after_s", defaults.rescue_after_ms.is_none()),
-        ("rescue_text", defaults.rescue_text.is_none()),
-        ("suggest", defaults.suggest.is_none()),
-        ("max_per_hour", defaults.max_per_hour.is_none()),
-        ("transfer_offer", defaults.transfer_offer.is_none()),
-        ("transfer_keywords", defaults.transfer_keywords.is_none()),
-    ];
-    if let Some((name, _)) = missing.iter().find(|m| m.1) {
-        return Err(DataError::at(
-            file,
-            crate::rules::line_containing(text, "[defaults]"),
-            format!("[defaults] must set `{name}`"),
-        ));
-    }
+    let d = layer(file, text, raw.defaults)?;
+    let line = crate::rules::line_containing(text, "[defaults]");
+    let missing = |name: &str| DataError::at(file, line, format!("[defaults] must set `{name}`"));
+    let defaults = Defaults {
+        greeting: d.greeting.ok_or_else(|| missing("greeting"))?,
+        away: d.away.ok_or_else(|| missing("away"))?,
+        away_text: d.away_text.ok_or_else(|| missing("away_text"))?,
+        rescue_after_ms: d.rescue_after_ms.ok_or_else(|| missing("rescue_after_s"))?,
+        rescue_text: d.rescue_text.ok_or_else(|| missing("rescue_text"))?,
+        suggest: d.suggest.ok_or_else(|| missing("suggest"))?,
+        max_per_hour: d.max_per_hour.ok_or_else(|| missing("max_per_hour"))?,
+        transfer_offer: d.transfer_offer.ok_or_else(|| missing("transfer_offer"))?,
+        transfer_keywords: d.transfer_keywords.ok_or_else(|| missing("transfer_keywords"))?,
+    };
     let mut shops = HashMap::new();
     for (k, v) in raw.shops {
         shops.insert(k, layer(file, text, v)?);
@@ -155,7 +162,7 @@ pub fn parse(file: &Path, text: &str) -> Result<RobotSettings, DataError> {
     for (k, v) in raw.agents {
         agents.insert(k, layer(file, text, v)?);
     }
-    Ok(RobotSettings { defaults, shops, agents, blank: Template::default() })
+    Ok(RobotSettings { defaults, shops, agents })
 }
 
 fn layer(file: &Path, text: &str, raw: RawLayer) -> Result<Layer, DataError> {

@@ -29,6 +29,9 @@ pub fn record(store: &mut Store, actions: &[RobotAction], now: Millis) -> Result
     for a in actions {
         match a {
             RobotAction::Hit { shop, rule } => bump(&tx, &day, shop, "rule", rule)?,
+            RobotAction::PhraseUsed { shop, owner, code } => {
+                bump(&tx, &day, shop, "phrase", &format!("{}/{code}", owner.as_deref().unwrap_or("")))?;
+            }
             RobotAction::Miss { shop, conversation, ts, text } => {
                 tx.execute(
                     "INSERT INTO reply_misses (ts, day, shop, conversation, text) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -40,18 +43,6 @@ pub fn record(store: &mut Store, actions: &[RobotAction], now: Millis) -> Result
     }
     tx.commit()?;
     Ok(())
-}
-
-/// Counts one use of a quick phrase (`agent` `None` for a team phrase).
-pub fn record_phrase_use(
-    store: &Store,
-    shop: &str,
-    agent: Option<&str>,
-    code: &str,
-    now: Millis,
-) -> Result<(), StoreError> {
-    let key = format!("{}/{code}", agent.unwrap_or(""));
-    bump(store.conn(), &shanghai_day(now).to_string(), shop, "phrase", &key)
 }
 
 fn bump(conn: &rusqlite::Connection, day: &str, shop: &str, kind: &str, key: &str) -> Result<(), StoreError> {
@@ -126,9 +117,13 @@ mod tests {
             text: t.into(),
         };
         record(&mut store, &[hit.clone(), hit, miss(late, "能开发票吗")], late).unwrap();
+        let used =
+            RobotAction::PhraseUsed { shop: "s".into(), owner: Some("小美".into()), code: "mfh".into() };
         record(&mut store, &[miss(next, "电话13812345678")], next).unwrap();
+        record(&mut store, &[used], late).unwrap();
         let day = crate::time::parse_day("2026-11-11").unwrap();
         assert_eq!(hits(&store, day, "rule").unwrap(), vec![("s".into(), "express".into(), 2)]);
+        assert_eq!(hits(&store, day, "phrase").unwrap(), vec![("s".into(), "小美/mfh".into(), 1)]);
         let m = misses(&store, day).unwrap();
         assert_eq!(m.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["能开发票吗"]);
         let m = misses(&store, day.succ_opt().unwrap()).unwrap();

@@ -96,6 +96,12 @@ pub fn score_range(
     if from > to {
         return Err(JobError::Range { from, to });
     }
+    // The phrase guard's findings become 日常考核 entries before the days are computed.
+    ledger::import_flags(
+        store.conn(),
+        crate::time::shanghai_midnight(from),
+        crate::time::shanghai_midnight(to + Days::new(1)),
+    )?;
     let (days, events) =
         metrics::compute(store.conn(), from, to, sheet.attribution_window_ms, sheet.follow_window_ms)?;
     let tx = store.conn_mut().transaction()?;
@@ -108,7 +114,14 @@ pub fn score_range(
         )?;
     }
     tx.commit()?;
-    let months: BTreeSet<String> = days.keys().map(|d| month_of(*d)).collect();
+    let mut months: BTreeSet<String> = days.keys().map(|d| month_of(*d)).collect();
+    // A later month's "below the line" streak builds on this one: rescore those too, in order.
+    if let Some(first) = months.first().cloned() {
+        let mut stmt = store.conn().prepare("SELECT DISTINCT month FROM scores WHERE month > ?1")?;
+        let later =
+            stmt.query_map([&first], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        months.extend(later);
+    }
     for m in &months {
         score_month(store.conn_mut(), sheet, m)?;
     }
@@ -213,11 +226,9 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
                 .figures
                 .add(&day);
         }
-        conn.query_row(
-            "SELECT MAX(day) FROM daily_metrics WHERE day BETWEEN ?1 AND ?2",
-            params![f, l],
-            |r| r.get(0),
-        )?
+        conn.query_row("SELECT MAX(day) FROM daily_shop WHERE day BETWEEN ?1 AND ?2", params![f, l], |r| {
+            r.get(0)
+        })?
     };
     let Some(through) = through else { return Ok(vec![]) };
     let entries = ledger::entries(conn, first, last)?;
@@ -275,14 +286,14 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
                 month,
                 s.agent,
                 through,
-                s.total.to_string(),
+                s.total.normalize().to_string(),
                 s.grade,
                 s.rank as i64,
-                ledger_points.to_string(),
+                ledger_points.normalize().to_string(),
                 p.base_salary.to_string(),
                 p.seniority.to_string(),
                 p.bonus.to_string(),
-                p.commission_rate.to_string(),
+                p.commission_rate.normalize().to_string(),
                 p.personal_commission.to_string(),
                 p.public_commission.to_string(),
                 p.commission_paid.to_string(),

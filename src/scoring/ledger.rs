@@ -163,6 +163,56 @@ pub fn add_finding(
     add(conn, &e, published_at)
 }
 
+/// Whether the phrase guard's `flags` table (migration 002) is in this database.
+pub fn has_flags(conn: &Connection) -> Result<bool, LedgerError> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'flags'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Turns the guard's findings with `ts` in `[from, to)` and non-zero points into ledger
+/// entries (one per finding, idempotent; published when found). Returns entries added.
+pub fn import_flags(conn: &Connection, from: Millis, to: Millis) -> Result<usize, LedgerError> {
+    if !has_flags(conn)? {
+        return Ok(0);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT message_id, ts, agent, category, points, start FROM flags WHERE ts >= ?1 AND ts < ?2 AND points != 0",
+    )?;
+    let rows = stmt
+        .query_map(params![from, to], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Millis>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let before: i64 =
+        conn.query_row("SELECT COUNT(*) FROM ledger WHERE source = 'guard'", [], |r| r.get(0))?;
+    for (message, ts, agent, category, points, start) in &rows {
+        let reference = format!("flag:{message}:{category}:{start}");
+        add_finding(
+            conn,
+            agent,
+            crate::time::shanghai_day(*ts),
+            category,
+            Decimal::from(*points),
+            &reference,
+            *ts,
+        )?;
+    }
+    let after: i64 =
+        conn.query_row("SELECT COUNT(*) FROM ledger WHERE source = 'guard'", [], |r| r.get(0))?;
+    Ok((after - before) as usize)
+}
+
 /// Parses a supervisor CSV: `agent,date,points,reason[,category]` with a header line.
 /// Every row is checked before any is stored; errors name the file and line.
 pub fn parse_csv(file: &str, text: &str) -> Result<Vec<NewEntry>, LedgerError> {

@@ -14,6 +14,7 @@
 
 pub mod attribution;
 pub mod cli;
+pub(crate) mod fasthash;
 pub mod job;
 pub mod ledger;
 pub mod metrics;

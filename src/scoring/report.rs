@@ -266,7 +266,7 @@ pub fn day_page(conn: &Connection, sheet: &Sheet, day: NaiveDate) -> Result<Stri
         let f: Vec<String> = findings.iter().map(|(k, n)| format!("{} ×{n}", esc(k))).collect();
         let _ = write!(
             b,
-            "<tr><td class=\"l\"><a href=\"#A-{id}\">{id}</a></td><td class=\"l\">{bar}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            "<tr><td class=\"l\"><a href=\"month-{month}.html#A-{id}\" title=\"month score\">{id}</a></td><td class=\"l\">{bar}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             a.v[0],
             a.v[16],
             a.v[2],
@@ -285,6 +285,7 @@ pub fn day_page(conn: &Connection, sheet: &Sheet, day: NaiveDate) -> Result<Stri
             a.v[15],
             f.join(", "),
             id = esc(&a.agent),
+            month = super::job::month_of(day),
             bar = stacked_bar(&parts, 220.0),
         );
     }
@@ -386,6 +387,9 @@ fn ledger_section(title: &str, entries: &[ledger::Entry], conn: &Connection) -> 
     Ok(b)
 }
 
+/// A score line as read back: (indicator, value, tier, points, weighted).
+type LineRow = (String, Option<String>, Option<i64>, String, String);
+
 const LINE_COLORS: [&str; 10] = [
     "#2f6fde", "#12b886", "#fab005", "#7950f2", "#e64980", "#15aabf", "#fd7e14", "#495057", "#82c91e",
     "#be4bdb",
@@ -437,8 +441,7 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut lines: BTreeMap<String, Vec<(String, Option<String>, Option<i64>, String, String)>> =
-        BTreeMap::new();
+    let mut lines: BTreeMap<String, Vec<LineRow>> = BTreeMap::new();
     {
         let mut stmt = conn.prepare(
             "SELECT agent, indicator, value, tier, points, weighted FROM score_lines WHERE month = ?1 ORDER BY agent, position",
@@ -496,7 +499,7 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
             b,
             "<tr id=\"A-{a}\"><td>{}</td><td class=\"l\"><a href=\"#LA-{a}\">{a}</a></td><td class=\"l\">{svg}</td><td><b>{}</b></td><td class=\"l\">{}</td>",
             r.4,
-            total.round_dp(2),
+            format_args!("{:.2}", total.round_dp(2)),
             esc(r.3.as_deref().unwrap_or("—")),
             a = esc(&r.0),
         );

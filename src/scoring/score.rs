@@ -17,7 +17,10 @@ use super::sheet::{Basis, Indicator, Metric, Rule, Sheet, first_match};
 
 /// Rounds a money figure to the fen, half away from zero (the one rounding rule).
 pub fn fen(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    let mut r = d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    // Always two decimals, so stored and printed money reads `2800.00`.
+    r.rescale(2);
+    r
 }
 
 /// What one agent did in a month (or month to date): sums of daily figures.
@@ -231,7 +234,15 @@ pub fn score_agent(
         total += weighted;
         lines.push(Line { key: ind.key.clone(), value, tier, points: pts, weighted });
     }
-    let pay = pay(sheet, &m.agent, total, m.figures.sales, unattended_share, month_end);
+    let pay = pay_with_ledger(
+        sheet,
+        &m.agent,
+        total,
+        m.figures.sales,
+        unattended_share,
+        month_end,
+        m.ledger_points,
+    );
     AgentScore {
         agent: m.agent.clone(),
         lines,
@@ -244,7 +255,8 @@ pub fn score_agent(
     }
 }
 
-/// The payslip for a total, personal sales and the agent's share of unattended sales.
+/// The payslip for a total, personal sales and the agent's share of unattended sales,
+/// with the ledger at its base (no `bonus.ledger_factor` reduction).
 pub fn pay(
     sheet: &Sheet,
     agent: &str,
@@ -253,13 +265,33 @@ pub fn pay(
     unattended_share: Decimal,
     month_end: NaiveDate,
 ) -> Pay {
+    pay_with_ledger(sheet, agent, total, sales, unattended_share, month_end, sheet.ledger_base)
+}
+
+/// The multiplier `bonus.ledger_factor` gives a ledger score (1 when none matches).
+pub fn bonus_factor(sheet: &Sheet, ledger_points: Decimal) -> Decimal {
+    first_match(&sheet.bonus_ledger_factor, ledger_points).map_or(Decimal::ONE, |(_, s)| s.value)
+}
+
+/// [`pay`] with the month's ledger score, which may shrink the bonus (seed 004).
+pub fn pay_with_ledger(
+    sheet: &Sheet,
+    agent: &str,
+    total: Decimal,
+    sales: Decimal,
+    unattended_share: Decimal,
+    month_end: NaiveDate,
+    ledger_points: Decimal,
+) -> Pay {
     let facts = sheet.agent_pay(agent);
     let base_salary = fen(facts.base_salary.unwrap_or(sheet.base_salary));
     let years = facts.hired.map_or(0, |h| years_between(h, month_end));
     let seniority = fen(sheet.seniority_per_year * Decimal::from(years));
     let bonus = match sheet.bonus {
-        Some((pool, min)) if total >= min => fen(pool * total / Decimal::ONE_HUNDRED),
-        _ => Decimal::ZERO,
+        Some((pool, min)) if total >= min => {
+            fen(pool * total / Decimal::ONE_HUNDRED * bonus_factor(sheet, ledger_points))
+        }
+        _ => fen(Decimal::ZERO),
     };
     let (mut rate, mut personal_exact, mut public_exact, mut paid_exact) = Default::default();
     if let Some(c) = &sheet.commission {
@@ -559,6 +591,31 @@ mod tests {
         assert_eq!(p.salary, p.base_salary + p.seniority + p.bonus + p.commission_paid);
         // one day short of three years: two years of 工龄
         assert_eq!(years_between(NaiveDate::from_ymd_opt(2023, 12, 1).unwrap(), end), 2);
+    }
+
+    /// Seed 004: 30 points a month; below 25 → −10% bonus, below 20 → −30%, below 15 → none.
+    #[test]
+    fn seed_004_bonus_shrinks_with_the_ledger() {
+        let s = super::super::sheet::parse(
+            Path::new("scoring_seed004.toml"),
+            include_str!("../../rules/examples/scoring_seed004.toml"),
+        )
+        .unwrap();
+        assert_eq!(s.ledger_base, dec!(30));
+        let end = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let cases = [
+            (dec!(30), dec!(900.00)),
+            (dec!(25), dec!(900.00)),
+            (dec!(24), dec!(810.00)),
+            (dec!(20), dec!(810.00)),
+            (dec!(19.5), dec!(630.00)),
+            (dec!(15), dec!(630.00)),
+            (dec!(14), dec!(0.00)),
+        ];
+        for (ledger, bonus) in cases {
+            let p = pay_with_ledger(&s, "a", dec!(90), Decimal::ZERO, Decimal::ZERO, end, ledger);
+            assert_eq!(p.bonus, bonus, "ledger {ledger}");
+        }
     }
 
     #[test]

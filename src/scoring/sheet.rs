@@ -114,6 +114,7 @@ struct RawStep {
     less_than: Option<Num>,
     points: Option<Num>,
     rate: Option<Num>,
+    factor: Option<Num>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +151,8 @@ struct RawGrade {
 struct RawBonus {
     pool: Num,
     min_score: Num,
+    /// Seed 004: the bonus shrinks with the month's ledger score (`less_than`, `factor`).
+    ledger_factor: Option<Vec<RawStep>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -411,6 +414,8 @@ pub struct Sheet {
     pub grades: Vec<(String, Decimal)>,
     /// 绩效奖金总额, and the score below which no bonus is paid.
     pub bonus: Option<(Decimal, Decimal)>,
+    /// Bonus multipliers by the month's ledger score, first match wins (seed 004).
+    pub bonus_ledger_factor: Vec<Step>,
     /// 提成.
     pub commission: Option<Commission>,
     /// 底薪 default.
@@ -586,6 +591,22 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
         })
         .transpose()?;
 
+    let bonus_ledger_factor = match raw.bonus.as_ref().and_then(|b| b.ledger_factor.as_ref()) {
+        None => Vec::new(),
+        Some(t) => {
+            let steps = steps(t, "factor", &|n, what| {
+                num(n, "ledger_factor", &format!("bonus.ledger_factor {what}"))
+            })
+            .map_err(|m| err("ledger_factor", format!("bonus.ledger_factor: {m}")))?;
+            if steps.iter().any(|s| s.value < Decimal::ZERO) {
+                return Err(err(
+                    "ledger_factor",
+                    "bonus.ledger_factor factors must not be negative".to_string(),
+                ));
+            }
+            steps
+        }
+    };
     let commission = match &raw.commission {
         None => None,
         Some(c) => {
@@ -673,6 +694,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
         indicators,
         grades,
         bonus,
+        bonus_ledger_factor,
         commission,
         base_salary,
         seniority_per_year,
@@ -714,6 +736,7 @@ fn steps(raw: &[RawStep], value_name: &str, num: &NumFn<'_>) -> Result<Vec<Step>
         };
         let value = match value_name {
             "points" => r.points.as_ref(),
+            "factor" => r.factor.as_ref(),
             _ => r.rate.as_ref(),
         }
         .ok_or_else(|| format!("tier {} has no `{value_name}`", i + 1))?;

@@ -40,6 +40,8 @@ pub struct Recorded {
     pub body: String,
     /// The status answered (0 = never answered).
     pub status: u16,
+    /// When the request was fully read (real time, for benchmarks).
+    pub received: std::time::Instant,
 }
 
 impl Recorded {
@@ -100,6 +102,7 @@ impl HttpServer {
 }
 
 async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+    let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
     loop {
         let Some((mut rec, used)) = read_request(&mut stream, &mut buf).await else {
@@ -124,13 +127,12 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             }
             Reply::Hang => std::future::pending().await,
         };
-        let head = format!(
-            "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        // One write: head and body in two small writes would meet Nagle and delayed ACK (40 ms).
+        let answer = format!(
+            "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
-        if stream.write_all(head.as_bytes()).await.is_err()
-            || stream.write_all(body.as_bytes()).await.is_err()
-        {
+        if stream.write_all(answer.as_bytes()).await.is_err() {
             return;
         }
     }
@@ -158,7 +160,8 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(Reco
                 read_more(stream, buf).await?;
             }
             let body = String::from_utf8_lossy(&buf[end + 4..total]).into_owned();
-            return Some((Recorded { method, target, headers, body, status: 0 }, total));
+            let received = std::time::Instant::now();
+            return Some((Recorded { method, target, headers, body, status: 0, received }, total));
         }
         read_more(stream, buf).await?;
     }

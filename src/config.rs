@@ -1,0 +1,198 @@
+//! `kefu.toml`, the configuration of `kefu run`: platform, database, rule folders, alert
+//! sinks, log level. Secrets may come from environment variables (`token_env`); flags
+//! `--url`, `--token` and `--db` override the file, so `kefu run --url … --db …` needs none.
+//!
+//! Two stages: the serde shape [`ConfigFile`] (`deny_unknown_fields`) is compiled by
+//! [`build`] into a [`RunConfig`]. [`load`] reads, [`parse`] parses, so tests pass strings.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::alerts::AlertConfig;
+use crate::alerts::config::AlertsFile;
+use crate::rules::{DataError, line_containing, parse_toml};
+
+/// The file as written; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Log filter (`error`, `warn`, `info`, `debug`, or a `tracing` filter); default `info`.
+    pub log: Option<String>,
+    /// SQLite file; default `kefu.db`.
+    pub db: Option<PathBuf>,
+    /// Rules folder; default `./rules` when present, else the embedded defaults.
+    pub rules: Option<PathBuf>,
+    /// Replies folder; default `./replies` when present, else the embedded defaults.
+    pub replies: Option<PathBuf>,
+    /// The chat platform.
+    pub platform: Option<PlatformFile>,
+    /// Alert timing and sinks, as in `rules/alerts.toml`; absent = that file (or its default).
+    pub alerts: Option<AlertsFile>,
+}
+
+/// `[platform]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformFile {
+    /// `ws://` or `wss://` URL.
+    pub url: Option<String>,
+    /// The bearer token itself (prefer `token_env`).
+    pub token: Option<String>,
+    /// Name of the environment variable holding the token, e.g. `KEFU_TOKEN`.
+    pub token_env: Option<String>,
+}
+
+/// Values given on the command line, which win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--url`.
+    pub url: Option<String>,
+    /// `--token`.
+    pub token: Option<String>,
+    /// `--db`.
+    pub db: Option<PathBuf>,
+}
+
+/// The compiled configuration of `kefu run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Platform URL.
+    pub url: String,
+    /// Bearer token, if the platform wants one.
+    pub token: Option<String>,
+    /// SQLite file.
+    pub db: PathBuf,
+    /// Rules folder (none = embedded defaults).
+    pub rules: Option<PathBuf>,
+    /// Replies folder (none = embedded defaults).
+    pub replies: Option<PathBuf>,
+    /// Log filter.
+    pub log: String,
+    /// Alerts; `None` = read `alerts.toml` from the rules folder.
+    pub alerts: Option<AlertConfig>,
+}
+
+/// Reads `path` when given (a missing file is an error), else starts from an empty file.
+pub fn load(
+    path: Option<&Path>,
+    overrides: Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunConfig, DataError> {
+    let Some(path) = path else {
+        return build(Path::new("<no config file>"), "", ConfigFile::default(), overrides, env);
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| DataError::at(path, None, format!("cannot read: {e}")))?;
+    parse(path, &text, overrides, env)
+}
+
+/// Parses and compiles the file text; `file` names it in errors.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    overrides: Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunConfig, DataError> {
+    let raw: ConfigFile = parse_toml(file, text)?;
+    build(file, text, raw, overrides, env)
+}
+
+/// Compiles the file's shape with the overrides; `text` locates errors.
+pub fn build(
+    file: &Path,
+    text: &str,
+    raw: ConfigFile,
+    overrides: Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunConfig, DataError> {
+    let platform = raw.platform.unwrap_or_default();
+    let url = overrides.url.or(platform.url).ok_or_else(|| {
+        DataError::at(file, None, "no platform url: set `url` under [platform] or pass --url ws://…")
+    })?;
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(DataError::at(
+            file,
+            line_containing(text, "url"),
+            format!("platform url `{url}` must start with ws:// or wss://"),
+        ));
+    }
+    let token = match (overrides.token, platform.token, platform.token_env) {
+        (Some(t), _, _) | (None, Some(t), _) => Some(t),
+        (None, None, Some(var)) => Some(env(&var).ok_or_else(|| {
+            DataError::at(
+                file,
+                line_containing(text, "token_env"),
+                format!("token_env = \"{var}\" but the environment variable {var} is not set"),
+            )
+        })?),
+        (None, None, None) => None,
+    };
+    let alerts = raw.alerts.map(|a| crate::alerts::config::build(file, text, a, env)).transpose()?;
+    Ok(RunConfig {
+        url,
+        token,
+        db: overrides.db.or(raw.db).unwrap_or_else(|| PathBuf::from("kefu.db")),
+        rules: raw.rules,
+        replies: raw.replies,
+        log: raw.log.unwrap_or_else(|| "info".into()),
+        alerts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "KEFU_TOKEN").then(|| "from-env".to_string())
+    }
+
+    fn parse_str(text: &str, overrides: Overrides) -> Result<RunConfig, DataError> {
+        parse(Path::new("kefu.toml"), text, overrides, &env)
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let c = parse_str(include_str!("../kefu.toml.example"), Overrides::default()).unwrap();
+        assert_eq!(c.url, "wss://platform.example.com/kefu/v1");
+        assert_eq!(c.token.as_deref(), Some("from-env"));
+        assert!(c.alerts.is_some());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_work_without_one() {
+        let file = "db = \"a.db\"\n[platform]\nurl = \"ws://10.0.0.1:1\"\ntoken = \"t\"\n";
+        let o = Overrides {
+            url: Some("ws://127.0.0.1:9000".into()),
+            token: Some("flag".into()),
+            db: Some("b.db".into()),
+        };
+        let c = parse_str(file, o.clone()).unwrap();
+        assert_eq!(
+            (c.url.as_str(), c.token.as_deref(), c.db.as_path()),
+            ("ws://127.0.0.1:9000", Some("flag"), Path::new("b.db"))
+        );
+        let c = load(None, o, &env).unwrap();
+        assert_eq!(
+            (c.url.as_str(), c.log.as_str(), c.alerts.is_none()),
+            ("ws://127.0.0.1:9000", "info", true)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_what_is_wrong() {
+        let cases = [
+            ("[platform]\nurl = \"ws://x\"\nsecret = 1\n", Some(3), "unknown field `secret`"),
+            ("log = \"info\"\n", None, "no platform url"),
+            ("[platform]\nurl = \"http://x\"\n", Some(2), "must start with ws://"),
+            ("[platform]\nurl = \"ws://x\"\ntoken_env = \"NOPE\"\n", Some(3), "NOPE is not set"),
+            ("[platform]\nurl = \"ws://x\"\n[alerts]\nwarning_at = 2.0\n", Some(4), "warning_at"),
+        ];
+        for (text, line, want) in cases {
+            let e = parse_str(text, Overrides::default()).unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e}");
+            assert!(e.to_string().contains(want), "{text}: {e}");
+        }
+    }
+}

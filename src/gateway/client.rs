@@ -1,0 +1,383 @@
+//! The websocket client: connects, says hello with the resume point, hands frames to the
+//! runtime, acks what the runtime committed, sends robot replies, and reconnects.
+//!
+//! One `tokio::select!` per connection over shutdown, the runtime's commit point, robot
+//! replies to send, the heartbeat tick, the silence deadline and the next frame. How a
+//! connection ended ([`Disconnect`]) decides between reconnecting and stopping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, interval_at, sleep, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header::AUTHORIZATION};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::protocol::{ClientFrame, HARD_FRAME_BYTES, Incoming, RejectedFrame, decode, truncate};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `ws://` or `wss://` URL of the platform.
+    pub url: String,
+    /// Bearer token for the upgrade request.
+    pub token: Option<String>,
+    /// Reconnect schedule.
+    pub backoff: Backoff,
+    /// Ping period.
+    pub ping_every: Duration,
+    /// With no frame (pong included) for this long, the connection is presumed dead.
+    pub silence_limit: Duration,
+}
+
+impl GatewayConfig {
+    /// The documented defaults: ping every 15 s, reconnect after 45 s of silence.
+    pub fn new(url: impl Into<String>, token: Option<String>) -> Self {
+        Self {
+            url: url.into(),
+            token,
+            backoff: Backoff::default(),
+            ping_every: Duration::from_secs(15),
+            silence_limit: Duration::from_secs(45),
+        }
+    }
+}
+
+/// The gateway's side of its link to the runtime.
+pub struct Link {
+    /// Decoded frames, in arrival order, to the runtime.
+    pub frames: mpsc::Sender<Incoming>,
+    /// The highest seq the runtime has committed (what may be acked and resumed after).
+    pub committed: watch::Receiver<Option<u64>>,
+    /// Robot replies to send.
+    pub sends: mpsc::Receiver<SendRequest>,
+}
+
+/// A robot reply waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    /// Unique id.
+    pub id: String,
+    /// Conversation id.
+    pub conversation: String,
+    /// Text.
+    pub text: String,
+}
+
+/// Speaks in conversations as the robot (the auto-answer issue uses this).
+#[derive(Clone)]
+pub struct SendHandle {
+    tx: mpsc::Sender<SendRequest>,
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+/// Why a reply could not be queued.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SendError {
+    /// Too many replies are waiting for the connection.
+    #[error("reply queue is full")]
+    Full,
+    /// The gateway has stopped.
+    #[error("gateway stopped")]
+    Stopped,
+}
+
+impl SendHandle {
+    /// A handle and the receiving end for [`Link::sends`]; `capacity` replies may wait.
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<SendRequest>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        // Ids must stay unique across restarts: the process start time makes them so.
+        let prefix = format!("kefu-{}", crate::time::now_ms());
+        (Self { tx, prefix: prefix.into(), next: Arc::new(AtomicU64::new(1)) }, rx)
+    }
+
+    /// Queues a reply without waiting; returns its id. Replies wait while disconnected.
+    pub fn send(&self, conversation: &str, text: &str) -> Result<String, SendError> {
+        let id = format!("{}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed));
+        let req = SendRequest { id: id.clone(), conversation: conversation.into(), text: text.into() };
+        self.tx.try_send(req).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
+        })?;
+        Ok(id)
+    }
+}
+
+/// Connection counters, read by the status line and tests.
+#[derive(Debug, Default)]
+pub struct GatewayCounters {
+    /// Successful connections.
+    pub connects: AtomicU64,
+    /// Connections lost (each is followed by a reconnect attempt).
+    pub disconnects: AtomicU64,
+    /// Acks sent.
+    pub acks: AtomicU64,
+    /// Robot replies sent.
+    pub sent: AtomicU64,
+}
+
+/// Why a connection ended without kefu asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The platform closed, with its close code and reason when it gave one.
+    Closed(Option<(u16, String)>),
+    /// The socket or the websocket layer failed.
+    Transport(String),
+    /// No frame or pong within the silence limit.
+    Silent,
+}
+
+impl Disconnect {
+    /// Close codes that mean "do not come back": policy violation (1008, a bad token
+    /// mid-session) and the application range 4000–4099 a platform may use for auth.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Closed(Some((code, _))) if *code == 1008 || (4000..4100).contains(code))
+    }
+}
+
+/// Why the gateway stopped for good.
+#[derive(Debug, Error)]
+pub enum GatewayError {
+    /// The URL is not a websocket URL.
+    #[error("bad platform url `{url}`: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The platform refused the token on the upgrade.
+    #[error("the platform refused the token (HTTP {0}); check `token` / `token_env`")]
+    Unauthorized(u16),
+    /// The platform closed with a code that forbids reconnecting.
+    #[error("the platform closed the connection: {0:?}")]
+    Refused(Disconnect),
+    /// The runtime stopped taking frames.
+    #[error("the live runtime stopped")]
+    RuntimeStopped,
+}
+
+enum Ended {
+    Reconnect(Disconnect),
+    Fatal(GatewayError),
+    Shutdown,
+}
+
+/// The `kefu/<version>` client name sent in `hello`.
+pub fn client_name() -> String {
+    format!("kefu/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs the gateway until `shutdown` turns true or a fatal error. On shutdown it stops
+/// reading, lets the runtime commit what it has, sends the final ack and closes.
+pub async fn run(
+    config: GatewayConfig,
+    link: Link,
+    counters: Arc<GatewayCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), GatewayError> {
+    let Link { frames, mut committed, mut sends } = link;
+    let mut backoff = config.backoff.clone();
+    let mut frames = Some(frames);
+    loop {
+        if *shutdown.borrow() {
+            drop(frames.take());
+            return Ok(());
+        }
+        let ended = match connect(&config).await {
+            Ok(ws) => {
+                counters.connects.fetch_add(1, Ordering::Relaxed);
+                info!(url = %config.url, "connected");
+                let s = Session { config: &config, counters: &counters, heard_any: false };
+                let mut s = s;
+                let ended = s.run(ws, &mut frames, &mut committed, &mut sends, &mut shutdown).await;
+                if s.heard_any {
+                    backoff.reset();
+                }
+                ended
+            }
+            Err(e) => e,
+        };
+        match ended {
+            Ended::Shutdown => return Ok(()),
+            Ended::Fatal(e) => {
+                drop(frames.take());
+                return Err(e);
+            }
+            Ended::Reconnect(why) => {
+                counters.disconnects.fetch_add(1, Ordering::Relaxed);
+                let delay = backoff.next_delay(rand::random::<f64>());
+                warn!(reason = ?why, delay_ms = delay.as_millis() as u64, "disconnected; reconnecting");
+                tokio::select! {
+                    _ = sleep(delay) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+async fn connect(config: &GatewayConfig) -> Result<Ws, Ended> {
+    let bad_url = |reason: String| Ended::Fatal(GatewayError::BadUrl { url: config.url.clone(), reason });
+    let mut request = config.url.as_str().into_client_request().map_err(|e| bad_url(e.to_string()))?;
+    if let Some(token) = &config.token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| Ended::Fatal(GatewayError::Unauthorized(0)))?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    let ws_config = WebSocketConfig {
+        max_message_size: Some(HARD_FRAME_BYTES),
+        max_frame_size: Some(HARD_FRAME_BYTES),
+        ..WebSocketConfig::default()
+    };
+    let attempt = timeout(Duration::from_secs(10), connect_async_with_config(request, Some(ws_config), true));
+    match attempt.await {
+        Err(_) => Err(Ended::Reconnect(Disconnect::Transport("connect timed out".into()))),
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(WsError::Http(resp))) if matches!(resp.status().as_u16(), 401 | 403) => {
+            Err(Ended::Fatal(GatewayError::Unauthorized(resp.status().as_u16())))
+        }
+        Ok(Err(WsError::Url(e))) => Err(bad_url(e.to_string())),
+        Ok(Err(e)) => Err(Ended::Reconnect(Disconnect::Transport(e.to_string()))),
+    }
+}
+
+struct Session<'a> {
+    config: &'a GatewayConfig,
+    counters: &'a GatewayCounters,
+    heard_any: bool,
+}
+
+impl Session<'_> {
+    async fn run(
+        &mut self,
+        ws: Ws,
+        frames: &mut Option<mpsc::Sender<Incoming>>,
+        committed: &mut watch::Receiver<Option<u64>>,
+        sends: &mut mpsc::Receiver<SendRequest>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Ended {
+        let (mut sink, mut stream) = ws.split();
+        let resume_after = *committed.borrow_and_update();
+        let hello = ClientFrame::Hello { client: client_name(), resume_after };
+        if let Err(e) = sink.send(Message::Text(hello.to_text())).await {
+            return Ended::Reconnect(Disconnect::Transport(e.to_string()));
+        }
+        let mut acked = resume_after;
+        let limit = self.config.silence_limit;
+        let mut heard = Instant::now();
+        let mut ping = interval_at(heard + self.config.ping_every, self.config.ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Reset lazily: only when it fires early, not on every frame.
+        let silence = sleep_until(heard + limit);
+        tokio::pin!(silence);
+        let mut sends_open = true;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    // Stop reading; the runtime drains and commits, then its commit point
+                    // closes and the final ack goes out before the close frame.
+                    drop(frames.take());
+                    while committed.changed().await.is_ok() {}
+                    let last = *committed.borrow();
+                    if let (Some(seq), true) = (last, last > acked) {
+                        let _ = sink.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await;
+                        self.counters.acks.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let bye = CloseFrame { code: CloseCode::Normal, reason: "kefu stopping".into() };
+                    let _ = sink.send(Message::Close(Some(bye))).await;
+                    let _ = sink.close().await;
+                    info!(acked = ?last, "gateway stopped");
+                    return Ended::Shutdown;
+                }
+                changed = committed.changed() => {
+                    if changed.is_err() {
+                        return Ended::Fatal(GatewayError::RuntimeStopped);
+                    }
+                    let last = *committed.borrow_and_update();
+                    if let (Some(seq), true) = (last, last > acked) {
+                        if let Err(e) = sink.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await {
+                            return Ended::Reconnect(Disconnect::Transport(e.to_string()));
+                        }
+                        self.counters.acks.fetch_add(1, Ordering::Relaxed);
+                        acked = last;
+                    }
+                }
+                req = sends.recv(), if sends_open => {
+                    let Some(req) = req else { sends_open = false; continue };
+                    let frame = ClientFrame::Send {
+                        id: req.id,
+                        conversation: req.conversation,
+                        text: req.text,
+                        sender: "bot".into(),
+                    };
+                    if let Err(e) = sink.send(Message::Text(frame.to_text())).await {
+                        return Ended::Reconnect(Disconnect::Transport(e.to_string()));
+                    }
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                _ = ping.tick() => {
+                    if let Err(e) = sink.send(Message::Ping(Vec::new())).await {
+                        return Ended::Reconnect(Disconnect::Transport(e.to_string()));
+                    }
+                }
+                () = &mut silence => {
+                    if heard.elapsed() >= limit {
+                        return Ended::Reconnect(Disconnect::Silent);
+                    }
+                    silence.as_mut().reset(heard + limit);
+                }
+                msg = stream.next() => {
+                    let msg = match msg {
+                        None => return Ended::Reconnect(Disconnect::Closed(None)),
+                        Some(Err(e)) => return Ended::Reconnect(Disconnect::Transport(e.to_string())),
+                        Some(Ok(m)) => m,
+                    };
+                    heard = Instant::now();
+                    self.heard_any = true;
+                    let incoming = match msg {
+                        Message::Text(text) => decode(&text),
+                        Message::Binary(bytes) => Incoming::Rejected(RejectedFrame {
+                            seq: None,
+                            reason: "binary frame: the protocol is JSON text".into(),
+                            raw: truncate(&String::from_utf8_lossy(&bytes), 4096).to_string(),
+                        }),
+                        Message::Close(frame) => {
+                            let why = Disconnect::Closed(frame.map(|f| (u16::from(f.code), f.reason.into_owned())));
+                            if why.is_fatal() {
+                                return Ended::Fatal(GatewayError::Refused(why));
+                            }
+                            return Ended::Reconnect(why);
+                        }
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                    };
+                    match &incoming {
+                        Incoming::Rejected(r) => warn!(seq = ?r.seq, reason = %r.reason, "rejected frame"),
+                        Incoming::Other(op) => {
+                            debug!(op = %op, "ignored frame");
+                            continue;
+                        }
+                        Incoming::Event { .. } => {}
+                    }
+                    let Some(tx) = frames.as_ref() else { return Ended::Shutdown };
+                    if tx.send(incoming).await.is_err() {
+                        return Ended::Fatal(GatewayError::RuntimeStopped);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! `kefu run`, `kefu demo` and `kefu simulate --listen`: argument values in, effects out.
+//! `main.rs` only parses and dispatches here.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::Args;
+use thiserror::Error;
+use tokio::time::{Instant, interval, sleep_until};
+use tracing::info;
+
+use super::{ChannelSeam, Live, LiveConfig, LiveCounters, LiveError, LiveOptions, StopError, TimeSource};
+use crate::alerts::format::{Message, terminal_line};
+use crate::alerts::{AlertError, AlertService, Plan};
+use crate::config::{self, Overrides};
+use crate::event::Event;
+use crate::gateway::GatewayConfig;
+use crate::replay::{ReplayError, report_from_db};
+use crate::rules::DataError;
+use crate::rules::response_time;
+use crate::simulate::server::rebase;
+use crate::simulate::{Item, ServerConfig, SimConfig, SimServer, generate};
+use crate::store::{Store, StoreError};
+use crate::time::{display_shanghai, now_ms};
+
+/// `kefu run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (see kefu.toml.example); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Platform websocket URL, e.g. ws://127.0.0.1:9000.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token (prefer `token_env` in the config file).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// SQLite database file.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+/// `kefu demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long to run, in seconds (Ctrl-C stops earlier).
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// Times faster than real time: 30 plays half an hour of a shop's day (one rush
+    /// included) in a minute, with a 20 s deadline lasting two thirds of a second.
+    #[arg(long, default_value_t = 30.0)]
+    pub speed: f64,
+    /// Random seed of the simulated traffic.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Number of agents.
+    #[arg(long, default_value_t = 6)]
+    pub agents: usize,
+    /// Rules folder (default: the embedded rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
+/// The `--listen` part of `kefu simulate`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Serve the traffic over the websocket protocol on this address (e.g. 127.0.0.1:9000)
+    /// instead of writing a file.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Serve the events of this JSONL file instead of generated traffic.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Times faster than real time; 0 sends as fast as the client takes them.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Require this bearer token.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Cut the connection after every N frames.
+    #[arg(long)]
+    pub drop_every: Option<u64>,
+    /// Make every N-th frame garbage (not JSON).
+    #[arg(long)]
+    pub garbage_every: Option<u64>,
+    /// Send every N-th frame twice.
+    #[arg(long)]
+    pub duplicate_every: Option<u64>,
+    /// Keep the events' own timestamps (default: move them to start now).
+    #[arg(long)]
+    pub keep_time: bool,
+}
+
+/// Failures of the live commands.
+#[derive(Debug, Error)]
+pub enum LiveCliError {
+    /// A configuration or rule file is wrong.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// An argument is out of range.
+    #[error("{0}")]
+    Usage(String),
+    /// A file or socket failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The runtime failed to start.
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    /// The bot stopped with an error.
+    #[error(transparent)]
+    Stop(#[from] StopError),
+    /// The alert service failed to start.
+    #[error(transparent)]
+    Alerts(#[from] AlertError),
+    /// The final report failed.
+    #[error(transparent)]
+    Report(#[from] ReplayError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LiveCliError {
+    let what = what.into();
+    move |source| LiveCliError::Io { what, source }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, LiveCliError> {
+    tokio::runtime::Runtime::new().map_err(io("cannot start the async runtime"))
+}
+
+/// Sets up `tracing` on stderr; `RUST_LOG` wins over `filter`.
+pub fn init_logging(filter: &str) -> Result<(), LiveCliError> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(f) => f,
+        Err(_) => EnvFilter::try_new(filter)
+            .map_err(|e| LiveCliError::Usage(format!("log level `{filter}`: {e}")))?,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    Ok(())
+}
+
+/// Resolves when Ctrl-C or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn existing(name: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(name)).filter(|p| p.is_dir())
+}
+
+/// `kefu run`: connects to the platform and runs until Ctrl-C / SIGTERM or a fatal error.
+pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
+    let overrides = Overrides { url: args.url, token: args.token, db: args.db };
+    let config = config::load(args.config.as_deref(), overrides, &|v| std::env::var(v).ok())?;
+    init_logging(&config.log)?;
+    let rules_dir = config.rules.clone().or_else(|| existing("rules"));
+    let rules = response_time::load(rules_dir.as_deref())?;
+    let alerts = match config.alerts.clone() {
+        Some(a) => a,
+        None => crate::alerts::config::load(rules_dir.as_deref())?,
+    };
+    runtime()?.block_on(async move {
+        let service = AlertService::start(alerts.clone(), &config.db)?;
+        let options = LiveOptions {
+            db: config.db.clone(),
+            gateway: GatewayConfig::new(config.url.clone(), config.token.clone()),
+            live: LiveConfig { rules, plan: alerts.plan, time: TimeSource::wall() },
+        };
+        let mut live = Live::start(options, Box::new(service.submitter()))?;
+        info!(url = %config.url, db = %config.db.display(), "kefu running; Ctrl-C to stop");
+        let mut status = interval(Duration::from_secs(60));
+        status.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown_signal() => break,
+                () = live.finished() => break,
+                _ = status.tick() => info!(status = %live.counters.status_line(), "status"),
+            }
+        }
+        info!("stopping: finishing the batch, acking, flushing alerts");
+        let stopped = live.stop().await;
+        let report = service.shutdown(Duration::from_secs(5)).await;
+        info!(pending_alerts = report.pending, "stopped");
+        Ok(stopped?)
+    })
+}
+
+/// `kefu simulate --listen ADDR`: serves traffic until Ctrl-C.
+pub fn simulate_listen(addr: SocketAddr, args: &ListenArgs, sim: &SimConfig) -> Result<(), LiveCliError> {
+    if !(args.speed.is_finite() && args.speed >= 0.0) {
+        return Err(LiveCliError::Usage(format!("--speed {}: expected 0 (no pacing) or more", args.speed)));
+    }
+    init_logging("warn")?;
+    let mut events = match &args.file {
+        Some(f) => read_jsonl(f)?,
+        None => generate(sim),
+    };
+    if !args.keep_time {
+        rebase(&mut events, now_ms());
+    }
+    let config = ServerConfig {
+        token: args.token.clone(),
+        speed: args.speed,
+        drop_every: args.drop_every,
+        duplicate_every: args.duplicate_every,
+        garbage_every: args.garbage_every,
+    };
+    runtime()?.block_on(async move {
+        let items = events.into_iter().map(Item::Event).collect();
+        let mut srv =
+            SimServer::start(addr, items, config).await.map_err(io(format!("cannot listen on {addr}")))?;
+        println!(
+            "simulator on {} — {} frames at speed {}; Ctrl-C to stop",
+            srv.url(),
+            srv.last_seq(),
+            args.speed
+        );
+        shutdown_signal().await;
+        let s = srv.stats();
+        println!(
+            "acked {:?} of {} · {} connections · {} drops · {} replies received",
+            s.acked,
+            srv.last_seq(),
+            s.connections,
+            s.drops,
+            s.sends.len()
+        );
+        srv.stop().await;
+        Ok(())
+    })
+}
+
+fn read_jsonl(file: &Path) -> Result<Vec<Event>, LiveCliError> {
+    let text = std::fs::read_to_string(file).map_err(io(format!("cannot read {}", file.display())))?;
+    let mut events = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let e = crate::event::parse(line).map_err(|e| DataError::at(file, Some(i + 1), e.to_string()))?;
+        events.push(e);
+    }
+    Ok(events)
+}
+
+/// A temporary folder removed on drop (the demo's database lives there).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self, LiveCliError> {
+        let path = std::env::temp_dir().join(format!("kefu-demo-{}-{}", std::process::id(), now_ms()));
+        std::fs::create_dir_all(&path).map_err(io(format!("cannot create {}", path.display())))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `kefu demo`: the simulator and kefu together on loopback with a temporary database;
+/// live alerts and counts in the terminal, then the per-agent report.
+pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(LiveCliError::Usage(format!("--speed {}: expected a number above 0", args.speed)));
+    }
+    if args.agents == 0 || args.duration == 0 {
+        return Err(LiveCliError::Usage("--agents and --duration must be above 0".into()));
+    }
+    init_logging("warn")?;
+    let rules = response_time::load(args.rules.as_deref())?;
+    let dir = TempDir::new()?;
+    let db = dir.0.join("kefu-demo.db");
+    // Enough traffic for the whole run: about 20 conversations (≈ 150 events) per agent-hour.
+    let sim_hours = args.duration as f64 * args.speed / 3600.0;
+    let events = ((sim_hours * 200.0 * args.agents as f64) as usize).clamp(2_000, 2_000_000);
+    let mut traffic =
+        generate(&SimConfig { seed: args.seed, events, agents: args.agents, ..SimConfig::default() });
+    rebase(&mut traffic, now_ms());
+    let first_ts = traffic.first().map_or_else(now_ms, |e| e.ts);
+    runtime()?.block_on(async {
+        let items = traffic.into_iter().map(Item::Event).collect();
+        let config = ServerConfig { speed: args.speed, ..ServerConfig::default() };
+        let mut srv = SimServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), items, config)
+            .await
+            .map_err(io("cannot listen on 127.0.0.1"))?;
+        // kefu's clock runs at the simulator's speed, so deadlines fire on simulated time.
+        let time = TimeSource::scaled(first_ts, srv.origin(), args.speed);
+        let (seam, mut alerts) = ChannelSeam::new();
+        let options = LiveOptions {
+            db: db.clone(),
+            gateway: GatewayConfig::new(srv.url(), None),
+            live: LiveConfig { rules: rules.clone(), plan: Plan::default(), time },
+        };
+        let mut live = Live::start(options, Box::new(seam))?;
+        println!(
+            "kefu demo: a simulated Tmall shop, {} agents, {}× real time ({:.0} s of shop time a second), {} s — Ctrl-C stops early",
+            args.agents, args.speed, args.speed, args.duration
+        );
+        println!("simulator {} → kefu → alerts below (buyers masked)\n", srv.url());
+        let counters = live.counters.clone();
+        let status = Status::new(&counters, time);
+        let end = Instant::now() + Duration::from_secs(args.duration);
+        let mut tick = interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                () = sleep_until(end) => break,
+                () = shutdown_signal() => break,
+                () = live.finished() => break,
+                Some((notice, _)) = alerts.recv() => status.above(&terminal_line(Message::One(&notice))),
+                _ = tick.tick() => status.draw(),
+            }
+        }
+        status.done();
+        live.stop().await?;
+        srv.stop().await;
+        let store = Store::open(&db)?;
+        let report = report_from_db(&store, rules)?;
+        let g = LiveCounters::get;
+        println!(
+            "\n{} events stored, {} alerts sent ({} breaches); per agent (open conversations closed at their idle time):\n",
+            g(&counters.events),
+            g(&counters.alerts_sent),
+            g(&counters.breaches)
+        );
+        print!("{}", report.to_table());
+        Ok(())
+    })
+}
+
+/// The demo's line of live counts: redrawn in place on a terminal, else every 5 s.
+struct Status<'a> {
+    counters: &'a LiveCounters,
+    time: TimeSource,
+    tty: bool,
+    last: std::cell::Cell<Option<Instant>>,
+}
+
+impl<'a> Status<'a> {
+    fn new(counters: &'a LiveCounters, time: TimeSource) -> Self {
+        Self { counters, time, tty: std::io::stderr().is_terminal(), last: std::cell::Cell::new(None) }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "[shop time {}] events {} · open conversations {} · waiting buyers {} · breaches {}",
+            display_shanghai(self.time.now_ms()),
+            self.counters.events.load(Ordering::Relaxed),
+            self.counters.open.load(Ordering::Relaxed),
+            self.counters.waiting.load(Ordering::Relaxed),
+            self.counters.breaches.load(Ordering::Relaxed)
+        )
+    }
+
+    fn draw(&self) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{}", self.line());
+        } else if self.last.get().is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            self.last.set(Some(Instant::now()));
+            let _ = writeln!(err, "{}", self.line());
+        }
+        let _ = err.flush();
+    }
+
+    /// Prints a line above the status line.
+    fn above(&self, text: &str) {
+        if self.tty {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+        println!("{text}");
+        let _ = std::io::stdout().flush();
+        self.draw();
+    }
+
+    fn done(&self) {
+        if self.tty {
+            let _ = writeln!(std::io::stderr());
+        }
+        let _ = writeln!(std::io::stderr(), "{}", self.line());
+    }
+}

@@ -1,0 +1,386 @@
+//! The runtime task: it alone owns the response clock and the store. Each batch of frames
+//! goes dedup → clock → persist (events, waits, alerts, rejected frames and the seq, in
+//! one transaction) → commit point (the gateway acks it) → alerts handed to the seam.
+//! Between frames it sleeps until the clock's next deadline, so a breach fires with no
+//! further event.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rusqlite::{Transaction, params};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tracing::{info, warn};
+
+use super::alert::AlertSeam;
+use super::{LiveConfig, LiveCounters};
+use crate::alerts::plan::Disposition;
+use crate::alerts::{Kind, Notice, Plan};
+use crate::engine::{Clock, Outcome, Output, Wait, WaitStart};
+use crate::event::{Event, EventKind, Sender};
+use crate::gateway::Incoming;
+use crate::privacy::mask_id;
+use crate::replay::save_waits;
+use crate::rules::response_time::ResponseRules;
+use crate::store::{INSERT_EVENT, Store, StoreError};
+use crate::time::Millis;
+
+/// The `meta` key holding the last seq committed (the resume point).
+pub const LAST_SEQ_KEY: &str = "gateway.last_seq";
+
+/// Frames per transaction at most: commits stay cheap and acks stay frequent.
+pub const BATCH: usize = 4096;
+
+/// Bytes of the buyer's last message kept for alert previews: the alert shows 30
+/// characters after masking, which never needs more than this.
+const PREVIEW_BYTES: usize = 512;
+
+const INSERT_ALERT: &str = "INSERT OR IGNORE INTO alerts (conversation, wait_start, kind, agent, due_at, deadline_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_REJECTED: &str =
+    "INSERT INTO rejected (received_at, source, position, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// Runtime failures: only the database can fail; bad frames are data, not errors.
+#[derive(Debug, Error)]
+pub enum LiveError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An SQLite statement failed.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// An alert timer: `(due_at, kind, conversation, wait_start)`, ordered by due time.
+type Timer = (Millis, Kind, Arc<str>, Millis);
+
+/// The clock and everything derived from its outputs, apart from the store so a
+/// transaction on the store and the clock can be used together.
+struct State {
+    clock: Clock,
+    plan: Plan,
+    out: Vec<Output>,
+    /// Waits pending now, by conversation: what warnings and escalations are about.
+    pending: HashMap<Arc<str>, WaitStart>,
+    /// Warnings and escalations: `(due_at, kind, conversation, wait_start)`, earliest first.
+    /// An entry whose wait has ended is skipped when it falls due.
+    timers: BinaryHeap<Reverse<Timer>>,
+    /// The last buyer message per conversation with a wait, raw (masked when rendered).
+    previews: HashMap<Arc<str>, Arc<str>>,
+    waits: Vec<Wait>,
+    notices: Vec<Notice>,
+}
+
+impl State {
+    fn new(rules: ResponseRules, plan: Plan) -> Self {
+        Self {
+            clock: Clock::new(rules),
+            plan,
+            out: Vec::new(),
+            pending: HashMap::new(),
+            timers: BinaryHeap::new(),
+            previews: HashMap::new(),
+            waits: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
+    fn handle(&mut self, event: &Event) {
+        // Time runs to the event first, so what fell due before it fires before it.
+        self.advance(event.ts);
+        self.clock.handle(event, &mut self.out);
+        self.take_outputs();
+        if let EventKind::Message { conversation, from: Sender::Customer, text, .. } = &event.kind {
+            let raw = crate::gateway::protocol::truncate(text, PREVIEW_BYTES);
+            self.previews.insert(conversation.as_str().into(), raw.into());
+        }
+    }
+
+    /// Lets time run to `now`: the clock's deadlines and the alert timers, both firing
+    /// strictly after their due time (an answer exactly at it is on time).
+    fn advance(&mut self, now: Millis) {
+        self.clock.advance(now, &mut self.out);
+        self.take_outputs();
+        while let Some(Reverse((due, _, _, _))) = self.timers.peek() {
+            if *due >= now {
+                break;
+            }
+            let Some(Reverse((due, kind, conversation, start))) = self.timers.pop() else { break };
+            let Some(wait) = self.pending.get(&conversation).filter(|w| w.start == start) else { continue };
+            let notice = Notice::for_wait(kind, wait, due, self.preview(&conversation));
+            self.notices.push(notice);
+        }
+    }
+
+    /// When the next deadline or alert timer falls due.
+    fn next_due(&self) -> Option<Millis> {
+        let timer = self.timers.peek().map(|Reverse((t, ..))| *t);
+        match (self.clock.next_due(), timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn preview(&self, conversation: &str) -> &str {
+        self.previews.get(conversation).map_or("", |p| p)
+    }
+
+    fn take_outputs(&mut self) {
+        let mut out = std::mem::take(&mut self.out);
+        for o in out.drain(..) {
+            match o {
+                Output::WaitStarted(w) => {
+                    for (kind, due) in self.plan.schedule(w.start, w.deadline_ms) {
+                        // Breaches come from the clock itself.
+                        if kind != Kind::Breach {
+                            self.timers.push(Reverse((due, kind, w.conversation.clone(), w.start)));
+                        }
+                    }
+                    self.pending.insert(w.conversation.clone(), w);
+                }
+                Output::WaitEnded(w) => {
+                    if self.pending.get(&w.conversation).is_some_and(|p| p.start == w.start) {
+                        self.pending.remove(&w.conversation);
+                    }
+                    if w.outcome == Outcome::Answered
+                        && self.plan.resolved(w.start, w.deadline_ms, w.end).is_some()
+                    {
+                        let notice = Notice::for_resolved(&w, self.preview(&w.conversation));
+                        self.notices.push(notice);
+                    }
+                    if w.outcome != Outcome::Transferred {
+                        self.previews.remove(&w.conversation);
+                    }
+                    self.waits.push(w);
+                }
+                Output::Breach(b) => {
+                    let notice = Notice::for_breach(&b, self.preview(&b.conversation));
+                    self.notices.push(notice);
+                }
+            }
+        }
+        self.out = out;
+    }
+}
+
+/// The live runtime (see the module doc).
+pub struct Runtime {
+    store: Store,
+    state: State,
+    config: LiveConfig,
+    seam: Box<dyn AlertSeam>,
+    counters: Arc<LiveCounters>,
+    committed: watch::Sender<Option<u64>>,
+    last_seq: Option<u64>,
+    gauges_at: Option<Instant>,
+}
+
+impl Runtime {
+    /// Rebuilds the clock from the stored events (no alert is re-sent: the ones already
+    /// due are in the `alerts` table) and returns the runtime with the commit point the
+    /// gateway resumes after and acks.
+    pub fn open(
+        store: Store,
+        config: LiveConfig,
+        seam: Box<dyn AlertSeam>,
+        counters: Arc<LiveCounters>,
+    ) -> Result<(Self, watch::Receiver<Option<u64>>), LiveError> {
+        let mut state = State::new(config.rules.clone(), config.plan);
+        let bad = store.for_each_event(|e| state.handle(&e))?;
+        // Everything these outputs say is already stored; what falls due from now on is
+        // decided by the first tick.
+        state.waits.clear();
+        state.notices.clear();
+        let last_seq = store.meta(LAST_SEQ_KEY)?.and_then(|s| s.parse().ok());
+        if bad > 0 {
+            warn!(bad, "stored events that no longer parse were skipped");
+        }
+        info!(last_seq = ?last_seq, pending = state.clock.pending_waits(), "runtime rebuilt from the store");
+        let (committed, rx) = watch::channel(last_seq);
+        if let Some(seq) = last_seq {
+            counters.last_seq.store(seq, Ordering::Relaxed);
+        }
+        let runtime = Self { store, state, config, seam, counters, committed, last_seq, gauges_at: None };
+        Ok((runtime, rx))
+    }
+
+    /// Runs until the frame channel closes (the gateway stopped), then returns.
+    pub async fn run(mut self, mut frames: mpsc::Receiver<Incoming>) -> Result<(), LiveError> {
+        let mut buf = Vec::with_capacity(BATCH);
+        loop {
+            let due = self.state.next_due().map(|d| d.saturating_add(1));
+            let wake = due.map(|d| self.config.time.instant_at(d));
+            tokio::select! {
+                biased;
+                n = frames.recv_many(&mut buf, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.process(&mut buf)?;
+                }
+                () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                    let now = self.config.time.now_ms().max(due.unwrap_or(Millis::MIN));
+                    self.tick(now)?;
+                }
+            }
+        }
+        self.gauges(true);
+        Ok(())
+    }
+
+    /// Processes a batch of frames in one transaction, then publishes the commit point
+    /// and hands the new alerts over.
+    fn process(&mut self, items: &mut Vec<Incoming>) -> Result<(), LiveError> {
+        let c = &self.counters;
+        let received_at = crate::time::now_ms();
+        let mut max_seq = None;
+        let tx = self.store.conn_mut().transaction()?;
+        {
+            let mut ins = tx.prepare_cached(INSERT_EVENT)?;
+            let mut rej = tx.prepare_cached(INSERT_REJECTED)?;
+            for item in items.drain(..) {
+                match item {
+                    Incoming::Event { seq, event, body } => {
+                        max_seq = max_seq.max(Some(seq));
+                        let e = &event;
+                        let new = ins.execute(params![
+                            e.id,
+                            e.ts,
+                            e.shop,
+                            e.type_name(),
+                            e.conversation(),
+                            e.agent(),
+                            e.customer(),
+                            body
+                        ])?;
+                        if new == 0 {
+                            c.duplicates.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        c.events.fetch_add(1, Ordering::Relaxed);
+                        self.state.handle(e);
+                    }
+                    Incoming::Rejected(r) => {
+                        max_seq = max_seq.max(r.seq);
+                        let position = r.seq.map_or_else(|| "seq ?".to_string(), |s| format!("seq {s}"));
+                        rej.execute(params![received_at, "websocket", position, r.reason, r.raw])?;
+                        c.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Incoming::Other(_) => {}
+                }
+            }
+        }
+        let now = self.config.time.now_ms();
+        self.state.advance(now);
+        let send = persist_outputs(&tx, &mut self.state, c, now)?;
+        let advanced = max_seq.filter(|&s| Some(s) > self.last_seq);
+        if let Some(seq) = advanced {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![LAST_SEQ_KEY, seq.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        if let Some(seq) = advanced {
+            self.last_seq = Some(seq);
+            self.counters.last_seq.store(seq, Ordering::Relaxed);
+            self.committed.send_replace(self.last_seq);
+        }
+        self.deliver(send);
+        self.gauges(false);
+        Ok(())
+    }
+
+    /// Lets time pass with no frame: deadlines fire, idle sessions close.
+    fn tick(&mut self, now: Millis) -> Result<(), LiveError> {
+        self.state.advance(now);
+        if self.state.waits.is_empty() && self.state.notices.is_empty() {
+            return Ok(());
+        }
+        let tx = self.store.conn_mut().transaction()?;
+        let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
+        tx.commit()?;
+        self.deliver(send);
+        self.gauges(false);
+        Ok(())
+    }
+
+    fn deliver(&mut self, notices: Vec<Notice>) {
+        for n in notices {
+            self.counters.alerts_sent.fetch_add(1, Ordering::Relaxed);
+            info!(
+                agent = %n.agent,
+                conversation = %n.conversation,
+                buyer = %mask_id(&n.customer),
+                wait_ms = n.waited_ms,
+                deadline_ms = n.deadline_ms,
+                kind = n.kind.as_str(),
+                "alert"
+            );
+            self.seam.submit(n);
+        }
+    }
+
+    /// Refreshes the open-conversation and waiting gauges, at most twice a second
+    /// (counting them walks every conversation).
+    fn gauges(&mut self, force: bool) {
+        let now = Instant::now();
+        if !force && self.gauges_at.is_some_and(|t| now.duration_since(t) < Duration::from_millis(500)) {
+            return;
+        }
+        self.gauges_at = Some(now);
+        let clock = &self.state.clock;
+        self.counters.open.store(clock.open_sessions() as u64, Ordering::Relaxed);
+        self.counters.waiting.store(clock.pending_waits() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Saves the finished waits and records new alerts; returns the alerts to send (new and
+/// not stale). The `alerts` key (conversation, wait_start, kind) makes an alert that was
+/// already recorded — before a reconnect, a restart or a redelivery — a no-op.
+fn persist_outputs(
+    tx: &Transaction<'_>,
+    state: &mut State,
+    counters: &LiveCounters,
+    now: Millis,
+) -> Result<Vec<Notice>, LiveError> {
+    save_waits(tx, &state.waits)?;
+    state.waits.clear();
+    let mut send = Vec::new();
+    let mut stmt = tx.prepare_cached(INSERT_ALERT)?;
+    for n in state.notices.drain(..) {
+        let new = stmt.execute(params![
+            n.conversation,
+            n.wait_start,
+            n.kind.as_str(),
+            n.agent,
+            n.due_at,
+            n.deadline_ms
+        ])?;
+        if new == 0 {
+            continue;
+        }
+        counters.alerts.fetch_add(1, Ordering::Relaxed);
+        if n.kind == Kind::Breach {
+            counters.breaches.fetch_add(1, Ordering::Relaxed);
+        }
+        if state.plan.disposition(n.due_at, now) == Disposition::Stale {
+            counters.alerts_stale.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                agent = %n.agent,
+                conversation = %n.conversation,
+                kind = n.kind.as_str(),
+                late_ms = now - n.due_at,
+                "alert recorded but not sent: older than the staleness limit"
+            );
+            continue;
+        }
+        send.push(n);
+    }
+    Ok(send)
+}

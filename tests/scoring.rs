@@ -1,0 +1,521 @@
+//! Scoring against a real SQLite file: the nightly job's idempotence across reruns and
+//! restarts, the ledger cap over a month, appeals, order import and attribution, exact
+//! pay through the whole path, reports and catch-up.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use kefu::event::{self, Event};
+use kefu::scoring::{job, ledger, orders, sheet};
+use kefu::store::Store;
+use kefu::time::{Millis, parse_rfc3339_ms};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+fn d(s: &str) -> NaiveDate {
+    kefu::time::parse_day(s).unwrap()
+}
+
+fn t(s: &str) -> Millis {
+    parse_rfc3339_ms(s).unwrap()
+}
+
+fn store_lines(store: &mut Store, lines: &[String]) {
+    let events: Vec<Event> = lines.iter().map(|l| event::parse(l).unwrap()).collect();
+    store.insert_events(events.iter().zip(lines.iter().map(String::as_str))).unwrap();
+}
+
+fn msg(id: &str, ts: &str, customer: &str, agent: &str, from: &str) -> String {
+    format!(
+        r#"{{"type":"message","id":"{id}","ts":"{ts}","shop":"s","conversation":"c-{customer}","customer":"{customer}","agent":"{agent}","from":"{from}","text":"在吗"}}"#
+    )
+}
+
+fn order(id: &str, ts: &str, customer: &str, order: &str, status: &str, amount: &str) -> String {
+    format!(
+        r#"{{"type":"order","id":"{id}","ts":"{ts}","shop":"s","customer":"{customer}","order":"{order}","status":"{status}","amount":"{amount}","shipping":"10"}}"#
+    )
+}
+
+fn wait(store: &Store, conv: &str, start: &str, secs: i64, agent: &str, outcome: &str) {
+    let s = t(start);
+    store
+        .conn()
+        .execute(
+            "INSERT INTO waits VALUES (?1, ?2, ?3, 's', 'b', ?4, ?5, 20000, 1, 0)",
+            rusqlite::params![conv, s, s + secs * 1000, agent, outcome],
+        )
+        .unwrap();
+}
+
+/// A day of two agents: A closes b1 (B assisted), b2 is unanswered, b3 buys silently.
+fn seed_day(store: &mut Store) {
+    let lines = vec![
+        msg("1", "2026-11-11T09:00:00+08:00", "b1", "B", "customer"),
+        msg("2", "2026-11-11T09:00:15+08:00", "b1", "B", "agent"),
+        msg("3", "2026-11-11T09:10:00+08:00", "b1", "A", "customer"),
+        msg("4", "2026-11-11T09:10:30+08:00", "b1", "A", "agent"),
+        msg("5", "2026-11-11T10:00:00+08:00", "b2", "A", "customer"),
+        order("6", "2026-11-11T11:00:00+08:00", "b1", "o1", "created", "310"),
+        order("7", "2026-11-11T11:02:00+08:00", "b1", "o1", "paid", "310"),
+        msg("8", "2026-11-11T12:00:00+08:00", "b1", "B", "agent"),
+        order("9", "2026-11-11T13:00:00+08:00", "b3", "o3", "created", "110"),
+        order("10", "2026-11-11T13:01:00+08:00", "b3", "o3", "paid", "110"),
+        msg("11", "2026-11-12T09:00:00+08:00", "b4", "A", "customer"),
+        msg("12", "2026-11-12T09:00:10+08:00", "b4", "A", "agent"),
+    ];
+    store_lines(store, &lines);
+    wait(store, "c-b1", "2026-11-11T09:00:00+08:00", 15, "B", "answered");
+    wait(store, "c-b1", "2026-11-11T09:10:00+08:00", 30, "A", "answered");
+    wait(store, "c-b2", "2026-11-11T10:00:00+08:00", 900, "A", "unanswered");
+    wait(store, "c-b4", "2026-11-12T09:00:00+08:00", 10, "A", "answered");
+}
+
+/// Every row the job writes (job_runs aside: it records when the job ran).
+fn dump(store: &Store) -> Vec<String> {
+    let mut out = vec![];
+    for (table, order) in [
+        ("daily_metrics", "day, agent"),
+        ("daily_breaches", "day, agent, hour"),
+        ("daily_response_hist", "day, agent, bucket"),
+        ("daily_shop", "day"),
+        ("scores", "month, agent"),
+        ("score_lines", "month, agent, position"),
+    ] {
+        out.push(format!("== {table}"));
+        out.extend(
+            kefu::scoring::report::table_csv(store.conn(), table, order).unwrap().lines().map(String::from),
+        );
+    }
+    out
+}
+
+#[test]
+fn job_twice_or_after_reopen_gives_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let sheet = sheet::Sheet::default();
+    let first = {
+        let mut s = Store::open(&path).unwrap();
+        seed_day(&mut s);
+        job::score_range(&mut s, &sheet, d("2026-11-11"), d("2026-11-11"), 1).unwrap();
+        dump(&s)
+    };
+    // Same process, same day again.
+    let mut s = Store::open(&path).unwrap();
+    job::score_range(&mut s, &sheet, d("2026-11-11"), d("2026-11-11"), 2).unwrap();
+    assert_eq!(dump(&s), first);
+    drop(s);
+    // After a restart (reopen), the day once more, and then as part of a range that is cut back.
+    let mut s = Store::open(&path).unwrap();
+    job::score_range(&mut s, &sheet, d("2026-11-11"), d("2026-11-11"), 3).unwrap();
+    assert_eq!(dump(&s), first);
+    let daily: i64 = s.conn().query_row("SELECT COUNT(*) FROM daily_metrics", [], |r| r.get(0)).unwrap();
+    assert_eq!(daily, 2, "A and B, one row each: rerunning replaced, never added");
+
+    // The figures themselves.
+    let row = |agent: &str| -> (i64, i64, i64, i64, i64, String, i64, i64) {
+        s.conn()
+            .query_row(
+                "SELECT consulted, replied, unreplied, ordered, paid, sales, assist_orders, breaches FROM daily_metrics WHERE day = '2026-11-11' AND agent = ?1",
+                [agent],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(row("A"), (2, 1, 1, 1, 1, "300".into(), 0, 2));
+    assert_eq!(row("B"), (1, 1, 0, 0, 0, "0".into(), 1, 0));
+    let follow: (i64, String) = s
+        .conn()
+        .query_row(
+            "SELECT assist_follow, assist_follow_amount FROM daily_metrics WHERE agent = 'B'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(follow, (1, "310".into()));
+    let shop: (i64, String) = s
+        .conn()
+        .query_row(
+            "SELECT silent_orders, unattended_sales FROM daily_shop WHERE day = '2026-11-11'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(shop, (1, "100".into()));
+}
+
+#[test]
+fn a_month_of_ledger_entries_is_held_within_plus_minus_20() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let sheet = sheet::Sheet::default();
+    let c = s.conn();
+    // 低分: 迟到 −2 on ten days and an argument (−10): −30 → held at −20 → 60.
+    for day in 1..=10 {
+        let e = ledger::NewEntry {
+            agent: "低分".into(),
+            day: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
+            points: dec!(-2),
+            source: "supervisor",
+            category: Some("A".into()),
+            reason: "迟到".into(),
+            reference: None,
+        };
+        ledger::add(c, &e, 0).unwrap();
+    }
+    ledger::add_finding(c, "低分", d("2026-11-20"), "conflict", dec!(-10), "finding-1", 0).unwrap();
+    // A repeated finding is not counted twice.
+    ledger::add_finding(c, "低分", d("2026-11-20"), "conflict", dec!(-10), "finding-1", 0).unwrap();
+    // 高分: +5 six times = +30 → held at +20 → 100.
+    for day in [3, 6, 9, 12, 15, 18] {
+        let e = ledger::NewEntry {
+            agent: "高分".into(),
+            day: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
+            points: dec!(5),
+            source: "supervisor",
+            category: None,
+            reason: "顶班".into(),
+            reference: None,
+        };
+        ledger::add(c, &e, 0).unwrap();
+    }
+    // 中: −3 and +1 → 78; a December entry does not count in November.
+    for (day, p) in [("2026-11-05", dec!(-3)), ("2026-11-30", dec!(1)), ("2026-12-01", dec!(-9))] {
+        let e = ledger::NewEntry {
+            agent: "中".into(),
+            day: d(day),
+            points: p,
+            source: "supervisor",
+            category: None,
+            reason: "x".into(),
+            reference: None,
+        };
+        ledger::add(c, &e, 0).unwrap();
+    }
+    // Some activity so the month has a stored day.
+    store_lines(&mut s, &[msg("m", "2026-11-02T10:00:00+08:00", "b", "中", "customer")]);
+    job::score_range(&mut s, &sheet, d("2026-11-01"), d("2026-11-30"), 0).unwrap();
+    let points = |agent: &str| -> (String, String) {
+        s.conn()
+            .query_row(
+                "SELECT s.ledger_points, l.points FROM scores s JOIN score_lines l ON l.month = s.month AND l.agent = s.agent AND l.indicator = 'execution' WHERE s.month = '2026-11' AND s.agent = ?1",
+                [agent],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(points("低分"), ("60".into(), "60".into()));
+    assert_eq!(points("高分"), ("100".into(), "100".into()));
+    assert_eq!(points("中"), ("78".into(), "60".into()));
+}
+
+#[test]
+fn appeals_open_within_the_window_and_an_overturn_voids_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let sheet = sheet::Sheet::default();
+    let published = t("2026-11-05T18:00:00+08:00");
+    let e = ledger::NewEntry {
+        agent: "A".into(),
+        day: d("2026-11-05"),
+        points: dec!(-10),
+        source: "supervisor",
+        category: Some("C".into()),
+        reason: "与客户发生争执".into(),
+        reference: None,
+    };
+    let id = ledger::add(s.conn(), &e, published).unwrap();
+    let late = published + sheet.appeal_window_ms + 1;
+    let err = ledger::open_dispute(s.conn(), id, "客户先骂人", late, sheet.appeal_window_ms).unwrap_err();
+    assert!(err.to_string().contains("appeals closed 11-06 18:00:00 (24 h window)"), "{err}");
+    let dispute =
+        ledger::open_dispute(s.conn(), id, "客户先骂人", published + 3_600_000, sheet.appeal_window_ms)
+            .unwrap();
+    assert!(matches!(
+        ledger::open_dispute(s.conn(), id, "again", published + 3_600_000, sheet.appeal_window_ms),
+        Err(ledger::LedgerError::AlreadyDisputed(_))
+    ));
+    assert_eq!(ledger::open_disputes(s.conn()).unwrap().len(), 1);
+    store_lines(&mut s, &[msg("m", "2026-11-05T10:00:00+08:00", "b", "A", "customer")]);
+    job::score_range(&mut s, &sheet, d("2026-11-05"), d("2026-11-05"), 0).unwrap();
+    let lp = |s: &Store| -> String {
+        s.conn().query_row("SELECT ledger_points FROM scores WHERE agent = 'A'", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(lp(&s), "70", "an open dispute still counts");
+    let html = kefu::scoring::report::month_page(s.conn(), &sheet, "2026-11").unwrap();
+    assert!(
+        html.contains(&format!("id=\"L{id}\""))
+            && html.contains("复核中")
+            && html.contains(&format!("D{dispute}"))
+    );
+    ledger::resolve(s.conn_mut(), dispute, true, "主管", "聊天记录核实", published + 7_200_000).unwrap();
+    assert!(ledger::open_disputes(s.conn()).unwrap().is_empty());
+    assert!(ledger::resolve(s.conn_mut(), dispute, false, "主管", "", 0).is_err());
+    job::score_range(&mut s, &sheet, d("2026-11-05"), d("2026-11-05"), 0).unwrap();
+    assert_eq!(lp(&s), "80");
+}
+
+/// Seed 000's scheme end to end: orders imported from a GBK export, a silent order's sales
+/// shared as 公共销售提成, salary = 底薪 + 提成 × 得分% + 工龄, to the fen.
+#[test]
+fn seed_000_pay_parts_sum_to_a_known_figure_to_the_fen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let mut text = std::fs::read_to_string("rules/examples/scoring_seed000.toml").unwrap();
+    text += "\n[[agent]]\nid = \"A\"\nbase_salary = \"2800\"\nhired = \"2023-11-01\"\n\n[[agent]]\nid = \"B\"\n\n[[agent]]\nid = \"C\"\n";
+    let sheet = sheet::parse(Path::new("scoring.toml"), &text).unwrap();
+    store_lines(
+        &mut s,
+        &[
+            msg("1", "2026-11-03T09:00:00+08:00", "b1", "A", "customer"),
+            msg("2", "2026-11-03T09:00:05+08:00", "b1", "A", "agent"),
+            msg("3", "2026-11-03T09:00:00+08:00", "b2", "B", "customer"),
+        ],
+    );
+    let csv = "订单编号,买家会员名,买家实际支付金额,邮费,订单创建时间,订单付款时间\n\
+               o1,b1,52355.67,10,2026-11-03 10:00:00,2026-11-03 10:01:00\n\
+               o2,silent,40010.00,10,2026-11-04 10:00:00,2026-11-04 10:01:00\n";
+    let file = dir.path().join("orders.csv");
+    std::fs::write(&file, encoding_rs::GBK.encode(csv).0).unwrap();
+    assert_eq!(orders::import(&mut s, &file, "s").unwrap(), (4, 4));
+    assert_eq!(orders::import(&mut s, &file, "s").unwrap(), (4, 0), "importing twice adds nothing");
+    for (ind, v) in [
+        ("service_rating", "80"),
+        ("resolution_rate", "90%"),
+        ("satisfaction", "85%"),
+        ("efficiency", "90%"),
+        ("teamwork", "80%"),
+        ("growth", "90%"),
+    ] {
+        s.conn()
+            .execute(
+                "INSERT INTO score_inputs VALUES ('2026-11', 'A', ?1, ?2)",
+                [ind, &sheet::parse_number(v).unwrap().to_string()],
+            )
+            .unwrap();
+    }
+    job::score_range(&mut s, &sheet, d("2026-11-01"), d("2026-11-30"), 0).unwrap();
+    let row: Vec<String> = s
+        .conn()
+        .query_row(
+            "SELECT total, base_salary, seniority, commission_rate, personal_commission, public_commission, commission_paid, salary FROM scores WHERE month = '2026-11' AND agent = 'A'",
+            [],
+            |r| (0..8).map(|i| r.get::<_, String>(i)).collect(),
+        )
+        .unwrap();
+    // 68 from the worked example's inputs + 销售额 52345.67 (> 50000: 80 × 20% = 16)
+    // + 咨询转化率 1/1 = 100% (capped 100 × 10% = 10) − the example's 8.5 → 16+9+16+8.5+9+8+9+10 = 85.5.
+    assert_eq!(row[0], "85.5");
+    assert_eq!(row[1], "2800.00");
+    assert_eq!(row[2], "300.00");
+    assert_eq!(row[3], "0.012");
+    assert_eq!(row[4], "628.15"); // 52345.67 × 1.2% = 628.14804
+    // 无人接待 40000 ÷ 3 agents × 0.5% = 66.666…
+    assert_eq!(row[5], "66.67");
+    // (628.14804 + 66.6666…) × 85.5% = 594.0666… → 594.07
+    assert_eq!(row[6], "594.07");
+    assert_eq!(row[7], "3694.07");
+    let parts: Decimal = [&row[1], &row[2], &row[6]].iter().map(|v| v.parse::<Decimal>().unwrap()).sum();
+    assert_eq!(parts.to_string(), row[7]);
+}
+
+#[test]
+fn catch_up_runs_missed_days_and_writes_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    seed_day(&mut s);
+    let sheet = sheet::Sheet::default();
+    let reports = dir.path().join("reports");
+    // First ever run at 00:31 on the 12th: the 11th.
+    let out = job::run_due_with(&mut s, &sheet, Some(&reports), t("2026-11-12T00:31:00+08:00")).unwrap();
+    assert_eq!(out.days, [d("2026-11-11")]);
+    assert!(
+        out.summary.contains("2026-11-11") && out.summary.contains("慢响应 2 次 (最多 A: 2)"),
+        "{}",
+        out.summary
+    );
+    // Again the same night: nothing due.
+    assert_eq!(
+        job::run_due_with(&mut s, &sheet, Some(&reports), t("2026-11-12T08:00:00+08:00")).unwrap().days,
+        []
+    );
+    // Down until the 14th 09:00: the 12th and 13th.
+    let out = job::run_due_with(&mut s, &sheet, Some(&reports), t("2026-11-14T09:00:00+08:00")).unwrap();
+    assert_eq!(out.days, [d("2026-11-12"), d("2026-11-13")]);
+    for f in [
+        "day-2026-11-11.html",
+        "day-2026-11-13.html",
+        "month-2026-11.html",
+        "scores.csv",
+        "daily_metrics.csv",
+    ] {
+        assert!(reports.join(f).exists(), "{f}");
+    }
+    let day = std::fs::read_to_string(reports.join("day-2026-11-11.html")).unwrap();
+    assert!(!day.contains("http://") && !day.contains("https://") && !day.contains("src="), "self-contained");
+    assert!(!day.contains(">b1<") && !day.contains("c-b1"), "buyers are not shown");
+    let csv = std::fs::read_to_string(reports.join("scores.csv")).unwrap();
+    assert!(csv.starts_with("month,agent,through,total"), "{csv}");
+    assert!(csv.contains("2026-11,A,2026-11-13,"), "{csv}");
+}
+
+/// The clock-derived metrics agree with the clock's own report on every clock fixture:
+/// the events go through the engine, its waits into the `waits` table (as replay stores
+/// them), and scoring's daily figures must match the report's per agent and day.
+#[test]
+fn clock_metrics_match_the_engine_report_on_its_fixtures() {
+    use kefu::engine::Output;
+    let mut compared = 0;
+    for entry in std::fs::read_dir("tests/data/clock").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| event::parse(l).is_ok()).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let mut pipeline = kefu::replay::Pipeline::new(Default::default());
+        let mut waits = vec![];
+        for l in &lines {
+            pipeline.push(&event::parse(l).unwrap());
+            waits.extend(pipeline.outputs().iter().filter_map(|o| match o {
+                Output::WaitEnded(w) => Some(w.clone()),
+                _ => None,
+            }));
+        }
+        let (report, rest) = pipeline.finish();
+        waits.extend(rest.iter().filter_map(|o| match o {
+            Output::WaitEnded(w) => Some(w.clone()),
+            _ => None,
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+        let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        store_lines(&mut s, &owned);
+        kefu::replay::save_waits(s.conn(), &waits).unwrap();
+        let Some(first) = report.agents.iter().map(|a| d(&a.date)).min() else { continue };
+        let last = report.agents.iter().map(|a| d(&a.date)).max().unwrap();
+        job::score_range(&mut s, &sheet::Sheet::default(), first, last, 0).unwrap();
+        for a in &report.agents {
+            let got: (i64, i64, i64, i64, i64, i64, i64, i64) = s
+                .conn()
+                .query_row(
+                    "SELECT consulted, replied, waits, answered, unanswered, transferred, breaches, response_ms FROM daily_metrics WHERE day = ?1 AND agent = ?2",
+                    [&a.date, &a.agent],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+                )
+                .unwrap_or_else(|e| panic!("{}: {} {}: {e}", path.display(), a.agent, a.date));
+            let want = (
+                i64::from(a.customers),
+                i64::from(a.replied_customers),
+                i64::from(a.waits),
+                i64::from(a.answered),
+                i64::from(a.unanswered),
+                i64::from(a.transferred),
+                i64::from(a.breaches),
+            );
+            assert_eq!(
+                (got.0, got.1, got.2, got.3, got.4, got.5, got.6),
+                want,
+                "{} {} {}",
+                path.display(),
+                a.agent,
+                a.date
+            );
+            let avg = (got.3 > 0).then(|| got.7 as f64 / got.3 as f64 / 1000.0);
+            match (avg, a.avg_response_s) {
+                (Some(x), Some(y)) => assert!((x - y).abs() < 0.001, "{}: {x} vs {y}", path.display()),
+                (x, y) => assert_eq!(x.is_some(), y.is_some(), "{}", path.display()),
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 5, "compared only {compared} agent-days");
+}
+
+fn kefu(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kefu")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn cli_ledger_score_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let db = db.to_str().unwrap();
+    {
+        let mut s = Store::open(Path::new(db)).unwrap();
+        seed_day(&mut s);
+    }
+    let (ok, out) = kefu(&[
+        "ledger",
+        "add",
+        "--agent",
+        "A",
+        "--points",
+        "-5",
+        "--reason",
+        "迟到",
+        "--date",
+        "2026-11-11",
+        "--db",
+        db,
+    ]);
+    assert!(ok && out.starts_with("L1: A -5 迟到 on 2026-11-11"), "{out}");
+    let (ok, out) = kefu(&["ledger", "add", "--agent", "A", "--points", "five", "--reason", "x", "--db", db]);
+    assert!(!ok && out.contains("--points `five`: expected a number"), "{out}");
+    let (ok, out) = kefu(&["ledger", "dispute", "--entry", "1", "--reason", "打卡机故障", "--db", db]);
+    assert!(ok && out.contains("D1: dispute of L1 opened"), "{out}");
+    let (ok, out) = kefu(&["ledger", "disputes", "--db", db]);
+    assert!(ok && out.contains("D1 L1") && out.contains("打卡机故障"), "{out}");
+    let reports = dir.path().join("reports");
+    let (ok, out) =
+        kefu(&["score", "--db", db, "--date", "2026-11-11", "--reports", reports.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("scored 1 day(s) 2026-11-11…2026-11-11") && out.contains("待复核 1 条"),
+        "{out}"
+    );
+    assert!(reports.join("day-2026-11-11.html").exists());
+    let (ok, out) = kefu(&["ledger", "resolve", "--dispute", "1", "--overturn", "--by", "主管", "--db", db]);
+    assert!(ok && out.contains("overturned"), "{out}");
+    let (ok, out) = kefu(&["score", "--db", db, "--date", "2026-11-31"]);
+    assert!(!ok && out.contains("--date `2026-11-31`: expected YYYY-MM-DD"), "{out}");
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let bad =
+        std::fs::read_to_string("rules/scoring.toml").unwrap().replacen("weight = 22", "weight = 21", 1);
+    std::fs::write(rules.join("scoring.toml"), bad).unwrap();
+    let (ok, out) = kefu(&["check", "--rules", rules.to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("scoring.toml:") && out.contains("indicator weights sum to 99, expected 100"),
+        "{out}"
+    );
+}
+
+/// Three months below 70 flag 淘汰 review; rescoring an earlier month carries into later ones.
+#[test]
+fn three_months_below_70_in_a_row_are_flagged_for_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let sheet = sheet::Sheet::default();
+    // One buyer question a month for A, never answered: A scores low every month.
+    for (i, day) in ["2026-09-10", "2026-10-10", "2026-11-10"].iter().enumerate() {
+        store_lines(&mut s, &[msg(&format!("q{i}"), &format!("{day}T10:00:00+08:00"), "b", "A", "customer")]);
+    }
+    for day in ["2026-10-10", "2026-11-10", "2026-09-10"] {
+        job::score_range(&mut s, &sheet, d(day), d(day), 0).unwrap();
+    }
+    let flags: Vec<(String, i64, i64)> = {
+        let mut st = s
+            .conn()
+            .prepare("SELECT month, below_streak, review FROM scores WHERE agent = 'A' ORDER BY month")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(flags, [("2026-09".into(), 1, 0), ("2026-10".into(), 2, 0), ("2026-11".into(), 3, 1)]);
+}
