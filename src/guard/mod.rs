@@ -270,7 +270,7 @@ impl Guard {
             };
             let overlaps = pii.iter().any(|p| p.start < end && start < p.end);
             let matched = masked_slice(&chars, start, end, &pii);
-            let mut normalized = norm.text[h.start..h.end].to_string();
+            let mut normalized = norm.text.get(h.start..h.end).unwrap_or_default().to_string();
             if overlaps {
                 normalized =
                     normalized.chars().map(|c| if c.is_ascii_alphanumeric() { '*' } else { c }).collect();
