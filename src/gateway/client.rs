@@ -61,8 +61,17 @@ pub struct Link {
     pub frames: mpsc::Sender<Incoming>,
     /// The highest seq the runtime has committed (what may be acked and resumed after).
     pub committed: watch::Receiver<Option<u64>>,
-    /// Robot replies to send.
-    pub sends: mpsc::Receiver<SendRequest>,
+    /// Robot replies and other frames to send.
+    pub sends: mpsc::Receiver<Outgoing>,
+}
+
+/// A frame waiting for the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A robot reply (`op: send`, `as: bot`).
+    Send(SendRequest),
+    /// Any other frame, as JSON text (`suggest`, `transfer`, `replies.found` …).
+    Frame(String),
 }
 
 /// A robot reply waiting to be sent.
@@ -79,7 +88,7 @@ pub struct SendRequest {
 /// Speaks in conversations as the robot (the auto-answer issue uses this).
 #[derive(Clone)]
 pub struct SendHandle {
-    tx: mpsc::Sender<SendRequest>,
+    tx: mpsc::Sender<Outgoing>,
     prefix: Arc<str>,
     next: Arc<AtomicU64>,
 }
@@ -97,7 +106,7 @@ pub enum SendError {
 
 impl SendHandle {
     /// A handle and the receiving end for [`Link::sends`]; `capacity` replies may wait.
-    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<SendRequest>) {
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(capacity);
         // Ids must stay unique across restarts: the process start time makes them so.
         let prefix = format!("kefu-{}", crate::time::now_ms());
@@ -106,13 +115,27 @@ impl SendHandle {
 
     /// Queues a reply without waiting; returns its id. Replies wait while disconnected.
     pub fn send(&self, conversation: &str, text: &str) -> Result<String, SendError> {
-        let id = format!("{}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed));
+        let id = self.next_id();
         let req = SendRequest { id: id.clone(), conversation: conversation.into(), text: text.into() };
-        self.tx.try_send(req).map_err(|e| match e {
+        self.queue(Outgoing::Send(req))?;
+        Ok(id)
+    }
+
+    /// A fresh frame id, unique across restarts.
+    pub fn next_id(&self) -> String {
+        format!("{}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Queues a frame (JSON text) without waiting. Frames wait while disconnected.
+    pub fn send_frame(&self, frame: String) -> Result<(), SendError> {
+        self.queue(Outgoing::Frame(frame))
+    }
+
+    fn queue(&self, out: Outgoing) -> Result<(), SendError> {
+        self.tx.try_send(out).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
-        })?;
-        Ok(id)
+        })
     }
 }
 
@@ -125,7 +148,7 @@ pub struct GatewayCounters {
     pub disconnects: AtomicU64,
     /// Acks sent.
     pub acks: AtomicU64,
-    /// Robot replies sent.
+    /// Frames sent on kefu's initiative (robot replies, suggestions, lookup answers).
     pub sent: AtomicU64,
 }
 
@@ -267,7 +290,7 @@ impl Session<'_> {
         ws: Ws,
         frames: &mut Option<mpsc::Sender<Incoming>>,
         committed: &mut watch::Receiver<Option<u64>>,
-        sends: &mut mpsc::Receiver<SendRequest>,
+        sends: &mut mpsc::Receiver<Outgoing>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
         let (mut sink, mut stream) = ws.split();
@@ -318,13 +341,17 @@ impl Session<'_> {
                 }
                 req = sends.recv(), if sends_open => {
                     let Some(req) = req else { sends_open = false; continue };
-                    let frame = ClientFrame::Send {
-                        id: req.id,
-                        conversation: req.conversation,
-                        text: req.text,
-                        sender: "bot".into(),
+                    let text = match req {
+                        Outgoing::Send(req) => ClientFrame::Send {
+                            id: req.id,
+                            conversation: req.conversation,
+                            text: req.text,
+                            sender: "bot".into(),
+                        }
+                        .to_text(),
+                        Outgoing::Frame(text) => text,
                     };
-                    if let Err(e) = sink.send(Message::Text(frame.to_text())).await {
+                    if let Err(e) = sink.send(Message::Text(text)).await {
                         return Ended::Reconnect(Disconnect::Transport(e.to_string()));
                     }
                     self.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -366,8 +393,10 @@ impl Session<'_> {
                     };
                     match &incoming {
                         Incoming::Rejected(r) => warn!(seq = ?r.seq, reason = %r.reason, "rejected frame"),
-                        Incoming::Other(op) => {
-                            debug!(op = %op, "ignored frame");
+                        // Requests (`replies.find`) go to the runtime, which answers them.
+                        Incoming::Other(v) if v["op"].as_str().is_some_and(|op| op.starts_with("replies.")) => {}
+                        Incoming::Other(v) => {
+                            debug!(op = %v["op"], "ignored frame");
                             continue;
                         }
                         Incoming::Event { .. } => {}

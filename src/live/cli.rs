@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use clap::Args;
 use thiserror::Error;
+use tokio::sync::watch;
 use tokio::time::{Instant, interval, sleep_until};
 use tracing::info;
 
-use super::{ChannelSeam, Live, LiveConfig, LiveCounters, LiveError, LiveOptions, StopError, TimeSource};
+use super::{
+    AssistConfig, ChannelSeam, Live, LiveConfig, LiveCounters, LiveError, LiveOptions, NightlyJob, Reloader,
+    Sets, StopError, TimeSource,
+};
 use crate::alerts::format::{Message, terminal_line};
 use crate::alerts::{AlertError, AlertService, Plan};
 use crate::config::{self, Overrides};
@@ -127,7 +131,13 @@ pub enum LiveCliError {
     /// The final report failed.
     #[error(transparent)]
     Report(#[from] ReplayError),
+    /// Rule or reply files are wrong (every error, one per line).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Files(Vec<DataError>),
 }
+
+/// How often `kefu run` looks at the rules and replies folders (SIGHUP: at once).
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LiveCliError {
     let what = what.into();
@@ -194,12 +204,21 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
         Some(a) => a,
         None => crate::alerts::config::load(rules_dir.as_deref())?,
     };
+    let replies_dir = config.replies.clone().or_else(|| existing("replies"));
+    let sets = Sets::load(rules_dir.as_deref(), replies_dir.as_deref()).map_err(LiveCliError::Files)?;
+    let sheet = crate::scoring::sheet::load(rules_dir.as_deref())?;
     runtime()?.block_on(async move {
         let service = AlertService::start(alerts.clone(), &config.db)?;
+        let (updates_tx, updates) = watch::channel(sets.clone());
+        let reloader = Reloader::new(rules_dir.clone(), replies_dir.clone());
+        tokio::spawn(reloader.run(RELOAD_EVERY, updates_tx));
+        let nightly = NightlyJob { db: config.db.clone(), sheet, reports: Some(PathBuf::from("reports")) };
+        let assist =
+            AssistConfig { updates: Some(updates), nightly: Some(nightly), ..AssistConfig::with_sets(&sets) };
         let options = LiveOptions {
             db: config.db.clone(),
             gateway: GatewayConfig::new(config.url.clone(), config.token.clone()),
-            live: LiveConfig { rules, plan: alerts.plan, time: TimeSource::wall() },
+            live: LiveConfig { rules, plan: alerts.plan, time: TimeSource::wall(), assist },
         };
         let mut live = Live::start(options, Box::new(service.submitter()))?;
         info!(url = %config.url, db = %config.db.display(), "kefu running; Ctrl-C to stop");
@@ -303,6 +322,7 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
     }
     init_logging("warn")?;
     let rules = response_time::load(args.rules.as_deref())?;
+    let sets = Sets::load(args.rules.as_deref(), None).map_err(LiveCliError::Files)?;
     let dir = TempDir::new()?;
     let db = dir.0.join("kefu-demo.db");
     // Enough traffic for the whole run: about 20 conversations (≈ 150 events) per agent-hour.
@@ -324,7 +344,7 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
         let options = LiveOptions {
             db: db.clone(),
             gateway: GatewayConfig::new(srv.url(), None),
-            live: LiveConfig { rules: rules.clone(), plan: Plan::default(), time },
+            live: LiveConfig { rules: rules.clone(), plan: Plan::default(), time, assist: AssistConfig::with_sets(&sets) },
         };
         let mut live = Live::start(options, Box::new(seam))?;
         println!(
