@@ -378,8 +378,37 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
             g(&counters.breaches)
         );
         print!("{}", report.to_table());
+        println!(
+            "\nrobot: {} replies to buyers, {} suggestions/transfers, {} rule hits, {} questions without a rule",
+            g(&counters.robot_sent),
+            g(&counters.robot_other),
+            g(&counters.robot_hits),
+            g(&counters.robot_misses)
+        );
+        println!("{}", guard_summary(&store)?);
         Ok(())
     })
+}
+
+/// Phrase-guard findings by category and severity, for the demo's final report.
+fn guard_summary(store: &Store) -> Result<String, LiveCliError> {
+    let mut stmt = store
+        .conn()
+        .prepare(
+            "SELECT category, severity, COUNT(*) FROM flags GROUP BY category, severity \
+             ORDER BY COUNT(*) DESC, category",
+        )
+        .map_err(StoreError::from)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(StoreError::from)?;
+    if rows.is_empty() {
+        return Ok("phrase guard: no findings".into());
+    }
+    let total: i64 = rows.iter().map(|r| r.2).sum();
+    let parts: Vec<String> = rows.iter().map(|(c, s, n)| format!("{c} ({s}) {n}")).collect();
+    Ok(format!("phrase guard: {total} findings — {}", parts.join(" · ")))
 }
 
 /// The demo's line of live counts: redrawn in place on a terminal, else every 5 s.
@@ -397,12 +426,14 @@ impl<'a> Status<'a> {
 
     fn line(&self) -> String {
         format!(
-            "[shop time {}] events {} · open conversations {} · waiting buyers {} · breaches {}",
+            "[shop time {}] events {} · open conversations {} · waiting buyers {} · breaches {} · robot replies {} · guard flags {}",
             display_shanghai(self.time.now_ms()),
             self.counters.events.load(Ordering::Relaxed),
             self.counters.open.load(Ordering::Relaxed),
             self.counters.waiting.load(Ordering::Relaxed),
-            self.counters.breaches.load(Ordering::Relaxed)
+            self.counters.breaches.load(Ordering::Relaxed),
+            self.counters.robot_sent.load(Ordering::Relaxed),
+            self.counters.flags.load(Ordering::Relaxed)
         )
     }
 

@@ -91,15 +91,18 @@ impl LiveCounters {
         counter.load(Ordering::Relaxed)
     }
 
-    /// The one-line status: events, open conversations, waiting buyers, breaches.
+    /// The one-line status: events, open conversations, waiting buyers, breaches, robot
+    /// replies, guard flags.
     pub fn status_line(&self) -> String {
         let g = Self::get;
         format!(
-            "events {} · open conversations {} · waiting buyers {} · breaches {} · duplicates {} · rejected {}",
+            "events {} · open conversations {} · waiting buyers {} · breaches {} · robot replies {} · guard flags {} · duplicates {} · rejected {}",
             g(&self.events),
             g(&self.open),
             g(&self.waiting),
             g(&self.breaches),
+            g(&self.robot_sent),
+            g(&self.flags),
             g(&self.duplicates),
             g(&self.rejected)
         )

@@ -438,9 +438,11 @@ impl Runtime {
     /// Sends the robot's frames (after the commit that recorded them).
     fn speak(&self, actions: &[RobotAction]) {
         let Some(sends) = &self.sends else { return };
-        for a in actions {
-            let id = sends.next_id();
-            if let Some(frame) = ops::action_frame(a, &id) {
+        let speaks = |a: &&RobotAction| {
+            matches!(a, RobotAction::Send { .. } | RobotAction::Suggest { .. } | RobotAction::Transfer { .. })
+        };
+        for a in actions.iter().filter(speaks) {
+            if let Some(frame) = ops::action_frame(a, &sends.next_id()) {
                 self.send_frame(frame.to_string());
             }
         }
