@@ -5,23 +5,26 @@
 mod util;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kefu::alerts::format::{Message, terminal_line};
 use kefu::alerts::{Kind, Notice};
 use kefu::event::Event;
+use kefu::gateway::{Incoming, Outgoing, SendHandle};
+use kefu::live::Runtime;
 use kefu::live::{
     AssistConfig, ChannelSeam, Live, LiveConfig, LiveCounters, LiveOptions, NightlyJob, Reloader, Sets,
     TimeSource,
 };
 use kefu::rules::response_time::ResponseRules;
-use kefu::simulate::ServerConfig;
+use kefu::simulate::{Item, ServerConfig, SimServer};
 use kefu::store::Store;
 use kefu::time::{Millis, format_rfc3339_shanghai, now_ms, shanghai_day, shanghai_midnight};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, timeout};
-use util::ws::{drain, quick_gateway, server, wait_for};
+use util::ws::{any_port, drain, quick_gateway, server, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const SHOP: &str = "毛菇小象";
@@ -271,4 +274,94 @@ async fn the_nightly_job_runs_from_the_runtime_at_its_time_and_writes_daily_rows
     })
     .await
     .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replies_find_request_is_answered_on_the_connection() {
+    timeout(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kefu.db");
+        let t0 = now_ms();
+        let items = vec![
+            Item::Event(message("m1", t0, "c1", "tb_buyer_1", "customer", "在吗")),
+            Item::Text(r#"{"op":"replies.find","id":"q1","agent":"小美","query":"fh"}"#.into()),
+        ];
+        let srv = SimServer::start(any_port(), items, ServerConfig::default()).await.unwrap();
+        let (live, _alerts) =
+            start(&srv.url(), &db, AssistConfig::with_sets(&embedded()), TimeSource::wall());
+        wait_for("the lookup answer", LIMIT, || {
+            srv.stats().other.iter().any(|f| f.contains("replies.found"))
+        })
+        .await;
+        live.stop().await.unwrap();
+        let found = srv.stats().other.into_iter().find(|f| f.contains("replies.found")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&found).unwrap();
+        assert_eq!(v["id"], "q1");
+        let results = v["results"].as_array().unwrap();
+        assert!(!results.is_empty(), "{v}");
+        assert_eq!(results[0]["rank"], "code_prefix", "{v}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+fn incoming(seq: u64, e: Event) -> Incoming {
+    Incoming::Event { seq, body: e.to_json(), event: e }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rescue_goes_out_at_its_deadline_with_no_further_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let t0 = 1_794_362_400_000; // 2026-11-11 10:00 Shanghai
+    let time = TimeSource::scaled(t0, Instant::now(), 1.0);
+    let assist = AssistConfig::with_sets(&embedded());
+    let config = LiveConfig { time, assist, ..LiveConfig::new(ResponseRules::default()) };
+    let counters = Arc::new(LiveCounters::default());
+    let (seam, _alerts) = ChannelSeam::new();
+    let (sends, mut out) = SendHandle::channel(64);
+    let (runtime, _) =
+        Runtime::open(Store::open(&db).unwrap(), config, Box::new(seam), counters.clone()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(runtime.with_sends(sends).run(rx));
+    let start = Instant::now();
+    // 小美 is present: the buyer is greeted, and the agent gets a suggestion, not the buyer.
+    tx.send(incoming(1, message("m1", t0, "c1", "tb_buyer_1", "customer", "这件有M码吗"))).await.unwrap();
+    let sent = |frames: Vec<Outgoing>| -> Vec<serde_json::Value> {
+        frames
+            .into_iter()
+            .filter_map(|f| match f {
+                Outgoing::Frame(t) => serde_json::from_str(&t).ok(),
+                Outgoing::Send(_) => None,
+            })
+            .collect()
+    };
+    tokio::time::sleep(Duration::from_millis(14_990)).await;
+    let before = sent(drain_out(&mut out));
+    assert!(
+        before
+            .iter()
+            .all(|f| f["op"] != "send" || f["text"].as_str().is_some_and(|t| t.contains("欢迎光临"))),
+        "{before:?}"
+    );
+    let (frame, at) = loop {
+        let f = timeout(Duration::from_secs(1), out.recv()).await.expect("the rescue").unwrap();
+        if let Some(v) = sent(vec![f]).pop().filter(|v| v["op"] == "send") {
+            break (v, Instant::now());
+        }
+    };
+    assert_eq!((frame["as"].as_str(), frame["conversation"].as_str()), (Some("bot"), Some("c1")));
+    let late = at.duration_since(start);
+    assert!(late >= Duration::from_millis(15_000) && late <= Duration::from_millis(15_002), "{late:?}");
+    drop(tx);
+    task.await.unwrap().unwrap();
+    assert_eq!(LiveCounters::get(&counters.robot_sent), 2, "greeting and rescue");
+}
+
+fn drain_out(rx: &mut tokio::sync::mpsc::Receiver<Outgoing>) -> Vec<Outgoing> {
+    let mut v = Vec::new();
+    while let Ok(x) = rx.try_recv() {
+        v.push(x);
+    }
+    v
 }

@@ -212,7 +212,9 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
         let (updates_tx, updates) = watch::channel(sets.clone());
         let reloader = Reloader::new(rules_dir.clone(), replies_dir.clone());
         tokio::spawn(reloader.run(RELOAD_EVERY, updates_tx));
-        let nightly = NightlyJob { db: config.db.clone(), sheet, reports: Some(PathBuf::from("reports")) };
+        // Report files go next to the database, whatever the working directory.
+        let reports = config.db.parent().unwrap_or(Path::new(".")).join("reports");
+        let nightly = NightlyJob { db: config.db.clone(), sheet, reports: Some(reports) };
         let assist =
             AssistConfig { updates: Some(updates), nightly: Some(nightly), ..AssistConfig::with_sets(&sets) };
         let options = LiveOptions {
