@@ -330,8 +330,10 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
     // Enough traffic for the whole run: about 20 conversations (≈ 150 events) per agent-hour.
     let sim_hours = args.duration as f64 * args.speed / 3600.0;
     let events = ((sim_hours * 200.0 * args.agents as f64) as usize).clamp(2_000, 2_000_000);
-    let mut traffic =
-        generate(&SimConfig { seed: args.seed, events, agents: args.agents, ..SimConfig::default() });
+    // More violations than a real shop (1 %), so a one-minute demo shows the phrase guard.
+    let sim =
+        SimConfig { seed: args.seed, events, agents: args.agents, violations: 0.05, ..SimConfig::default() };
+    let mut traffic = generate(&sim);
     rebase(&mut traffic, now_ms());
     let first_ts = traffic.first().map_or_else(now_ms, |e| e.ts);
     runtime()?.block_on(async {
