@@ -365,3 +365,61 @@ fn drain_out(rx: &mut tokio::sync::mpsc::Receiver<Outgoing>) -> Vec<Outgoing> {
     }
     v
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_the_robot_neither_repeats_itself_nor_forgets_a_pending_rescue() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let t0 = 1_794_362_400_000;
+    let origin = Instant::now();
+    let open = || {
+        let time = TimeSource::scaled(t0, origin, 1.0);
+        let config = LiveConfig {
+            time,
+            assist: AssistConfig::with_sets(&embedded()),
+            ..LiveConfig::new(ResponseRules::default())
+        };
+        let (seam, _alerts) = ChannelSeam::new();
+        let (sends, out) = SendHandle::channel(64);
+        let (runtime, _) = Runtime::open(
+            Store::open(&db).unwrap(),
+            config,
+            Box::new(seam),
+            Arc::new(LiveCounters::default()),
+        )
+        .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        (tx, tokio::spawn(runtime.with_sends(sends).run(rx)), out)
+    };
+    let texts = |out: &mut tokio::sync::mpsc::Receiver<Outgoing>| -> Vec<String> {
+        drain_out(out)
+            .into_iter()
+            .filter_map(|f| match f {
+                Outgoing::Frame(t) => serde_json::from_str::<serde_json::Value>(&t).ok(),
+                Outgoing::Send(_) => None,
+            })
+            .filter(|v| v["op"] == "send")
+            .filter_map(|v| v["text"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (tx, task, mut out) = open();
+    tx.send(incoming(1, message("m1", t0, "c1", "tb_buyer_1", "customer", "这件有M码吗"))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let first = texts(&mut out);
+    assert_eq!(first.len(), 1, "the greeting: {first:?}");
+    drop(tx);
+    task.await.unwrap().unwrap();
+
+    // Restarted at t0 + 5 s: the greeting is not said again; the rescue still comes at t0 + 15 s.
+    let (tx, task, mut out) = open();
+    tokio::time::sleep(Duration::from_millis(9_990)).await;
+    assert!(texts(&mut out).is_empty(), "nothing before the rescue");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let rescue = texts(&mut out);
+    assert_eq!(rescue.len(), 1, "the rescue, once: {rescue:?}");
+    assert!(!rescue[0].contains("欢迎光临"));
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(texts(&mut out).is_empty(), "nothing more");
+    drop(tx);
+    task.await.unwrap().unwrap();
+}
