@@ -209,18 +209,21 @@ impl Runtime {
     /// gateway resumes after and acks.
     pub fn open(
         store: Store,
-        config: LiveConfig,
+        mut config: LiveConfig,
         seam: Box<dyn AlertSeam>,
         counters: Arc<LiveCounters>,
     ) -> Result<(Self, watch::Receiver<Option<u64>>), LiveError> {
         let mut state = State::new(config.rules.clone(), config.plan);
-        let mut assistant = Assistant::new(&config.assist);
+        // The runtime keeps what it built from these, not the sets themselves: a reload
+        // must not leave the first set alive.
+        let assist = std::mem::take(&mut config.assist);
+        let mut assistant = Assistant::new(&assist);
         let bad = store.for_each_event(|e| {
             state.handle(&e);
             assistant.rebuild(&e);
         })?;
         assistant.skip_to(config.time.now_ms());
-        let nightly = match &config.assist.nightly {
+        let nightly = match &assist.nightly {
             None => None,
             Some(job) => match scoring_job::schedule(&job.sheet.cron) {
                 Ok(schedule) => {
@@ -232,7 +235,7 @@ impl Runtime {
                 }
             },
         };
-        let updates = config.assist.updates.clone();
+        let updates = assist.updates;
         // Everything these outputs say is already stored; what falls due from now on is
         // decided by the first tick.
         state.waits.clear();
