@@ -278,6 +278,23 @@ async fn connect(config: &GatewayConfig) -> Result<Ws, Ended> {
     }
 }
 
+/// Frames waiting for the socket at most.
+const OUT_QUEUE: usize = 256;
+/// Room kept in the queue for acks and pings.
+const OUT_RESERVE: usize = 8;
+
+/// Writes the queued frames in order until the queue closes (then closes the socket) or a
+/// write fails (its error).
+async fn write_all(
+    mut sink: futures_util::stream::SplitSink<Ws, Message>,
+    mut queue: mpsc::Receiver<Message>,
+) -> Result<(), String> {
+    while let Some(m) = queue.recv().await {
+        sink.send(m).await.map_err(|e| e.to_string())?;
+    }
+    sink.close().await.map_err(|e| e.to_string())
+}
+
 struct Session<'a> {
     config: &'a GatewayConfig,
     counters: &'a GatewayCounters,
@@ -299,6 +316,12 @@ impl Session<'_> {
         if let Err(e) = sink.send(Message::Text(hello.to_text())).await {
             return Ended::Reconnect(Disconnect::Transport(e.to_string()));
         }
+        // Writing has its own future, fed through a queue, so reading never waits on a
+        // write: a platform that stops reading while it sends (as the simulator does in a
+        // burst) would otherwise wait on kefu while kefu waits on it.
+        let (out, out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
+        let writer = write_all(sink, out_rx);
+        tokio::pin!(writer);
         let mut acked = resume_after;
         let limit = self.config.silence_limit;
         let mut heard = Instant::now();
@@ -317,14 +340,19 @@ impl Session<'_> {
                     while committed.changed().await.is_ok() {}
                     let last = *committed.borrow();
                     if let (Some(seq), true) = (last, last > acked) {
-                        let _ = sink.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await;
+                        let _ = out.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await;
                         self.counters.acks.fetch_add(1, Ordering::Relaxed);
                     }
                     let bye = CloseFrame { code: CloseCode::Normal, reason: "kefu stopping".into() };
-                    let _ = sink.send(Message::Close(Some(bye))).await;
-                    let _ = sink.close().await;
+                    let _ = out.send(Message::Close(Some(bye))).await;
+                    drop(out);
+                    let _ = timeout(Duration::from_secs(5), &mut writer).await;
                     info!(acked = ?last, "gateway stopped");
                     return Ended::Shutdown;
+                }
+                written = &mut writer => {
+                    let why = written.err().unwrap_or_else(|| "writer stopped".into());
+                    return Ended::Reconnect(Disconnect::Transport(why));
                 }
                 changed = committed.changed() => {
                     if changed.is_err() {
@@ -332,14 +360,17 @@ impl Session<'_> {
                     }
                     let last = *committed.borrow_and_update();
                     if let (Some(seq), true) = (last, last > acked) {
-                        if let Err(e) = sink.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await {
-                            return Ended::Reconnect(Disconnect::Transport(e.to_string()));
+                        // Acks are cumulative: with the queue full this one is skipped and
+                        // the next commit's ack covers it.
+                        if out.try_send(Message::Text(ClientFrame::Ack { seq }.to_text())).is_ok() {
+                            self.counters.acks.fetch_add(1, Ordering::Relaxed);
+                            acked = last;
                         }
-                        self.counters.acks.fetch_add(1, Ordering::Relaxed);
-                        acked = last;
                     }
                 }
-                req = sends.recv(), if sends_open => {
+                // Kefu's own frames wait in `sends` while the queue is nearly full, leaving
+                // room for acks and pings.
+                req = sends.recv(), if sends_open && out.capacity() > OUT_RESERVE => {
                     let Some(req) = req else { sends_open = false; continue };
                     let text = match req {
                         Outgoing::Send(req) => ClientFrame::Send {
@@ -351,15 +382,14 @@ impl Session<'_> {
                         .to_text(),
                         Outgoing::Frame(text) => text,
                     };
-                    if let Err(e) = sink.send(Message::Text(text)).await {
-                        return Ended::Reconnect(Disconnect::Transport(e.to_string()));
+                    if out.try_send(Message::Text(text)).is_err() {
+                        return Ended::Reconnect(Disconnect::Transport("writer stopped".into()));
                     }
                     self.counters.sent.fetch_add(1, Ordering::Relaxed);
                 }
                 _ = ping.tick() => {
-                    if let Err(e) = sink.send(Message::Ping(Vec::new())).await {
-                        return Ended::Reconnect(Disconnect::Transport(e.to_string()));
-                    }
+                    // A full queue means writes are stuck: the silence limit decides.
+                    let _ = out.try_send(Message::Ping(Vec::new()));
                 }
                 () = &mut silence => {
                     if heard.elapsed() >= limit {
