@@ -461,6 +461,9 @@ async fn kefu_demo_runs_offline_shows_alerts_and_ends_with_the_per_agent_report(
         assert!(stdout.contains("[breach]"), "live alerts shown: {stdout}");
         assert!(stdout.contains("agent        date"), "the per-agent report: {stdout}");
         assert!(stderr.contains("open conversations") && stderr.contains("waiting buyers"), "{stderr}");
+        assert!(stderr.contains("robot replies"), "robot replies counted in the status line: {stderr}");
+        assert!(stdout.contains("\nrobot: "), "the robot's counts: {stdout}");
+        assert!(stdout.contains("\nphrase guard: "), "the guard summary: {stdout}");
         assert!(!stdout.contains("tb1"), "buyer ids are masked");
     })
     .await
