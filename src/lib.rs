@@ -11,7 +11,8 @@
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
 //! - [`gateway`]: the websocket client to the chat platform (resume, ack after commit, heartbeat).
 //! - [`guard`]: the phrase guard: banned phrases, evasions and personal data in messages.
-//! - [`live`]: `kefu run` / `kefu demo`: the runtime that fires deadlines on the wall clock and alerts.
+//! - [`live`]: `kefu run` / `kefu demo`: the runtime that fires deadlines on the wall clock and alerts,
+//!   with the phrase guard, the robot, hot reload and the nightly scoring job wired in.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
 //! - [`replay`]: `kefu replay` / `kefu report`: dedup → clock → report over a file or the store.
 //! - [`replies`]: quick phrases, keyword auto-answers and the robot (greeting, away, rescue, suggest).

@@ -221,6 +221,47 @@ impl Notice {
         }
     }
 
+    /// The alert for a `critical` phrase-guard flag. `text` is the message with personal
+    /// data already masked by the guard ([`crate::guard::Guard::mask`]); the key is the
+    /// conversation and the message time, so the flags of one message make one alert.
+    pub fn for_guard(alert: &crate::guard::GuardAlert, customer: &str, text: &str) -> Notice {
+        Notice {
+            kind: Kind::Guard,
+            shop: alert.shop.clone(),
+            agent: alert.agent.clone(),
+            agent_group: None,
+            conversation: alert.conversation.clone(),
+            customer: customer.to_string(),
+            wait_start: alert.ts,
+            due_at: alert.ts,
+            waited_ms: 0,
+            deadline_ms: 0,
+            load: 0,
+            preview: text.to_string(),
+            detail: Some(format!("{} ({}): {}", alert.category, alert.severity.as_str(), alert.matched)),
+        }
+    }
+
+    /// A periodic summary (the nightly scoring job's) about the instant `at`; its key is
+    /// `(subject, at, summary)`, so the same run reported twice makes one alert.
+    pub fn summary(subject: &str, at: Millis, text: &str) -> Notice {
+        Notice {
+            kind: Kind::Summary,
+            shop: String::new(),
+            agent: String::new(),
+            agent_group: None,
+            conversation: subject.to_string(),
+            customer: String::new(),
+            wait_start: at,
+            due_at: at,
+            waited_ms: 0,
+            deadline_ms: 0,
+            load: 0,
+            preview: String::new(),
+            detail: Some(text.to_string()),
+        }
+    }
+
     /// A copy safe to hand to a third party: buyer id, preview and detail masked.
     pub fn masked(&self) -> Notice {
         Notice {

@@ -61,8 +61,17 @@ pub struct Link {
     pub frames: mpsc::Sender<Incoming>,
     /// The highest seq the runtime has committed (what may be acked and resumed after).
     pub committed: watch::Receiver<Option<u64>>,
-    /// Robot replies to send.
-    pub sends: mpsc::Receiver<SendRequest>,
+    /// Robot replies and other frames to send.
+    pub sends: mpsc::Receiver<Outgoing>,
+}
+
+/// A frame waiting for the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A robot reply (`op: send`, `as: bot`).
+    Send(SendRequest),
+    /// Any other frame, as JSON text (`suggest`, `transfer`, `replies.found` …).
+    Frame(String),
 }
 
 /// A robot reply waiting to be sent.
@@ -79,7 +88,7 @@ pub struct SendRequest {
 /// Speaks in conversations as the robot (the auto-answer issue uses this).
 #[derive(Clone)]
 pub struct SendHandle {
-    tx: mpsc::Sender<SendRequest>,
+    tx: mpsc::Sender<Outgoing>,
     prefix: Arc<str>,
     next: Arc<AtomicU64>,
 }
@@ -97,7 +106,7 @@ pub enum SendError {
 
 impl SendHandle {
     /// A handle and the receiving end for [`Link::sends`]; `capacity` replies may wait.
-    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<SendRequest>) {
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(capacity);
         // Ids must stay unique across restarts: the process start time makes them so.
         let prefix = format!("kefu-{}", crate::time::now_ms());
@@ -106,13 +115,27 @@ impl SendHandle {
 
     /// Queues a reply without waiting; returns its id. Replies wait while disconnected.
     pub fn send(&self, conversation: &str, text: &str) -> Result<String, SendError> {
-        let id = format!("{}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed));
+        let id = self.next_id();
         let req = SendRequest { id: id.clone(), conversation: conversation.into(), text: text.into() };
-        self.tx.try_send(req).map_err(|e| match e {
+        self.queue(Outgoing::Send(req))?;
+        Ok(id)
+    }
+
+    /// A fresh frame id, unique across restarts.
+    pub fn next_id(&self) -> String {
+        format!("{}-{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Queues a frame (JSON text) without waiting. Frames wait while disconnected.
+    pub fn send_frame(&self, frame: String) -> Result<(), SendError> {
+        self.queue(Outgoing::Frame(frame))
+    }
+
+    fn queue(&self, out: Outgoing) -> Result<(), SendError> {
+        self.tx.try_send(out).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
-        })?;
-        Ok(id)
+        })
     }
 }
 
@@ -125,7 +148,7 @@ pub struct GatewayCounters {
     pub disconnects: AtomicU64,
     /// Acks sent.
     pub acks: AtomicU64,
-    /// Robot replies sent.
+    /// Frames sent on kefu's initiative (robot replies, suggestions, lookup answers).
     pub sent: AtomicU64,
 }
 
@@ -255,6 +278,23 @@ async fn connect(config: &GatewayConfig) -> Result<Ws, Ended> {
     }
 }
 
+/// Frames waiting for the socket at most.
+const OUT_QUEUE: usize = 256;
+/// Room kept in the queue for acks and pings.
+const OUT_RESERVE: usize = 8;
+
+/// Writes the queued frames in order until the queue closes (then closes the socket) or a
+/// write fails (its error).
+async fn write_all(
+    mut sink: futures_util::stream::SplitSink<Ws, Message>,
+    mut queue: mpsc::Receiver<Message>,
+) -> Result<(), String> {
+    while let Some(m) = queue.recv().await {
+        sink.send(m).await.map_err(|e| e.to_string())?;
+    }
+    sink.close().await.map_err(|e| e.to_string())
+}
+
 struct Session<'a> {
     config: &'a GatewayConfig,
     counters: &'a GatewayCounters,
@@ -267,7 +307,7 @@ impl Session<'_> {
         ws: Ws,
         frames: &mut Option<mpsc::Sender<Incoming>>,
         committed: &mut watch::Receiver<Option<u64>>,
-        sends: &mut mpsc::Receiver<SendRequest>,
+        sends: &mut mpsc::Receiver<Outgoing>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
         let (mut sink, mut stream) = ws.split();
@@ -276,6 +316,12 @@ impl Session<'_> {
         if let Err(e) = sink.send(Message::Text(hello.to_text())).await {
             return Ended::Reconnect(Disconnect::Transport(e.to_string()));
         }
+        // Writing has its own future, fed through a queue, so reading never waits on a
+        // write: a platform that stops reading while it sends (as the simulator does in a
+        // burst) would otherwise wait on kefu while kefu waits on it.
+        let (out, out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
+        let writer = write_all(sink, out_rx);
+        tokio::pin!(writer);
         let mut acked = resume_after;
         let limit = self.config.silence_limit;
         let mut heard = Instant::now();
@@ -294,14 +340,19 @@ impl Session<'_> {
                     while committed.changed().await.is_ok() {}
                     let last = *committed.borrow();
                     if let (Some(seq), true) = (last, last > acked) {
-                        let _ = sink.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await;
+                        let _ = out.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await;
                         self.counters.acks.fetch_add(1, Ordering::Relaxed);
                     }
                     let bye = CloseFrame { code: CloseCode::Normal, reason: "kefu stopping".into() };
-                    let _ = sink.send(Message::Close(Some(bye))).await;
-                    let _ = sink.close().await;
+                    let _ = out.send(Message::Close(Some(bye))).await;
+                    drop(out);
+                    let _ = timeout(Duration::from_secs(5), &mut writer).await;
                     info!(acked = ?last, "gateway stopped");
                     return Ended::Shutdown;
+                }
+                written = &mut writer => {
+                    let why = written.err().unwrap_or_else(|| "writer stopped".into());
+                    return Ended::Reconnect(Disconnect::Transport(why));
                 }
                 changed = committed.changed() => {
                     if changed.is_err() {
@@ -309,30 +360,36 @@ impl Session<'_> {
                     }
                     let last = *committed.borrow_and_update();
                     if let (Some(seq), true) = (last, last > acked) {
-                        if let Err(e) = sink.send(Message::Text(ClientFrame::Ack { seq }.to_text())).await {
-                            return Ended::Reconnect(Disconnect::Transport(e.to_string()));
+                        // Acks are cumulative: with the queue full this one is skipped and
+                        // the next commit's ack covers it.
+                        if out.try_send(Message::Text(ClientFrame::Ack { seq }.to_text())).is_ok() {
+                            self.counters.acks.fetch_add(1, Ordering::Relaxed);
+                            acked = last;
                         }
-                        self.counters.acks.fetch_add(1, Ordering::Relaxed);
-                        acked = last;
                     }
                 }
-                req = sends.recv(), if sends_open => {
+                // Kefu's own frames wait in `sends` while the queue is nearly full, leaving
+                // room for acks and pings.
+                req = sends.recv(), if sends_open && out.capacity() > OUT_RESERVE => {
                     let Some(req) = req else { sends_open = false; continue };
-                    let frame = ClientFrame::Send {
-                        id: req.id,
-                        conversation: req.conversation,
-                        text: req.text,
-                        sender: "bot".into(),
+                    let text = match req {
+                        Outgoing::Send(req) => ClientFrame::Send {
+                            id: req.id,
+                            conversation: req.conversation,
+                            text: req.text,
+                            sender: "bot".into(),
+                        }
+                        .to_text(),
+                        Outgoing::Frame(text) => text,
                     };
-                    if let Err(e) = sink.send(Message::Text(frame.to_text())).await {
-                        return Ended::Reconnect(Disconnect::Transport(e.to_string()));
+                    if out.try_send(Message::Text(text)).is_err() {
+                        return Ended::Reconnect(Disconnect::Transport("writer stopped".into()));
                     }
                     self.counters.sent.fetch_add(1, Ordering::Relaxed);
                 }
                 _ = ping.tick() => {
-                    if let Err(e) = sink.send(Message::Ping(Vec::new())).await {
-                        return Ended::Reconnect(Disconnect::Transport(e.to_string()));
-                    }
+                    // A full queue means writes are stuck: the silence limit decides.
+                    let _ = out.try_send(Message::Ping(Vec::new()));
                 }
                 () = &mut silence => {
                     if heard.elapsed() >= limit {
@@ -366,8 +423,10 @@ impl Session<'_> {
                     };
                     match &incoming {
                         Incoming::Rejected(r) => warn!(seq = ?r.seq, reason = %r.reason, "rejected frame"),
-                        Incoming::Other(op) => {
-                            debug!(op = %op, "ignored frame");
+                        // Requests (`replies.find`) go to the runtime, which answers them.
+                        Incoming::Other(v) if v["op"].as_str().is_some_and(|op| op.starts_with("replies.")) => {}
+                        Incoming::Other(v) => {
+                            debug!(op = %v["op"], "ignored frame");
                             continue;
                         }
                         Incoming::Event { .. } => {}

@@ -9,5 +9,7 @@ pub mod client;
 pub mod protocol;
 
 pub use backoff::Backoff;
-pub use client::{GatewayConfig, GatewayCounters, GatewayError, Link, SendHandle, SendRequest, run};
+pub use client::{
+    GatewayConfig, GatewayCounters, GatewayError, Link, Outgoing, SendHandle, SendRequest, run,
+};
 pub use protocol::{ClientFrame, Incoming, RejectedFrame};

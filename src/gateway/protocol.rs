@@ -71,8 +71,9 @@ pub enum Incoming {
     },
     /// A frame that is not a usable event.
     Rejected(RejectedFrame),
-    /// A frame with an op kefu does not know; logged and ignored.
-    Other(String),
+    /// A frame with another op (`replies.find`, `pong` …): the runtime answers the ones it
+    /// knows (`replies.*`) and ignores the rest.
+    Other(serde_json::Value),
 }
 
 /// A frame kefu could not use, kept for inspection.
@@ -107,7 +108,7 @@ pub fn decode(text: &str) -> Incoming {
         if op.is_empty() {
             return reject(text, None, "frame has no `op`".into());
         }
-        return Incoming::Other(op.to_string());
+        return Incoming::Other(value);
     }
     let Some(seq) = value.get("seq").and_then(serde_json::Value::as_u64) else {
         return reject(text, None, "event frame without a numeric `seq`".into());
@@ -199,7 +200,7 @@ mod tests {
             assert_eq!(r.seq, seq, "{frame}");
             assert!(r.reason.contains(reason), "{frame}: {}", r.reason);
         }
-        assert_eq!(decode(r#"{"op":"pong"}"#), Incoming::Other("pong".into()));
+        assert_eq!(decode(r#"{"op":"pong"}"#), Incoming::Other(serde_json::json!({"op": "pong"})));
     }
 
     #[test]

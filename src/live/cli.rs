@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use clap::Args;
 use thiserror::Error;
+use tokio::sync::watch;
 use tokio::time::{Instant, interval, sleep_until};
 use tracing::info;
 
-use super::{ChannelSeam, Live, LiveConfig, LiveCounters, LiveError, LiveOptions, StopError, TimeSource};
+use super::{
+    AssistConfig, ChannelSeam, Live, LiveConfig, LiveCounters, LiveError, LiveOptions, NightlyJob, Reloader,
+    Sets, StopError, TimeSource,
+};
 use crate::alerts::format::{Message, terminal_line};
 use crate::alerts::{AlertError, AlertService, Plan};
 use crate::config::{self, Overrides};
@@ -127,7 +131,13 @@ pub enum LiveCliError {
     /// The final report failed.
     #[error(transparent)]
     Report(#[from] ReplayError),
+    /// Rule or reply files are wrong (every error, one per line).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Files(Vec<DataError>),
 }
+
+/// How often `kefu run` looks at the rules and replies folders (SIGHUP: at once).
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LiveCliError {
     let what = what.into();
@@ -194,12 +204,23 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
         Some(a) => a,
         None => crate::alerts::config::load(rules_dir.as_deref())?,
     };
+    let replies_dir = config.replies.clone().or_else(|| existing("replies"));
+    let sets = Sets::load(rules_dir.as_deref(), replies_dir.as_deref()).map_err(LiveCliError::Files)?;
+    let sheet = crate::scoring::sheet::load(rules_dir.as_deref())?;
     runtime()?.block_on(async move {
         let service = AlertService::start(alerts.clone(), &config.db)?;
+        let (updates_tx, updates) = watch::channel(sets.clone());
+        let reloader = Reloader::new(rules_dir.clone(), replies_dir.clone());
+        tokio::spawn(reloader.run(RELOAD_EVERY, updates_tx));
+        // Report files go next to the database, whatever the working directory.
+        let reports = config.db.parent().unwrap_or(Path::new(".")).join("reports");
+        let nightly = NightlyJob { db: config.db.clone(), sheet, reports: Some(reports) };
+        let assist =
+            AssistConfig { updates: Some(updates), nightly: Some(nightly), ..AssistConfig::with_sets(&sets) };
         let options = LiveOptions {
             db: config.db.clone(),
             gateway: GatewayConfig::new(config.url.clone(), config.token.clone()),
-            live: LiveConfig { rules, plan: alerts.plan, time: TimeSource::wall() },
+            live: LiveConfig { rules, plan: alerts.plan, time: TimeSource::wall(), assist },
         };
         let mut live = Live::start(options, Box::new(service.submitter()))?;
         info!(url = %config.url, db = %config.db.display(), "kefu running; Ctrl-C to stop");
@@ -303,13 +324,16 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
     }
     init_logging("warn")?;
     let rules = response_time::load(args.rules.as_deref())?;
+    let sets = Sets::load(args.rules.as_deref(), None).map_err(LiveCliError::Files)?;
     let dir = TempDir::new()?;
     let db = dir.0.join("kefu-demo.db");
     // Enough traffic for the whole run: about 20 conversations (≈ 150 events) per agent-hour.
     let sim_hours = args.duration as f64 * args.speed / 3600.0;
     let events = ((sim_hours * 200.0 * args.agents as f64) as usize).clamp(2_000, 2_000_000);
-    let mut traffic =
-        generate(&SimConfig { seed: args.seed, events, agents: args.agents, ..SimConfig::default() });
+    // More violations than a real shop (1 %), so a one-minute demo shows the phrase guard.
+    let sim =
+        SimConfig { seed: args.seed, events, agents: args.agents, violations: 0.05, ..SimConfig::default() };
+    let mut traffic = generate(&sim);
     rebase(&mut traffic, now_ms());
     let first_ts = traffic.first().map_or_else(now_ms, |e| e.ts);
     runtime()?.block_on(async {
@@ -324,7 +348,7 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
         let options = LiveOptions {
             db: db.clone(),
             gateway: GatewayConfig::new(srv.url(), None),
-            live: LiveConfig { rules: rules.clone(), plan: Plan::default(), time },
+            live: LiveConfig { rules: rules.clone(), plan: Plan::default(), time, assist: AssistConfig::with_sets(&sets) },
         };
         let mut live = Live::start(options, Box::new(seam))?;
         println!(
@@ -358,8 +382,37 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
             g(&counters.breaches)
         );
         print!("{}", report.to_table());
+        println!(
+            "\nrobot: {} replies to buyers, {} suggestions/transfers, {} rule hits, {} questions without a rule",
+            g(&counters.robot_sent),
+            g(&counters.robot_other),
+            g(&counters.robot_hits),
+            g(&counters.robot_misses)
+        );
+        println!("{}", guard_summary(&store)?);
         Ok(())
     })
+}
+
+/// Phrase-guard findings by category and severity, for the demo's final report.
+fn guard_summary(store: &Store) -> Result<String, LiveCliError> {
+    let mut stmt = store
+        .conn()
+        .prepare(
+            "SELECT category, severity, COUNT(*) FROM flags GROUP BY category, severity \
+             ORDER BY COUNT(*) DESC, category",
+        )
+        .map_err(StoreError::from)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(StoreError::from)?;
+    if rows.is_empty() {
+        return Ok("phrase guard: no findings".into());
+    }
+    let total: i64 = rows.iter().map(|r| r.2).sum();
+    let parts: Vec<String> = rows.iter().map(|(c, s, n)| format!("{c} ({s}) {n}")).collect();
+    Ok(format!("phrase guard: {total} findings — {}", parts.join(" · ")))
 }
 
 /// The demo's line of live counts: redrawn in place on a terminal, else every 5 s.
@@ -377,12 +430,14 @@ impl<'a> Status<'a> {
 
     fn line(&self) -> String {
         format!(
-            "[shop time {}] events {} · open conversations {} · waiting buyers {} · breaches {}",
+            "[shop time {}] events {} · open conversations {} · waiting buyers {} · breaches {} · robot replies {} · guard flags {}",
             display_shanghai(self.time.now_ms()),
             self.counters.events.load(Ordering::Relaxed),
             self.counters.open.load(Ordering::Relaxed),
             self.counters.waiting.load(Ordering::Relaxed),
-            self.counters.breaches.load(Ordering::Relaxed)
+            self.counters.breaches.load(Ordering::Relaxed),
+            self.counters.robot_sent.load(Ordering::Relaxed),
+            self.counters.flags.load(Ordering::Relaxed)
         )
     }
 

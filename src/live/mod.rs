@@ -3,10 +3,12 @@
 //!
 //! - [`runtime`]: the task that owns the clock and the store (dedup → clock → persist → ack).
 //! - [`alert`]: the alert value and the seam alerts leave kefu through.
+//! - [`assist`]: the phrase guard, the robot, hot reload and the nightly job in the runtime.
 //! - [`time`]: engine time from tokio's clock (wall, scaled for the demo, paused in tests).
 //! - [`cli`]: `kefu run` and `kefu demo`.
 
 pub mod alert;
+pub mod assist;
 pub mod cli;
 pub mod runtime;
 pub mod time;
@@ -19,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use alert::{AlertSeam, ChannelSeam, TerminalSeam};
+pub use assist::{AssistConfig, NightlyJob, Reloader, Sets};
 pub use runtime::{LiveError, Runtime};
 pub use time::TimeSource;
 
@@ -36,12 +39,14 @@ pub struct LiveConfig {
     pub plan: Plan,
     /// Engine time.
     pub time: TimeSource,
+    /// The phrase guard, the robot, hot reload and the nightly job (all off by default).
+    pub assist: AssistConfig,
 }
 
 impl LiveConfig {
     /// Wall-clock time and the default alert plan (breach, escalation at 3×, stale after 10 min).
     pub fn new(rules: ResponseRules) -> Self {
-        Self { rules, plan: Plan::default(), time: TimeSource::wall() }
+        Self { rules, plan: Plan::default(), time: TimeSource::wall(), assist: AssistConfig::default() }
     }
 }
 
@@ -68,6 +73,16 @@ pub struct LiveCounters {
     pub waiting: AtomicU64,
     /// Last seq committed (0 before the first).
     pub last_seq: AtomicU64,
+    /// Robot messages to buyers (greetings, away answers, rescues).
+    pub robot_sent: AtomicU64,
+    /// Robot suggestions to agents and transfers.
+    pub robot_other: AtomicU64,
+    /// Auto-answer rule hits.
+    pub robot_hits: AtomicU64,
+    /// Buyer questions the robot had no rule for.
+    pub robot_misses: AtomicU64,
+    /// Phrase-guard flags stored.
+    pub flags: AtomicU64,
 }
 
 impl LiveCounters {
@@ -76,15 +91,18 @@ impl LiveCounters {
         counter.load(Ordering::Relaxed)
     }
 
-    /// The one-line status: events, open conversations, waiting buyers, breaches.
+    /// The one-line status: events, open conversations, waiting buyers, breaches, robot
+    /// replies, guard flags.
     pub fn status_line(&self) -> String {
         let g = Self::get;
         format!(
-            "events {} · open conversations {} · waiting buyers {} · breaches {} · duplicates {} · rejected {}",
+            "events {} · open conversations {} · waiting buyers {} · breaches {} · robot replies {} · guard flags {} · duplicates {} · rejected {}",
             g(&self.events),
             g(&self.open),
             g(&self.waiting),
             g(&self.breaches),
+            g(&self.robot_sent),
+            g(&self.flags),
             g(&self.duplicates),
             g(&self.rejected)
         )
@@ -107,7 +125,7 @@ pub struct Live {
     pub counters: Arc<LiveCounters>,
     /// Gateway counters.
     pub gateway: Arc<GatewayCounters>,
-    /// Robot replies.
+    /// Frames to the platform (the runtime's robot sends through a clone).
     pub sends: SendHandle,
     shutdown: watch::Sender<bool>,
     runtime: JoinHandle<Result<(), LiveError>>,
@@ -143,6 +161,7 @@ impl Live {
         let (runtime, committed) = Runtime::open(store, options.live, seam, counters.clone())?;
         let (frames_tx, frames_rx) = mpsc::channel(runtime::BATCH * 4);
         let (sends, sends_rx) = SendHandle::channel(1024);
+        let runtime = runtime.with_sends(sends.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let gw_counters = Arc::new(GatewayCounters::default());
         let link = Link { frames: frames_tx, committed, sends: sends_rx };

@@ -3,6 +3,12 @@
 //! one transaction) → commit point (the gateway acks it) → alerts handed to the seam.
 //! Between frames it sleeps until the clock's next deadline, so a breach fires with no
 //! further event.
+//!
+//! With the assist parts on ([`super::assist`]) every new message also goes through the
+//! phrase guard (flags stored in the same transaction, a critical one alerted through the
+//! same path) and the robot (its hits and misses stored in the same transaction, its
+//! frames sent after the commit); the wakeup is the earliest of the clock's deadline, the
+//! robot's next rescue and the nightly job's next fire.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -12,20 +18,24 @@ use std::time::Duration;
 
 use rusqlite::{Transaction, params};
 use thiserror::Error;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
 use super::alert::AlertSeam;
+use super::assist::{Assistant, NightlyJob, Sets};
 use super::{LiveConfig, LiveCounters};
 use crate::alerts::plan::Disposition;
 use crate::alerts::{Kind, Notice, Plan};
 use crate::engine::{Clock, Outcome, Output, Wait, WaitStart};
 use crate::event::{Event, EventKind, Sender};
-use crate::gateway::Incoming;
+use crate::gateway::{Incoming, SendHandle};
 use crate::privacy::mask_id;
 use crate::replay::save_waits;
+use crate::replies::ops;
+use crate::replies::robot::RobotAction;
 use crate::rules::response_time::ResponseRules;
+use crate::scoring::job::{self as scoring_job, JobError};
 use crate::store::{INSERT_EVENT, Store, StoreError};
 use crate::time::Millis;
 
@@ -167,10 +177,24 @@ impl State {
     }
 }
 
+/// The nightly job's schedule and the run in flight.
+struct Nightly {
+    job: NightlyJob,
+    schedule: cron::Schedule,
+    /// When it next runs (at start: at once, to catch up).
+    next: Millis,
+    /// The run in flight: the instant it is for, and its result to come.
+    running: Option<(Millis, oneshot::Receiver<Result<scoring_job::Outcome, JobError>>)>,
+}
+
 /// The live runtime (see the module doc).
 pub struct Runtime {
     store: Store,
     state: State,
+    assistant: Assistant,
+    sends: Option<SendHandle>,
+    updates: Option<watch::Receiver<Sets>>,
+    nightly: Option<Nightly>,
     config: LiveConfig,
     seam: Box<dyn AlertSeam>,
     counters: Arc<LiveCounters>,
@@ -185,12 +209,33 @@ impl Runtime {
     /// gateway resumes after and acks.
     pub fn open(
         store: Store,
-        config: LiveConfig,
+        mut config: LiveConfig,
         seam: Box<dyn AlertSeam>,
         counters: Arc<LiveCounters>,
     ) -> Result<(Self, watch::Receiver<Option<u64>>), LiveError> {
         let mut state = State::new(config.rules.clone(), config.plan);
-        let bad = store.for_each_event(|e| state.handle(&e))?;
+        // The runtime keeps what it built from these, not the sets themselves: a reload
+        // must not leave the first set alive.
+        let assist = std::mem::take(&mut config.assist);
+        let mut assistant = Assistant::new(&assist);
+        let bad = store.for_each_event(|e| {
+            state.handle(&e);
+            assistant.rebuild(&e);
+        })?;
+        assistant.skip_to(config.time.now_ms());
+        let nightly = match &assist.nightly {
+            None => None,
+            Some(job) => match scoring_job::schedule(&job.sheet.cron) {
+                Ok(schedule) => {
+                    Some(Nightly { job: job.clone(), schedule, next: config.time.now_ms(), running: None })
+                }
+                Err(e) => {
+                    warn!(error = %e, "nightly scoring off: bad schedule");
+                    None
+                }
+            },
+        };
+        let updates = assist.updates;
         // Everything these outputs say is already stored; what falls due from now on is
         // decided by the first tick.
         state.waits.clear();
@@ -204,16 +249,48 @@ impl Runtime {
         if let Some(seq) = last_seq {
             counters.last_seq.store(seq, Ordering::Relaxed);
         }
-        let runtime = Self { store, state, config, seam, counters, committed, last_seq, gauges_at: None };
+        let runtime = Self {
+            store,
+            state,
+            assistant,
+            sends: None,
+            updates,
+            nightly,
+            config,
+            seam,
+            counters,
+            committed,
+            last_seq,
+            gauges_at: None,
+        };
         Ok((runtime, rx))
+    }
+
+    /// Sends the robot's frames and the answers to `replies.*` requests through `sends`
+    /// (without it, the robot decides and records but nothing is sent).
+    pub fn with_sends(mut self, sends: SendHandle) -> Self {
+        self.sends = Some(sends);
+        self
+    }
+
+    /// When something is next due: the clock's deadline (which fires strictly after it),
+    /// the robot's next rescue, the nightly job.
+    fn next_due(&self) -> Option<Millis> {
+        let nightly = self.nightly.as_ref().filter(|n| n.running.is_none()).map(|n| n.next);
+        [self.state.next_due().map(|d| d.saturating_add(1)), self.assistant.next_due(), nightly]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs until the frame channel closes (the gateway stopped), then returns.
     pub async fn run(mut self, mut frames: mpsc::Receiver<Incoming>) -> Result<(), LiveError> {
         let mut buf = Vec::with_capacity(BATCH);
+        let mut updates = self.updates.take();
         loop {
-            let due = self.state.next_due().map(|d| d.saturating_add(1));
+            let due = self.next_due();
             let wake = due.map(|d| self.config.time.instant_at(d));
+            let job = self.nightly.as_mut().and_then(|n| n.running.as_mut().map(|r| &mut r.1));
             tokio::select! {
                 biased;
                 n = frames.recv_many(&mut buf, BATCH) => {
@@ -221,6 +298,21 @@ impl Runtime {
                         break;
                     }
                     self.process(&mut buf)?;
+                }
+                changed = async { match updates.as_mut() { Some(u) => u.changed().await, None => std::future::pending().await } } => {
+                    match (changed, updates.as_mut()) {
+                        (Ok(()), Some(u)) => {
+                            let sets = u.borrow_and_update().clone();
+                            self.assistant.set(&sets);
+                        }
+                        _ => updates = None,
+                    }
+                }
+                result = async { match job { Some(rx) => rx.await, None => std::future::pending().await } } => {
+                    let result = result.unwrap_or_else(|_| {
+                        Err(JobError::Sheet(crate::rules::DataError::at("scoring", None, "the job's thread stopped")))
+                    });
+                    self.nightly_finished(result)?;
                 }
                 () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                     let now = self.config.time.now_ms().max(due.unwrap_or(Millis::MIN));
@@ -232,12 +324,52 @@ impl Runtime {
         Ok(())
     }
 
+    /// Starts the nightly job if it is due, on its own connection off the runtime's
+    /// thread: scoring a day reads every event of it, which must not hold up frames.
+    fn start_nightly(&mut self, now: Millis) {
+        let Some(n) = self.nightly.as_mut().filter(|n| n.running.is_none() && n.next <= now) else { return };
+        n.next = scoring_job::next_fire(&n.schedule, now).unwrap_or(Millis::MAX);
+        let job = n.job.clone();
+        let (tx, rx) = oneshot::channel();
+        n.running = Some((now, rx));
+        info!(next = %crate::time::display_shanghai(n.next), "nightly scoring: running what is due");
+        tokio::task::spawn_blocking(move || {
+            let result = Store::open(&job.db).map_err(JobError::from).and_then(|mut store| {
+                scoring_job::run_due_with(&mut store, &job.sheet, job.reports.as_deref(), now)
+            });
+            let _ = tx.send(result);
+        });
+    }
+
+    /// The nightly job finished: its summary becomes a `summary` alert.
+    fn nightly_finished(&mut self, result: Result<scoring_job::Outcome, JobError>) -> Result<(), LiveError> {
+        let Some((at, _)) = self.nightly.as_mut().and_then(|n| n.running.take()) else { return Ok(()) };
+        match result {
+            Err(e) => warn!(error = %e, "nightly scoring failed; it runs again at the next fire"),
+            Ok(out) if out.days.is_empty() => info!("nightly scoring: nothing due"),
+            Ok(out) => {
+                info!(days = out.days.len(), months = ?out.months, events = out.events, "nightly scoring done");
+                if !out.summary.is_empty() {
+                    self.state.notices.push(Notice::summary("scoring", at, &out.summary));
+                    let now = self.config.time.now_ms();
+                    let tx = self.store.conn_mut().transaction()?;
+                    let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
+                    tx.commit()?;
+                    self.deliver(send);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Processes a batch of frames in one transaction, then publishes the commit point
     /// and hands the new alerts over.
     fn process(&mut self, items: &mut Vec<Incoming>) -> Result<(), LiveError> {
         let c = &self.counters;
         let received_at = crate::time::now_ms();
+        let now = self.config.time.now_ms();
         let mut max_seq = None;
+        let mut answers = Vec::new();
         let tx = self.store.conn_mut().transaction()?;
         {
             let mut ins = tx.prepare_cached(INSERT_EVENT)?;
@@ -263,6 +395,7 @@ impl Runtime {
                         }
                         c.events.fetch_add(1, Ordering::Relaxed);
                         self.state.handle(e);
+                        self.assistant.event(e, now);
                     }
                     Incoming::Rejected(r) => {
                         max_seq = max_seq.max(r.seq);
@@ -270,13 +403,18 @@ impl Runtime {
                         rej.execute(params![received_at, "websocket", position, r.reason, r.raw])?;
                         c.rejected.fetch_add(1, Ordering::Relaxed);
                     }
-                    Incoming::Other(_) => {}
+                    Incoming::Other(request) => {
+                        if let Some(replies) = self.assistant.replies() {
+                            answers.extend(ops::handle_op(replies, &request));
+                        }
+                    }
                 }
             }
         }
-        let now = self.config.time.now_ms();
         self.state.advance(now);
-        let send = persist_outputs(&tx, &mut self.state, c, now)?;
+        self.assistant.advance(now);
+        let actions = persist_assist(&tx, &mut self.state, &mut self.assistant, &self.counters, now)?;
+        let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
         let advanced = max_seq.filter(|&s| Some(s) > self.last_seq);
         if let Some(seq) = advanced {
             tx.execute(
@@ -292,20 +430,50 @@ impl Runtime {
             self.committed.send_replace(self.last_seq);
         }
         self.deliver(send);
+        self.speak(&actions);
+        for a in answers {
+            self.send_frame(a.to_string());
+        }
         self.gauges(false);
         Ok(())
     }
 
+    /// Sends the robot's frames (after the commit that recorded them).
+    fn speak(&self, actions: &[RobotAction]) {
+        let Some(sends) = &self.sends else { return };
+        let speaks = |a: &&RobotAction| {
+            matches!(a, RobotAction::Send { .. } | RobotAction::Suggest { .. } | RobotAction::Transfer { .. })
+        };
+        for a in actions.iter().filter(speaks) {
+            if let Some(frame) = ops::action_frame(a, &sends.next_id()) {
+                self.send_frame(frame.to_string());
+            }
+        }
+    }
+
+    fn send_frame(&self, frame: String) {
+        let Some(sends) = &self.sends else { return };
+        if let Err(e) = sends.send_frame(frame) {
+            // The queue holds 1024 frames; full means the platform is gone for a while,
+            // and a robot answer that late would be wrong anyway.
+            warn!(error = %e, "robot frame dropped");
+        }
+    }
+
     /// Lets time pass with no frame: deadlines fire, idle sessions close.
     fn tick(&mut self, now: Millis) -> Result<(), LiveError> {
+        self.start_nightly(now);
         self.state.advance(now);
-        if self.state.waits.is_empty() && self.state.notices.is_empty() {
+        self.assistant.advance(now);
+        if self.state.waits.is_empty() && self.state.notices.is_empty() && self.assistant.actions.is_empty() {
             return Ok(());
         }
         let tx = self.store.conn_mut().transaction()?;
+        let actions = persist_assist(&tx, &mut self.state, &mut self.assistant, &self.counters, now)?;
         let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
         tx.commit()?;
         self.deliver(send);
+        self.speak(&actions);
         self.gauges(false);
         Ok(())
     }
@@ -338,6 +506,25 @@ impl Runtime {
         self.counters.open.store(clock.open_sessions() as u64, Ordering::Relaxed);
         self.counters.waiting.store(clock.pending_waits() as u64, Ordering::Relaxed);
     }
+}
+
+/// The guard's and the robot's part of a transaction; the guard's alerts join the clock's
+/// (same dedup, same staleness rule). Returns the robot's actions to send after the commit.
+fn persist_assist(
+    tx: &Transaction<'_>,
+    state: &mut State,
+    assistant: &mut Assistant,
+    c: &LiveCounters,
+    now: Millis,
+) -> Result<Vec<RobotAction>, LiveError> {
+    state.notices.append(&mut assistant.notices);
+    let (actions, n) = assistant.persist(tx, now)?;
+    c.flags.fetch_add(n.flags, Ordering::Relaxed);
+    c.robot_sent.fetch_add(n.robot_sent, Ordering::Relaxed);
+    c.robot_other.fetch_add(n.robot_other, Ordering::Relaxed);
+    c.robot_hits.fetch_add(n.robot_hits, Ordering::Relaxed);
+    c.robot_misses.fetch_add(n.robot_misses, Ordering::Relaxed);
+    Ok(actions)
 }
 
 /// Saves the finished waits and records new alerts; returns the alerts to send (new and

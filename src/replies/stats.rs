@@ -24,13 +24,21 @@ pub struct MissRow {
 /// Records the bookkeeping actions (hits, misses) of a batch in one transaction; other
 /// actions are ignored. `now` dates the hits.
 pub fn record(store: &mut Store, actions: &[RobotAction], now: Millis) -> Result<(), StoreError> {
-    let day = shanghai_day(now).to_string();
     let tx = store.conn_mut().transaction()?;
+    record_on(&tx, actions, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`record`] on `conn`, inside the caller's transaction (the live runtime records a
+/// batch's hits in the transaction that stores its events).
+pub fn record_on(tx: &rusqlite::Connection, actions: &[RobotAction], now: Millis) -> Result<(), StoreError> {
+    let day = shanghai_day(now).to_string();
     for a in actions {
         match a {
-            RobotAction::Hit { shop, rule } => bump(&tx, &day, shop, "rule", rule)?,
+            RobotAction::Hit { shop, rule } => bump(tx, &day, shop, "rule", rule)?,
             RobotAction::PhraseUsed { shop, owner, code } => {
-                bump(&tx, &day, shop, "phrase", &format!("{}/{code}", owner.as_deref().unwrap_or("")))?;
+                bump(tx, &day, shop, "phrase", &format!("{}/{code}", owner.as_deref().unwrap_or("")))?;
             }
             RobotAction::Miss { shop, conversation, ts, text } => {
                 tx.execute(
@@ -41,7 +49,6 @@ pub fn record(store: &mut Store, actions: &[RobotAction], now: Millis) -> Result
             _ => {}
         }
     }
-    tx.commit()?;
     Ok(())
 }
 

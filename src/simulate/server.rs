@@ -78,6 +78,8 @@ pub struct ServerStats {
     pub drops: u64,
     /// Robot replies received.
     pub sends: Vec<ReceivedSend>,
+    /// Other frames received (`suggest`, `transfer`, `replies.found` …), as JSON text.
+    pub other: Vec<String>,
 }
 
 struct Frame {
@@ -375,7 +377,8 @@ fn on_client_frame(shared: &Shared, text: &str) {
             shared.stats().sends.push(send.clone());
             shared.append_echo(&send);
         }
-        Ok(ClientFrame::Hello { .. }) | Err(_) => debug!(frame = text, "simulator: unexpected client frame"),
+        Ok(ClientFrame::Hello { .. }) => debug!(frame = text, "simulator: unexpected client frame"),
+        Err(_) => shared.stats().other.push(text.to_string()),
     }
 }
 
