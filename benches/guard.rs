@@ -1,8 +1,9 @@
 //! Phrase-guard throughput on typical 20–60 character agent messages, normalisation on:
 //! with the shipped rules and with 10,000 extra phrases; then the same 10,000 phrases and
-//! messages through `pyahocorasick` (`benches/peer_guard.py`) for the ratio.
+//! messages through `pyahocorasick` (`benches/peer_guard.py`) and `mint-filter`
+//! (`benches/peer_guard.js`) for the ratios.
 //!
-//! Run: `cargo bench --bench guard` (or `bash benches/guard_peer.sh`, which installs the peer first).
+//! Run: `cargo bench --bench guard` (or `bash benches/guard_peer.sh`, which installs the peers first).
 
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -214,28 +215,32 @@ fn main() {
         println!("peer skipped: cannot write its input: {e}");
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer_guard.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(dir.join("phrases.txt"))
-        .arg(dir.join("messages.txt"))
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            let text = String::from_utf8_lossy(&o.stdout);
-            print!("{text}");
-            let peer_ns = text
-                .lines()
-                .find_map(|l| l.strip_prefix("peer_ns_per_msg "))
-                .and_then(|v| v.trim().parse::<f64>().ok());
-            if let Some(p) = peer_ns {
-                println!("ratio per message (peer ns / ours ns, 10,000 phrases): {:.1}x", p / ours);
+    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer_guard.py");
+    let js = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer_guard.js");
+    let (phrases_file, messages_file) = (dir.join("phrases.txt"), dir.join("messages.txt"));
+    let peers: [(&str, &[&str], &str, &str); 2] = [
+        ("python3", &[py], "peer_ns_per_msg ", "pip install pyahocorasick"),
+        ("node", &["--single-threaded", js], "peer2_ns_per_msg ", "bash benches/guard_peer.sh"),
+    ];
+    for (program, args, key, install) in peers {
+        let out = Command::new(program).args(args).arg(&phrases_file).arg(&messages_file).output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                print!("{text}");
+                let peer_ns =
+                    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<f64>().ok());
+                if let Some(p) = peer_ns {
+                    println!(
+                        "ratio per message ({program} peer ns / ours ns, 10,000 phrases): {:.1}x",
+                        p / ours
+                    );
+                }
             }
+            Ok(o) => {
+                println!("peer failed (install with `{install}`): {}", String::from_utf8_lossy(&o.stderr))
+            }
+            Err(e) => println!("peer skipped: {program} not runnable: {e}"),
         }
-        Ok(o) => println!(
-            "peer failed (install with `pip install pyahocorasick`): {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => println!("peer skipped: python3 not runnable: {e}"),
     }
 }

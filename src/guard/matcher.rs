@@ -1,14 +1,18 @@
 //! Phrase and regex matching over normalised text, with per-category exceptions.
 //!
 //! All phrases and exceptions of all categories share one Aho–Corasick automaton searched
-//! with overlapping matches, so one pass finds `第一` and the `第一次` around it; regexes are
-//! tried only when a [`RegexSet`] says one of them matches. A hit inside an exception of
+//! with overlapping matches, so one pass finds `第一` and the `第一次` around it. The same
+//! automaton holds each regex's *required literals* (every match of the regex starts or ends
+//! with one of them, from `regex-syntax`'s literal extraction): a regex runs only on texts
+//! where the pass met one of its literals, so most messages run no regex at all; a regex
+//! whose literals cannot be listed (`\w+元`) runs on every text. A hit inside an exception of
 //! its own category is dropped, and overlapping hits of one category merge into one
 //! finding over their union, reported with the rule of the leftmost, longest hit.
 
 use aho_corasick::automaton::{Automaton, OverlappingState};
 use aho_corasick::{Input, Match, MatchKind, dfa, nfa};
-use regex::{Regex, RegexSet};
+use regex::Regex;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use super::rules::CategoryRule;
 
@@ -19,10 +23,24 @@ const DFA_MAX_PATTERNS: usize = 20_000;
 
 /// What one automaton pattern is.
 #[derive(Debug, Clone, Copy)]
-struct Pattern {
+enum Pattern {
+    /// The category's phrase with this index.
+    Phrase { category: usize, phrase: usize },
+    /// One of the category's exceptions.
+    Exception { category: usize },
+    /// A required literal of the regex with this index in [`Matcher::regexes`].
+    Gate { regex: usize },
+}
+
+/// One compiled regex of a category.
+#[derive(Debug, Clone)]
+struct CategoryRegex {
     category: usize,
-    /// Index into the category's phrases, or `None` for an exception.
-    phrase: Option<usize>,
+    /// Index in the category's regexes.
+    index: usize,
+    regex: Regex,
+    /// Whether the regex runs only when one of its required literals occurs.
+    gated: bool,
 }
 
 /// The rule that produced a hit.
@@ -70,12 +88,26 @@ fn each_match<A: Automaton>(aut: &A, text: &str, mut f: impl FnMut(Match)) {
 pub struct Matcher {
     ac: Option<Phrases>,
     patterns: Vec<Pattern>,
-    /// `(category, index in category, regex)`, in the order of `set`.
-    regexes: Vec<(usize, usize, Regex)>,
-    set: Option<RegexSet>,
-    /// All regexes as one alternation: its literal prefilters rule most texts out faster
-    /// than the set's automaton can (the set has none).
-    any: Option<Regex>,
+    /// Every category's regexes, in category order.
+    regexes: Vec<CategoryRegex>,
+    /// Whether gated regexes wait for their literals; off only to check that the gates
+    /// change no result ([`Self::without_gates`]).
+    gates: bool,
+}
+
+/// Literals one of which every match of `pattern` starts (or else ends) with, or `None`
+/// when they cannot be listed (a leading and trailing `\d+`, a large class, no literal).
+fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    [ExtractKind::Prefix, ExtractKind::Suffix].into_iter().find_map(|kind| {
+        let mut extractor = Extractor::new();
+        extractor.kind(kind);
+        let seq = extractor.extract(&hir);
+        let lits = seq.literals()?;
+        // An empty literal is in every text: no gate.
+        (!lits.is_empty() && lits.iter().all(|l| !l.as_bytes().is_empty()))
+            .then(|| lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+    })
 }
 
 /// Building the automaton failed (only possible with absurdly large rule sets).
@@ -86,20 +118,30 @@ pub struct BuildError(String);
 impl Matcher {
     /// Compiles the phrases, exceptions and regexes of `categories`.
     pub fn new(categories: &[CategoryRule]) -> Result<Self, BuildError> {
-        let mut texts: Vec<&str> = Vec::new();
+        let mut texts: Vec<Vec<u8>> = Vec::new();
         let mut patterns = Vec::new();
         let mut regexes = Vec::new();
         for (ci, c) in categories.iter().enumerate() {
             for (pi, (_, norm)) in c.phrases.iter().enumerate() {
-                texts.push(norm);
-                patterns.push(Pattern { category: ci, phrase: Some(pi) });
+                texts.push(norm.as_bytes().to_vec());
+                patterns.push(Pattern::Phrase { category: ci, phrase: pi });
             }
             for x in &c.exceptions {
-                texts.push(x);
-                patterns.push(Pattern { category: ci, phrase: None });
+                texts.push(x.as_bytes().to_vec());
+                patterns.push(Pattern::Exception { category: ci });
             }
             for (ri, r) in c.regexes.iter().enumerate() {
-                regexes.push((ci, ri, r.clone()));
+                let literals = required_literals(r.as_str());
+                for lit in literals.iter().flatten() {
+                    texts.push(lit.clone());
+                    patterns.push(Pattern::Gate { regex: regexes.len() });
+                }
+                regexes.push(CategoryRegex {
+                    category: ci,
+                    index: ri,
+                    regex: r.clone(),
+                    gated: literals.is_some(),
+                });
             }
         }
         let err = |e: aho_corasick::BuildError| BuildError(e.to_string());
@@ -115,58 +157,48 @@ impl Matcher {
                 .build(&texts);
             Some(Phrases::Nfa(b.map_err(err)?))
         };
-        let set = if regexes.is_empty() {
-            None
-        } else {
-            Some(RegexSet::new(regexes.iter().map(|r| r.2.as_str())).map_err(|e| BuildError(e.to_string()))?)
-        };
-        let any = if regexes.is_empty() {
-            None
-        } else {
-            let alt: Vec<String> = regexes.iter().map(|r| format!("(?:{})", r.2.as_str())).collect();
-            Regex::new(&alt.join("|")).ok()
-        };
-        Ok(Self { ac, patterns, regexes, set, any })
+        Ok(Self { ac, patterns, regexes, gates: true })
+    }
+
+    /// The same matcher running every regex on every text, as before the literal gates:
+    /// the reference the tests compare the gated matcher with.
+    pub fn without_gates(mut self) -> Self {
+        self.gates = false;
+        self
     }
 
     /// Every hit in `text` (normalised) of the categories `enabled` accepts, by start.
     pub fn find(&self, text: &str, enabled: impl Fn(usize) -> bool) -> Vec<Hit> {
         let mut hits = Vec::new();
         let mut allowed: Vec<(usize, usize, usize)> = Vec::new();
-        let mut on_match = |m: Match| {
-            let p = self.patterns[m.pattern().as_usize()];
-            if !enabled(p.category) {
-                return;
+        // Regexes whose required literal occurs (no allocation unless one does).
+        let mut triggered: Vec<usize> = Vec::new();
+        let mut on_match = |m: Match| match self.patterns[m.pattern().as_usize()] {
+            Pattern::Phrase { category, phrase } if enabled(category) => {
+                hits.push(Hit { category, rule: RuleRef::Phrase(phrase), start: m.start(), end: m.end() })
             }
-            match p.phrase {
-                Some(pi) => hits.push(Hit {
-                    category: p.category,
-                    rule: RuleRef::Phrase(pi),
-                    start: m.start(),
-                    end: m.end(),
-                }),
-                None => allowed.push((p.category, m.start(), m.end())),
+            Pattern::Exception { category } if enabled(category) => {
+                allowed.push((category, m.start(), m.end()))
             }
+            Pattern::Gate { regex } => triggered.push(regex),
+            _ => {}
         };
         match &self.ac {
             Some(Phrases::Dfa(a)) => each_match(a, text, &mut on_match),
             Some(Phrases::Nfa(a)) => each_match(a, text, &mut on_match),
             None => {}
         }
-        if let Some(set) = self.set.as_ref().filter(|_| self.any.as_ref().is_none_or(|a| a.is_match(text))) {
-            for i in set.matches(text).iter() {
-                let (ci, ri, re) = &self.regexes[i];
-                if !enabled(*ci) {
-                    continue;
-                }
-                for m in re.find_iter(text).filter(|m| !m.is_empty()) {
-                    hits.push(Hit {
-                        category: *ci,
-                        rule: RuleRef::Regex(*ri),
-                        start: m.start(),
-                        end: m.end(),
-                    });
-                }
+        for (i, r) in self.regexes.iter().enumerate() {
+            if !enabled(r.category) || (self.gates && r.gated && !triggered.contains(&i)) {
+                continue;
+            }
+            for m in r.regex.find_iter(text).filter(|m| !m.is_empty()) {
+                hits.push(Hit {
+                    category: r.category,
+                    rule: RuleRef::Regex(r.index),
+                    start: m.start(),
+                    end: m.end(),
+                });
             }
         }
         if hits.is_empty() {

@@ -129,17 +129,22 @@ impl PiiScanner {
     /// knows from the normalised text (where every cue variant reads `微信`) that no cue is
     /// there, which is much cheaper than the case-insensitive pattern on every message.
     pub fn scan_gated(&self, text: &str, may_have_cue: bool) -> Vec<PiiHit> {
+        self.scan_with(text, may_have_cue, true)
+    }
+
+    /// [`Self::scan`] without any pre-check: every pattern runs on the whole text. The
+    /// reference the pre-checks are tested against.
+    pub fn scan_all(&self, text: &str) -> Vec<PiiHit> {
+        self.scan_with(text, true, false)
+    }
+
+    fn scan_with(&self, text: &str, may_have_cue: bool, gates: bool) -> Vec<PiiHit> {
         let mut hits = Vec::new();
-        // Bytes first: no number kind has fewer than 11 digits (full-width digits are the
-        // bytes EF BC 90–99), so most messages are skipped here without decoding.
-        let b = text.as_bytes();
-        let wide_digits =
-            b.windows(3).filter(|w| w[0] == 0xEF && w[1] == 0xBC && (0x90..=0x99).contains(&w[2])).count();
-        if b.iter().filter(|c| c.is_ascii_digit()).count() + wide_digits >= MIN_DIGITS {
+        if !gates || may_have_digits(text.as_bytes()) {
             let chars: Vec<char> = text.chars().collect();
             self.scan_numbers(&chars, &mut hits);
         }
-        let email = text.contains(['@', '＠']);
+        let email = !gates || text.as_bytes().contains(&b'@') || text.contains('＠');
         if !email && !may_have_cue {
             return hits;
         }
@@ -236,6 +241,20 @@ impl PiiScanner {
             .iter()
             .any(|cue| !cue.is_empty() && before.windows(cue.len()).any(|w| w == cue.as_slice()))
     }
+}
+
+/// Whether `b` may hold the digits of a number kind, counting over-generously and in two
+/// passes the compiler vectorises: no number kind has fewer than [`MIN_DIGITS`] digits, and
+/// a full-width digit (`EF BC 90`–`99`) is counted by its last two bytes, which a few CJK
+/// characters also end with. Most messages have no digit and are skipped without decoding.
+fn may_have_digits(b: &[u8]) -> bool {
+    let ascii = b.iter().filter(|c| c.is_ascii_digit()).count();
+    if ascii >= MIN_DIGITS {
+        return true;
+    }
+    let wide =
+        b.iter().zip(b.iter().skip(1)).filter(|&(&x, &y)| x == 0xBC && (0x90..=0x99).contains(&y)).count();
+    ascii + wide >= MIN_DIGITS
 }
 
 /// `text` with full-width ASCII forms (`ＶＸ：ａｂｃ`) as ASCII, character for character.
