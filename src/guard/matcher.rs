@@ -105,8 +105,19 @@ fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
         let seq = extractor.extract(&hir);
         let lits = seq.literals()?;
         // An empty literal is in every text: no gate.
-        (!lits.is_empty() && lits.iter().all(|l| !l.as_bytes().is_empty()))
-            .then(|| lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+        if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+            return None;
+        }
+        // A literal containing another one adds nothing to the gate (`qq号` after `qq`).
+        let mut lits: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        lits.sort_by_key(Vec::len);
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        for l in lits {
+            if !kept.iter().any(|k| l.windows(k.len()).any(|w| w == k.as_slice())) {
+                kept.push(l);
+            }
+        }
+        Some(kept)
     })
 }
 
@@ -217,5 +228,53 @@ impl Matcher {
         }
         kept.sort_by_key(|h| (h.start, h.category));
         kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_literals_are_listed_where_they_exist() {
+        let lits = |p: &str| {
+            required_literals(p).map(|v| {
+                let mut v: Vec<String> =
+                    v.into_iter().map(|l| String::from_utf8_lossy(&l).into_owned()).collect();
+                v.sort();
+                v
+            })
+        };
+        assert_eq!(lits(r"qq号?(是|为)?\d{5,11}"), Some(vec!["qq".to_string()]));
+        // A leading `\d+` has no prefix: the suffix literals gate it.
+        assert_eq!(lits(r"\d+(元|块)?(给你|卖你)"), Some(vec!["卖你".to_string(), "给你".to_string()]));
+        assert_eq!(lits(r"好评.{0,6}(返现|\d+元)"), Some(vec!["好评".to_string()]));
+        // Nothing to require: the regex runs on every text.
+        assert_eq!(lits(r"\d{11}"), None);
+        assert_eq!(lits(r"(返现)?"), None);
+        assert_eq!(lits(r"\w+|元"), None);
+    }
+
+    #[test]
+    fn every_shipped_regex_is_gated() {
+        let rules = crate::guard::rules::load(None).unwrap_or_else(|e| panic!("{e:?}"));
+        let m = Matcher::new(&rules.categories).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!m.regexes.is_empty());
+        for r in &m.regexes {
+            assert!(r.gated, "{} runs on every message", r.regex.as_str());
+        }
+    }
+
+    #[test]
+    fn a_gated_regex_runs_only_where_its_literal_occurs_and_finds_the_same() {
+        let rules = crate::guard::rules::load(None).unwrap_or_else(|e| panic!("{e:?}"));
+        let gated = Matcher::new(&rules.categories).unwrap_or_else(|e| panic!("{e}"));
+        let all = gated.clone().without_gates();
+        for text in
+            ["qq号12345678", "好评给5元", "99元卖给你", "算你88", "给你改成50", "加微信abc12345", "您好"]
+        {
+            assert_eq!(gated.find(text, |_| true), all.find(text, |_| true), "{text}");
+            assert!(!gated.find(text, |_| true).is_empty() || text == "您好", "{text}");
+        }
     }
 }

@@ -419,4 +419,31 @@ mod tests {
         let b = norm.text.find("加微信").unwrap();
         assert_eq!(norm.original_span(b, b + "加微信".len()), (0, 5));
     }
+
+    #[test]
+    fn the_table_folds_as_the_rules_do() {
+        let n = normalizer();
+        let t2s: HashMap<char, char> =
+            [('說', '说'), ('遍', '遍'), ('寶', '宝'), ('國', '国'), ('級', '级')].into_iter().collect();
+        for cp in 0..0x11000u32 {
+            let Some(c) = char::from_u32(cp) else { continue };
+            let (a, b) = (n.fold(c), fold_uncached(c, &t2s));
+            let same =
+                matches!((&a, &b), (Folded::Noise, Folded::Noise) | (Folded::Boundary, Folded::Boundary))
+                    || matches!((&a, &b), (Folded::Char(x), Folded::Char(y)) if x == y);
+            assert!(same, "U+{cp:04X}");
+        }
+    }
+
+    #[test]
+    fn a_reused_buffer_gives_what_a_fresh_one_gives() {
+        let n = normalizer();
+        let mut buf = Normalized::default();
+        for text in ["亲，加 -V- 信吧，说了多少遍了！！你看", "加vx", "", "好", "國家級 100% 正品"]
+        {
+            n.normalize_text_into(text, &mut buf);
+            assert_eq!(buf.text, n.normalize_text(text).text, "{text}");
+            assert_eq!(buf.text, n.normalize(text).text, "{text}");
+        }
+    }
 }
