@@ -9,8 +9,8 @@
 //! its own category is dropped, and overlapping hits of one category merge into one
 //! finding over their union, reported with the rule of the leftmost, longest hit.
 
-use aho_corasick::automaton::{Automaton, OverlappingState};
-use aho_corasick::{Input, Match, MatchKind, dfa, nfa};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{Anchored, Match, MatchKind, dfa, nfa};
 use regex::Regex;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
@@ -73,13 +73,24 @@ enum Phrases {
     Nfa(nfa::contiguous::NFA),
 }
 
-/// Calls `f` with every (overlapping) match of `aut` in `text`.
+/// Calls `f` with every (overlapping) match of `aut` in `text`, by end.
+///
+/// The automaton is stepped here byte by byte rather than through `try_find_overlapping`,
+/// whose set-up per call (once per match and once more at the end) costs as much as the
+/// scan on a 100-byte message. With `MatchKind::Standard` each state lists every pattern
+/// ending there (those of its failure chain included), which is what overlapping search
+/// reports, in the same order.
 fn each_match<A: Automaton>(aut: &A, text: &str, mut f: impl FnMut(Match)) {
-    let input = Input::new(text);
-    let mut state = OverlappingState::start();
-    while aut.try_find_overlapping(&input, &mut state).is_ok() {
-        let Some(m) = state.get_match() else { break };
-        f(m);
+    let Ok(mut sid) = aut.start_state(Anchored::No) else { return };
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        sid = aut.next_state(Anchored::No, sid, b);
+        if aut.is_special(sid) && aut.is_match(sid) {
+            for k in 0..aut.match_len(sid) {
+                let pid = aut.match_pattern(sid, k);
+                let end = i + 1;
+                f(Match::new(pid, end - aut.pattern_len(pid)..end));
+            }
+        }
     }
 }
 
@@ -234,6 +245,37 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every overlapping match as the crate's own overlapping search reports it.
+    fn overlapping<A: Automaton>(aut: &A, text: &str) -> Vec<Match> {
+        let input = aho_corasick::Input::new(text);
+        let mut state = aho_corasick::automaton::OverlappingState::start();
+        let mut out = Vec::new();
+        while aut.try_find_overlapping(&input, &mut state).is_ok() {
+            let Some(m) = state.get_match() else { break };
+            out.push(m);
+        }
+        out
+    }
+
+    #[test]
+    fn stepping_the_automaton_finds_what_overlapping_search_finds() {
+        let rules = crate::guard::rules::load(None).unwrap_or_else(|e| panic!("{e:?}"));
+        let m = Matcher::new(&rules.categories).unwrap_or_else(|e| panic!("{e}"));
+        let Some(Phrases::Dfa(dfa)) = &m.ac else { panic!("the shipped rules make a DFA") };
+        let nfa = nfa::contiguous::NFA::new(["第一", "第一次", "一次", "次购", "qq", "qq号", "加微信"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        for text in
+            ["第一次购买", "销量第一|第一次", "加微信qq号12345678好评给5元", "", "a", "全网最好的办法最好"]
+        {
+            let mut got = Vec::new();
+            each_match(dfa, text, |x| got.push(x));
+            assert_eq!(got, overlapping(dfa, text), "{text}");
+            let mut got = Vec::new();
+            each_match(&nfa, text, |x| got.push(x));
+            assert_eq!(got, overlapping(&nfa, text), "{text}");
+        }
+    }
 
     #[test]
     fn required_literals_are_listed_where_they_exist() {

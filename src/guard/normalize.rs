@@ -28,6 +28,11 @@ const DENSE_LO: u32 = 0x3400;
 /// One past the last code point of the dense table (end of the CJK Unified block).
 const DENSE_HI: u32 = 0xA000;
 
+/// The half- and full-width forms block, also folded by table.
+const WIDE_LO: u32 = 0xFF00;
+/// One past its end.
+const WIDE_HI: u32 = 0xFFF0;
+
 /// Table entry of a character dropped as noise.
 const NOISE: u32 = u32::MAX;
 /// Table entry of clause punctuation.
@@ -41,6 +46,9 @@ pub struct Normalizer {
     /// character of a Chinese message is one lookup here; the table is filled by
     /// [`fold_uncached`], the rules for every other character, so both agree.
     table: Vec<u32>,
+    /// The same for the half- and full-width forms block (`，！？：０-９Ａ-Ｚ`), as common in
+    /// Chinese text as ASCII.
+    wide: Vec<u32>,
     /// Traditional→simplified pairs at or above `DENSE_HI` (compatibility ideographs).
     sparse: HashMap<char, char>,
     /// Variant forms (already folded by steps 1–4), leftmost-longest.
@@ -138,16 +146,17 @@ impl Normalizer {
     /// in any width or case.
     pub fn new(t2s: &[(char, char)], variants: &[(String, String)]) -> Self {
         let all: HashMap<char, char> = t2s.iter().copied().collect();
-        let table = (0..DENSE_HI)
-            .map(|cp| match char::from_u32(cp).map(|c| fold_uncached(c, &all)) {
-                Some(Folded::Char(f)) => f as u32,
-                Some(Folded::Boundary) => CLAUSE,
-                Some(Folded::Noise) | None => NOISE,
-            })
-            .collect();
+        let entry = |cp: u32| match char::from_u32(cp).map(|c| fold_uncached(c, &all)) {
+            Some(Folded::Char(f)) => f as u32,
+            Some(Folded::Boundary) => CLAUSE,
+            Some(Folded::Noise) | None => NOISE,
+        };
+        let table = (0..DENSE_HI).map(entry).collect();
+        let wide = (WIDE_LO..WIDE_HI).map(entry).collect();
         let sparse = all.into_iter().filter(|&(t, _)| t as u32 >= DENSE_HI).collect();
         let mut n = Self {
             table,
+            wide,
             sparse,
             variants: None,
             targets: Vec::new(),
@@ -308,7 +317,15 @@ impl Normalizer {
 
     #[inline(always)]
     fn fold(&self, c: char) -> Folded {
-        match self.table.get(c as usize) {
+        let cp = c as u32;
+        let entry = if cp < DENSE_HI {
+            self.table.get(cp as usize)
+        } else if (WIDE_LO..WIDE_HI).contains(&cp) {
+            self.wide.get((cp - WIDE_LO) as usize)
+        } else {
+            None
+        };
+        match entry {
             Some(&NOISE) => Folded::Noise,
             Some(&CLAUSE) => Folded::Boundary,
             // Entries are characters by construction.
