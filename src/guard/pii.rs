@@ -252,8 +252,8 @@ fn may_have_digits(b: &[u8]) -> bool {
     if ascii >= MIN_DIGITS {
         return true;
     }
-    let wide =
-        b.iter().zip(b.iter().skip(1)).filter(|&(&x, &y)| x == 0xBC && (0x90..=0x99).contains(&y)).count();
+    let pairs = b.iter().zip(b.get(1..).unwrap_or_default());
+    let wide = pairs.filter(|&(&x, &y)| x == 0xBC && (0x90..=0x99).contains(&y)).count();
     ascii + wide >= MIN_DIGITS
 }
 
