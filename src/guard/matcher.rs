@@ -434,7 +434,7 @@ mod tests {
 
         let pool: Vec<char> = "加微信第一次最好的办法全网低价qq号12元给你算|".chars().collect();
         let mut rng = SmallRng::seed_from_u64(11);
-        let mut word = |rng: &mut SmallRng, lo: usize, hi: usize| -> String {
+        let word = |rng: &mut SmallRng, lo: usize, hi: usize| -> String {
             let n = rng.gen_range(lo..=hi);
             (0..n).map(|_| pool[rng.gen_range(0..pool.len())]).filter(|&c| c != '|').collect()
         };
