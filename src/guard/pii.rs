@@ -243,18 +243,28 @@ impl PiiScanner {
     }
 }
 
-/// Whether `b` may hold the digits of a number kind, counting over-generously and in two
-/// passes the compiler vectorises: no number kind has fewer than [`MIN_DIGITS`] digits, and
-/// a full-width digit (`EF BC 90`–`99`) is counted by its last two bytes, which a few CJK
-/// characters also end with. Most messages have no digit and are skipped without decoding.
+/// Whether `b` may hold the digits of a number kind, counting over-generously: no number
+/// kind has fewer than [`MIN_DIGITS`] digits, and a full-width digit (`EF BC 90`–`99`) is
+/// first counted by its `BC` byte alone (which full-width punctuation and a few CJK
+/// characters share), then, only if that reaches the bound, by its last two bytes. Most
+/// messages are skipped here without decoding.
 fn may_have_digits(b: &[u8]) -> bool {
-    let ascii = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let ascii = count_bytes(b, |c| c.is_ascii_digit());
     if ascii >= MIN_DIGITS {
         return true;
+    }
+    if ascii + count_bytes(b, |c| c == 0xBC) < MIN_DIGITS {
+        return false;
     }
     let pairs = b.iter().zip(b.get(1..).unwrap_or_default());
     let wide = pairs.filter(|&(&x, &y)| x == 0xBC && (0x90..=0x99).contains(&y)).count();
     ascii + wide >= MIN_DIGITS
+}
+
+/// How many bytes of `b` satisfy `f`, summed in byte-wide lanes per 255-byte chunk so the
+/// compiler vectorises it 16 or 32 bytes a step (a `usize` sum runs 4 bytes a step).
+fn count_bytes(b: &[u8], f: impl Fn(u8) -> bool) -> usize {
+    b.chunks(255).map(|c| usize::from(c.iter().fold(0u8, |n, &x| n + u8::from(f(x))))).sum()
 }
 
 /// `text` with full-width ASCII forms (`ＶＸ：ａｂｃ`) as ASCII, character for character.
