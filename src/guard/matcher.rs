@@ -31,6 +31,8 @@ enum Pattern {
     Exception { category: usize },
     /// A required literal of the regex with this index in [`Matcher::regexes`].
     Gate { regex: usize },
+    /// A cue word the caller asked about ([`Matcher::with_cues`]).
+    Cue,
 }
 
 /// One compiled regex of a category.
@@ -235,6 +237,12 @@ pub struct BuildError(String);
 impl Matcher {
     /// Compiles the phrases, exceptions and regexes of `categories`.
     pub fn new(categories: &[CategoryRule]) -> Result<Self, BuildError> {
+        Self::with_cues(categories, &[])
+    }
+
+    /// [`Self::new`], also telling from the same pass whether one of `cues` (normalised
+    /// words, e.g. the WeChat cues before an id) occurs: [`Self::find_with_cue`].
+    pub fn with_cues(categories: &[CategoryRule], cues: &[String]) -> Result<Self, BuildError> {
         let mut texts: Vec<Vec<u8>> = Vec::new();
         let mut patterns = Vec::new();
         let mut regexes = Vec::new();
@@ -260,6 +268,10 @@ impl Matcher {
                     gated: literals.is_some(),
                 });
             }
+        }
+        for cue in cues.iter().filter(|c| !c.is_empty()) {
+            texts.push(cue.as_bytes().to_vec());
+            patterns.push(Pattern::Cue);
         }
         let err = |e: aho_corasick::BuildError| BuildError(e.to_string());
         let ac = if texts.is_empty() {
@@ -295,6 +307,12 @@ impl Matcher {
 
     /// Every hit in `text` (normalised) of the categories `enabled` accepts, by start.
     pub fn find(&self, text: &str, enabled: impl Fn(usize) -> bool) -> Vec<Hit> {
+        self.find_with_cue(text, enabled).0
+    }
+
+    /// [`Self::find`], and whether one of the cue words occurs in `text`.
+    pub fn find_with_cue(&self, text: &str, enabled: impl Fn(usize) -> bool) -> (Vec<Hit>, bool) {
+        let mut cue = false;
         let mut hits = Vec::new();
         let mut allowed: Vec<(usize, usize, usize)> = Vec::new();
         // Regexes whose required literal occurs (no allocation unless one does).
@@ -305,6 +323,7 @@ impl Matcher {
             }
             Pattern::Exception { category } if enabled(category) => allowed.push((category, start, end)),
             Pattern::Gate { regex } => triggered.push(regex),
+            Pattern::Cue => cue = true,
             _ => {}
         };
         match (&self.index, &self.ac) {
@@ -327,7 +346,7 @@ impl Matcher {
             }
         }
         if hits.is_empty() {
-            return hits;
+            return (hits, cue);
         }
         hits.retain(|h| !allowed.iter().any(|&(c, s, e)| c == h.category && s <= h.start && h.end <= e));
         // Overlapping hits of one category are one finding over their union: `给个五星好评`
@@ -342,7 +361,7 @@ impl Matcher {
             }
         }
         kept.sort_by_key(|h| (h.start, h.category));
-        kept
+        (kept, cue)
     }
 }
 

@@ -159,7 +159,6 @@ impl Guard {
 
     /// Compiles already-validated rules.
     pub fn from_rules(rules: GuardRules) -> Result<Self, Vec<DataError>> {
-        let matcher = Matcher::new(&rules.categories).map_err(build_error)?;
         let pii = PiiScanner::new(&rules.wechat_cues, &rules.number_cues).map_err(build_error)?;
         let mut watched: Vec<Sender> = Vec::new();
         for s in rules.categories.iter().flat_map(|c| &c.senders) {
@@ -181,6 +180,7 @@ impl Guard {
                 wechat_cues.push(c);
             }
         }
+        let matcher = Matcher::with_cues(&rules.categories, &wechat_cues).map_err(build_error)?;
         Ok(Self {
             categories: rules.categories,
             normalizer: rules.normalizer,
@@ -262,8 +262,12 @@ impl Guard {
         let enabled = |ci: usize| sender.is_none_or(|s| self.categories[ci].senders.contains(&s));
         let (hits, cue) = SCRATCH.with_borrow_mut(|norm| {
             self.normalizer.normalize_text_into(text, norm);
-            let hits = self.matcher.find(&norm.text, enabled);
-            (hits, self.wechat_cues.iter().any(|c| norm.text.contains(c.as_str())))
+            let (hits, cue) = self.matcher.find_with_cue(&norm.text, enabled);
+            // The reference looks for the cue words itself.
+            (
+                hits,
+                if self.fast { cue } else { self.wechat_cues.iter().any(|c| norm.text.contains(c.as_str())) },
+            )
         });
         // Personal data is looked for whenever there is a hit too, to mask it inside matches.
         let pii = match (self.has_pii || !hits.is_empty(), self.fast) {
