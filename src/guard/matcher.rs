@@ -111,11 +111,15 @@ const PAIR_BITS: u32 = 17;
 #[derive(Debug, Clone)]
 struct PairIndex {
     bits: Vec<u64>,
-    /// First-pair key → patterns starting with that pair.
-    pairs: FxHashMap<u64, Vec<u32>>,
-    /// Patterns of a single character.
-    singles: FxHashMap<char, Vec<u32>>,
-    texts: Vec<Box<str>>,
+    /// First-pair key → the range of `entries` of the patterns starting with that pair.
+    pairs: FxHashMap<u64, (u32, u32)>,
+    /// One-character patterns → their range of `entries`.
+    singles: FxHashMap<char, (u32, u32)>,
+    /// `(pattern, start in arena, length)`, grouped by key; flat, so a lookup touches the
+    /// map entry, these few entries and the pattern bytes, no per-list allocation.
+    entries: Vec<(u32, u32, u32)>,
+    /// All pattern texts, one after the other.
+    arena: Vec<u8>,
 }
 
 fn pair_key(a: char, b: char) -> u64 {
@@ -130,12 +134,9 @@ impl PairIndex {
     /// The index of `texts`, or `None` when one is not UTF-8 or empty (the automaton then
     /// stays in use).
     fn new(texts: &[Vec<u8>]) -> Option<Self> {
-        let mut idx = Self {
-            bits: vec![0; 1 << (PAIR_BITS - 6)],
-            pairs: FxHashMap::default(),
-            singles: FxHashMap::default(),
-            texts: Vec::with_capacity(texts.len()),
-        };
+        let mut bits = vec![0u64; 1 << (PAIR_BITS - 6)];
+        let mut by_pair: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        let mut by_char: FxHashMap<char, Vec<u32>> = FxHashMap::default();
         for (i, t) in texts.iter().enumerate() {
             let s = std::str::from_utf8(t).ok()?;
             let id = u32::try_from(i).ok()?;
@@ -144,15 +145,32 @@ impl PairIndex {
                 (Some(a), Some(b)) => {
                     let key = pair_key(a, b);
                     let slot = pair_slot(key);
-                    idx.bits[slot / 64] |= 1 << (slot % 64);
-                    idx.pairs.entry(key).or_default().push(id);
+                    bits[slot / 64] |= 1 << (slot % 64);
+                    by_pair.entry(key).or_default().push(id);
                 }
-                (Some(a), None) => idx.singles.entry(a).or_default().push(id),
+                (Some(a), None) => by_char.entry(a).or_default().push(id),
                 (None, _) => return None,
             }
-            idx.texts.push(s.into());
         }
-        Some(idx)
+        let (mut entries, mut arena) = (Vec::new(), Vec::new());
+        let mut flatten = |ids: Vec<u32>| -> Option<(u32, u32)> {
+            let first = u32::try_from(entries.len()).ok()?;
+            for id in &ids {
+                let t = &texts[*id as usize];
+                entries.push((*id, u32::try_from(arena.len()).ok()?, u32::try_from(t.len()).ok()?));
+                arena.extend_from_slice(t);
+            }
+            Some((first, u32::try_from(ids.len()).ok()?))
+        };
+        let mut pairs = FxHashMap::default();
+        for (k, ids) in by_pair {
+            pairs.insert(k, flatten(ids)?);
+        }
+        let mut singles = FxHashMap::default();
+        for (c, ids) in by_char {
+            singles.insert(c, flatten(ids)?);
+        }
+        Some(Self { bits, pairs, singles, entries, arena })
     }
 
     /// Calls `f(pattern, start, end)` for every occurrence of every pattern, by start.
@@ -163,24 +181,25 @@ impl PairIndex {
                 let key = pair_key(pc, c);
                 let slot = pair_slot(key);
                 if self.bits[slot / 64] & (1 << (slot % 64)) != 0
-                    && let Some(ids) = self.pairs.get(&key)
+                    && let Some(&range) = self.pairs.get(&key)
                 {
-                    self.verify(text, pb, ids, &mut f);
+                    self.verify(text, pb, range, &mut f);
                 }
             }
             if !self.singles.is_empty()
-                && let Some(ids) = self.singles.get(&c)
+                && let Some(&range) = self.singles.get(&c)
             {
-                self.verify(text, b, ids, &mut f);
+                self.verify(text, b, range, &mut f);
             }
             prev = Some((b, c));
         }
     }
 
-    fn verify(&self, text: &str, at: usize, ids: &[u32], f: &mut impl FnMut(usize, usize, usize)) {
+    fn verify(&self, text: &str, at: usize, (first, n): (u32, u32), f: &mut impl FnMut(usize, usize, usize)) {
         let rest = &text.as_bytes()[at..];
-        for &id in ids {
-            let t = self.texts[id as usize].as_bytes();
+        let entries = self.entries.get(first as usize..(first + n) as usize).unwrap_or_default();
+        for &(id, start, len) in entries {
+            let t = self.arena.get(start as usize..(start + len) as usize).unwrap_or_default();
             if rest.starts_with(t) {
                 f(id as usize, at, at + t.len());
             }
