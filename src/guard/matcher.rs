@@ -1,13 +1,15 @@
 //! Phrase and regex matching over normalised text, with per-category exceptions.
 //!
-//! All phrases and exceptions of all categories share one Aho–Corasick automaton searched
-//! with overlapping matches, so one pass finds `第一` and the `第一次` around it. The same
-//! automaton holds each regex's *required literals* (every match of the regex starts or ends
-//! with one of them, from `regex-syntax`'s literal extraction): a regex runs only on texts
-//! where the pass met one of its literals, so most messages run no regex at all; a regex
-//! whose literals cannot be listed (`\w+元`) runs on every text. A hit inside an exception of
-//! its own category is dropped, and overlapping hits of one category merge into one
-//! finding over their union, reported with the rule of the leftmost, longest hit.
+//! All phrases and exceptions of all categories are found in one pass reporting every
+//! occurrence (overlapping ones too), so it finds `第一` and the `第一次` around it. The pass
+//! is a [`PairIndex`] (patterns by their first two characters); an Aho–Corasick automaton over
+//! the same patterns is kept as the reference it is tested against. The same pass finds each
+//! regex's *required literals* (every match of the regex starts or ends with one of them,
+//! from `regex-syntax`'s literal extraction): a regex runs only on texts where one of its
+//! literals occurs, so most messages run no regex at all; a regex whose literals cannot be
+//! listed (`\d{11}`) runs on every text. A hit inside an exception of its own category is
+//! dropped, and overlapping hits of one category merge into one finding over their union,
+//! reported with the rule of the leftmost, longest hit.
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, MatchKind, dfa, nfa};
