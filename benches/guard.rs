@@ -1,8 +1,9 @@
 //! Phrase-guard throughput on typical 20–60 character agent messages, normalisation on:
 //! with the shipped rules and with 10,000 extra phrases; then the same 10,000 phrases and
-//! messages through `pyahocorasick` (`benches/peer_guard.py`) for the ratio.
+//! messages through `pyahocorasick` (`benches/peer_guard.py`) and `mint-filter`
+//! (`benches/peer_guard.js`) for the ratios.
 //!
-//! Run: `cargo bench --bench guard` (or `bash benches/guard_peer.sh`, which installs the peer first).
+//! Run: `cargo bench --bench guard` (or `bash benches/guard_peer.sh`, which installs the peers first).
 
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -11,6 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kefu::event::{Event, EventKind, Sender};
+use kefu::guard::matcher::Matcher;
+use kefu::guard::normalize::Normalized;
+use kefu::guard::pii::PiiScanner;
 use kefu::guard::rules::{self, CategoryRule};
 use kefu::guard::{Guard, Severity};
 use rand::rngs::SmallRng;
@@ -106,6 +110,10 @@ fn extra_phrases(rng: &mut SmallRng, base: &rules::GuardRules) -> Vec<String> {
 }
 
 fn with_extra(phrases: &[String]) -> Guard {
+    Guard::from_rules(rules_with_extra(phrases)).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn rules_with_extra(phrases: &[String]) -> rules::GuardRules {
     let mut r = rules::load(None).unwrap_or_else(|e| panic!("{e:?}"));
     let normalized = phrases.iter().map(|p| (p.clone(), r.normalizer.normalize(p).text)).collect();
     r.categories.push(CategoryRule {
@@ -118,7 +126,7 @@ fn with_extra(phrases: &[String]) -> Guard {
         exceptions: Vec::new(),
         pii: None,
     });
-    Guard::from_rules(r).unwrap_or_else(|e| panic!("{e:?}"))
+    r
 }
 
 fn as_events(msgs: &[String]) -> Vec<Event> {
@@ -198,8 +206,25 @@ fn main() {
     let big = with_extra(&phrases);
     let (s, f) = time(|| run(&big));
     let ours = report("check_event, shipped + 10,000 phrases", s, bytes, f);
-    let (s, f) = time(|| msgs.iter().map(|m| base.normalizer.normalize_text(m).text.len()).sum());
+    let mut buf = Normalized::default();
+    let (s, f) = time(|| {
+        msgs.iter()
+            .map(|m| {
+                base.normalizer.normalize_text_into(m, &mut buf);
+                buf.text.len()
+            })
+            .sum()
+    });
     report("  normalisation alone (first pass, no map)", s, bytes, f);
+    // The parts of `check_event` one by one, on the same messages (10,000 phrases).
+    let big_rules = rules_with_extra(&phrases);
+    let matcher = Matcher::new(&big_rules.categories).unwrap_or_else(|e| panic!("{e}"));
+    let normalised: Vec<String> = msgs.iter().map(|m| base.normalizer.normalize_text(m).text).collect();
+    let (s, f) = time(|| normalised.iter().map(|t| matcher.find(t, |_| true).len()).sum());
+    report("  phrases, exceptions, regexes (normalised)", s, bytes, f);
+    let pii = PiiScanner::new(&base.wechat_cues, &base.number_cues).unwrap_or_else(|e| panic!("{e}"));
+    let (s, f) = time(|| msgs.iter().map(|m| pii.scan_gated(m, false).len()).sum());
+    report("  personal data (pre-checks, then scan)", s, bytes, f);
     let (s, f) = time(|| msgs.iter().map(|m| base.normalizer.normalize(m).text.len()).sum());
     report("  normalisation with the span map", s, bytes, f);
 
@@ -214,28 +239,32 @@ fn main() {
         println!("peer skipped: cannot write its input: {e}");
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer_guard.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(dir.join("phrases.txt"))
-        .arg(dir.join("messages.txt"))
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            let text = String::from_utf8_lossy(&o.stdout);
-            print!("{text}");
-            let peer_ns = text
-                .lines()
-                .find_map(|l| l.strip_prefix("peer_ns_per_msg "))
-                .and_then(|v| v.trim().parse::<f64>().ok());
-            if let Some(p) = peer_ns {
-                println!("ratio per message (peer ns / ours ns, 10,000 phrases): {:.1}x", p / ours);
+    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer_guard.py");
+    let js = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer_guard.js");
+    let (phrases_file, messages_file) = (dir.join("phrases.txt"), dir.join("messages.txt"));
+    let peers: [(&str, &[&str], &str, &str); 2] = [
+        ("python3", &[py], "peer_ns_per_msg ", "pip install pyahocorasick"),
+        ("node", &["--single-threaded", js], "peer2_ns_per_msg ", "bash benches/guard_peer.sh"),
+    ];
+    for (program, args, key, install) in peers {
+        let out = Command::new(program).args(args).arg(&phrases_file).arg(&messages_file).output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                print!("{text}");
+                let peer_ns =
+                    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<f64>().ok());
+                if let Some(p) = peer_ns {
+                    println!(
+                        "ratio per message ({program} peer ns / ours ns, 10,000 phrases): {:.1}x",
+                        p / ours
+                    );
+                }
             }
+            Ok(o) => {
+                println!("peer failed (install with `{install}`): {}", String::from_utf8_lossy(&o.stderr))
+            }
+            Err(e) => println!("peer skipped: {program} not runnable: {e}"),
         }
-        Ok(o) => println!(
-            "peer failed (install with `pip install pyahocorasick`): {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => println!("peer skipped: python3 not runnable: {e}"),
     }
 }

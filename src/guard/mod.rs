@@ -16,6 +16,7 @@ pub mod pii;
 pub mod rules;
 pub mod store;
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use serde::Serialize;
@@ -24,7 +25,7 @@ use crate::event::{Event, EventKind, Sender};
 use crate::rules::DataError;
 use crate::time::Millis;
 use matcher::{Matcher, RuleRef};
-use normalize::Normalizer;
+use normalize::{Normalized, Normalizer};
 use pii::{PiiHit, PiiKind, PiiScanner};
 pub use rules::Severity;
 use rules::{CategoryRule, GuardRules};
@@ -42,6 +43,8 @@ pub struct Guard {
     has_pii: bool,
     /// The WeChat cue words as normalised (variants folded), shortest forms only.
     wechat_cues: Vec<String>,
+    /// Whether the shortcuts are on (off only in [`Guard::without_fast_paths`]).
+    fast: bool,
 }
 
 /// What a text triggers, for `kefu check-text` and as the source of every [`Flag`].
@@ -156,7 +159,6 @@ impl Guard {
 
     /// Compiles already-validated rules.
     pub fn from_rules(rules: GuardRules) -> Result<Self, Vec<DataError>> {
-        let matcher = Matcher::new(&rules.categories).map_err(build_error)?;
         let pii = PiiScanner::new(&rules.wechat_cues, &rules.number_cues).map_err(build_error)?;
         let mut watched: Vec<Sender> = Vec::new();
         for s in rules.categories.iter().flat_map(|c| &c.senders) {
@@ -178,6 +180,7 @@ impl Guard {
                 wechat_cues.push(c);
             }
         }
+        let matcher = Matcher::with_cues(&rules.categories, &wechat_cues).map_err(build_error)?;
         Ok(Self {
             categories: rules.categories,
             normalizer: rules.normalizer,
@@ -186,6 +189,7 @@ impl Guard {
             watched,
             has_pii,
             wechat_cues,
+            fast: true,
         })
     }
 
@@ -241,25 +245,43 @@ impl Guard {
         self.pii.mask_text(text)
     }
 
+    /// The same guard without the shortcuts that skip work on messages that cannot match
+    /// (regex literal gates, personal-data pre-checks): slower, and the reference the tests
+    /// hold the fast guard to — both must find exactly the same.
+    pub fn without_fast_paths(mut self) -> Self {
+        self.matcher = self.matcher.without_gates();
+        self.fast = false;
+        self
+    }
+
     fn findings(&self, text: &str, sender: Option<Sender>) -> Vec<Finding> {
-        let enabled = |ci: usize| sender.is_none_or(|s| self.categories[ci].senders.contains(&s));
-        let mut norm = self.normalizer.normalize_text(text);
-        let hits = self.matcher.find(&norm.text, enabled);
-        if !hits.is_empty() {
-            // The same text again, now with the map from normalised bytes to original characters.
-            norm = self.normalizer.normalize(text);
+        thread_local! {
+            /// The first, map-less normalisation of each message, reused across messages.
+            static SCRATCH: RefCell<Normalized> = RefCell::new(Normalized::default());
         }
+        let enabled = |ci: usize| sender.is_none_or(|s| self.categories[ci].senders.contains(&s));
+        let (hits, cue) = SCRATCH.with_borrow_mut(|norm| {
+            self.normalizer.normalize_text_into(text, norm);
+            let (hits, cue) = self.matcher.find_with_cue(&norm.text, enabled);
+            // The reference looks for the cue words itself.
+            (
+                hits,
+                if self.fast { cue } else { self.wechat_cues.iter().any(|c| norm.text.contains(c.as_str())) },
+            )
+        });
         // Personal data is looked for whenever there is a hit too, to mask it inside matches.
-        let pii = if self.has_pii || !hits.is_empty() {
-            let cue = self.wechat_cues.iter().any(|c| norm.text.contains(c.as_str()));
-            self.pii.scan_gated(text, cue)
-        } else {
-            Vec::new()
+        let pii = match (self.has_pii || !hits.is_empty(), self.fast) {
+            (false, _) => Vec::new(),
+            (true, true) => self.pii.scan_gated(text, cue),
+            (true, false) => self.pii.scan_all(text),
         };
         let mut out = Vec::new();
         if hits.is_empty() && pii.is_empty() {
             return out;
         }
+        // The same text again, now with the map from normalised bytes to original characters
+        // (only messages with a finding get here).
+        let norm = if hits.is_empty() { Normalized::default() } else { self.normalizer.normalize(text) };
         let chars: Vec<char> = text.chars().collect();
         for h in hits {
             let c = &self.categories[h.category];

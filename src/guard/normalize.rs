@@ -28,12 +28,33 @@ const DENSE_LO: u32 = 0x3400;
 /// One past the last code point of the dense table (end of the CJK Unified block).
 const DENSE_HI: u32 = 0xA000;
 
+/// The half- and full-width forms block, also folded by table.
+const WIDE_LO: u32 = 0xFF00;
+/// One past its end.
+const WIDE_HI: u32 = 0xFFF0;
+
+/// Table entry of a character dropped as noise.
+const NOISE: u32 = u32::MAX;
+/// Table entry of clause punctuation.
+const CLAUSE: u32 = u32::MAX - 1;
+
 /// Folds text onto its canonical form; built once from the t2s and variant tables.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
-    /// Simplified form per code point in `DENSE_LO..DENSE_HI`; `'\0'` where unchanged.
-    dense: Vec<char>,
-    /// Pairs outside the dense range (compatibility ideographs and the like).
+    /// What each code point below `DENSE_HI` folds to (ASCII, punctuation, CJK with its
+    /// simplified form): the folded character, [`NOISE`] or [`CLAUSE`]. Almost every
+    /// character of a Chinese message is one lookup here; the table is filled by
+    /// [`fold_uncached`], the rules for every other character, so both agree.
+    table: Vec<u32>,
+    /// Bit per code point in `DENSE_LO..DENSE_HI`: its table entry is not itself (a
+    /// traditional character). Chinese text spreads over this 160 KiB stretch of the table;
+    /// the 3 KiB bit set stays in the L1 cache and spares the table read for almost every
+    /// character, which is already simplified.
+    changed: Vec<u64>,
+    /// The same for the half- and full-width forms block (`，！？：０-９Ａ-Ｚ`), as common in
+    /// Chinese text as ASCII.
+    wide: Vec<u32>,
+    /// Traditional→simplified pairs at or above `DENSE_HI` (compatibility ideographs).
     sparse: HashMap<char, char>,
     /// Variant forms (already folded by steps 1–4), leftmost-longest.
     variants: Option<DFA>,
@@ -85,8 +106,13 @@ impl Normalized {
 
     #[inline]
     fn push(&mut self, c: char, start: u32, end: u32) {
+        if self.track { self.push_as::<true>(c, start, end) } else { self.push_as::<false>(c, start, end) }
+    }
+
+    #[inline(always)]
+    fn push_as<const TRACK: bool>(&mut self, c: char, start: u32, end: u32) {
         self.text.push(c);
-        if self.track {
+        if TRACK {
             for _ in 0..c.len_utf8() {
                 self.spans.push((start, end));
             }
@@ -124,18 +150,26 @@ impl Normalizer {
     /// Variant forms and targets are folded here (steps 1–4), so the tables may be written
     /// in any width or case.
     pub fn new(t2s: &[(char, char)], variants: &[(String, String)]) -> Self {
-        let mut dense = vec!['\0'; (DENSE_HI - DENSE_LO) as usize];
-        let mut sparse = HashMap::new();
-        for &(t, s) in t2s {
-            let cp = t as u32;
-            if (DENSE_LO..DENSE_HI).contains(&cp) {
-                dense[(cp - DENSE_LO) as usize] = s;
-            } else {
-                sparse.insert(t, s);
+        let all: HashMap<char, char> = t2s.iter().copied().collect();
+        let entry = |cp: u32| match char::from_u32(cp).map(|c| fold_uncached(c, &all)) {
+            Some(Folded::Char(f)) => f as u32,
+            Some(Folded::Boundary) => CLAUSE,
+            Some(Folded::Noise) | None => NOISE,
+        };
+        let table: Vec<u32> = (0..DENSE_HI).map(entry).collect();
+        let mut changed = vec![0u64; (DENSE_HI - DENSE_LO).div_ceil(64) as usize];
+        for cp in DENSE_LO..DENSE_HI {
+            if table[cp as usize] != cp {
+                let i = (cp - DENSE_LO) as usize;
+                changed[i / 64] |= 1 << (i % 64);
             }
         }
+        let wide = (WIDE_LO..WIDE_HI).map(entry).collect();
+        let sparse = all.into_iter().filter(|&(t, _)| t as u32 >= DENSE_HI).collect();
         let mut n = Self {
-            dense,
+            table,
+            changed,
+            wide,
             sparse,
             variants: None,
             targets: Vec::new(),
@@ -145,7 +179,7 @@ impl Normalizer {
         };
         let mut forms = Vec::new();
         for (form, target) in variants {
-            let f = n.fold_chars(form, false).0.text;
+            let f = n.fold_only(form);
             let mut chars = f.chars();
             match (chars.next(), chars.next()) {
                 (None, _) => continue,
@@ -156,7 +190,7 @@ impl Normalizer {
                 _ => n.always_search = true,
             }
             forms.push(f);
-            n.targets.push(n.fold_chars(target, false).0.text);
+            n.targets.push(n.fold_only(target));
         }
         n.pairs.sort_unstable();
         n.pairs.dedup();
@@ -173,23 +207,44 @@ impl Normalizer {
 
     /// The full canonical form of `text` with its map back to original characters.
     pub fn normalize(&self, text: &str) -> Normalized {
-        self.run(text, true)
+        let mut out = Normalized::with_capacity(text.len(), true);
+        self.run(text, &mut out);
+        out
     }
 
     /// The canonical form only, without the map: about half the work, for the first look
     /// at a message (most have no finding and never need a span).
     pub fn normalize_text(&self, text: &str) -> Normalized {
-        self.run(text, false)
+        let mut out = Normalized::with_capacity(text.len(), false);
+        self.run(text, &mut out);
+        out
     }
 
-    fn run(&self, text: &str, track: bool) -> Normalized {
-        let (folded, may_have_variant) = self.fold_chars(text, track);
-        match &self.variants {
-            Some(dfa) if may_have_variant && first_match(dfa, &folded.text, 0).is_some() => {
-                self.replace_variants(dfa, &folded)
-            }
-            _ => folded,
+    /// [`Self::normalize_text`] into `out`, reusing its buffer: no allocation per message
+    /// once the buffer has grown to the longest message.
+    pub fn normalize_text_into(&self, text: &str, out: &mut Normalized) {
+        out.text.clear();
+        out.spans.clear();
+        out.track = false;
+        self.run(text, out);
+    }
+
+    fn run(&self, text: &str, out: &mut Normalized) {
+        let may_have_variant =
+            if out.track { self.fold_chars::<true>(text, out) } else { self.fold_chars::<false>(text, out) };
+        if let Some(dfa) = &self.variants
+            && may_have_variant
+            && first_match(dfa, &out.text, 0).is_some()
+        {
+            *out = self.replace_variants(dfa, out);
         }
+    }
+
+    /// Steps 1–4 only, without the map (variant forms and targets when the tables load).
+    fn fold_only(&self, text: &str) -> String {
+        let mut out = Normalized::with_capacity(text.len(), false);
+        self.fold_chars::<false>(text, &mut out);
+        out.text
     }
 
     fn starts_variant(&self, c: char) -> bool {
@@ -197,10 +252,10 @@ impl Normalizer {
         cp < DENSE_HI as usize && self.firsts[cp / 64] & (1 << (cp % 64)) != 0
     }
 
-    /// Steps 1–4: per-character folding, noise removal and repeat collapsing; also tells
-    /// whether the result may hold a variant form.
-    fn fold_chars(&self, text: &str, track: bool) -> (Normalized, bool) {
-        let mut out = Normalized::with_capacity(text.len(), track);
+    /// Steps 1–4: per-character folding, noise removal and repeat collapsing, appended to
+    /// `out` (`TRACK` = `out.track`, as a constant so the loop without the map has no
+    /// span code); tells whether the result may hold a variant form.
+    fn fold_chars<const TRACK: bool>(&self, text: &str, out: &mut Normalized) -> bool {
         let mut may_have_variant = self.always_search;
         let mut last: Option<char> = None;
         // Characters since the last clause punctuation, and that punctuation's position.
@@ -222,23 +277,25 @@ impl Normalizer {
                 // Punctuation after a single character is an insertion (`加，微，信`);
                 // after a longer run it ends a clause, and no phrase may span it.
                 if segment >= 2 {
-                    out.push(BOUNDARY, p, p + 1);
+                    out.push_as::<TRACK>(BOUNDARY, p, p + 1);
                     last = Some(BOUNDARY);
                 }
                 segment = 0;
             }
             if last == Some(f) && !f.is_ascii() {
-                out.extend_last(i + 1);
+                if TRACK {
+                    out.extend_last(i + 1);
+                }
                 continue;
             }
             if let Some(l) = last.filter(|&l| self.starts_variant(l)) {
                 may_have_variant |= self.pairs.binary_search(&(l, f)).is_ok();
             }
-            out.push(f, i, i + 1);
+            out.push_as::<TRACK>(f, i, i + 1);
             last = Some(f);
             segment += 1;
         }
-        (out, may_have_variant)
+        may_have_variant
     }
 
     /// Step 5: replaces variant forms, keeping each replacement's original span.
@@ -271,36 +328,61 @@ impl Normalizer {
         out
     }
 
+    #[inline(always)]
     fn fold(&self, c: char) -> Folded {
         let cp = c as u32;
-        if cp < 0x80 {
-            return fold_ascii(c);
-        }
-        // Full-width ASCII forms (！ to ～) sit at a fixed distance from ASCII.
-        if (0xFF01..=0xFF5E).contains(&cp) {
-            return char::from_u32(cp - 0xFEE0).map_or(Folded::Noise, fold_ascii);
-        }
         if (DENSE_LO..DENSE_HI).contains(&cp) {
-            let s = self.dense[(cp - DENSE_LO) as usize];
-            return Folded::Char(if s == '\0' { c } else { s });
+            let i = (cp - DENSE_LO) as usize;
+            if self.changed[i / 64] & (1 << (i % 64)) == 0 {
+                return Folded::Char(c);
+            }
         }
-        if let Some(&s) = self.sparse.get(&c) {
-            return Folded::Char(s);
+        let entry = if cp < DENSE_HI {
+            self.table.get(cp as usize)
+        } else if (WIDE_LO..WIDE_HI).contains(&cp) {
+            self.wide.get((cp - WIDE_LO) as usize)
+        } else {
+            None
+        };
+        match entry {
+            Some(&NOISE) => Folded::Noise,
+            Some(&CLAUSE) => Folded::Boundary,
+            // Entries are characters by construction.
+            Some(&f) => Folded::Char(char::from_u32(f).unwrap_or(c)),
+            None => fold_uncached(c, &self.sparse),
         }
-        if c == '➕' {
-            return Folded::Char('加');
-        }
-        if matches!(c, '。' | '、' | '…') {
-            return Folded::Boundary;
-        }
-        if !c.is_alphanumeric() {
-            return Folded::Noise;
-        }
-        let mut lower = c.to_lowercase();
-        match (lower.next(), lower.next()) {
-            (Some(l), None) => Folded::Char(l),
-            _ => Folded::Char(c),
-        }
+    }
+}
+
+/// What `c` folds to, by the rules (the table caches this below `DENSE_HI`).
+fn fold_uncached(c: char, t2s: &HashMap<char, char>) -> Folded {
+    let cp = c as u32;
+    if cp < 0x80 {
+        return fold_ascii(c);
+    }
+    // Full-width ASCII forms (！ to ～) sit at a fixed distance from ASCII.
+    if (0xFF01..=0xFF5E).contains(&cp) {
+        return char::from_u32(cp - 0xFEE0).map_or(Folded::Noise, fold_ascii);
+    }
+    if (DENSE_LO..DENSE_HI).contains(&cp) {
+        return Folded::Char(t2s.get(&c).copied().unwrap_or(c));
+    }
+    if let Some(&s) = t2s.get(&c) {
+        return Folded::Char(s);
+    }
+    if c == '➕' {
+        return Folded::Char('加');
+    }
+    if matches!(c, '。' | '、' | '…') {
+        return Folded::Boundary;
+    }
+    if !c.is_alphanumeric() {
+        return Folded::Noise;
+    }
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) => Folded::Char(l),
+        _ => Folded::Char(c),
     }
 }
 
@@ -372,5 +454,32 @@ mod tests {
         let norm = n.normalize("加加微信信好");
         let b = norm.text.find("加微信").unwrap();
         assert_eq!(norm.original_span(b, b + "加微信".len()), (0, 5));
+    }
+
+    #[test]
+    fn the_table_folds_as_the_rules_do() {
+        let n = normalizer();
+        let t2s: HashMap<char, char> =
+            [('說', '说'), ('遍', '遍'), ('寶', '宝'), ('國', '国'), ('級', '级')].into_iter().collect();
+        for cp in 0..0x11000u32 {
+            let Some(c) = char::from_u32(cp) else { continue };
+            let (a, b) = (n.fold(c), fold_uncached(c, &t2s));
+            let same =
+                matches!((&a, &b), (Folded::Noise, Folded::Noise) | (Folded::Boundary, Folded::Boundary))
+                    || matches!((&a, &b), (Folded::Char(x), Folded::Char(y)) if x == y);
+            assert!(same, "U+{cp:04X}");
+        }
+    }
+
+    #[test]
+    fn a_reused_buffer_gives_what_a_fresh_one_gives() {
+        let n = normalizer();
+        let mut buf = Normalized::default();
+        for text in ["亲，加 -V- 信吧，说了多少遍了！！你看", "加vx", "", "好", "國家級 100% 正品"]
+        {
+            n.normalize_text_into(text, &mut buf);
+            assert_eq!(buf.text, n.normalize_text(text).text, "{text}");
+            assert_eq!(buf.text, n.normalize(text).text, "{text}");
+        }
     }
 }
