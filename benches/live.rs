@@ -24,7 +24,6 @@ use kefu::rules::response_time::ResponseRules;
 use kefu::simulate::server::rebase;
 use kefu::simulate::{Item, ServerConfig, SimConfig, SimServer, generate};
 use kefu::store::{INSERT_EVENT, Store};
-use rusqlite::params;
 use tokio::time::Instant;
 
 #[global_allocator]
@@ -86,16 +85,7 @@ fn bare_insert(events: &[Event], db: &std::path::Path) -> anyhow::Result<f64> {
         {
             let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
             for (e, body) in chunk {
-                stmt.execute(params![
-                    e.id,
-                    e.ts,
-                    e.shop,
-                    e.type_name(),
-                    e.conversation(),
-                    e.agent(),
-                    e.customer(),
-                    body
-                ])?;
+                kefu::store::insert_event(&mut stmt, e, body)?;
             }
         }
         tx.commit()?;

@@ -16,7 +16,6 @@ use kefu::replay::{BATCH, replay_with_guard};
 use kefu::rules::response_time::ResponseRules;
 use kefu::simulate::{SimConfig, generate, write_jsonl};
 use kefu::store::{INSERT_EVENT, Store};
-use rusqlite::params;
 
 // The same allocator as the `kefu` binary, so the figures are the command's.
 #[global_allocator]
@@ -78,16 +77,7 @@ fn bare_insert(file: &Path, db: &Path) -> anyhow::Result<f64> {
         {
             let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
             for (e, body) in chunk {
-                stmt.execute(params![
-                    e.id,
-                    e.ts,
-                    e.shop,
-                    e.type_name(),
-                    e.conversation(),
-                    e.agent(),
-                    e.customer(),
-                    body
-                ])?;
+                kefu::store::insert_event(&mut stmt, e, body)?;
             }
         }
         tx.commit()?;

@@ -349,16 +349,7 @@ fn write_all(mut store: Store, rx: Receiver<Batch>, source: &str) -> Result<usiz
         {
             let mut ins = tx.prepare_cached(INSERT_EVENT)?;
             for (e, body) in &batch.events {
-                stored += ins.execute(params![
-                    e.id,
-                    e.ts,
-                    e.shop,
-                    e.type_name(),
-                    e.conversation(),
-                    e.agent(),
-                    e.customer(),
-                    body
-                ])?;
+                stored += crate::store::insert_event(&mut ins, e, body)?;
             }
             save_waits(&tx, &batch.waits)?;
             save_breaches(&tx, &batch.alerts)?;

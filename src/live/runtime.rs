@@ -379,16 +379,7 @@ impl Runtime {
                     Incoming::Event { seq, event, body } => {
                         max_seq = max_seq.max(Some(seq));
                         let e = &event;
-                        let new = ins.execute(params![
-                            e.id,
-                            e.ts,
-                            e.shop,
-                            e.type_name(),
-                            e.conversation(),
-                            e.agent(),
-                            e.customer(),
-                            body
-                        ])?;
+                        let new = crate::store::insert_event(&mut ins, e, &body)?;
                         if new == 0 {
                             c.duplicates.fetch_add(1, Ordering::Relaxed);
                             continue;

@@ -116,16 +116,7 @@ impl Store {
         {
             let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
             for (e, body) in events {
-                added += stmt.execute(params![
-                    e.id,
-                    e.ts,
-                    e.shop,
-                    e.type_name(),
-                    e.conversation(),
-                    e.agent(),
-                    e.customer(),
-                    body
-                ])?;
+                added += insert_event(&mut stmt, e, body)?;
             }
         }
         tx.commit()?;
@@ -181,6 +172,11 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Runs [`INSERT_EVENT`] for one event; returns 1 when it was new, 0 for a duplicate.
+pub fn insert_event(stmt: &mut rusqlite::Statement<'_>, e: &Event, body: &str) -> rusqlite::Result<usize> {
+    stmt.execute(params![e.id, e.ts, e.shop, e.type_name(), e.conversation(), e.agent(), e.customer(), body])
 }
 
 /// The one statement that stores an event; the benchmark's bare insert uses it too.
