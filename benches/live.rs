@@ -23,7 +23,7 @@ use kefu::replay::BATCH;
 use kefu::rules::response_time::ResponseRules;
 use kefu::simulate::server::rebase;
 use kefu::simulate::{Item, ServerConfig, SimConfig, SimServer, generate};
-use kefu::store::{INSERT_EVENT, Store};
+use kefu::store::Store;
 use tokio::time::Instant;
 
 #[global_allocator]
@@ -81,14 +81,8 @@ fn bare_insert(events: &[Event], db: &std::path::Path) -> anyhow::Result<f64> {
     let mut store = Store::open(db)?;
     let t = std::time::Instant::now();
     for chunk in rows.chunks(BATCH) {
-        let tx = store.conn_mut().transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
-            for (e, body) in chunk {
-                kefu::store::insert_event(&mut stmt, e, body)?;
-            }
-        }
-        tx.commit()?;
+        // One transaction per chunk, the statement replay and live use.
+        store.insert_events(chunk.iter().map(|(e, body)| (*e, body.as_str())))?;
     }
     Ok(t.elapsed().as_secs_f64())
 }

@@ -15,7 +15,7 @@ use kefu::guard::Guard;
 use kefu::replay::{BATCH, replay_with_guard};
 use kefu::rules::response_time::ResponseRules;
 use kefu::simulate::{SimConfig, generate, write_jsonl};
-use kefu::store::{INSERT_EVENT, Store};
+use kefu::store::Store;
 
 // The same allocator as the `kefu` binary, so the figures are the command's.
 #[global_allocator]
@@ -73,14 +73,8 @@ fn bare_insert(file: &Path, db: &Path) -> anyhow::Result<f64> {
     let mut store = Store::open(db)?;
     let t = Instant::now();
     for chunk in rows.chunks(BATCH) {
-        let tx = store.conn_mut().transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
-            for (e, body) in chunk {
-                kefu::store::insert_event(&mut stmt, e, body)?;
-            }
-        }
-        tx.commit()?;
+        // One transaction per chunk, the statement replay and live use.
+        store.insert_events(chunk.iter().map(|(e, body)| (e, *body)))?;
     }
     Ok(t.elapsed().as_secs_f64())
 }
