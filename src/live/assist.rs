@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use rusqlite::Transaction;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::alerts::Notice;
 use crate::event::{Event, EventKind};
 use crate::guard::store::{insert_flags, raw_matched};
 use crate::guard::{Flag, Guard};
-use crate::replies::reload::{Reload, Watcher};
+use crate::replies::reload::{Reload, Trigger, Watcher, log_rejected};
 use crate::replies::robot::{Robot, RobotAction};
 use crate::replies::{Replies, stats};
 use crate::rules::DataError;
@@ -242,24 +242,8 @@ impl Reloader {
     /// Polls every `every` and on SIGHUP until every receiver of `tx` is gone; publishes
     /// each valid new set and logs each error of an invalid one (file, line, reason) once.
     pub async fn run(mut self, every: Duration, tx: watch::Sender<Sets>) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        loop {
-            #[cfg(unix)]
-            tokio::select! {
-                _ = tick.tick() => {}
-                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {
-                    info!("SIGHUP: checking rules and replies");
-                }
-                () = tx.closed() => return,
-            }
-            #[cfg(not(unix))]
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = tx.closed() => return,
-            }
+        let mut trigger = Trigger::new(every);
+        while trigger.next(tx.closed()).await {
             match self.poll() {
                 None => {}
                 Some(Ok(sets)) => {
@@ -270,11 +254,7 @@ impl Reloader {
                     );
                     tx.send_replace(sets);
                 }
-                Some(Err(errors)) => {
-                    for e in errors {
-                        warn!(file = %e.file.display(), line = e.line, reason = %e.message, "reload rejected; the previous rules and replies keep serving");
-                    }
-                }
+                Some(Err(errors)) => log_rejected(&errors, "the previous rules and replies keep serving"),
             }
         }
     }

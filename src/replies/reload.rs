@@ -59,21 +59,8 @@ impl Watcher {
     /// Polls every `every` (and on SIGHUP) until every receiver of `tx` is gone, publishing
     /// each valid new set; rejected edits are logged with file, line and reason.
     pub async fn run(mut self, every: Duration, tx: watch::Sender<Arc<Replies>>) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        loop {
-            #[cfg(unix)]
-            tokio::select! {
-                _ = tick.tick() => {}
-                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {}
-            }
-            #[cfg(not(unix))]
-            tick.tick().await;
-            if tx.is_closed() {
-                return;
-            }
+        let mut trigger = Trigger::new(every);
+        while trigger.next(tx.closed()).await {
             match self.poll() {
                 Reload::Unchanged => {}
                 Reload::Loaded(r) => {
@@ -84,13 +71,57 @@ impl Watcher {
                     );
                     tx.send_replace(Arc::new(*r));
                 }
-                Reload::Rejected(errors) => {
-                    for e in errors {
-                        tracing::warn!(file = %e.file.display(), line = e.line, reason = %e.message, "reload rejected; previous replies kept");
-                    }
-                }
+                Reload::Rejected(errors) => log_rejected(&errors, "previous replies kept"),
             }
         }
+    }
+}
+
+/// When to look at the folders again: every `every`, and at once on SIGHUP (unix).
+pub struct Trigger {
+    tick: tokio::time::Interval,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Trigger {
+    /// Ticks every `every`; a missed tick is delayed, not bunched.
+    pub fn new(every: Duration) -> Self {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            tick,
+            #[cfg(unix)]
+            hup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Waits for the next check; false once `closed` completes (nobody listens any more).
+    pub async fn next(&mut self, closed: impl std::future::Future<Output = ()>) -> bool {
+        #[cfg(unix)]
+        {
+            let hup = &mut self.hup;
+            tokio::select! {
+                _ = self.tick.tick() => true,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                    tracing::info!("SIGHUP: checking rules and replies");
+                    true
+                }
+                () = closed => false,
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::select! {
+            _ = self.tick.tick() => true,
+            () = closed => false,
+        }
+    }
+}
+
+/// Logs every error of a rejected edit with its file, line and reason.
+pub fn log_rejected(errors: &[crate::rules::DataError], kept: &str) {
+    for e in errors {
+        tracing::warn!(file = %e.file.display(), line = e.line, reason = %e.message, kept, "reload rejected");
     }
 }
 
