@@ -15,6 +15,7 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, MatchKind, dfa, nfa};
 use regex::Regex;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Class, Hir, HirKind};
 use rustc_hash::FxHashMap;
 
 use super::rules::CategoryRule;
@@ -46,6 +47,9 @@ struct CategoryRegex {
     regex: Regex,
     /// Whether the regex runs only when one of its required literals occurs.
     gated: bool,
+    /// Whether every match holds a digit ([`needs_digit`]): then a text without one is
+    /// skipped even when a literal occurs (`给您` is common, `99元给您` is not).
+    needs_digit: bool,
 }
 
 /// The rule that produced a hit.
@@ -99,113 +103,247 @@ fn each_match<A: Automaton>(aut: &A, text: &str, mut f: impl FnMut(usize, usize,
     }
 }
 
-/// Bits of the hash of a character pair in [`PairIndex::bits`] (16 KiB, in L1 cache).
-const PAIR_BITS: u32 = 17;
+/// Bits of the hash of a pattern's first three characters in [`PairIndex::threes`]
+/// (64 KiB; a message touches a few dozen of its words).
+const TRIPLE_BITS: u32 = 19;
+/// Bits of the hash of a two-character pattern in [`PairIndex::twos`] (2 KiB: two-character
+/// patterns are few, short claims like `第一` and regex literals like `好评`).
+const PAIR_BITS: u32 = 14;
 
-/// Patterns indexed by their first two characters: what the matcher searches.
+/// Patterns indexed by their first characters: what the matcher searches.
 ///
-/// At each character of the text the pair it starts is hashed into a bit set; only where
-/// the bit is set (a phrase may start there) is the pair looked up and its few patterns
-/// compared with the text. Every match is found: a pattern of two or more characters is
-/// listed under its first pair, a one-character pattern (a regex literal) under its
-/// character. Per message this touches a 16 KiB bit set and a few hash entries, where the
-/// automaton of 10,000 phrases touches a cold 50 MB table at every byte.
+/// At each position of the text, the pair and the triple of characters starting there are
+/// hashed into two bit sets, one for two-character patterns and one for longer ones by
+/// their first three characters; only where a bit is set (a pattern may start there) are
+/// the few patterns of that slot compared with the text. Every match is found: a pattern is
+/// listed under its first three characters, or its two, or (a one-character regex literal)
+/// its one. Keying the long patterns on three characters rather than two matters with
+/// large phrase lists: ordinary text starts some phrase's first pair at one position in
+/// five, and each such candidate is an unpredictable branch and a few loads, while a
+/// triple almost never starts one. Per message this touches a few words of the bit sets,
+/// where the automaton of 10,000 phrases touches a cold 50 MB table at every byte.
 #[derive(Debug, Clone)]
 struct PairIndex {
-    bits: Vec<u64>,
-    /// First-pair key → the range of `entries` of the patterns starting with that pair.
-    pairs: FxHashMap<u64, (u32, u32)>,
-    /// One-character patterns → their range of `entries`.
+    /// Two-character patterns by the pair.
+    twos: SlotTable,
+    /// Longer patterns by their first three characters.
+    threes: SlotTable,
+    /// One-character patterns → their range of `single_ids`, looked up only when there
+    /// are any (no shipped rule has one).
     singles: FxHashMap<char, (u32, u32)>,
-    /// `(pattern, start in arena, length)`, grouped by key; flat, so a lookup touches the
-    /// map entry, these few entries and the pattern bytes, no per-list allocation.
-    entries: Vec<(u32, u32, u32)>,
-    /// All pattern texts, one after the other.
-    arena: Vec<u8>,
+    single_ids: Vec<u32>,
+    /// The characters of every long pattern after its first three, one after the other.
+    arena: Vec<char>,
 }
 
-fn pair_key(a: char, b: char) -> u64 {
-    (u64::from(u32::from(a)) << 32) | u64::from(u32::from(b))
+/// Keys in a bit set of hashed slots; the keys of a set bit are found by counting the set
+/// bits before it (a rank table beside the bit set) rather than through a hash map.
+#[derive(Debug, Clone)]
+struct SlotTable {
+    shift: u32,
+    bits: Vec<u64>,
+    /// Set bits in `bits` before each word.
+    rank: Vec<u32>,
+    /// For the n-th set bit, its entries are `entries[starts[n]..starts[n + 1]]`.
+    starts: Vec<u32>,
+    /// Entries grouped by slot, each with its full key (slots are shared).
+    entries: Vec<SlotEntry>,
 }
 
-fn pair_slot(key: u64) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PAIR_BITS)) as usize
+/// A pattern under its key: the characters after the key that the text must continue
+/// with are `arena[rest_start..rest_start + rest_len]`.
+#[derive(Debug, Clone, Copy)]
+struct SlotEntry {
+    key: u64,
+    pattern: u32,
+    rest_start: u32,
+    rest_len: u32,
+}
+
+/// A character pair as one number (code points have 21 bits).
+#[inline(always)]
+fn key2(a: char, b: char) -> u64 {
+    (u64::from(u32::from(a)) << 21) | u64::from(u32::from(b))
+}
+
+/// A character triple as one number, from its first pair's key.
+#[inline(always)]
+fn key3(pair: u64, c: char) -> u64 {
+    (pair << 21) | u64::from(u32::from(c))
+}
+
+impl SlotTable {
+    fn new(bits_log2: u32, mut items: Vec<SlotEntry>) -> Option<Self> {
+        let mut t = Self {
+            shift: 64 - bits_log2,
+            bits: vec![0u64; 1 << (bits_log2 - 6)],
+            rank: Vec::new(),
+            starts: Vec::new(),
+            entries: Vec::with_capacity(items.len()),
+        };
+        items.sort_by_key(|e| (t.slot(e.key), e.pattern));
+        for e in items {
+            let slot = t.slot(e.key);
+            if !t.test(slot) {
+                t.bits[slot / 64] |= 1 << (slot % 64);
+                t.starts.push(u32::try_from(t.entries.len()).ok()?);
+            }
+            t.entries.push(e);
+        }
+        t.starts.push(u32::try_from(t.entries.len()).ok()?);
+        let mut before = 0u32;
+        for w in &t.bits {
+            t.rank.push(before);
+            before += w.count_ones();
+        }
+        Some(t)
+    }
+
+    #[inline(always)]
+    fn slot(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline(always)]
+    fn test(&self, slot: usize) -> bool {
+        self.bits.get(slot / 64).is_some_and(|w| w & (1 << (slot % 64)) != 0)
+    }
+
+    /// The entries of a slot whose bit is set.
+    #[inline(always)]
+    fn entries(&self, slot: usize) -> &[SlotEntry] {
+        let word = self.bits.get(slot / 64).copied().unwrap_or(0);
+        let below = word & ((1u64 << (slot % 64)) - 1);
+        let n = self.rank.get(slot / 64).copied().unwrap_or(0) + below.count_ones();
+        match (self.starts.get(n as usize), self.starts.get(n as usize + 1)) {
+            (Some(&a), Some(&b)) => self.entries.get(a as usize..b as usize).unwrap_or_default(),
+            _ => &[],
+        }
+    }
 }
 
 impl PairIndex {
-    /// The index of `texts`, or `None` when one is not UTF-8 or empty (the automaton then
-    /// stays in use).
-    fn new(texts: &[Vec<u8>]) -> Option<Self> {
-        let mut bits = vec![0u64; 1 << (PAIR_BITS - 6)];
-        let mut by_pair: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+    /// The index of `texts`, or `None` when one is empty or the index would not fit its
+    /// 32-bit offsets (the automaton then stays in use).
+    fn new(texts: &[Vec<char>]) -> Option<Self> {
+        let (mut twos, mut threes) = (Vec::new(), Vec::new());
         let mut by_char: FxHashMap<char, Vec<u32>> = FxHashMap::default();
+        let mut arena = Vec::new();
         for (i, t) in texts.iter().enumerate() {
-            let s = std::str::from_utf8(t).ok()?;
-            let id = u32::try_from(i).ok()?;
-            let mut cs = s.chars();
-            match (cs.next(), cs.next()) {
-                (Some(a), Some(b)) => {
-                    let key = pair_key(a, b);
-                    let slot = pair_slot(key);
-                    bits[slot / 64] |= 1 << (slot % 64);
-                    by_pair.entry(key).or_default().push(id);
+            let pattern = u32::try_from(i).ok()?;
+            match t.as_slice() {
+                [a, b, c, rest @ ..] => {
+                    threes.push(SlotEntry {
+                        key: key3(key2(*a, *b), *c),
+                        pattern,
+                        rest_start: u32::try_from(arena.len()).ok()?,
+                        rest_len: u32::try_from(rest.len()).ok()?,
+                    });
+                    arena.extend_from_slice(rest);
                 }
-                (Some(a), None) => by_char.entry(a).or_default().push(id),
-                (None, _) => return None,
+                [a, b] => twos.push(SlotEntry { key: key2(*a, *b), pattern, rest_start: 0, rest_len: 0 }),
+                [a] => by_char.entry(*a).or_default().push(pattern),
+                [] => return None,
             }
-        }
-        let (mut entries, mut arena) = (Vec::new(), Vec::new());
-        let mut flatten = |ids: Vec<u32>| -> Option<(u32, u32)> {
-            let first = u32::try_from(entries.len()).ok()?;
-            for id in &ids {
-                let t = &texts[*id as usize];
-                entries.push((*id, u32::try_from(arena.len()).ok()?, u32::try_from(t.len()).ok()?));
-                arena.extend_from_slice(t);
-            }
-            Some((first, u32::try_from(ids.len()).ok()?))
-        };
-        let mut pairs = FxHashMap::default();
-        for (k, ids) in by_pair {
-            pairs.insert(k, flatten(ids)?);
         }
         let mut singles = FxHashMap::default();
+        let mut single_ids = Vec::new();
         for (c, ids) in by_char {
-            singles.insert(c, flatten(ids)?);
+            let first = u32::try_from(single_ids.len()).ok()?;
+            single_ids.extend_from_slice(&ids);
+            singles.insert(c, (first, u32::try_from(ids.len()).ok()?));
         }
-        Some(Self { bits, pairs, singles, entries, arena })
+        Some(Self {
+            twos: SlotTable::new(PAIR_BITS, twos)?,
+            threes: SlotTable::new(TRIPLE_BITS, threes)?,
+            singles,
+            single_ids,
+            arena,
+        })
     }
 
-    /// Calls `f(pattern, start, end)` for every occurrence of every pattern, by start.
-    fn each_match(&self, text: &str, mut f: impl FnMut(usize, usize, usize)) {
-        let mut prev: Option<(usize, char)> = None;
-        for (b, c) in text.char_indices() {
-            if let Some((pb, pc)) = prev {
-                let key = pair_key(pc, c);
-                let slot = pair_slot(key);
-                if self.bits[slot / 64] & (1 << (slot % 64)) != 0
-                    && let Some(&range) = self.pairs.get(&key)
-                {
-                    self.verify(text, pb, range, &mut f);
+    /// Calls `f(pattern, start, end)` for every occurrence of every pattern (character
+    /// offsets).
+    fn each_match(&self, text: &[char], mut f: impl FnMut(usize, usize, usize)) {
+        for (i, w) in text.windows(3).enumerate() {
+            let k2 = key2(w[0], w[1]);
+            let k3 = key3(k2, w[2]);
+            let (s2, s3) = (self.twos.slot(k2), self.threes.slot(k3));
+            // `|`, not `||`: one rarely taken branch for both tests.
+            if self.twos.test(s2) | self.threes.test(s3) {
+                self.verify(text, i, k2, s2, k3, s3, &mut f);
+            }
+        }
+        // The last pair has no third character.
+        if let [.., a, b] = text {
+            let (i, k2) = (text.len() - 2, key2(*a, *b));
+            let s2 = self.twos.slot(k2);
+            if self.twos.test(s2) {
+                self.verify(text, i, k2, s2, u64::MAX, usize::MAX, &mut f);
+            }
+        }
+        if self.singles.is_empty() {
+            return;
+        }
+        for (i, c) in text.iter().enumerate() {
+            if let Some(&(first, n)) = self.singles.get(c) {
+                for &id in self.single_ids.get(first as usize..(first + n) as usize).unwrap_or_default() {
+                    f(id as usize, i, i + 1);
                 }
             }
-            if !self.singles.is_empty()
-                && let Some(&range) = self.singles.get(&c)
-            {
-                self.verify(text, b, range, &mut f);
-            }
-            prev = Some((b, c));
         }
     }
 
-    fn verify(&self, text: &str, at: usize, (first, n): (u32, u32), f: &mut impl FnMut(usize, usize, usize)) {
-        let rest = &text.as_bytes()[at..];
-        let entries = self.entries.get(first as usize..(first + n) as usize).unwrap_or_default();
-        for &(id, start, len) in entries {
-            let t = self.arena.get(start as usize..(start + len) as usize).unwrap_or_default();
-            if rest.starts_with(t) {
-                f(id as usize, at, at + t.len());
+    #[allow(clippy::too_many_arguments)]
+    fn verify(
+        &self,
+        text: &[char],
+        at: usize,
+        k2: u64,
+        s2: usize,
+        k3: u64,
+        s3: usize,
+        f: &mut impl FnMut(usize, usize, usize),
+    ) {
+        if self.twos.test(s2) {
+            for e in self.twos.entries(s2).iter().filter(|e| e.key == k2) {
+                f(e.pattern as usize, at, at + 2);
             }
         }
+        if self.threes.test(s3) {
+            for e in self.threes.entries(s3).iter().filter(|e| e.key == k3) {
+                let (from, end) = (at + 3, at + 3 + e.rest_len as usize);
+                let rest = self.arena.get(e.rest_start as usize..e.rest_start as usize + e.rest_len as usize);
+                if let (Some(hay), Some(rest)) = (text.get(from..end), rest)
+                    && hay == rest
+                {
+                    f(e.pattern as usize, at, end);
+                }
+            }
+        }
+    }
+}
+
+/// `text` as characters, with the character index at each byte offset of a character start
+/// (and at the end), to turn the byte offsets of automata and regexes into character ones.
+struct CharText {
+    text: String,
+    char_at: Vec<u32>,
+}
+
+impl CharText {
+    fn new(chars: &[char]) -> Self {
+        let text: String = chars.iter().collect();
+        let mut char_at = vec![0u32; text.len() + 1];
+        for (ci, (b, _)) in text.char_indices().enumerate() {
+            char_at[b] = ci as u32;
+        }
+        char_at[text.len()] = chars.len() as u32;
+        Self { text, char_at }
+    }
+
+    fn char_index(&self, byte: usize) -> usize {
+        self.char_at.get(byte).map_or(0, |&c| c as usize)
     }
 }
 
@@ -250,6 +388,39 @@ fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     })
 }
 
+/// Whether every match of `hir` contains a numeric character (`\\d`, `[0-9]`, a digit in a
+/// literal): a concatenation needs one if a part does, an alternation if every branch does,
+/// a repetition if it repeats at least once something that does.
+fn needs_digit(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Literal(l) => String::from_utf8_lossy(&l.0).chars().any(char::is_numeric),
+        HirKind::Class(Class::Unicode(c)) => {
+            // Only small classes are walked; a large one is taken to hold non-digits.
+            let size: u32 = c.ranges().iter().map(|r| u32::from(r.end()) - u32::from(r.start()) + 1).sum();
+            !c.ranges().is_empty()
+                && size <= 4_096
+                && c.ranges().iter().all(|r| (r.start()..=r.end()).all(char::is_numeric))
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            !c.ranges().is_empty()
+                && c.ranges().iter().all(|r| r.start().is_ascii_digit() && r.end().is_ascii_digit())
+        }
+        HirKind::Repetition(r) => r.min >= 1 && needs_digit(&r.sub),
+        HirKind::Capture(c) => needs_digit(&c.sub),
+        HirKind::Concat(parts) => parts.iter().any(needs_digit),
+        HirKind::Alternation(branches) => branches.iter().all(needs_digit),
+        HirKind::Empty | HirKind::Look(_) => false,
+    }
+}
+
+/// Whether `text` holds a numeric character, the test [`needs_digit`] regexes wait for.
+fn has_digit(text: &[char]) -> bool {
+    // CJK unified ideographs are all letters (`Lo`): most characters skip the Unicode table.
+    text.iter().any(|&c| {
+        c.is_ascii_digit() || (!c.is_ascii() && !('\u{4E00}'..='\u{9FFF}').contains(&c) && c.is_numeric())
+    })
+}
+
 /// Building the automaton failed (only possible with absurdly large rule sets).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the phrase matcher: {0}")]
@@ -277,7 +448,13 @@ impl Matcher {
                 patterns.push(Pattern::Exception { category: ci });
             }
             for (ri, r) in c.regexes.iter().enumerate() {
-                let literals = required_literals(r.as_str());
+                // A literal cut inside a character cannot be looked for by characters: such
+                // a regex runs on every text.
+                let literals = required_literals(r.as_str()).and_then(|lits| {
+                    lits.into_iter()
+                        .map(|l| String::from_utf8(l).ok().map(String::into_bytes))
+                        .collect::<Option<Vec<_>>>()
+                });
                 for lit in literals.iter().flatten() {
                     texts.push(lit.clone());
                     patterns.push(Pattern::Gate { regex: regexes.len() });
@@ -287,6 +464,7 @@ impl Matcher {
                     index: ri,
                     regex: r.clone(),
                     gated: literals.is_some(),
+                    needs_digit: regex_syntax::Parser::new().parse(r.as_str()).is_ok_and(|h| needs_digit(&h)),
                 });
             }
         }
@@ -307,7 +485,10 @@ impl Matcher {
                 .build(&texts);
             Some(Phrases::Nfa(b.map_err(err)?))
         };
-        let index = if texts.is_empty() { None } else { PairIndex::new(&texts) };
+        // Every pattern is UTF-8: phrases, exceptions and cues are strings, literals checked above.
+        let chars: Vec<Vec<char>> =
+            texts.iter().map(|t| String::from_utf8_lossy(t).chars().collect()).collect();
+        let index = if texts.is_empty() { None } else { PairIndex::new(&chars) };
         Ok(Self { ac, index, patterns, regexes, gates: true })
     }
 
@@ -320,19 +501,19 @@ impl Matcher {
         self
     }
 
-    /// Whether the pair index replaces the automaton (all rule sets whose patterns are
-    /// UTF-8, which every phrase and almost every regex literal is).
+    /// Whether the pair index replaces the automaton (every rule set of a sane size).
     pub fn uses_pair_index(&self) -> bool {
         self.index.is_some()
     }
 
-    /// Every hit in `text` (normalised) of the categories `enabled` accepts, by start.
-    pub fn find(&self, text: &str, enabled: impl Fn(usize) -> bool) -> Vec<Hit> {
+    /// Every hit in `text` (normalised characters) of the categories `enabled` accepts, by
+    /// start; offsets are character indices.
+    pub fn find(&self, text: &[char], enabled: impl Fn(usize) -> bool) -> Vec<Hit> {
         self.find_with_cue(text, enabled).0
     }
 
     /// [`Self::find`], and whether one of the cue words occurs in `text`.
-    pub fn find_with_cue(&self, text: &str, enabled: impl Fn(usize) -> bool) -> (Vec<Hit>, bool) {
+    pub fn find_with_cue(&self, text: &[char], enabled: impl Fn(usize) -> bool) -> (Vec<Hit>, bool) {
         let mut cue = false;
         let mut hits = Vec::new();
         let mut allowed: Vec<(usize, usize, usize)> = Vec::new();
@@ -347,22 +528,35 @@ impl Matcher {
             Pattern::Cue => cue = true,
             _ => {}
         };
+        // The string form, built only when an automaton or a regex needs it.
+        let mut as_string: Option<CharText> = None;
         match (&self.index, &self.ac) {
             (Some(index), _) => index.each_match(text, &mut on_match),
-            (None, Some(Phrases::Dfa(a))) => each_match(a, text, &mut on_match),
-            (None, Some(Phrases::Nfa(a))) => each_match(a, text, &mut on_match),
+            (None, Some(ac)) => {
+                let t = as_string.get_or_insert_with(|| CharText::new(text));
+                let mut by_char = |p, s, e| on_match(p, t.char_index(s), t.char_index(e));
+                match ac {
+                    Phrases::Dfa(a) => each_match(a, &t.text, &mut by_char),
+                    Phrases::Nfa(a) => each_match(a, &t.text, &mut by_char),
+                }
+            }
             (None, None) => {}
         }
+        let mut digit: Option<bool> = None;
         for (i, r) in self.regexes.iter().enumerate() {
             if !enabled(r.category) || (self.gates && r.gated && !triggered.contains(&i)) {
                 continue;
             }
-            for m in r.regex.find_iter(text).filter(|m| !m.is_empty()) {
+            if self.gates && r.needs_digit && !*digit.get_or_insert_with(|| has_digit(text)) {
+                continue;
+            }
+            let t = as_string.get_or_insert_with(|| CharText::new(text));
+            for m in r.regex.find_iter(&t.text).filter(|m| !m.is_empty()) {
                 hits.push(Hit {
                     category: r.category,
                     rule: RuleRef::Regex(r.index),
-                    start: m.start(),
-                    end: m.end(),
+                    start: t.char_index(m.start()),
+                    end: t.char_index(m.end()),
                 });
             }
         }
@@ -389,6 +583,10 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chars(s: &str) -> Vec<char> {
+        s.chars().collect()
+    }
 
     /// Every overlapping match as the crate's own overlapping search reports it.
     fn overlapping<A: Automaton>(aut: &A, text: &str) -> Vec<(usize, usize, usize)> {
@@ -442,6 +640,28 @@ mod tests {
     }
 
     #[test]
+    fn regexes_that_need_a_digit_are_told_apart() {
+        let needs = |p: &str| needs_digit(&regex_syntax::Parser::new().parse(p).unwrap());
+        for p in [
+            r"\d+(元|块)?(给你|给您)",
+            r"(算你|算您)\d+",
+            r"qq号?(是|为)?\d{5,11}",
+            r"[0-9]{3}",
+            "满199",
+            r"(\d|[0-9])元",
+        ] {
+            assert!(needs(p), "{p}");
+        }
+        for p in [r"\d*元", r"好评.{0,6}(返现|\d+元)", r"[a-z0-9_]{5,}", r"(\d)?给你", r"\w+", "给你"]
+        {
+            assert!(!needs(p), "{p}");
+        }
+        assert!(has_digit(&chars("给您99元")));
+        assert!(has_digit(&chars("给您٣元")), "Arabic-Indic digits are digits to \\d");
+        assert!(!has_digit(&chars("已经给您申请了补发")));
+    }
+
+    #[test]
     fn every_shipped_regex_is_gated() {
         let rules = crate::guard::rules::load(None).unwrap_or_else(|e| panic!("{e:?}"));
         let m = Matcher::new(&rules.categories).unwrap_or_else(|e| panic!("{e}"));
@@ -459,8 +679,9 @@ mod tests {
         for text in
             ["qq号12345678", "好评给5元", "99元卖给你", "算你88", "给你改成50", "加微信abc12345", "您好"]
         {
-            assert_eq!(gated.find(text, |_| true), all.find(text, |_| true), "{text}");
-            assert!(!gated.find(text, |_| true).is_empty() || text == "您好", "{text}");
+            let text_chars = chars(text);
+            assert_eq!(gated.find(&text_chars, |_| true), all.find(&text_chars, |_| true), "{text}");
+            assert!(!gated.find(&text_chars, |_| true).is_empty() || text == "您好", "{text}");
         }
     }
 
@@ -505,8 +726,8 @@ mod tests {
         let mut found = 0;
         for _ in 0..3_000 {
             let text = word(&mut rng, 0, 60);
-            let got = fast.find(&text, |c| c != 1);
-            assert_eq!(got, slow.find(&text, |c| c != 1), "{text}");
+            let got = fast.find(&chars(&text), |c| c != 1);
+            assert_eq!(got, slow.find(&chars(&text), |c| c != 1), "{text}");
             found += got.len();
         }
         assert!(found > 3_000, "only {found} hits: the comparison saw too few matches");

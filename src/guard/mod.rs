@@ -41,8 +41,6 @@ pub struct Guard {
     watched: Vec<Sender>,
     /// Whether any category is a privacy category.
     has_pii: bool,
-    /// The WeChat cue words as normalised (variants folded), shortest forms only.
-    wechat_cues: Vec<String>,
     /// Whether the shortcuts are on (off only in [`Guard::without_fast_paths`]).
     fast: bool,
 }
@@ -170,7 +168,7 @@ impl Guard {
         let mut cues: Vec<String> = rules
             .wechat_cues
             .iter()
-            .map(|c| rules.normalizer.normalize(c).text)
+            .map(|c| rules.normalizer.canonical(c))
             .filter(|c| !c.is_empty())
             .collect();
         cues.sort_by_key(String::len);
@@ -188,7 +186,6 @@ impl Guard {
             pii,
             watched,
             has_pii,
-            wechat_cues,
             fast: true,
         })
     }
@@ -231,10 +228,11 @@ impl Guard {
     pub fn normalized(&self, text: &str) -> String {
         let norm = self.normalizer.normalize(text);
         let pii = self.pii.scan(text);
-        norm.text
-            .char_indices()
-            .map(|(b, c)| {
-                let o = norm.origin_of(b);
+        norm.chars
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let o = norm.origin_of(i);
                 if pii.iter().any(|p| p.start <= o && o < p.end) { '*' } else { c }
             })
             .collect()
@@ -260,21 +258,19 @@ impl Guard {
             static SCRATCH: RefCell<Normalized> = RefCell::new(Normalized::default());
         }
         let enabled = |ci: usize| sender.is_none_or(|s| self.categories[ci].senders.contains(&s));
-        let (hits, cue) = SCRATCH.with_borrow_mut(|norm| {
+        let (hits, pii) = SCRATCH.with_borrow_mut(|norm| {
             self.normalizer.normalize_text_into(text, norm);
-            let (hits, cue) = self.matcher.find_with_cue(&norm.text, enabled);
-            // The reference looks for the cue words itself.
-            (
-                hits,
-                if self.fast { cue } else { self.wechat_cues.iter().any(|c| norm.text.contains(c.as_str())) },
-            )
+            let (hits, cue) = self.matcher.find_with_cue(&norm.chars, enabled);
+            // Personal data is looked for whenever there is a hit too, to mask it inside
+            // matches; the fast scan skips what the normaliser's counts and the cue words
+            // rule out, the reference looks at everything.
+            let pii = match (self.has_pii || !hits.is_empty(), self.fast) {
+                (false, _) => Vec::new(),
+                (true, true) => self.pii.scan_counted(text, norm.digits, norm.at_sign, cue),
+                (true, false) => self.pii.scan_all(text),
+            };
+            (hits, pii)
         });
-        // Personal data is looked for whenever there is a hit too, to mask it inside matches.
-        let pii = match (self.has_pii || !hits.is_empty(), self.fast) {
-            (false, _) => Vec::new(),
-            (true, true) => self.pii.scan_gated(text, cue),
-            (true, false) => self.pii.scan_all(text),
-        };
         let mut out = Vec::new();
         if hits.is_empty() && pii.is_empty() {
             return out;
@@ -292,7 +288,7 @@ impl Guard {
             };
             let overlaps = pii.iter().any(|p| p.start < end && start < p.end);
             let matched = masked_slice(&chars, start, end, &pii);
-            let mut normalized = norm.text.get(h.start..h.end).unwrap_or_default().to_string();
+            let mut normalized: String = norm.chars.get(h.start..h.end).unwrap_or_default().iter().collect();
             if overlaps {
                 normalized =
                     normalized.chars().map(|c| if c.is_ascii_alphanumeric() { '*' } else { c }).collect();

@@ -129,22 +129,31 @@ impl PiiScanner {
     /// knows from the normalised text (where every cue variant reads `微信`) that no cue is
     /// there, which is much cheaper than the case-insensitive pattern on every message.
     pub fn scan_gated(&self, text: &str, may_have_cue: bool) -> Vec<PiiHit> {
-        self.scan_with(text, may_have_cue, true)
+        let email = text.as_bytes().contains(&b'@') || text.contains('＠');
+        self.scan_with(text, may_have_digits(text.as_bytes()), email, may_have_cue)
+    }
+
+    /// [`Self::scan_gated`] with the pre-checks' counts taken by the caller's own pass over
+    /// the text (the normaliser counts digits and `@` as it folds): `digits` ASCII and
+    /// full-width digits, whether an `@` or `＠` occurs.
+    pub fn scan_counted(&self, text: &str, digits: u32, at_sign: bool, may_have_cue: bool) -> Vec<PiiHit> {
+        self.scan_with(text, digits as usize >= MIN_DIGITS, at_sign, may_have_cue)
     }
 
     /// [`Self::scan`] without any pre-check: every pattern runs on the whole text. The
     /// reference the pre-checks are tested against.
     pub fn scan_all(&self, text: &str) -> Vec<PiiHit> {
-        self.scan_with(text, true, false)
+        self.scan_with(text, true, true, true)
     }
 
-    fn scan_with(&self, text: &str, may_have_cue: bool, gates: bool) -> Vec<PiiHit> {
+    /// The scan, with the pre-checks' answers: whether there may be a long number, an
+    /// e-mail address, a WeChat cue.
+    fn scan_with(&self, text: &str, numbers: bool, email: bool, may_have_cue: bool) -> Vec<PiiHit> {
         let mut hits = Vec::new();
-        if !gates || may_have_digits(text.as_bytes()) {
+        if numbers {
             let chars: Vec<char> = text.chars().collect();
             self.scan_numbers(&chars, &mut hits);
         }
-        let email = !gates || text.as_bytes().contains(&b'@') || text.contains('＠');
         if !email && !may_have_cue {
             return hits;
         }

@@ -239,11 +239,11 @@ pub fn parse_variants(
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut pairs = Vec::new();
     for (target, forms) in &raw.variants {
-        let target_norm = fold.normalize(target).text;
+        let target_norm = fold.canonical(target);
         for form in forms {
             let at = line_of(text, form.span().start);
             let line = Some(at);
-            let norm = fold.normalize(form.get_ref()).text;
+            let norm = fold.canonical(form.get_ref());
             if norm.chars().count() < 2 {
                 errors.push(DataError::at(
                     file,
@@ -296,7 +296,7 @@ pub fn parse(file: &Path, text: &str, normalizer: Normalizer) -> Result<GuardRul
         let mut phrases = Vec::new();
         for p in &c.phrases {
             let l = line(p.span());
-            let norm = normalizer.normalize(p.get_ref()).text;
+            let norm = normalizer.canonical(p.get_ref());
             if norm.chars().count() < 2 {
                 err(
                     l,
@@ -337,7 +337,7 @@ pub fn parse(file: &Path, text: &str, normalizer: Normalizer) -> Result<GuardRul
         let mut exceptions = Vec::new();
         for x in &c.exceptions {
             let l = line(x.span());
-            let norm = normalizer.normalize(x.get_ref()).text;
+            let norm = normalizer.canonical(x.get_ref());
             if let Some((p, _, pl)) = phrases.iter().find(|(_, pn, _)| *pn == norm) {
                 err(
                     pl.or(l),
