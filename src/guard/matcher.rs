@@ -104,8 +104,8 @@ fn each_match<A: Automaton>(aut: &A, text: &str, mut f: impl FnMut(usize, usize,
 }
 
 /// Bits of the hash of a pattern's first three characters in [`PairIndex::threes`]
-/// (64 KiB; a message touches a few dozen of its words).
-const TRIPLE_BITS: u32 = 19;
+/// (32 KiB; a message touches a few dozen of its words).
+const TRIPLE_BITS: u32 = 18;
 /// Bits of the hash of a two-character pattern in [`PairIndex::twos`] (2 KiB: two-character
 /// patterns are few, short claims like `第一` and regex literals like `好评`).
 const PAIR_BITS: u32 = 14;
