@@ -20,6 +20,10 @@ use kefu::guard::{Guard, Severity};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+// The same allocator as the `kefu` binary, so the figures are the command's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MESSAGES: usize = 20_000;
 const EXTRA_PHRASES: usize = 10_000;
 

@@ -199,28 +199,54 @@ impl Guard {
         if !self.watched.contains(from) {
             return Vec::new();
         }
-        self.findings(text, Some(*from))
+        self.found(text, Some(*from), false)
             .into_iter()
-            .map(|f| Flag {
-                message_id: event.id.clone(),
-                agent: agent.clone(),
-                category: f.category,
-                severity: f.severity,
-                points: f.points,
-                matched: f.matched,
-                start: f.start,
-                end: f.end,
-                ts: event.ts,
-                shop: event.shop.clone(),
-                conversation: conversation.clone(),
-                pii: f.pii,
+            .map(|f| {
+                let c = &self.categories[f.category];
+                Flag {
+                    message_id: event.id.clone(),
+                    agent: agent.clone(),
+                    category: c.name.clone(),
+                    severity: c.severity,
+                    points: c.points,
+                    matched: f.matched,
+                    start: f.start,
+                    end: f.end,
+                    ts: event.ts,
+                    shop: event.shop.clone(),
+                    conversation: conversation.clone(),
+                    pii: f.pii,
+                }
             })
             .collect()
     }
 
     /// Everything `text` triggers in any category, whoever the category watches.
     pub fn check_text(&self, text: &str) -> Vec<Finding> {
-        self.findings(text, None)
+        self.found(text, None, true)
+            .into_iter()
+            .map(|f| {
+                let c = &self.categories[f.category];
+                let rule = match (f.rule, f.pii) {
+                    (_, Some(kind)) => format!("pii {}", kind.as_str()),
+                    (Some(RuleRef::Phrase(i)), None) => format!("phrase {}", c.phrases[i].0),
+                    (Some(RuleRef::Regex(i)), None) => format!("regex {}", c.regexes[i].as_str()),
+                    (None, None) => String::new(),
+                };
+                Finding {
+                    category: c.name.clone(),
+                    severity: c.severity,
+                    points: c.points,
+                    senders: c.senders.clone(),
+                    rule,
+                    normalized: f.normalized.unwrap_or_else(|| f.matched.clone()),
+                    matched: f.matched,
+                    start: f.start,
+                    end: f.end,
+                    pii: f.pii,
+                }
+            })
+            .collect()
     }
 
     /// `text` normalised as the matcher sees it, with characters that come from personal
@@ -252,10 +278,14 @@ impl Guard {
         self
     }
 
-    fn findings(&self, text: &str, sender: Option<Sender>) -> Vec<Finding> {
+    /// What `text` triggers for a message from `sender` (any sender: `None`), by position;
+    /// with `detail`, each hit also carries the normalised text the rule saw.
+    fn found(&self, text: &str, sender: Option<Sender>, detail: bool) -> Vec<Found> {
         thread_local! {
             /// The first, map-less normalisation of each message, reused across messages.
             static SCRATCH: RefCell<Normalized> = RefCell::new(Normalized::default());
+            /// The normalisation with the map, for messages with a hit, reused likewise.
+            static MAPPED: RefCell<Normalized> = RefCell::new(Normalized::default());
         }
         let enabled = |ci: usize| sender.is_none_or(|s| self.categories[ci].senders.contains(&s));
         let (hits, pii) = SCRATCH.with_borrow_mut(|norm| {
@@ -275,66 +305,73 @@ impl Guard {
         if hits.is_empty() && pii.is_empty() {
             return out;
         }
-        // The same text again, now with the map from normalised bytes to original characters
-        // (only messages with a finding get here).
-        let norm = if hits.is_empty() { Normalized::default() } else { self.normalizer.normalize(text) };
-        let chars: Vec<char> = text.chars().collect();
-        for h in hits {
-            let c = &self.categories[h.category];
-            let (start, end) = norm.original_span(h.start, h.end);
-            let rule = match h.rule {
-                RuleRef::Phrase(i) => format!("phrase {}", c.phrases[i].0),
-                RuleRef::Regex(i) => format!("regex {}", c.regexes[i].as_str()),
-            };
-            let overlaps = pii.iter().any(|p| p.start < end && start < p.end);
-            let matched = masked_slice(&chars, start, end, &pii);
-            let mut normalized: String = norm.chars.get(h.start..h.end).unwrap_or_default().iter().collect();
-            if overlaps {
-                normalized =
-                    normalized.chars().map(|c| if c.is_ascii_alphanumeric() { '*' } else { c }).collect();
-            }
-            out.push(self.finding(c, rule, matched, normalized, start, end));
+        if !hits.is_empty() {
+            // The same text again, now with the map from normalised to original characters
+            // (only messages with a hit get here).
+            MAPPED.with_borrow_mut(|norm| {
+                self.normalizer.normalize_into(text, norm);
+                for h in &hits {
+                    let (start, end) = norm.original_span(h.start, h.end);
+                    let overlaps = pii.iter().any(|p| p.start < end && start < p.end);
+                    let normalized = detail.then(|| {
+                        let seen = norm.chars.get(h.start..h.end).unwrap_or_default().iter();
+                        seen.map(|&c| if overlaps && c.is_ascii_alphanumeric() { '*' } else { c }).collect()
+                    });
+                    out.push(Found {
+                        category: h.category,
+                        rule: Some(h.rule),
+                        matched: masked_slice(text, start, end, &pii),
+                        normalized,
+                        start,
+                        end,
+                        pii: None,
+                    });
+                }
+            });
         }
         for p in &pii {
-            let Some(c) = self.categories.iter().find(|c| c.pii == Some(p.kind)) else { continue };
-            if sender.is_some_and(|s| !c.senders.contains(&s)) {
+            let Some(ci) = self.categories.iter().position(|c| c.pii == Some(p.kind)) else { continue };
+            if !enabled(ci) {
                 continue;
             }
-            let rule = format!("pii {}", p.kind.as_str());
-            let mut f = self.finding(c, rule, p.masked.clone(), p.masked.clone(), p.start, p.end);
-            f.pii = Some(p.kind);
-            out.push(f);
+            out.push(Found {
+                category: ci,
+                rule: None,
+                matched: p.masked.clone(),
+                normalized: None,
+                start: p.start,
+                end: p.end,
+                pii: Some(p.kind),
+            });
         }
-        out.sort_by(|a, b| (a.start, a.end, &a.category).cmp(&(b.start, b.end, &b.category)));
+        let name = |f: &Found| self.categories[f.category].name.as_str();
+        out.sort_by(|a, b| (a.start, a.end, name(a)).cmp(&(b.start, b.end, name(b))));
         out
-    }
-
-    fn finding(
-        &self,
-        c: &CategoryRule,
-        rule: String,
-        matched: String,
-        normalized: String,
-        start: usize,
-        end: usize,
-    ) -> Finding {
-        Finding {
-            category: c.name.clone(),
-            severity: c.severity,
-            points: c.points,
-            senders: c.senders.clone(),
-            rule,
-            matched,
-            normalized,
-            start,
-            end,
-            pii: None,
-        }
     }
 }
 
-/// The original characters `[start, end)`, with any personal data inside shown as `*`.
-fn masked_slice(chars: &[char], start: usize, end: usize, pii: &[PiiHit]) -> String {
-    let end = end.min(chars.len());
-    (start..end).map(|i| if pii.iter().any(|p| p.start <= i && i < p.end) { '*' } else { chars[i] }).collect()
+/// One finding before it is dressed for its reader ([`Finding`] for `check-text`, [`Flag`]
+/// for the store and alerts), so the flags of live messages build no text they do not keep.
+struct Found {
+    category: usize,
+    /// The phrase or regex that fired; `None` for personal data.
+    rule: Option<RuleRef>,
+    /// The original text of the span, personal data masked.
+    matched: String,
+    /// The normalised text the rule saw, personal data masked (when asked for).
+    normalized: Option<String>,
+    start: usize,
+    end: usize,
+    pii: Option<PiiKind>,
+}
+
+/// The original characters `[start, end)` of `text`, with any personal data inside shown as `*`.
+fn masked_slice(text: &str, start: usize, end: usize, pii: &[PiiHit]) -> String {
+    let inside = |i: usize| pii.iter().any(|p| p.start <= i && i < p.end);
+    text.chars()
+        .enumerate()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .map(|(i, c)| if inside(i) { '*' } else { c })
+        .collect()
 }

@@ -214,6 +214,16 @@ impl Normalizer {
         out
     }
 
+    /// [`Self::normalize`] into `out`, reusing its buffers.
+    pub fn normalize_into(&self, text: &str, out: &mut Normalized) {
+        out.chars.clear();
+        out.spans.clear();
+        out.track = true;
+        out.digits = 0;
+        out.at_sign = false;
+        self.run(text, out);
+    }
+
     /// [`Self::normalize_text`] into `out`, reusing its buffer: no allocation per message
     /// once the buffer has grown to the longest message.
     pub fn normalize_text_into(&self, text: &str, out: &mut Normalized) {
