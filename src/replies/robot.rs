@@ -132,6 +132,10 @@ struct Wait {
 pub struct Robot {
     replies: Arc<Replies>,
     convs: HashMap<String, Conv>,
+    /// Conversations in `convs` per agent, kept with every change to `convs`, so choosing
+    /// the least-loaded agent for a transfer does not walk every conversation (with
+    /// thousands open, that walk was most of the live runtime's time).
+    load: HashMap<String, usize>,
     presence: HashMap<String, (String, Presence)>,
     orders: HashMap<String, String>,
     rotation: HashMap<String, usize>,
@@ -146,6 +150,7 @@ impl Robot {
         Self {
             replies,
             convs: HashMap::new(),
+            load: HashMap::new(),
             presence: HashMap::new(),
             orders: HashMap::new(),
             rotation: HashMap::new(),
@@ -185,8 +190,13 @@ impl Robot {
         }
         self.next_prune = now.saturating_add(60_000);
         let idle = self.replies.idle_close_ms;
+        let load = &mut self.load;
         self.convs.retain(|_, c| {
-            now - c.last_message < idle || c.wait.as_ref().is_some_and(|w| w.rescue_due.is_some())
+            let keep = now - c.last_message < idle || c.wait.as_ref().is_some_and(|w| w.rescue_due.is_some());
+            if !keep {
+                unload(load, &c.agent);
+            }
+            keep
         });
     }
 
@@ -205,12 +215,15 @@ impl Robot {
             }
             EventKind::Transfer { conversation, to_agent, .. } => {
                 if let Some(c) = self.convs.get_mut(conversation) {
+                    unload(&mut self.load, &c.agent);
+                    *self.load.entry(to_agent.clone()).or_default() += 1;
                     c.agent = to_agent.clone();
                     c.offered_to = None;
                 }
             }
             EventKind::Close { conversation } => {
                 if let Some(c) = self.convs.remove(conversation) {
+                    unload(&mut self.load, &c.agent);
                     self.cancel_rescue(conversation, c.wait.as_ref());
                 }
             }
@@ -263,19 +276,27 @@ impl Robot {
         // finds the session closed.
         let stale = self.convs.get(conversation).is_some_and(|c| ev.ts - c.last_message >= idle);
         if stale && let Some(c) = self.convs.remove(conversation) {
+            unload(&mut self.load, &c.agent);
             self.cancel_rescue(conversation, c.wait.as_ref());
         }
-        let c = self.convs.entry(conversation.to_string()).or_insert_with(|| Conv {
-            shop: ev.shop.clone(),
-            customer: customer.to_string(),
-            agent: agent.to_string(),
-            last_message: ev.ts,
-            greeted: false,
-            offered_to: None,
-            wait: None,
-            sent: VecDeque::new(),
+        let c = self.convs.entry(conversation.to_string()).or_insert_with(|| {
+            *self.load.entry(agent.to_string()).or_default() += 1;
+            Conv {
+                shop: ev.shop.clone(),
+                customer: customer.to_string(),
+                agent: agent.to_string(),
+                last_message: ev.ts,
+                greeted: false,
+                offered_to: None,
+                wait: None,
+                sent: VecDeque::new(),
+            }
         });
-        c.agent = agent.to_string();
+        if c.agent != agent {
+            unload(&mut self.load, &c.agent);
+            *self.load.entry(agent.to_string()).or_default() += 1;
+            c.agent = agent.to_string();
+        }
         c.last_message = ev.ts;
         c
     }
@@ -507,9 +528,19 @@ impl Robot {
                     && a.as_str() != except
                     && self.replies.shifts.on_shift(a, now)
             })
-            .map(|(a, _)| (self.convs.values().filter(|c| c.agent == *a).count(), a))
+            .map(|(a, _)| (self.load.get(a).copied().unwrap_or(0), a))
             .min()
             .map(|(_, a)| a.clone())
+    }
+}
+
+/// One conversation fewer for `agent`.
+fn unload(load: &mut HashMap<String, usize>, agent: &str) {
+    if let Some(n) = load.get_mut(agent) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            load.remove(agent);
+        }
     }
 }
 
@@ -785,6 +816,47 @@ mod tests {
         let out = r.handle(&msg(later + 60_001, "c1", "小美", Sender::Customer, "面料"), later + 60_001);
         let offer = sends(&out).into_iter().find(|s| s.0 == Reason::TransferOffer).unwrap();
         assert!(offer.2.contains("阿强"), "阿强 has no open conversation left: {}", offer.2);
+    }
+
+    /// The per-agent load kept with every change equals a count over the conversations,
+    /// through messages, transfers, closes, idle sessions and pruning in random order.
+    #[test]
+    fn the_kept_load_equals_a_recount() {
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+
+        let mut r = robot();
+        let agents = ["阿强", "阿珍", "小美"];
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut t = t0();
+        for a in agents {
+            r.handle(&presence(t, a, Presence::Online), t);
+        }
+        for step in 0..5_000 {
+            t += rng.gen_range(0..120_000);
+            let conv = format!("c{}", rng.gen_range(0..40));
+            let agent = agents[rng.gen_range(0..agents.len())];
+            let e = match rng.gen_range(0..10) {
+                0 => ev(t, EventKind::Close { conversation: conv }),
+                1 => ev(
+                    t,
+                    EventKind::Transfer {
+                        conversation: conv,
+                        from_agent: agent.into(),
+                        to_agent: "阿珍".into(),
+                    },
+                ),
+                2 => msg(t, &conv, agent, Sender::Agent, "好的"),
+                _ => msg(t, &conv, agent, Sender::Customer, "在吗"),
+            };
+            r.handle(&e, t);
+            r.advance(t);
+            let mut recount: HashMap<String, usize> = HashMap::new();
+            for c in r.convs.values() {
+                *recount.entry(c.agent.clone()).or_default() += 1;
+            }
+            assert_eq!(r.load, recount, "step {step}");
+        }
     }
 
     #[test]
