@@ -103,6 +103,15 @@ impl Normalized {
         self.spans.get(i).map_or(0, |s| s.0 as usize)
     }
 
+    /// Empty, keeping the buffers' capacity, with or without spans from now on.
+    fn reset(&mut self, track: bool) {
+        self.chars.clear();
+        self.spans.clear();
+        self.track = track;
+        self.digits = 0;
+        self.at_sign = false;
+    }
+
     fn with_capacity(chars: usize, track: bool) -> Self {
         let spans = if track { Vec::with_capacity(chars) } else { Vec::new() };
         Self { chars: Vec::with_capacity(chars), spans, track, digits: 0, at_sign: false }
@@ -216,22 +225,14 @@ impl Normalizer {
 
     /// [`Self::normalize`] into `out`, reusing its buffers.
     pub fn normalize_into(&self, text: &str, out: &mut Normalized) {
-        out.chars.clear();
-        out.spans.clear();
-        out.track = true;
-        out.digits = 0;
-        out.at_sign = false;
+        out.reset(true);
         self.run(text, out);
     }
 
     /// [`Self::normalize_text`] into `out`, reusing its buffer: no allocation per message
     /// once the buffer has grown to the longest message.
     pub fn normalize_text_into(&self, text: &str, out: &mut Normalized) {
-        out.chars.clear();
-        out.spans.clear();
-        out.track = false;
-        out.digits = 0;
-        out.at_sign = false;
+        out.reset(false);
         self.run(text, out);
     }
 
