@@ -296,3 +296,66 @@ fn robot_replies_do_not_change_the_buyers_wait() {
         .collect();
     assert_eq!(ended[0], (t, t + 18_000, kefu::engine::Outcome::Answered), "the agent's reply ends the wait");
 }
+
+/// `kefu replies hits`: a day's rule hits and quick-phrase uses from a real database,
+/// most used first; another day has none; a bad date is a usage error naming the argument.
+#[test]
+fn replies_hits_lists_a_days_counts_most_used_first() {
+    use kefu::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let mut store = Store::open(&db).unwrap();
+    // 2026-11-11 12:00 Shanghai.
+    let now = kefu::time::parse_rfc3339_ms("2026-11-11T12:00:00+08:00").unwrap();
+    let hit = |rule: &str| RobotAction::Hit { shop: "毛菇小象".into(), rule: rule.into() };
+    let used = |owner: Option<&str>, code: &str| RobotAction::PhraseUsed {
+        shop: "毛菇小象".into(),
+        owner: owner.map(String::from),
+        code: code.into(),
+    };
+    let actions = [
+        hit("size"),
+        hit("express"),
+        hit("express"),
+        hit("express"),
+        used(Some("阿强"), "fh"),
+        used(None, "hi"),
+    ];
+    kefu::replies::stats::record(&mut store, &actions, now).unwrap();
+    kefu::replies::stats::record(&mut store, &[used(Some("阿强"), "fh")], now).unwrap();
+    drop(store);
+
+    let run = |date: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(["replies", "hits", "--date", date, "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = run("2026-11-11");
+    assert_eq!(code, Some(0));
+    let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["auto-answer", "rules", "on", "2026-11-11:"],
+            vec!["3", "毛菇小象", "express"],
+            vec!["1", "毛菇小象", "size"],
+            vec!["quick", "phrases", "(agent/code,", "team:", "/code)", "on", "2026-11-11:"],
+            vec!["2", "毛菇小象", "阿强/fh"],
+            vec!["1", "毛菇小象", "/hi"],
+        ],
+        "{stdout}"
+    );
+    let (code, stdout, _) = run("2026-11-12");
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("auto-answer rules on 2026-11-12: none"), "{stdout}");
+    let (code, _, stderr) = run("11/11");
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("--date `11/11`"), "{stderr}");
+}

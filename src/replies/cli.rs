@@ -1,4 +1,4 @@
-//! `kefu replies …`: import, export, find and misses. Parsing lives here (clap derive) so
+//! `kefu replies …`: import, export, find, hits and misses. Parsing lives here (clap derive) so
 //! `main.rs` only dispatches.
 
 use std::path::{Path, PathBuf};
@@ -55,6 +55,16 @@ pub enum Command {
         /// Replies folder (default ./replies when present, else the embedded defaults).
         #[arg(long)]
         replies: Option<PathBuf>,
+    },
+    /// How often each auto-answer rule answered and each quick phrase was sent, for one
+    /// Shanghai day, most used first.
+    Hits {
+        /// Day, YYYY-MM-DD (Asia/Shanghai).
+        #[arg(long)]
+        date: String,
+        /// Database file.
+        #[arg(long)]
+        db: PathBuf,
     },
     /// Buyer questions the robot answered that matched no rule, for one Shanghai day.
     Misses {
@@ -132,9 +142,22 @@ pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
                 println!("{:<6} [{}] {} ({:?}, {})", h.phrase.code, h.phrase.group, text, h.rank, scope);
             }
         }
+        Command::Hits { date, db } => {
+            let day = parse_date(&date)?;
+            let store = Store::open(&db)?;
+            for (kind, title) in
+                [("rule", "auto-answer rules"), ("phrase", "quick phrases (agent/code, team: /code)")]
+            {
+                let rows = super::stats::hits(&store, day, kind)?;
+                let none = if rows.is_empty() { " none" } else { "" };
+                println!("{title} on {day}:{none}");
+                for (shop, key, hits) in rows {
+                    println!("  {hits:>6}  {shop}  {key}");
+                }
+            }
+        }
         Command::Misses { date, db } => {
-            let day = crate::time::parse_day(&date)
-                .ok_or_else(|| CliError::Usage(format!("--date `{date}`: expected YYYY-MM-DD")))?;
+            let day = parse_date(&date)?;
             let store = Store::open(&db)?;
             let rows = super::stats::misses(&store, day)?;
             if rows.is_empty() {
@@ -152,6 +175,12 @@ pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `--date` argument as a day.
+fn parse_date(date: &str) -> Result<chrono::NaiveDate, CliError> {
+    crate::time::parse_day(date)
+        .ok_or_else(|| CliError::Usage(format!("--date `{date}`: expected YYYY-MM-DD")))
 }
 
 /// The folder given, else `./replies` when it exists, else none (embedded defaults).
