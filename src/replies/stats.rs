@@ -1,5 +1,7 @@
 //! Hit counts and unanswered buyer questions in the store (`migrations/003_replies.sql`).
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use rusqlite::params;
 
@@ -34,30 +36,45 @@ pub fn record(store: &mut Store, actions: &[RobotAction], now: Millis) -> Result
 /// batch's hits in the transaction that stores its events).
 pub fn record_on(tx: &rusqlite::Connection, actions: &[RobotAction], now: Millis) -> Result<(), StoreError> {
     let day = shanghai_day(now).to_string();
+    // Counts summed per key first: a batch of robot answers bumps a few rules many times,
+    // one upsert each is enough.
+    let mut counts: BTreeMap<(&str, &str, String), i64> = BTreeMap::new();
     for a in actions {
         match a {
-            RobotAction::Hit { shop, rule } => bump(tx, &day, shop, "rule", rule)?,
+            RobotAction::Hit { shop, rule } => *counts.entry(("rule", shop, rule.clone())).or_default() += 1,
             RobotAction::PhraseUsed { shop, owner, code } => {
-                bump(tx, &day, shop, "phrase", &format!("{}/{code}", owner.as_deref().unwrap_or("")))?;
+                let key = format!("{}/{code}", owner.as_deref().unwrap_or(""));
+                *counts.entry(("phrase", shop, key)).or_default() += 1;
             }
             RobotAction::Miss { shop, conversation, ts, text } => {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO reply_misses (ts, day, shop, conversation, text) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![ts, shanghai_day(*ts).to_string(), shop, conversation, text],
-                )?;
+                )?
+                .execute(params![ts, shanghai_day(*ts).to_string(), shop, conversation, text])?;
             }
             _ => {}
         }
     }
+    for ((kind, shop, key), n) in counts {
+        bump(tx, &day, shop, kind, &key, n)?;
+    }
     Ok(())
 }
 
-fn bump(conn: &rusqlite::Connection, day: &str, shop: &str, kind: &str, key: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO reply_hits (day, shop, kind, key, hits) VALUES (?1, ?2, ?3, ?4, 1)
-         ON CONFLICT (day, shop, kind, key) DO UPDATE SET hits = hits + 1",
-        params![day, shop, kind, key],
-    )?;
+fn bump(
+    conn: &rusqlite::Connection,
+    day: &str,
+    shop: &str,
+    kind: &str,
+    key: &str,
+    n: i64,
+) -> Result<(), StoreError> {
+    // Cached: the live runtime records counts with every batch it stores.
+    conn.prepare_cached(
+        "INSERT INTO reply_hits (day, shop, kind, key, hits) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (day, shop, kind, key) DO UPDATE SET hits = hits + excluded.hits",
+    )?
+    .execute(params![day, shop, kind, key, n])?;
     Ok(())
 }
 
