@@ -423,3 +423,57 @@ async fn after_a_restart_the_robot_neither_repeats_itself_nor_forgets_a_pending_
     drop(tx);
     task.await.unwrap().unwrap();
 }
+
+/// An edit of `rules/response_time.toml` while `kefu run` runs applies to waits that start
+/// after it: the buyer who wrote before the edit keeps the 20 s deadline, the one who writes
+/// after gets the new 2 s and is alerted first, at 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_time_edit_applies_to_waits_that_start_after_it() {
+    timeout(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kefu.db");
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        let shipped =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/response_time.toml"))
+                .unwrap();
+        std::fs::write(rules.join("response_time.toml"), &shipped).unwrap();
+        let sets = Sets::load(Some(&rules), None).unwrap();
+        assert_eq!(sets.response.tiers[0], (3, 20_000));
+
+        let t0 = now_ms();
+        let events = [
+            presence("p1", t0, "小美", "online"),
+            message("m1", t0, "c1", "tb_buyer_1", "customer", "在吗"),
+            message("m2", t0 + 3_000, "c2", "tb_buyer_2", "customer", "在吗"),
+        ];
+        let srv = server(&events, ServerConfig { speed: 1.0, ..ServerConfig::default() }).await;
+        let (tx, updates) = tokio::sync::watch::channel(sets.clone());
+        let mut published = updates.clone();
+        tokio::spawn(Reloader::new(Some(rules.clone()), None).run(Duration::from_millis(50), tx));
+        // The clock alone (no guard, no robot): the reload still reaches it.
+        let assist = AssistConfig { updates: Some(updates), ..AssistConfig::default() };
+        let (live, mut alerts) = start(&srv.url(), &db, assist, TimeSource::wall());
+
+        let counters = live.counters.clone();
+        wait_for("the first buyer's message", LIMIT, || LiveCounters::get(&counters.events) >= 2).await;
+        let edited = shipped.replacen("deadline_s = 20", "deadline_s = 2", 1);
+        assert_ne!(edited, shipped);
+        std::fs::write(rules.join("response_time.toml"), &edited).unwrap();
+        published.changed().await.unwrap();
+        assert_eq!(published.borrow().response.tiers[0], (3, 2_000));
+
+        let breach = loop {
+            let (notice, _) = alerts.recv().await.expect("the runtime is running");
+            if notice.kind == Kind::Breach {
+                break notice;
+            }
+        };
+        assert_eq!(breach.conversation, "c2", "the wait that started after the edit breaches first");
+        assert_eq!(breach.deadline_ms, 2_000);
+        assert_eq!(LiveCounters::get(&counters.waiting), 2, "c1 still waits under its 20 s deadline");
+        live.stop().await.unwrap();
+    })
+    .await
+    .expect("test timed out");
+}

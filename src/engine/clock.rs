@@ -215,6 +215,18 @@ impl Clock {
         }
     }
 
+    /// Serves `rules` from now on (a hot reload of `rules/response_time.toml`): waits that
+    /// start from now get their deadline and load from them; a wait already running keeps
+    /// the deadline it started with, and an open session closes after the new idle time.
+    pub fn set_rules(&mut self, rules: ResponseRules) {
+        self.rules = rules;
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &ResponseRules {
+        &self.rules
+    }
+
     /// The engine's time: the latest instant it has been advanced to.
     pub fn now(&self) -> Millis {
         self.now

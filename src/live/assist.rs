@@ -22,18 +22,21 @@ use crate::replies::reload::{Reload, Trigger, Watcher, log_rejected};
 use crate::replies::robot::{Robot, RobotAction};
 use crate::replies::{Replies, stats};
 use crate::rules::DataError;
+use crate::rules::response_time::{self, ResponseRules};
 use crate::scoring::sheet::Sheet;
 use crate::store::StoreError;
 use crate::time::Millis;
 
-/// The files the guard and the robot serve from, loaded and validated together: a reload
-/// swaps both or neither.
+/// The files the live runtime serves from and reloads while running, loaded and validated
+/// together: a reload swaps all or none.
 #[derive(Debug, Clone)]
 pub struct Sets {
     /// Quick phrases, auto-answers, robot settings, shifts.
     pub replies: Arc<Replies>,
     /// The compiled phrase guard.
     pub guard: Arc<Guard>,
+    /// The response-time rule (`rules/response_time.toml`).
+    pub response: ResponseRules,
 }
 
 impl Sets {
@@ -45,9 +48,16 @@ impl Sets {
     ) -> Result<Self, Vec<DataError>> {
         let r = crate::replies::load(rules, replies);
         let g = Guard::load(rules);
-        match (r, g) {
-            (Ok(r), Ok(g)) => Ok(Self { replies: Arc::new(r), guard: Arc::new(g) }),
-            (r, g) => Err(r.err().into_iter().flatten().chain(g.err().into_iter().flatten()).collect()),
+        let t = response_time::load(rules);
+        match (r, g, t) {
+            (Ok(r), Ok(g), Ok(t)) => Ok(Self { replies: Arc::new(r), guard: Arc::new(g), response: t }),
+            (r, g, t) => Err(r
+                .err()
+                .into_iter()
+                .flatten()
+                .chain(g.err().into_iter().flatten())
+                .chain(t.err())
+                .collect()),
         }
     }
 }

@@ -304,6 +304,10 @@ impl Runtime {
                         (Ok(()), Some(u)) => {
                             let sets = u.borrow_and_update().clone();
                             self.assistant.set(&sets);
+                            if *self.state.clock.rules() != sets.response {
+                                info!(tiers = sets.response.tiers.len(), "response-time rule reloaded: new waits use it");
+                                self.state.clock.set_rules(sets.response.clone());
+                            }
                         }
                         _ => updates = None,
                     }
