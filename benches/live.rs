@@ -101,7 +101,7 @@ async fn live_ingest(events: &[Event], db: &std::path::Path, assist: AssistConfi
         live: LiveConfig { assist, ..LiveConfig::new(ResponseRules::default()) },
     };
     let live = Live::start(options, Box::new(seam))?;
-    while srv.stats().acked < Some(last) {
+    while srv.acked() < Some(last) {
         anyhow::ensure!(t.elapsed() < Duration::from_secs(300), "live ingest did not finish");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }

@@ -197,6 +197,13 @@ impl SimServer {
         self.shared.frames().len() as u64
     }
 
+    /// The highest seq acked, without copying the rest of [`Self::stats`] (whose list of
+    /// received sends grows with every robot message: a poller copying it every millisecond
+    /// takes a core from the bot it measures).
+    pub fn acked(&self) -> Option<u64> {
+        self.shared.stats().acked
+    }
+
     /// A copy of what the server has seen.
     pub fn stats(&self) -> ServerStats {
         self.shared.stats().clone()
