@@ -477,3 +477,72 @@ async fn a_response_time_edit_applies_to_waits_that_start_after_it() {
     .await
     .expect("test timed out");
 }
+
+async fn next_summary(alerts: &mut UnboundedReceiver<(Notice, Instant)>) -> Notice {
+    loop {
+        let (n, _) = alerts.recv().await.expect("alerts");
+        if n.kind == Kind::Summary {
+            return n;
+        }
+    }
+}
+
+/// An edit of `rules/scoring.toml` while `kefu run` runs reaches the nightly job: a new
+/// `cron` moves the next run, here from 00:30 to 00:31, with kefu's clock at 60× speed (a
+/// run already due, the catch-up at start, still runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoring_cron_edit_moves_the_next_nightly_run() {
+    timeout(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kefu.db");
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        let shipped =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/scoring.toml"))
+                .unwrap();
+        std::fs::write(rules.join("scoring.toml"), &shipped).unwrap();
+        let sets = Sets::load(Some(&rules), None).unwrap();
+        assert_eq!(sets.scoring.cron, "0 30 0 * * *");
+
+        let today = shanghai_day(now_ms());
+        let yesterday = today.pred_opt().unwrap();
+        let old_fire = shanghai_midnight(today) + 30 * 60_000; // 00:30
+        let new_fire = old_fire + 60_000; // 00:31
+        let t = shanghai_midnight(yesterday) + 10 * 3_600_000;
+        let events = [
+            message("m1", t, "c1", "tb_buyer_1", "customer", "在吗"),
+            message("m2", t + 5_000, "c1", "tb_buyer_1", "agent", "亲,在的"),
+        ];
+        let srv = server(&events, ServerConfig::default()).await;
+        // kefu's clock starts two minutes before 00:30 and runs 60 times faster: the edit
+        // has two real seconds to arrive.
+        let time = TimeSource::scaled(old_fire - 120_000, Instant::now(), 60.0);
+        let (tx, updates) = tokio::sync::watch::channel(sets.clone());
+        let mut published = updates.clone();
+        tokio::spawn(Reloader::new(Some(rules.clone()), None).run(Duration::from_millis(20), tx));
+        let nightly = NightlyJob { db: db.clone(), sheet: sets.scoring.clone(), reports: None };
+        let assist =
+            AssistConfig { updates: Some(updates), nightly: Some(nightly), ..AssistConfig::default() };
+        let (live, mut alerts) = start(&srv.url(), &db, assist, time);
+
+        let edited = shipped.replacen("cron = \"0 30 0 * * *\"", "cron = \"0 31 0 * * *\"", 1);
+        assert_ne!(edited, shipped);
+        std::fs::write(rules.join("scoring.toml"), &edited).unwrap();
+        published.changed().await.unwrap();
+        assert_eq!(published.borrow().scoring.cron, "0 31 0 * * *");
+        let catch_up = next_summary(&mut alerts).await;
+        assert!(catch_up.due_at < old_fire, "the catch-up at start");
+
+        // Yesterday is scored at the new time, not the old one.
+        let next = next_summary(&mut alerts).await;
+        assert!(
+            (new_fire..new_fire + 30_000).contains(&next.due_at),
+            "at 00:31, not 00:30: {} ms after 00:30",
+            next.due_at - old_fire
+        );
+        assert!(next.detail.clone().unwrap_or_default().contains(&yesterday.to_string()));
+        live.stop().await.unwrap();
+    })
+    .await
+    .expect("test timed out");
+}

@@ -37,6 +37,8 @@ pub struct Sets {
     pub guard: Arc<Guard>,
     /// The response-time rule (`rules/response_time.toml`).
     pub response: ResponseRules,
+    /// The KPI sheet (`rules/scoring.toml`) the nightly job scores with, and its `cron`.
+    pub scoring: Sheet,
 }
 
 impl Sets {
@@ -49,14 +51,18 @@ impl Sets {
         let r = crate::replies::load(rules, replies);
         let g = Guard::load(rules);
         let t = response_time::load(rules);
-        match (r, g, t) {
-            (Ok(r), Ok(g), Ok(t)) => Ok(Self { replies: Arc::new(r), guard: Arc::new(g), response: t }),
-            (r, g, t) => Err(r
+        let s = crate::scoring::sheet::load(rules);
+        match (r, g, t, s) {
+            (Ok(r), Ok(g), Ok(t), Ok(s)) => {
+                Ok(Self { replies: Arc::new(r), guard: Arc::new(g), response: t, scoring: s })
+            }
+            (r, g, t, s) => Err(r
                 .err()
                 .into_iter()
                 .flatten()
                 .chain(g.err().into_iter().flatten())
                 .chain(t.err())
+                .chain(s.err())
                 .collect()),
         }
     }

@@ -36,6 +36,7 @@ use crate::replies::ops;
 use crate::replies::robot::RobotAction;
 use crate::rules::response_time::ResponseRules;
 use crate::scoring::job::{self as scoring_job, JobError};
+use crate::scoring::sheet::Sheet;
 use crate::store::{INSERT_EVENT, Store, StoreError};
 use crate::time::Millis;
 
@@ -187,6 +188,30 @@ struct Nightly {
     running: Option<(Millis, oneshot::Receiver<Result<scoring_job::Outcome, JobError>>)>,
 }
 
+impl Nightly {
+    /// Scores with `sheet` from the next run on (a run in flight keeps its own); a new
+    /// `cron` moves the next fire.
+    fn set_sheet(&mut self, sheet: Sheet, now: Millis) {
+        if sheet.cron != self.job.sheet.cron {
+            match scoring_job::schedule(&sheet.cron) {
+                Ok(schedule) => {
+                    // A run already due (the catch-up at start) still runs.
+                    if self.next > now {
+                        self.next = scoring_job::next_fire(&schedule, now).unwrap_or(Millis::MAX);
+                    }
+                    self.schedule = schedule;
+                    info!(cron = %sheet.cron, next = %crate::time::display_shanghai(self.next), "nightly scoring: new schedule");
+                }
+                Err(e) => {
+                    warn!(error = %e, "nightly scoring: new cron refused, the old schedule stays");
+                    return;
+                }
+            }
+        }
+        self.job.sheet = sheet;
+    }
+}
+
 /// The live runtime (see the module doc).
 pub struct Runtime {
     store: Store,
@@ -307,6 +332,10 @@ impl Runtime {
                             if *self.state.clock.rules() != sets.response {
                                 info!(tiers = sets.response.tiers.len(), "response-time rule reloaded: new waits use it");
                                 self.state.clock.set_rules(sets.response.clone());
+                            }
+                            let now = self.config.time.now_ms();
+                            if let Some(n) = self.nightly.as_mut() {
+                                n.set_sheet(sets.scoring.clone(), now);
                             }
                         }
                         _ => updates = None,
