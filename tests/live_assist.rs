@@ -56,6 +56,15 @@ fn start(
     (Live::start(options, Box::new(seam)).expect("start live bot"), alerts)
 }
 
+/// A buyer's question answered five seconds later, at 10:00 on `day`: one wait to score.
+fn answered_at_ten(day: chrono::NaiveDate) -> [Event; 2] {
+    let t = shanghai_midnight(day) + 10 * 3_600_000;
+    [
+        message("m1", t, "c1", "tb_buyer_1", "customer", "在吗"),
+        message("m2", t + 5_000, "c1", "tb_buyer_1", "agent", "亲,在的"),
+    ]
+}
+
 fn embedded() -> Sets {
     Sets::load(None, None).expect("embedded rules and replies are valid")
 }
@@ -233,11 +242,7 @@ async fn the_nightly_job_runs_from_the_runtime_at_its_time_and_writes_daily_rows
         let today = shanghai_day(now_ms());
         let yesterday = today.pred_opt().unwrap();
         let fire = shanghai_midnight(today) + 30 * 60_000; // 00:30, the sheet's default cron
-        let t = shanghai_midnight(yesterday) + 10 * 3_600_000;
-        let events = [
-            message("m1", t, "c1", "tb_buyer_1", "customer", "在吗"),
-            message("m2", t + 5_000, "c1", "tb_buyer_1", "agent", "亲,在的"),
-        ];
+        let events = answered_at_ten(yesterday);
         let srv = server(&events, ServerConfig::default()).await;
         // kefu's clock starts two seconds before the fire.
         let time = TimeSource::scaled(fire - 2_000, Instant::now(), 1.0);
@@ -424,6 +429,18 @@ async fn after_a_restart_the_robot_neither_repeats_itself_nor_forgets_a_pending_
     task.await.unwrap().unwrap();
 }
 
+/// A rules folder under `root` holding a copy of the shipped `file`; its text and the sets
+/// loaded from the folder.
+fn rules_folder_with(root: &Path, file: &str) -> (PathBuf, String, Sets) {
+    let rules = root.join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules").join(file)).unwrap();
+    std::fs::write(rules.join(file), &shipped).unwrap();
+    let sets = Sets::load(Some(&rules), None).unwrap();
+    (rules, shipped, sets)
+}
+
 /// An edit of `rules/response_time.toml` while `kefu run` runs applies to waits that start
 /// after it: the buyer who wrote before the edit keeps the 20 s deadline, the one who writes
 /// after gets the new 2 s and is alerted first, at 2 s.
@@ -432,13 +449,7 @@ async fn a_response_time_edit_applies_to_waits_that_start_after_it() {
     timeout(LIMIT, async {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("kefu.db");
-        let rules = dir.path().join("rules");
-        std::fs::create_dir(&rules).unwrap();
-        let shipped =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/response_time.toml"))
-                .unwrap();
-        std::fs::write(rules.join("response_time.toml"), &shipped).unwrap();
-        let sets = Sets::load(Some(&rules), None).unwrap();
+        let (rules, shipped, sets) = rules_folder_with(dir.path(), "response_time.toml");
         assert_eq!(sets.response.tiers[0], (3, 20_000));
 
         let t0 = now_ms();
@@ -495,24 +506,14 @@ async fn a_scoring_cron_edit_moves_the_next_nightly_run() {
     timeout(LIMIT, async {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("kefu.db");
-        let rules = dir.path().join("rules");
-        std::fs::create_dir(&rules).unwrap();
-        let shipped =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/scoring.toml"))
-                .unwrap();
-        std::fs::write(rules.join("scoring.toml"), &shipped).unwrap();
-        let sets = Sets::load(Some(&rules), None).unwrap();
+        let (rules, shipped, sets) = rules_folder_with(dir.path(), "scoring.toml");
         assert_eq!(sets.scoring.cron, "0 30 0 * * *");
 
         let today = shanghai_day(now_ms());
         let yesterday = today.pred_opt().unwrap();
         let old_fire = shanghai_midnight(today) + 30 * 60_000; // 00:30
         let new_fire = old_fire + 60_000; // 00:31
-        let t = shanghai_midnight(yesterday) + 10 * 3_600_000;
-        let events = [
-            message("m1", t, "c1", "tb_buyer_1", "customer", "在吗"),
-            message("m2", t + 5_000, "c1", "tb_buyer_1", "agent", "亲,在的"),
-        ];
+        let events = answered_at_ten(yesterday);
         let srv = server(&events, ServerConfig::default()).await;
         // kefu's clock starts two minutes before 00:30 and runs 60 times faster: the edit
         // has two real seconds to arrive.
