@@ -367,6 +367,30 @@ fn money(field: &'static str, value: &str) -> Result<Decimal, EventError> {
     value.trim().parse::<Decimal>().map_err(|_| EventError::Money { field, value: value.to_string() })
 }
 
+/// Events for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Event, EventKind, Sender};
+    use crate::time::Millis;
+
+    /// A message in shop `s`, conversation `c-{customer}`, with an id unique per time,
+    /// buyer, agent and sender.
+    pub(crate) fn message(ts: Millis, customer: &str, agent: &str, from: Sender) -> Event {
+        Event {
+            id: format!("{ts}-{customer}-{agent}-{from:?}"),
+            ts,
+            shop: "s".into(),
+            kind: EventKind::Message {
+                conversation: format!("c-{customer}"),
+                customer: customer.into(),
+                agent: agent.into(),
+                from,
+                text: "x".into(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

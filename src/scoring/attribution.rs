@@ -262,20 +262,7 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
-    fn msg(ts: Millis, customer: &str, agent: &str, from: Sender) -> Event {
-        Event {
-            id: format!("m{ts}{agent}"),
-            ts,
-            shop: "s".into(),
-            kind: EventKind::Message {
-                conversation: format!("c-{customer}"),
-                customer: customer.into(),
-                agent: agent.into(),
-                from,
-                text: "x".into(),
-            },
-        }
-    }
+    use crate::event::fixtures::message as msg;
 
     fn order(ts: Millis, customer: &str, id: &str, status: OrderStatus, amount: Decimal) -> Event {
         Event {

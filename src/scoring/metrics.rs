@@ -603,20 +603,7 @@ mod tests {
         shanghai_midnight(day()) + (h * 3600 + m * 60 + s) * 1000
     }
 
-    fn msg(ts: Millis, customer: &str, agent: &str, from: Sender) -> Event {
-        Event {
-            id: format!("{ts}{customer}{agent}"),
-            ts,
-            shop: "s".into(),
-            kind: EventKind::Message {
-                conversation: format!("c-{customer}"),
-                customer: customer.into(),
-                agent: agent.into(),
-                from,
-                text: "t".into(),
-            },
-        }
-    }
+    use crate::event::fixtures::message as msg;
 
     fn ord(
         ts: Millis,
