@@ -1,9 +1,11 @@
-//! Phrase and regex matching over normalised text, with per-category exceptions.
+//! Phrase and regex matching over normalised text (characters; offsets are character
+//! indices), with per-category exceptions.
 //!
 //! All phrases and exceptions of all categories are found in one pass reporting every
 //! occurrence (overlapping ones too), so it finds `第一` and the `第一次` around it. The pass
-//! is a [`PairIndex`] (patterns by their first two characters); an Aho–Corasick automaton over
-//! the same patterns is kept as the reference it is tested against. The same pass finds each
+//! is a [`PairIndex`] (long patterns by their first three characters, two-character ones by
+//! the pair); an Aho–Corasick automaton over the same patterns is kept as the reference it is
+//! tested against. A regex every match of which holds a digit also waits for a digit. The same pass finds each
 //! regex's *required literals* (every match of the regex starts or ends with one of them,
 //! from `regex-syntax`'s literal extraction): a regex runs only on texts where one of its
 //! literals occurs, so most messages run no regex at all; a regex whose literals cannot be

@@ -14,8 +14,8 @@
 //! 5. variants from the editable table are replaced by their canonical form (`v信` → `微信`).
 //!
 //! Phrases go through the same steps, so a phrase and its evasions meet in the middle.
-//! For every byte of the normalised text the original character span it came from is kept,
-//! so a match reports the span in the original message, in characters.
+//! For every character of the normalised text the original character span it came from is
+//! kept, so a match reports the span in the original message, in characters.
 
 use std::collections::HashMap;
 
