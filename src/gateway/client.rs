@@ -23,7 +23,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_conf
 use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
-use super::protocol::{ClientFrame, HARD_FRAME_BYTES, Incoming, RejectedFrame, decode, truncate};
+use super::protocol::{ClientFrame, HARD_FRAME_BYTES, Incoming, RejectedFrame, SeqGuard, decode, truncate};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -323,6 +323,7 @@ impl Session<'_> {
         let writer = write_all(sink, out_rx);
         tokio::pin!(writer);
         let mut acked = resume_after;
+        let mut seqs = SeqGuard::new(resume_after);
         let limit = self.config.silence_limit;
         let mut heard = Instant::now();
         let mut ping = interval_at(heard + self.config.ping_every, self.config.ping_every);
@@ -406,9 +407,10 @@ impl Session<'_> {
                     heard = Instant::now();
                     self.heard_any = true;
                     let incoming = match msg {
-                        Message::Text(text) => decode(&text),
+                        Message::Text(text) => seqs.admit(decode(&text), &text),
                         Message::Binary(bytes) => Incoming::Rejected(RejectedFrame {
                             seq: None,
+                            ackable: false,
                             reason: "binary frame: the protocol is JSON text".into(),
                             raw: truncate(&String::from_utf8_lossy(&bytes), 4096).to_string(),
                         }),

@@ -12,4 +12,4 @@ pub use backoff::Backoff;
 pub use client::{
     GatewayConfig, GatewayCounters, GatewayError, Link, Outgoing, SendHandle, SendRequest, run,
 };
-pub use protocol::{ClientFrame, Incoming, RejectedFrame};
+pub use protocol::{ClientFrame, Incoming, RejectedFrame, SeqGuard, check_seq};

@@ -19,6 +19,15 @@ pub const HARD_FRAME_BYTES: usize = 16 << 20;
 /// How much of a rejected frame the rejected table keeps.
 pub const KEEP_REJECTED_BYTES: usize = 4096;
 
+/// The highest seq kefu takes: 2^53 − 1, the largest integer every JSON reader (a
+/// JavaScript platform's included) holds exactly. Far above any real stream.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
+/// How far past the last seq kefu knows (the resume point, or the highest seq taken on
+/// this connection) one frame may jump. A platform may skip seqs, but not by millions:
+/// one jump that large would become the resume point and hide everything after it.
+pub const MAX_SEQ_STEP: u64 = 1_000_000;
+
 /// A frame kefu sends to the platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
@@ -79,8 +88,11 @@ pub enum Incoming {
 /// A frame kefu could not use, kept for inspection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedFrame {
-    /// Its seq, when one could be read (then it is acked).
+    /// Its seq, when one could be read (then it is acked, unless [`Self::ackable`] is false).
     pub seq: Option<u64>,
+    /// False when the seq itself broke the seq rule ([`check_seq`]): the frame is kept
+    /// with its seq, but that seq is never acked nor made the resume point.
+    pub ackable: bool,
     /// What was wrong.
     pub reason: String,
     /// The frame text, cut to [`KEEP_REJECTED_BYTES`].
@@ -136,7 +148,83 @@ fn decode_canonical(text: &str) -> Option<Incoming> {
 }
 
 fn reject(text: &str, seq: Option<u64>, reason: String) -> Incoming {
-    Incoming::Rejected(RejectedFrame { seq, reason, raw: truncate(text, KEEP_REJECTED_BYTES).to_string() })
+    Incoming::Rejected(RejectedFrame {
+        seq,
+        ackable: true,
+        reason,
+        raw: truncate(text, KEEP_REJECTED_BYTES).to_string(),
+    })
+}
+
+impl RejectedFrame {
+    /// The seq this frame lets kefu ack (and resume after), if any.
+    pub fn ack_seq(&self) -> Option<u64> {
+        self.seq.filter(|_| self.ackable)
+    }
+}
+
+/// The seq rule: a seq is an integer from 1 to [`MAX_SEQ`], and at most [`MAX_SEQ_STEP`]
+/// past `last`, the highest seq kefu knows (none on a fresh database). A seq at or below
+/// `last` is a redelivery and passes (its event is a duplicate). `Err` says why not.
+pub fn check_seq(seq: u64, last: Option<u64>) -> Result<(), String> {
+    if seq == 0 {
+        return Err("seq 0: seqs start at 1".into());
+    }
+    if seq > MAX_SEQ {
+        return Err(format!("seq {seq} is above the largest seq kefu takes ({MAX_SEQ})"));
+    }
+    match last {
+        Some(last) if seq > last.saturating_add(MAX_SEQ_STEP) => {
+            Err(format!("seq {seq} jumps more than {MAX_SEQ_STEP} past the last seq {last}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Applies [`check_seq`] to a connection's frames in arrival order: a frame whose seq
+/// breaks the rule becomes a rejected frame that keeps its seq but is not ackable, so it
+/// can never become the resume point. A pure value, one per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqGuard {
+    last: Option<u64>,
+}
+
+impl SeqGuard {
+    /// A guard for a connection that resumed after `resume_after`.
+    pub fn new(resume_after: Option<u64>) -> Self {
+        Self { last: resume_after }
+    }
+
+    /// The highest seq taken so far.
+    pub fn last(&self) -> Option<u64> {
+        self.last
+    }
+
+    /// Checks the seq of `incoming`, decoded from `text`.
+    pub fn admit(&mut self, incoming: Incoming, text: &str) -> Incoming {
+        let seq = match &incoming {
+            Incoming::Event { seq, .. } => *seq,
+            Incoming::Rejected(r) => match r.ack_seq() {
+                Some(seq) => seq,
+                None => return incoming,
+            },
+            Incoming::Other(_) => return incoming,
+        };
+        match check_seq(seq, self.last) {
+            Ok(()) => {
+                self.last = self.last.max(Some(seq));
+                incoming
+            }
+            Err(why) => {
+                let reason = match incoming {
+                    Incoming::Rejected(r) => format!("{why}; {}", r.reason),
+                    _ => why,
+                };
+                let raw = truncate(text, KEEP_REJECTED_BYTES).to_string();
+                Incoming::Rejected(RejectedFrame { seq: Some(seq), ackable: false, reason, raw })
+            }
+        }
+    }
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -201,6 +289,56 @@ mod tests {
             assert!(r.reason.contains(reason), "{frame}: {}", r.reason);
         }
         assert_eq!(decode(r#"{"op":"pong"}"#), Incoming::Other(serde_json::json!({"op": "pong"})));
+    }
+
+    #[test]
+    fn the_seq_rule() {
+        // (seq, last, accepted)
+        let cases = [
+            (1, None, true),
+            (0, None, false),
+            (MAX_SEQ, None, true),
+            (MAX_SEQ + 1, None, false),
+            (u64::MAX, None, false),
+            (u64::MAX, Some(5), false),
+            (5, Some(5), true),
+            (3, Some(5), true),
+            (5 + MAX_SEQ_STEP, Some(5), true),
+            (6 + MAX_SEQ_STEP, Some(5), false),
+            (MAX_SEQ, Some(MAX_SEQ - 1), true),
+        ];
+        for (seq, last, ok) in cases {
+            assert_eq!(
+                check_seq(seq, last).is_ok(),
+                ok,
+                "seq {seq} after {last:?}: {:?}",
+                check_seq(seq, last)
+            );
+        }
+    }
+
+    #[test]
+    fn a_seq_breaking_the_rule_is_kept_but_never_acked_and_does_not_move_the_guard() {
+        let mut guard = SeqGuard::new(Some(10));
+        let frame = |seq: u64| event_frame(seq, EV);
+        let admit = |g: &mut SeqGuard, text: &str| g.admit(decode(text), text);
+        assert!(matches!(admit(&mut guard, &frame(11)), Incoming::Event { seq: 11, .. }));
+        let huge = frame(u64::MAX);
+        let Incoming::Rejected(r) = admit(&mut guard, &huge) else { panic!("u64::MAX taken") };
+        assert_eq!((r.seq, r.ack_seq(), r.raw.as_str()), (Some(u64::MAX), None, huge.as_str()));
+        assert!(r.reason.contains("18446744073709551615"), "{}", r.reason);
+        assert_eq!(guard.last(), Some(11), "the bad seq is not the last one");
+        assert!(matches!(admit(&mut guard, &frame(12)), Incoming::Event { seq: 12, .. }));
+        // An invalid event with a bad seq: both reasons, not ackable.
+        let bad = r#"{"op":"event","seq":0,"event":{"type":"close","id":"x"}}"#;
+        let Incoming::Rejected(r) = admit(&mut guard, bad) else { panic!("not rejected") };
+        assert_eq!(r.ack_seq(), None);
+        assert!(r.reason.contains("seq 0") && r.reason.contains("missing field"), "{}", r.reason);
+        // An invalid event with a good seq stays ackable and moves the guard.
+        let bad = r#"{"op":"event","seq":13,"event":{"type":"close","id":"x"}}"#;
+        let Incoming::Rejected(r) = admit(&mut guard, bad) else { panic!("not rejected") };
+        assert_eq!(r.ack_seq(), Some(13));
+        assert_eq!(guard.last(), Some(13));
     }
 
     #[test]

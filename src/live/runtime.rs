@@ -265,7 +265,12 @@ impl Runtime {
         // decided by the first tick.
         state.waits.clear();
         state.notices.clear();
-        let last_seq = store.meta(LAST_SEQ_KEY)?.and_then(|s| s.parse().ok());
+        // A resume point outside the seq rule (stored by an older kefu that took any seq) would
+        // make a compliant platform send nothing: start over instead, duplicates are harmless.
+        let last_seq = store
+            .meta(LAST_SEQ_KEY)?
+            .and_then(|s| s.parse().ok())
+            .filter(|&s| crate::gateway::protocol::check_seq(s, None).is_ok());
         if bad > 0 {
             warn!(bad, "stored events that no longer parse were skipped");
         }
@@ -422,7 +427,8 @@ impl Runtime {
                         self.assistant.event(e, now);
                     }
                     Incoming::Rejected(r) => {
-                        max_seq = max_seq.max(r.seq);
+                        // A seq that broke the seq rule is kept, never acked.
+                        max_seq = max_seq.max(r.ack_seq());
                         let position = r.seq.map_or_else(|| "seq ?".to_string(), |s| format!("seq {s}"));
                         rej.execute(params![received_at, "websocket", position, r.reason, r.raw])?;
                         c.rejected.fetch_add(1, Ordering::Relaxed);

@@ -327,7 +327,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bo
         s.hellos.push(resume_after);
     }
     let mut len_rx = shared.len.subscribe();
-    let mut next = resume_after.map_or(1, |s| s + 1);
+    let mut next = resume_after.map_or(1, |s| s.saturating_add(1));
     loop {
         len_rx.borrow_and_update();
         let frame = shared.frame(next);
