@@ -547,3 +547,126 @@ async fn a_scoring_cron_edit_moves_the_next_nightly_run() {
     .await
     .expect("test timed out");
 }
+
+fn message_for(id: &str, ts: Millis, conversation: &str, agent: &str, from: &str, text: &str) -> Event {
+    let v = json!({"type":"message","id":id,"ts":format_rfc3339_shanghai(ts),"shop":SHOP,
+        "conversation":conversation,"customer":format!("tb_{conversation}"),"agent":agent,"from":from,"text":text});
+    kefu::event::from_value(&v).unwrap()
+}
+
+/// Issue 11, 1: catching up a three-hour backlog after an outage over a real websocket, the
+/// robot says nothing to any of its buyer messages (all older than `stale_after_s`), nor
+/// rescues any of its waits, yet records what it decided for them; the buyer who writes
+/// now is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_a_backlog_sends_nothing_stale() {
+    timeout(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kefu.db");
+        let now = now_ms();
+        let old = now - 3 * 3_600_000;
+        // 阿花 is on no shift list (always on shift) and away; 阿月 is present.
+        let mut events = vec![presence("p1", old, "阿花", "away"), presence("p2", old, "阿月", "online")];
+        for i in 0..40_i64 {
+            let t = old + i * 60_000;
+            let (agent, text) = match i % 4 {
+                0 => ("阿花", "发什么快递"),
+                1 => ("阿花", "你们老板是谁"),
+                2 => ("阿月", "能开发票吗"),
+                _ => ("阿月", "你们老板是谁"),
+            };
+            let conv = format!("old{i}");
+            events.push(message_for(&format!("b{i}"), t, &conv, agent, "customer", text));
+            if i % 8 == 3 {
+                // Answered within 5 s: such a wait is never rescued.
+                events.push(message_for(&format!("a{i}"), t + 5_000, &conv, agent, "agent", "在的亲"));
+            }
+        }
+        events.push(message_for("fresh", now, "fresh", "阿花", "customer", "发什么快递"));
+        let srv = server(&events, ServerConfig::default()).await;
+        let (live, _alerts) =
+            start(&srv.url(), &db, AssistConfig::with_sets(&embedded()), TimeSource::wall());
+        wait_for("the fresh buyer's answer", LIMIT, || {
+            srv.stats().sends.iter().any(|s| s.conversation == "fresh" && s.text.contains("中通"))
+        })
+        .await;
+        wait_for("the echoes acked", LIMIT, || {
+            let s = srv.stats();
+            s.acked == Some(events.len() as u64 + s.sends.len() as u64)
+        })
+        .await;
+        live.stop().await.unwrap();
+
+        let sends = srv.stats().sends;
+        let stale: Vec<_> = sends.iter().filter(|s| s.conversation != "fresh").collect();
+        assert!(stale.is_empty(), "robot messages to the backlog: {stale:?}");
+        assert_eq!(sends.len(), 3, "the fresh buyer's greeting, answer and transfer offer: {sends:?}");
+        assert!(srv.stats().other.iter().all(|f| f.contains("\"fresh\"")), "{:?}", srv.stats().other);
+        // Decided all the same: 10 away answers from the backlog and the fresh one; for 阿月's
+        // 10 发票 questions a suggestion each and, none answered, a rescue each; and the
+        // misses of the other questions.
+        let store = Store::open(&db).unwrap();
+        let hits = |rule: &str| {
+            count(
+                &store,
+                &format!(
+                    "SELECT COALESCE(SUM(hits), 0) FROM reply_hits WHERE kind = 'rule' AND key = '{rule}'"
+                ),
+            )
+        };
+        assert_eq!(hits("express"), 11);
+        assert_eq!(hits("invoice"), 20);
+        // 阿花's 10 unknown questions (away) and 阿月's 10 minus the 5 answered in 5 s (rescue).
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM reply_misses"), 15);
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Issue 11, 1: `greeting`, `away_text` and `rescue_text` set to `""` mean silence: an away
+/// agent's buyer with a question no rule answers, and a present agent's buyer left waiting
+/// past the rescue time, get no message at all (and the misses are still recorded).
+#[tokio::test(start_paused = true)]
+async fn empty_texts_send_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let replies = dir.path().join("replies");
+    std::fs::create_dir(&replies).unwrap();
+    let shipped = include_str!("../replies/robot.toml");
+    let edited: String = shipped
+        .lines()
+        .map(|l| match l.split_once(" = ") {
+            Some((k @ ("greeting" | "away_text" | "rescue_text"), _)) => format!("{k} = \"\""),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(edited.matches("= \"\"").count(), 3, "{edited}");
+    std::fs::write(replies.join("robot.toml"), edited).unwrap();
+    let sets = Sets::load(None, Some(&replies)).unwrap();
+
+    let t0 = 1_794_362_400_000; // 2026-11-11 10:00 Shanghai
+    let time = TimeSource::scaled(t0, Instant::now(), 1.0);
+    let config = LiveConfig {
+        time,
+        assist: AssistConfig::with_sets(&sets),
+        ..LiveConfig::new(ResponseRules::default())
+    };
+    let counters = Arc::new(LiveCounters::default());
+    let (seam, _alerts) = ChannelSeam::new();
+    let (sends, mut out) = SendHandle::channel(64);
+    let (runtime, _) =
+        Runtime::open(Store::open(&db).unwrap(), config, Box::new(seam), counters.clone()).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(runtime.with_sends(sends).run(rx));
+    tx.send(incoming(1, presence("p1", t0, "阿花", "away"))).await.unwrap();
+    tx.send(incoming(2, message_for("m1", t0, "c1", "阿花", "customer", "你们老板是谁"))).await.unwrap();
+    tx.send(incoming(3, message_for("m2", t0, "c2", "阿月", "customer", "你们老板是谁"))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    drop(tx);
+    task.await.unwrap().unwrap();
+    let frames = drain_out(&mut out);
+    assert!(frames.iter().all(|f| !matches!(f, Outgoing::Frame(t) if t.contains("\"send\""))), "{frames:?}");
+    assert_eq!(LiveCounters::get(&counters.robot_sent), 0);
+    assert_eq!(LiveCounters::get(&counters.robot_misses), 2, "the away miss and the rescue miss");
+}

@@ -307,11 +307,12 @@ fn replies_hits_lists_a_days_counts_most_used_first() {
     let mut store = Store::open(&db).unwrap();
     // 2026-11-11 12:00 Shanghai.
     let now = kefu::time::parse_rfc3339_ms("2026-11-11T12:00:00+08:00").unwrap();
-    let hit = |rule: &str| RobotAction::Hit { shop: "毛菇小象".into(), rule: rule.into() };
+    let hit = |rule: &str| RobotAction::Hit { shop: "毛菇小象".into(), rule: rule.into(), ts: now };
     let used = |owner: Option<&str>, code: &str| RobotAction::PhraseUsed {
         shop: "毛菇小象".into(),
         owner: owner.map(String::from),
         code: code.into(),
+        ts: now,
     };
     let actions = [
         hit("size"),
@@ -321,8 +322,8 @@ fn replies_hits_lists_a_days_counts_most_used_first() {
         used(Some("阿强"), "fh"),
         used(None, "hi"),
     ];
-    kefu::replies::stats::record(&mut store, &actions, now).unwrap();
-    kefu::replies::stats::record(&mut store, &[used(Some("阿强"), "fh")], now).unwrap();
+    kefu::replies::stats::record(&mut store, &actions).unwrap();
+    kefu::replies::stats::record(&mut store, &[used(Some("阿强"), "fh")]).unwrap();
     drop(store);
 
     let run = |date: &str| {

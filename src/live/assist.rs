@@ -150,7 +150,7 @@ impl Assistant {
     /// Forgets what fell due while kefu was down: a restart does not flood old rescues.
     pub(crate) fn skip_to(&mut self, now: Millis) {
         if let Some(r) = &mut self.robot {
-            r.advance(now);
+            r.skip_to(now);
         }
     }
 
@@ -209,13 +209,12 @@ impl Assistant {
     pub(crate) fn persist(
         &mut self,
         tx: &Transaction<'_>,
-        now: Millis,
     ) -> Result<(Vec<RobotAction>, AssistCounts), StoreError> {
         let mut counts =
             AssistCounts { flags: insert_flags(tx, &self.flags)? as u64, ..AssistCounts::default() };
         self.flags.clear();
         if !self.actions.is_empty() {
-            stats::record_on(tx, &self.actions, now)?;
+            stats::record_on(tx, &self.actions)?;
         }
         for a in &self.actions {
             match a {

@@ -443,7 +443,7 @@ impl Runtime {
         }
         self.state.advance(now);
         self.assistant.advance(now);
-        let actions = persist_assist(&tx, &mut self.state, &mut self.assistant, &self.counters, now)?;
+        let actions = persist_assist(&tx, &mut self.state, &mut self.assistant, &self.counters)?;
         let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
         let advanced = max_seq.filter(|&s| Some(s) > self.last_seq);
         if let Some(seq) = advanced {
@@ -499,7 +499,7 @@ impl Runtime {
             return Ok(());
         }
         let tx = self.store.conn_mut().transaction()?;
-        let actions = persist_assist(&tx, &mut self.state, &mut self.assistant, &self.counters, now)?;
+        let actions = persist_assist(&tx, &mut self.state, &mut self.assistant, &self.counters)?;
         let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
         tx.commit()?;
         self.deliver(send);
@@ -545,10 +545,9 @@ fn persist_assist(
     state: &mut State,
     assistant: &mut Assistant,
     c: &LiveCounters,
-    now: Millis,
 ) -> Result<Vec<RobotAction>, LiveError> {
     state.notices.append(&mut assistant.notices);
-    let (actions, n) = assistant.persist(tx, now)?;
+    let (actions, n) = assistant.persist(tx)?;
     c.flags.fetch_add(n.flags, Ordering::Relaxed);
     c.robot_sent.fetch_add(n.robot_sent, Ordering::Relaxed);
     c.robot_other.fetch_add(n.robot_other, Ordering::Relaxed);

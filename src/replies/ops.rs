@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(v["op"], "suggest");
         let back: SuggestFrame = serde_json::from_value(v).unwrap();
         assert_eq!((back.agent.as_str(), back.rule.as_str()), ("小美", "express"));
-        let hit = RobotAction::Hit { shop: "s".into(), rule: "x".into() };
+        let hit = RobotAction::Hit { shop: "s".into(), rule: "x".into(), ts: 0 };
         assert_eq!(action_frame(&hit, "r3"), None);
     }
 }

@@ -80,6 +80,9 @@ pub enum RobotAction {
         shop: String,
         /// Rule id.
         rule: String,
+        /// Event time of the decision (the buyer's message, or the rescue deadline): the
+        /// day it is counted on, so counts are a function of the events.
+        ts: Millis,
     },
     /// An agent sent one of their quick phrases; for hit counts.
     PhraseUsed {
@@ -89,6 +92,8 @@ pub enum RobotAction {
         owner: Option<String>,
         /// The phrase's code.
         code: String,
+        /// When the agent sent it.
+        ts: Millis,
     },
     /// A buyer question the robot had to answer matched no rule; for `replies misses`.
     Miss {
@@ -140,6 +145,11 @@ pub struct Robot {
     orders: HashMap<String, String>,
     rotation: HashMap<String, usize>,
     due: BTreeSet<(Millis, String)>,
+    /// Rescues whose deadline was already stale when the wall clock passed it (a backlog
+    /// being caught up): decided by event time instead, when an event after the deadline
+    /// arrives, so an agent reply further on in the backlog still cancels them and the
+    /// recorded hits and misses do not depend on how the backlog was batched.
+    parked: BTreeSet<(Millis, String)>,
     /// When idle conversations are next dropped.
     next_prune: Millis,
 }
@@ -155,6 +165,7 @@ impl Robot {
             orders: HashMap::new(),
             rotation: HashMap::new(),
             due: BTreeSet::new(),
+            parked: BTreeSet::new(),
             next_prune: Millis::MIN,
         }
     }
@@ -174,10 +185,14 @@ impl Robot {
         self.due.first().map(|d| d.0)
     }
 
-    /// Fires every rescue due at or before `now`.
+    /// Fires every rescue due at or before `now` (the wall clock live, virtual time in
+    /// tests); one whose deadline is more than `stale_after_s` behind `now` is decided (hit
+    /// or miss) but not said.
     pub fn advance(&mut self, now: Millis) -> Vec<RobotAction> {
         let mut out = Vec::new();
-        self.fire_due(now, true, &mut out);
+        self.park_stale(now);
+        // Parked rescues are left to event time.
+        self.fire_due(now, true, false, now, &mut out);
         self.prune(now);
         out
     }
@@ -200,11 +215,16 @@ impl Robot {
         });
     }
 
-    /// Takes one event. Rescues due strictly before `now` fire first, so an agent reply
-    /// at the very millisecond of the deadline still cancels it.
+    /// Takes one event at wall-clock `now`. What the robot decides is a function of the
+    /// events alone (shifts, rate limits and rescues go by event time); `now` only gates
+    /// speaking: nothing is said to a message more than `stale_after_s` older than `now`,
+    /// so a backlog caught up after an outage is recorded but not answered.
+    /// Rescues due strictly before the event's time fire first, so an agent reply at the
+    /// very millisecond of the deadline still cancels it, and a backlog's waits answered
+    /// within it are never rescued.
     pub fn handle(&mut self, ev: &Event, now: Millis) -> Vec<RobotAction> {
         let mut out = Vec::new();
-        self.fire_due(now, false, &mut out);
+        self.fire_due(ev.ts, false, true, now, &mut out);
         self.prune(now);
         match &ev.kind {
             EventKind::Presence { agent, status } => {
@@ -242,30 +262,78 @@ impl Robot {
                             shop: ev.shop.clone(),
                             owner: p.agent.clone(),
                             code: p.code.clone(),
+                            ts: ev.ts,
                         });
                     }
                 }
                 Sender::Customer => {
-                    self.buyer_message(ev, now, conversation, customer, agent, text, &mut out)
+                    let mut said = Vec::new();
+                    self.buyer_message(ev, conversation, customer, agent, text, &mut said);
+                    let stale = self.replies.robot.resolve(&ev.shop, agent).stale_after_ms;
+                    out.extend(gate(said, now - ev.ts, stale));
                 }
             },
         }
         out
     }
 
-    fn fire_due(&mut self, now: Millis, inclusive: bool, out: &mut Vec<RobotAction>) {
+    /// Forgets what fell due before `now` without deciding it: a restart does not flood
+    /// (or count twice) the rescues of the stored history.
+    pub fn skip_to(&mut self, now: Millis) {
+        let mut gone = Vec::new();
+        self.fire_due(now, true, true, now, &mut gone);
+        self.parked.clear();
+        self.prune(now);
+    }
+
+    /// Moves the rescues due more than their `stale_after_s` before `now` to `parked`.
+    fn park_stale(&mut self, now: Millis) {
         while let Some((at, conv)) = self.due.first().cloned() {
-            if at > now || (at == now && !inclusive) {
+            let Some(c) = self.convs.get(&conv) else {
+                self.due.pop_first();
+                continue;
+            };
+            if now - at <= self.replies.robot.resolve(&c.shop, &c.agent).stale_after_ms {
                 break;
             }
             self.due.pop_first();
-            self.rescue(&conv, at, out);
+            self.parked.insert((at, conv));
+        }
+    }
+
+    /// Fires rescues due (and parked ones with `parked`) before `until` (at it too when
+    /// `inclusive`), in deadline order; `now` is the wall clock that gates speaking.
+    fn fire_due(
+        &mut self,
+        until: Millis,
+        inclusive: bool,
+        parked: bool,
+        now: Millis,
+        out: &mut Vec<RobotAction>,
+    ) {
+        loop {
+            let next = match (self.due.first(), self.parked.first().filter(|_| parked)) {
+                (Some(d), Some(p)) => d.min(p).clone(),
+                (Some(x), None) | (None, Some(x)) => x.clone(),
+                (None, None) => break,
+            };
+            let (at, conv) = next;
+            if at > until || (at == until && !inclusive) {
+                break;
+            }
+            if !self.due.remove(&(at, conv.clone())) {
+                self.parked.remove(&(at, conv.clone()));
+            }
+            self.rescue(&conv, at, now, out);
         }
     }
 
     fn cancel_rescue(&mut self, conversation: &str, wait: Option<&Wait>) {
         if let Some(due) = wait.and_then(|w| w.rescue_due) {
-            self.due.remove(&(due, conversation.to_string()));
+            let key = (due, conversation.to_string());
+            if !self.due.remove(&key) {
+                self.parked.remove(&key);
+            }
         }
     }
 
@@ -307,17 +375,16 @@ impl Robot {
         self.cancel_rescue(conversation, wait.as_ref());
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn buyer_message(
         &mut self,
         ev: &Event,
-        now: Millis,
         conversation: &str,
         customer: &str,
         agent: &str,
         text: &str,
         out: &mut Vec<RobotAction>,
     ) {
+        let now = ev.ts;
         let replies = Arc::clone(&self.replies);
         let set = replies.robot.resolve(&ev.shop, agent);
         let away = set.away && self.is_away(agent, now);
@@ -388,7 +455,7 @@ impl Robot {
         }
 
         if let (true, Some((rule_id, answer))) = (set.suggest, rule) {
-            out.push(RobotAction::Hit { shop: ev.shop.clone(), rule: rule_id.clone() });
+            out.push(RobotAction::Hit { shop: ev.shop.clone(), rule: rule_id.clone(), ts: ev.ts });
             out.push(RobotAction::Suggest {
                 agent: agent.to_string(),
                 conversation: conversation.to_string(),
@@ -407,7 +474,7 @@ impl Robot {
         }
     }
 
-    fn rescue(&mut self, conversation: &str, at: Millis, out: &mut Vec<RobotAction>) {
+    fn rescue(&mut self, conversation: &str, at: Millis, now: Millis, out: &mut Vec<RobotAction>) {
         let Some(c) = self.convs.get_mut(conversation) else { return };
         let Some(w) = c.wait.as_mut() else { return };
         if w.rescue_due != Some(at) {
@@ -418,15 +485,17 @@ impl Robot {
         let (text, ts) = (w.last_text.clone(), w.last_ts);
         let replies = Arc::clone(&self.replies);
         let set = replies.robot.resolve(&c.shop, &c.agent);
+        let mut said = Vec::new();
         match self.answer(conversation, &text) {
             Some((rule, answer)) => {
-                self.send(conversation, at, &set, answer, Reason::Rescue, Some(rule), out);
+                self.send(conversation, at, &set, answer, Reason::Rescue, Some(rule), &mut said);
             }
             None => {
-                self.miss(conversation, ts, &text, out);
-                self.say(conversation, at, &set, set.rescue_text, Reason::Rescue, out);
+                self.miss(conversation, ts, &text, &mut said);
+                self.say(conversation, at, &set, set.rescue_text, Reason::Rescue, &mut said);
             }
         }
+        out.extend(gate(said, now - at, set.stale_after_ms));
     }
 
     /// The best rule's next answer variant, rendered; `None` when no rule matches or no
@@ -463,6 +532,10 @@ impl Robot {
         reason: Reason,
         out: &mut Vec<RobotAction>,
     ) {
+        // An empty text turns the message off: silence, not an empty message.
+        if template.is_empty() {
+            return;
+        }
         if let Some(text) = template.render(&self.vars(conversation)) {
             self.send(conversation, now, set, text, reason, None, out);
         }
@@ -480,6 +553,9 @@ impl Robot {
         rule: Option<String>,
         out: &mut Vec<RobotAction>,
     ) -> bool {
+        if text.trim().is_empty() {
+            return false;
+        }
         let Some(c) = self.convs.get_mut(conversation) else { return false };
         while c.sent.front().is_some_and(|&t| t <= now - HOUR_MS) {
             c.sent.pop_front();
@@ -489,7 +565,7 @@ impl Robot {
         }
         c.sent.push_back(now);
         if let Some(r) = &rule {
-            out.push(RobotAction::Hit { shop: c.shop.clone(), rule: r.clone() });
+            out.push(RobotAction::Hit { shop: c.shop.clone(), rule: r.clone(), ts: now });
         }
         out.push(RobotAction::Send {
             conversation: conversation.to_string(),
@@ -532,6 +608,26 @@ impl Robot {
             .min()
             .map(|(_, a)| a.clone())
     }
+}
+
+/// The actions decided for a moment `late_ms` behind the wall clock: all of them when it
+/// is at most `stale_ms`, else only the bookkeeping (hits, misses), which stays a function
+/// of the events; greetings, answers, suggestions and transfers to a stale message would
+/// reach a buyer who asked long ago (or was answered meanwhile).
+#[must_use]
+fn gate(actions: Vec<RobotAction>, late_ms: i64, stale_ms: i64) -> Vec<RobotAction> {
+    if late_ms <= stale_ms {
+        return actions;
+    }
+    actions
+        .into_iter()
+        .filter(|a| {
+            !matches!(
+                a,
+                RobotAction::Send { .. } | RobotAction::Suggest { .. } | RobotAction::Transfer { .. }
+            )
+        })
+        .collect()
 }
 
 /// One conversation fewer for `agent`.
@@ -613,7 +709,7 @@ mod tests {
         let express = rules.iter().find(|x| x.id == "express").unwrap();
         assert_eq!(express.category, crate::replies::auto::Category::Shipping);
         assert!(s[1].2.contains("中通"), "{}", s[1].2);
-        assert!(out.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "express".into() }));
+        assert!(out.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "express".into(), ts: t }));
         assert_eq!(r.next_due(), None, "no rescue is armed for a buyer the robot already answered");
     }
 
@@ -631,7 +727,7 @@ mod tests {
         assert!(out.iter().any(
             |a| matches!(a, RobotAction::Suggest { agent, rule, .. } if agent == "小美" && rule == "express")
         ));
-        assert!(out.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "express".into() }));
+        assert!(out.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "express".into(), ts: q }));
         assert!(r.handle(&msg(q + 9_000, "c1", "小美", Sender::Agent, "默认中通哦"), q + 9_000).is_empty());
         assert_eq!(r.next_due(), None);
         assert!(r.advance(q + 3_600_000).is_empty());
@@ -859,6 +955,93 @@ mod tests {
         }
     }
 
+    /// Issue 11: a backlog (events hours behind the wall clock) is decided — hits and
+    /// misses exactly as live — but nothing is said; a wait answered within the backlog is
+    /// never rescued.
+    #[test]
+    fn a_backlog_is_recorded_but_never_answered() {
+        let t = t0();
+        let wall = t + 3 * HOUR_MS;
+        let feed = |r: &mut Robot, now: &dyn Fn(Millis) -> Millis| {
+            let mut out = Vec::new();
+            out.extend(r.handle(&presence(t, "小美", Presence::Away), now(t)));
+            out.extend(r.handle(&msg(t + 1, "c1", "小美", Sender::Customer, "发什么快递"), now(t + 1)));
+            out.extend(r.handle(&presence(t + 10, "小美", Presence::Online), now(t + 10)));
+            out.extend(r.handle(&msg(t + 20, "c2", "小美", Sender::Customer, "你们老板是谁"), now(t + 20)));
+            out.extend(r.handle(&msg(t + 9_000, "c2", "小美", Sender::Agent, "我就是"), now(t + 9_000)));
+            out.extend(r.handle(&msg(t + 30, "c3", "小美", Sender::Customer, "能开发票吗"), now(t + 30)));
+            out.extend(r.handle(&msg(t + 60_000, "c4", "小美", Sender::Customer, "在吗"), now(t + 60_000)));
+            out.extend(r.advance(wall));
+            // c4's rescue (due t + 75 s) is stale at `wall` in both runs: it waits for an
+            // event after its deadline, which may be the agent's reply.
+            out.extend(r.handle(&msg(t + 70_000, "c4", "小美", Sender::Agent, "在的"), now(t + 70_000)));
+            out.extend(r.handle(&msg(t + 80_000, "c5", "小美", Sender::Customer, "在吗"), now(t + 80_000)));
+            out
+        };
+        let live = feed(&mut robot(), &|ts| ts);
+        let late = feed(&mut robot(), &|_| wall);
+        let book = |v: &[RobotAction]| -> Vec<RobotAction> {
+            v.iter()
+                .filter(|a| matches!(a, RobotAction::Hit { .. } | RobotAction::Miss { .. }))
+                .cloned()
+                .collect()
+        };
+        assert!(!sends(&live).is_empty());
+        assert!(sends(&late).is_empty(), "nothing said to a three-hour-old backlog: {late:?}");
+        assert_eq!(book(&late), book(&live), "what is recorded does not depend on the wall clock");
+        // c3 (never answered) was rescued at t + 15.03 s; c2, answered 9 s into its wait,
+        // and c4, answered by an event later in the backlog than the wall clock's pass,
+        // never were.
+        let bk = book(&late);
+        assert!(bk.contains(&RobotAction::Hit { shop: SHOP.into(), rule: "invoice".into(), ts: t + 15_030 }));
+        assert!(
+            !bk.iter().any(|a| matches!(a, RobotAction::Miss { conversation, .. } if conversation == "c2"))
+        );
+        assert!(!bk.iter().any(|a| matches!(a, RobotAction::Hit { ts, .. } if *ts == t + 75_000)), "{bk:?}");
+    }
+
+    #[test]
+    fn a_message_just_inside_the_limit_is_answered_and_just_outside_is_not() {
+        let limit = crate::replies::settings::DEFAULT_STALE_AFTER_MS;
+        for (late, want) in [(limit, true), (limit + 1, false)] {
+            let mut r = robot();
+            let t = t0();
+            r.handle(&presence(t, "小美", Presence::Away), t);
+            let out = r.handle(&msg(t, "c1", "小美", Sender::Customer, "发什么快递"), t + late);
+            assert_eq!(!sends(&out).is_empty(), want, "{late} ms late");
+            // A rescue is said only within the limit after its deadline.
+            let mut r = robot();
+            r.handle(&msg(t, "c1", "小美", Sender::Customer, "能开发票吗"), t);
+            let mut out = r.advance(t + 15_000 + late);
+            assert_eq!(!sends(&out).is_empty(), want, "rescue {late} ms late");
+            // A stale rescue is decided by the next event after its deadline.
+            out.extend(r.handle(&presence(t + 15_001, "阿强", Presence::Online), t + 15_000 + late));
+            assert!(out.iter().any(|a| matches!(a, RobotAction::Hit { .. })), "the hit counts either way");
+        }
+    }
+
+    #[test]
+    fn empty_away_and_rescue_texts_mean_silence() {
+        let text = include_str!("../../replies/robot.toml")
+            .replace("away_text = \"亲,客服{客服}", "away_text = \"\"\n# \"")
+            .replace("rescue_text = \"亲,", "rescue_text = \"\"\n# \"");
+        let settings = crate::replies::settings::parse(std::path::Path::new("robot.toml"), &text).unwrap();
+        let mut replies = crate::replies::load(None, None).unwrap();
+        replies.robot = settings;
+        let mut r = Robot::new(Arc::new(replies));
+        let t = t0();
+        r.handle(&presence(t, "小美", Presence::Away), t);
+        let out = r.handle(&msg(t, "c1", "小美", Sender::Customer, "你们老板是谁"), t);
+        assert_eq!(reasons(&out), [Reason::Greeting], "no away text: {out:?}");
+        assert!(out.iter().any(|a| matches!(a, RobotAction::Miss { .. })));
+        r.handle(&presence(t, "小美", Presence::Online), t);
+        r.handle(&msg(t + 1_000, "c2", "小美", Sender::Customer, "你们老板是谁"), t + 1_000);
+        let out = r.advance(t + 16_000);
+        assert!(sends(&out).is_empty(), "no rescue text: {out:?}");
+        assert!(out.iter().any(|a| matches!(a, RobotAction::Miss { .. })));
+        assert!(sends(&out).iter().all(|s| !s.2.is_empty()));
+    }
+
     #[test]
     fn an_agent_sending_a_quick_phrase_is_counted() {
         let mut r = robot();
@@ -866,7 +1049,15 @@ mod tests {
         r.handle(&msg(t, "c1", "小美", Sender::Customer, "多久发货"), t);
         let text = "亲,聚划算订单按付款顺序发货,付款后48小时内发出,默认中通快递~";
         let out = r.handle(&msg(t + 3_000, "c1", "小美", Sender::Agent, text), t + 3_000);
-        assert_eq!(out, vec![RobotAction::PhraseUsed { shop: SHOP.into(), owner: None, code: "fh".into() }]);
+        assert_eq!(
+            out,
+            vec![RobotAction::PhraseUsed {
+                shop: SHOP.into(),
+                owner: None,
+                code: "fh".into(),
+                ts: t + 3_000
+            }]
+        );
         let out = r.handle(&msg(t + 4_000, "c1", "小美", Sender::Agent, "我自己写的话"), t + 4_000);
         assert!(out.is_empty());
     }

@@ -48,6 +48,10 @@ struct RawLayer {
     transfer_offer: Option<Spanned<String>>,
     /// What the buyer says to accept the transfer.
     transfer_keywords: Option<Vec<String>>,
+    /// The robot stays silent when the message it would answer (or the rescue deadline it
+    /// would act on) is more than this many seconds behind the wall clock: a backlog
+    /// caught up after an outage gets no stale greeting, answer or rescue. Default 20.
+    stale_after_s: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,6 +65,7 @@ struct Layer {
     max_per_hour: Option<u32>,
     transfer_offer: Option<Template>,
     transfer_keywords: Option<Vec<String>>,
+    stale_after_ms: Option<i64>,
 }
 
 /// The settings that apply to one conversation.
@@ -84,6 +89,8 @@ pub struct Settings<'a> {
     pub transfer_offer: &'a Template,
     /// Words accepting the transfer.
     pub transfer_keywords: &'a [String],
+    /// How far behind the wall clock a message may be for the robot still to speak to it.
+    pub stale_after_ms: i64,
 }
 
 /// `[defaults]`, with every field present.
@@ -98,7 +105,12 @@ struct Defaults {
     max_per_hour: u32,
     transfer_offer: Template,
     transfer_keywords: Vec<String>,
+    stale_after_ms: i64,
 }
+
+/// The built-in `stale_after_s` when `[defaults]` does not set it: long enough for a live
+/// batch and a rescue to go out, far shorter than any outage.
+pub const DEFAULT_STALE_AFTER_MS: i64 = 20_000;
 
 /// The loaded file.
 #[derive(Debug, Clone)]
@@ -127,6 +139,7 @@ impl RobotSettings {
             max_per_hour: *pick!(max_per_hour),
             transfer_offer: pick!(transfer_offer),
             transfer_keywords: pick!(transfer_keywords),
+            stale_after_ms: *pick!(stale_after_ms),
         }
     }
 }
@@ -153,6 +166,7 @@ pub fn parse(file: &Path, text: &str) -> Result<RobotSettings, DataError> {
         max_per_hour: d.max_per_hour.ok_or_else(|| missing("max_per_hour"))?,
         transfer_offer: d.transfer_offer.ok_or_else(|| missing("transfer_offer"))?,
         transfer_keywords: d.transfer_keywords.ok_or_else(|| missing("transfer_keywords"))?,
+        stale_after_ms: d.stale_after_ms.unwrap_or(DEFAULT_STALE_AFTER_MS),
     };
     let mut shops = HashMap::new();
     for (k, v) in raw.shops {
@@ -187,6 +201,7 @@ fn layer(file: &Path, text: &str, raw: RawLayer) -> Result<Layer, DataError> {
         max_per_hour: raw.max_per_hour,
         transfer_offer: template(raw.transfer_offer)?,
         transfer_keywords: keywords,
+        stale_after_ms: raw.stale_after_s.map(|s| i64::from(s) * 1000),
     })
 }
 

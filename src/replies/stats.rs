@@ -24,27 +24,29 @@ pub struct MissRow {
 }
 
 /// Records the bookkeeping actions (hits, misses) of a batch in one transaction; other
-/// actions are ignored. `now` dates the hits.
-pub fn record(store: &mut Store, actions: &[RobotAction], now: Millis) -> Result<(), StoreError> {
+/// actions are ignored. Each is dated by its own event time (Asia/Shanghai day), never by
+/// the wall clock, so the counts are a function of the events.
+pub fn record(store: &mut Store, actions: &[RobotAction]) -> Result<(), StoreError> {
     let tx = store.conn_mut().transaction()?;
-    record_on(&tx, actions, now)?;
+    record_on(&tx, actions)?;
     tx.commit()?;
     Ok(())
 }
 
 /// [`record`] on `conn`, inside the caller's transaction (the live runtime records a
 /// batch's hits in the transaction that stores its events).
-pub fn record_on(tx: &rusqlite::Connection, actions: &[RobotAction], now: Millis) -> Result<(), StoreError> {
-    let day = shanghai_day(now).to_string();
+pub fn record_on(tx: &rusqlite::Connection, actions: &[RobotAction]) -> Result<(), StoreError> {
     // Counts summed per key first: a batch of robot answers bumps a few rules many times,
     // one upsert each is enough.
-    let mut counts: BTreeMap<(&str, &str, String), i64> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, &str, &str, String), i64> = BTreeMap::new();
     for a in actions {
         match a {
-            RobotAction::Hit { shop, rule } => *counts.entry(("rule", shop, rule.clone())).or_default() += 1,
-            RobotAction::PhraseUsed { shop, owner, code } => {
+            RobotAction::Hit { shop, rule, ts } => {
+                *counts.entry((shanghai_day(*ts).to_string(), "rule", shop, rule.clone())).or_default() += 1
+            }
+            RobotAction::PhraseUsed { shop, owner, code, ts } => {
                 let key = format!("{}/{code}", owner.as_deref().unwrap_or(""));
-                *counts.entry(("phrase", shop, key)).or_default() += 1;
+                *counts.entry((shanghai_day(*ts).to_string(), "phrase", shop, key)).or_default() += 1;
             }
             RobotAction::Miss { shop, conversation, ts, text } => {
                 tx.prepare_cached(
@@ -55,7 +57,7 @@ pub fn record_on(tx: &rusqlite::Connection, actions: &[RobotAction], now: Millis
             _ => {}
         }
     }
-    for ((kind, shop, key), n) in counts {
+    for ((day, kind, shop, key), n) in counts {
         bump(tx, &day, shop, kind, &key, n)?;
     }
     Ok(())
@@ -133,18 +135,22 @@ mod tests {
         // 2026-11-11 23:30 Shanghai is 15:30 UTC; 00:30 the next day is 16:30 UTC.
         let late = crate::time::parse_rfc3339_ms("2026-11-11T23:30:00+08:00").unwrap();
         let next = late + 3_600_000;
-        let hit = RobotAction::Hit { shop: "s".into(), rule: "express".into() };
+        let hit = RobotAction::Hit { shop: "s".into(), rule: "express".into(), ts: late };
         let miss = |ts, t: &str| RobotAction::Miss {
             shop: "s".into(),
             conversation: "c".into(),
             ts,
             text: t.into(),
         };
-        record(&mut store, &[hit.clone(), hit, miss(late, "能开发票吗")], late).unwrap();
-        let used =
-            RobotAction::PhraseUsed { shop: "s".into(), owner: Some("小美".into()), code: "mfh".into() };
-        record(&mut store, &[miss(next, "电话13812345678")], next).unwrap();
-        record(&mut store, &[used], late).unwrap();
+        record(&mut store, &[hit.clone(), hit, miss(late, "能开发票吗")]).unwrap();
+        let used = RobotAction::PhraseUsed {
+            shop: "s".into(),
+            owner: Some("小美".into()),
+            code: "mfh".into(),
+            ts: late,
+        };
+        record(&mut store, &[miss(next, "电话13812345678")]).unwrap();
+        record(&mut store, &[used]).unwrap();
         let day = crate::time::parse_day("2026-11-11").unwrap();
         assert_eq!(hits(&store, day, "rule").unwrap(), vec![("s".into(), "express".into(), 2)]);
         assert_eq!(hits(&store, day, "phrase").unwrap(), vec![("s".into(), "小美/mfh".into(), 1)]);
