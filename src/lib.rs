@@ -21,6 +21,8 @@
 //! - [`scoring`]: nightly job — daily metrics, order attribution, KPI sheet, points ledger, pay, reports.
 //! - [`simulate`]: seeded shop traffic (JSONL) and a websocket server playing it, with faults.
 //! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input.
+//! - [`textio`]: one path for outside text: GBK/UTF-8 decoding, CSV read (`csv` crate) and CSV for
+//!   people (BOM, formulas neutralised), escaping for terminals and logs.
 //! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
 pub mod alerts;
 pub mod check;
@@ -39,4 +41,5 @@ pub mod rules;
 pub mod scoring;
 pub mod simulate;
 pub mod store;
+pub mod textio;
 pub mod time;

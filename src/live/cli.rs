@@ -158,6 +158,8 @@ pub fn init_logging(filter: &str) -> Result<(), LiveCliError> {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Outside text in any field is escaped and cut: no forged lines, no 300 KB values.
+        .fmt_fields(crate::textio::LogFields)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
