@@ -124,6 +124,7 @@ fn generate(store: &mut Store) {
                                 status,
                                 amount,
                                 shipping,
+                                shipment: None,
                             },
                         });
                     }
@@ -146,6 +147,7 @@ fn generate(store: &mut Store) {
                         status,
                         amount: Decimal::new(9_900, 2),
                         shipping: None,
+                        shipment: None,
                     },
                 });
             }

@@ -47,6 +47,8 @@ pub enum OrderStatus {
     Created,
     /// 付款: the buyer paid.
     Paid,
+    /// 发货: the parcel left; the event carries the courier and the tracking number.
+    Shipped,
     /// 退款: the money went back.
     Refunded,
     /// 关闭: closed unpaid.
@@ -115,7 +117,18 @@ pub enum EventKind {
         amount: Decimal,
         /// Shipping included in `amount`, in 元, when known.
         shipping: Option<Decimal>,
+        /// Courier and tracking number; present exactly when `status` is `shipped`.
+        shipment: Option<Shipment>,
     },
+}
+
+/// Where a shipped order went: what a buyer asking 发货了吗 wants to hear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    /// 快递公司, e.g. 中通快递.
+    pub courier: String,
+    /// 运单号.
+    pub tracking: String,
 }
 
 impl Event {
@@ -183,7 +196,11 @@ impl Event {
                 o.insert("agent".into(), agent.as_str().into());
                 o.insert("status".into(), serde_json::to_value(status).unwrap_or_default());
             }
-            EventKind::Order { customer, order, status, amount, shipping } => {
+            EventKind::Order { customer, order, status, amount, shipping, shipment } => {
+                if let Some(s) = shipment {
+                    o.insert("courier".into(), s.courier.as_str().into());
+                    o.insert("tracking".into(), s.tracking.as_str().into());
+                }
                 o.insert("customer".into(), customer.as_str().into());
                 o.insert("order".into(), order.as_str().into());
                 o.insert("status".into(), serde_json::to_value(status).unwrap_or_default());
@@ -260,6 +277,10 @@ struct Raw<'a> {
     order: Option<Cow<'a, str>>,
     amount: Option<MoneyField<'a>>,
     shipping: Option<MoneyField<'a>>,
+    #[serde(borrow)]
+    courier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tracking: Option<Cow<'a, str>>,
 }
 
 /// Money may arrive as a decimal string (the contract) or a bare JSON number.
@@ -342,21 +363,30 @@ fn from_raw(raw: Raw<'_>) -> Result<Event, EventError> {
             let status = match s.as_str() {
                 "created" => OrderStatus::Created,
                 "paid" => OrderStatus::Paid,
+                "shipped" => OrderStatus::Shipped,
                 "refunded" => OrderStatus::Refunded,
                 "closed" => OrderStatus::Closed,
                 _ => {
                     return Err(EventError::Json(format!(
-                        "order status `{s}`: expected created, paid, refunded or closed"
+                        "order status `{s}`: expected created, paid, shipped, refunded or closed"
                     )));
                 }
             };
             let amount = raw.amount.ok_or(EventError::Missing { kind: k.into(), field: "amount" })?;
+            let shipment = match status {
+                OrderStatus::Shipped => Some(Shipment {
+                    courier: need(raw.courier, "courier")?,
+                    tracking: need(raw.tracking, "tracking")?,
+                }),
+                _ => None,
+            };
             EventKind::Order {
                 customer: need(raw.customer, "customer")?,
                 order: need(raw.order, "order")?,
                 status,
                 amount: money("amount", &amount.text())?,
                 shipping: raw.shipping.map(|s| money("shipping", &s.text())).transpose()?,
+                shipment,
             }
         }
     };
@@ -440,6 +470,24 @@ mod tests {
         let EventKind::Order { amount, shipping, .. } = e.kind else { panic!("not an order") };
         assert_eq!(amount.to_string(), "199.90");
         assert_eq!(shipping.map(|s| s.to_string()), Some("10".into()));
+    }
+
+    #[test]
+    fn a_shipped_order_carries_courier_and_tracking() {
+        let line = r#"{"type":"order","id":"o2","ts":"2026-11-11T18:00:00+08:00","shop":"s","customer":"b","order":"T1","status":"shipped","amount":"199.90","courier":"中通快递","tracking":"7300012345678"}"#;
+        let e = parse(line).unwrap();
+        let EventKind::Order { status, shipment: Some(s), .. } = &e.kind else {
+            panic!("no shipment: {e:?}")
+        };
+        assert_eq!(
+            (*status, s.courier.as_str(), s.tracking.as_str()),
+            (OrderStatus::Shipped, "中通快递", "7300012345678")
+        );
+        assert_eq!(parse(&e.to_json()).unwrap(), e);
+        let err = parse(&line.replace(r#","tracking":"7300012345678""#, "")).unwrap_err().to_string();
+        assert!(err.contains("tracking"), "{err}");
+        let paid = parse(&line.replace("shipped", "paid")).unwrap();
+        assert!(matches!(paid.kind, EventKind::Order { shipment: None, .. }), "courier only with shipped");
     }
 
     #[test]

@@ -878,6 +878,7 @@ mod tests {
             status: crate::event::OrderStatus::Paid,
             amount: rust_decimal::Decimal::new(19900, 2),
             shipping: None,
+            shipment: None,
         };
         r.handle(&ev(t, order), t);
         let texts: Vec<String> = (0..3)

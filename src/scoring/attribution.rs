@@ -142,7 +142,7 @@ impl Attributor {
                     }
                 }
             }
-            EventKind::Order { customer, order, status, amount, shipping } => match status {
+            EventKind::Order { customer, order, status, amount, shipping, .. } => match status {
                 OrderStatus::Created => {
                     if self.orders.contains_key(order) {
                         return;
@@ -190,7 +190,8 @@ impl Attributor {
                     credited: self.orders.get(order).map(|o| o.owner.clone()),
                     amount: *amount,
                 }),
-                OrderStatus::Closed => {}
+                // Shipping moves no money and credits no one.
+                OrderStatus::Shipped | OrderStatus::Closed => {}
             },
             _ => {}
         }
@@ -275,6 +276,7 @@ mod tests {
                 status,
                 amount,
                 shipping: Some(dec!(10)),
+                shipment: None,
             },
         }
     }

@@ -623,6 +623,7 @@ mod tests {
                 status,
                 amount,
                 shipping: ship,
+                shipment: None,
             },
         }
     }

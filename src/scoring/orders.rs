@@ -177,6 +177,7 @@ pub fn parse(file: &str, text: &str, default_shop: &str) -> Result<Vec<Event>, O
                     status,
                     amount,
                     shipping,
+                    shipment: None,
                 },
             };
         out.push(ev(created, OrderStatus::Created, amount, shipping, "created"));

@@ -237,6 +237,7 @@ fn conversation(b: &mut Builder, config: &SimConfig, agents: &[String], n: u64, 
                     status,
                     amount,
                     shipping,
+                    shipment: None,
                 },
             );
         };
