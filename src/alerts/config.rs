@@ -76,6 +76,8 @@ pub struct SinkFile {
     pub burst: Option<u32>,
     /// Per-request timeout in milliseconds (default 5000).
     pub timeout_ms: Option<u32>,
+    /// Requests in flight at once (default 4; 1 for terminal and log).
+    pub concurrency: Option<u32>,
     /// Tries before an alert is marked failed (default 6).
     pub max_attempts: Option<u32>,
     /// First retry delay in milliseconds, doubling (default 1000).
@@ -112,6 +114,9 @@ pub struct Sink {
     pub rate: Option<(u32, u32)>,
     /// Per-request timeout.
     pub timeout_ms: u32,
+    /// Requests in flight at once: a slow webhook still delivers in parallel, and what
+    /// is due while every slot is busy is folded into a digest when one frees.
+    pub concurrency: u32,
     /// Retry schedule.
     pub retry: Backoff,
 }
@@ -267,6 +272,11 @@ fn sink_lines(text: &str) -> Vec<usize> {
     out
 }
 
+/// Requests a webhook sink has in flight at once by default.
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+/// The most `concurrency` may be: more would only trip a vendor's rate limit sooner.
+pub const MAX_CONCURRENCY: u32 = 32;
+
 fn sink_defaults(name: &str, vendor: Vendor) -> Sink {
     // Defaults keep each vendor under its documented limit in any one-minute window
     // (burst + per_minute): DingTalk and WeCom 20/min, Feishu 100/min.
@@ -284,6 +294,7 @@ fn sink_defaults(name: &str, vendor: Vendor) -> Sink {
         route: Route::default(),
         rate,
         timeout_ms: 5_000,
+        concurrency: if matches!(vendor, Vendor::Terminal | Vendor::Log) { 1 } else { DEFAULT_CONCURRENCY },
         retry: Backoff::default(),
     }
 }
@@ -349,6 +360,12 @@ fn build_sink(s: SinkFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Sink,
             return Err("timeout_ms must be above 0".into());
         }
         sink.timeout_ms = t;
+    }
+    if let Some(c) = s.concurrency {
+        if !(1..=MAX_CONCURRENCY).contains(&c) {
+            return Err(format!("concurrency {c}: expected 1 to {MAX_CONCURRENCY}"));
+        }
+        sink.concurrency = c;
     }
     if let Some(m) = s.max_attempts {
         if m == 0 {
@@ -519,6 +536,11 @@ kinds = ["escalation"]
                 "[[sink]]\nname = \"x\"\ntype = \"slack\"\nurl = \"http://h/\"\nstyle = \"post\"\n",
                 1,
                 "feishu sinks only",
+            ),
+            (
+                "[[sink]]\nname = \"x\"\ntype = \"slack\"\nurl = \"http://h/\"\nconcurrency = 0\n",
+                1,
+                "expected 1 to 32",
             ),
         ];
         for (text, line, msg) in cases {

@@ -383,6 +383,20 @@ pub fn outcome(vendor: Vendor, status: u16, body: &str) -> Outcome {
     Outcome::Delivered
 }
 
+/// A 3xx answer. kefu follows no redirect: following one posts the alert (and the URL's
+/// token, in `Referer`) to another host, or turns it into a body-less GET. A redirect is a
+/// failure for good, named by the target's host only — never its URL, which may carry a
+/// token too.
+pub fn redirected(status: u16, url: &str, location: Option<&str>) -> Outcome {
+    let target = location
+        .and_then(|l| url::Url::parse(url).ok()?.join(l).ok())
+        .and_then(|u| u.host_str().map(|h| u.port().map_or_else(|| h.to_string(), |p| format!("{h}:{p}"))));
+    let to = target.map_or_else(|| "no readable location".to_string(), |t| format!("host {t}"));
+    Outcome::Refused(format!(
+        "HTTP {status} redirect to {to}: kefu follows no redirects; set the sink's url to the address that answers"
+    ))
+}
+
 fn to_json<T: Serialize>(value: &T) -> String {
     // Serialising our own structs of strings and numbers cannot fail.
     serde_json::to_string(value).unwrap_or_default()
@@ -417,6 +431,23 @@ mod tests {
             load: 3,
             preview: "在吗?电话13812345678".into(),
             detail: None,
+        }
+    }
+
+    #[test]
+    fn a_redirect_is_refused_and_named_by_its_host_only() {
+        let url = "https://oapi.dingtalk.com/robot/send?access_token=SECRET";
+        // (status, Location, the host named)
+        let cases = [
+            (307, Some("http://10.0.0.9:8080/x?access_token=SECRET"), "host 10.0.0.9:8080"),
+            (302, Some("https://evil.example/hook?key=SECRET"), "host evil.example"),
+            (301, Some("/moved?key=SECRET"), "host oapi.dingtalk.com"),
+            (308, None, "no readable location"),
+        ];
+        for (status, location, host) in cases {
+            let Outcome::Refused(why) = redirected(status, url, location) else { panic!("not refused") };
+            assert!(why.contains(&format!("HTTP {status} redirect to {host}:")), "{why}");
+            assert!(!why.contains("SECRET") && !why.contains("/x") && !why.contains("/hook"), "{why}");
         }
     }
 

@@ -5,7 +5,7 @@
 //! A row is `pending` until delivered (`sent`, or `digested` inside a digest), given up on
 //! (`failed`), or recorded without sending (`stale`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -203,27 +203,42 @@ impl Outbox {
         Ok(out)
     }
 
-    /// When the sink's next pending row may be tried, if it has any.
-    pub fn next_attempt_at(&self, sink: &str) -> Result<Option<Millis>, StoreError> {
+    /// When the sink's next pending row not yet due at `now` may be tried, if it has any.
+    pub fn next_attempt_after(&self, sink: &str, now: Millis) -> Result<Option<Millis>, StoreError> {
         Ok(self
             .store
             .conn()
             .query_row(
-                "SELECT MIN(next_attempt_at) FROM alert_outbox WHERE sink = ?1 AND status = 'pending'",
-                [sink],
+                "SELECT MIN(next_attempt_at) FROM alert_outbox \
+                 WHERE sink = ?1 AND status = 'pending' AND next_attempt_at > ?2",
+                params![sink, now],
                 |r| r.get::<_, Option<Millis>>(0),
             )
             .optional()?
             .flatten())
     }
 
-    /// Marks pending rows of a sink whose alert fell due before `cutoff` as stale; returns how many.
-    pub fn expire(&mut self, sink: &str, cutoff: Millis) -> Result<usize, StoreError> {
-        Ok(self.store.conn().execute(
-            "UPDATE alert_outbox SET status = 'stale', last_error = 'stale before delivery'
-             WHERE sink = ?1 AND status = 'pending' AND due_at < ?2",
-            params![sink, cutoff],
-        )?)
+    /// Marks pending rows of a sink whose alert fell due before `cutoff` as stale, except
+    /// the rows in `spare` (in flight: their answer decides); returns how many.
+    pub fn expire(&mut self, sink: &str, cutoff: Millis, spare: &HashSet<i64>) -> Result<usize, StoreError> {
+        let tx = self.store.conn_mut().transaction()?;
+        let mut n = 0;
+        {
+            let mut find = tx.prepare_cached(
+                "SELECT id FROM alert_outbox WHERE sink = ?1 AND status = 'pending' AND due_at < ?2",
+            )?;
+            let ids = find
+                .query_map(params![sink, cutoff], |r| r.get::<_, i64>(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            let mut mark = tx.prepare_cached(
+                "UPDATE alert_outbox SET status = 'stale', last_error = 'stale before delivery' WHERE id = ?1",
+            )?;
+            for id in ids.into_iter().filter(|id| !spare.contains(id)) {
+                n += mark.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Marks rows delivered, each `(id, Sent or Digested, when)`, in one transaction.
@@ -271,17 +286,6 @@ impl Outbox {
         }
         tx.commit()?;
         Ok(given_up)
-    }
-
-    /// Moves untried pending rows to `until` without counting a try.
-    pub fn postpone(&mut self, ids: &[i64], until: Millis) -> Result<(), StoreError> {
-        for id in ids {
-            self.store.conn().execute(
-                "UPDATE alert_outbox SET next_attempt_at = MAX(next_attempt_at, ?2) WHERE id = ?1 AND status = 'pending'",
-                params![id, until],
-            )?;
-        }
-        Ok(())
     }
 
     /// Deletes finished rows (not `pending`) whose alert fell due before `before`; returns

@@ -2,12 +2,16 @@
 //!
 //! [`AlertHandle::submit`] only puts the notice on an unbounded channel, so event ingestion
 //! never waits for SQLite or a webhook. The task drains the channel into the outbox in one
-//! transaction, then, per sink with nothing in flight, asks the token bucket how many
-//! messages may go and [`Batch::plan`] how to spend them (singles, then one digest), and
-//! delivers them in a spawned task so a hanging webhook holds up only its own sink.
-//! Delivery is at-least-once: a crash between a webhook's answer and the outbox update
-//! resends that one alert on restart.
+//! transaction, then, per sink with a free request slot (`concurrency`), asks the token
+//! bucket how many messages may go — never more than the free slots — and [`Batch::plan`]
+//! how to spend them (singles, then one digest of the rest). Each message is its own
+//! spawned request, so a slow webhook delivers in parallel, a hanging one holds up only its
+//! own slots, and what falls due while every slot is busy is folded into one digest when a
+//! slot frees. Each message's rows are marked in the outbox as soon as its answer arrives:
+//! delivery is at-least-once, and a crash can resend only a message whose answer came in
+//! the moment before.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,7 +78,12 @@ impl AlertService {
             Ok(n) => tracing::info!(rows = n, "pruned old alert outbox rows"),
             Err(e) => tracing::warn!(error = %e, "cannot prune the alert outbox"),
         }
-        let client = reqwest::Client::builder().build().map_err(AlertError::Http)?;
+        // No redirect is followed: a redirect would post the alert, and the URL's token in
+        // `Referer`, to another host. It comes back as a 3xx and counts as a failure.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(AlertError::Http)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let sinks = config
             .sinks
@@ -82,7 +91,9 @@ impl AlertService {
             .map(|s| SinkState {
                 sink: Arc::new(s.clone()),
                 bucket: s.rate.map(|(per_minute, burst)| TokenBucket::new(per_minute, burst, clock.now())),
-                busy: false,
+                in_flight: HashSet::new(),
+                requests: 0,
+                hold_until: Millis::MIN,
             })
             .collect();
         let runner = Runner {
@@ -190,22 +201,27 @@ impl Clock {
 struct SinkState {
     sink: Arc<Sink>,
     bucket: Option<TokenBucket>,
-    busy: bool,
+    /// Outbox rows whose message is in flight (still `pending` in the outbox).
+    in_flight: HashSet<i64>,
+    /// Requests in flight, at most `sink.concurrency`.
+    requests: u32,
+    /// After a failed message no new one starts before this (the failed rows' backoff).
+    hold_until: Millis,
 }
 
-/// One message of a round, and the rows it carries.
+/// One message, and the rows it carries.
 struct Outgoing {
     rows: Vec<Row>,
     /// Sent as one digest message (else `rows` holds exactly one alert).
     digest: bool,
 }
 
-/// What a round of deliveries to one sink came to.
-struct RoundResult {
+/// What one message to one sink came to.
+struct Sent {
     sink: usize,
-    delivered: Vec<(Outgoing, Millis)>,
-    failed: Option<(Outgoing, Outcome, Millis)>,
-    untried: Vec<Outgoing>,
+    out: Outgoing,
+    outcome: Outcome,
+    at: Millis,
 }
 
 struct Runner {
@@ -214,7 +230,7 @@ struct Runner {
     client: reqwest::Client,
     clock: Clock,
     sinks: Vec<SinkState>,
-    inflight: JoinSet<RoundResult>,
+    inflight: JoinSet<Sent>,
     next_expiry: Millis,
     db_path: PathBuf,
     next_checkpoint: Millis,
@@ -335,7 +351,8 @@ impl Runner {
         }
     }
 
-    /// Starts a round for every idle sink with due alerts; returns when to look again.
+    /// Starts messages for every sink with due alerts and a free request slot; returns
+    /// when to look again (a finishing request wakes the loop anyway).
     fn dispatch(&mut self) -> Option<Millis> {
         let now = self.clock.now();
         let stale_cutoff = now - self.config.plan.stale_after_ms;
@@ -347,18 +364,25 @@ impl Runner {
         let mut wake: Option<Millis> = None;
         let mut earliest = |t: Millis| wake = Some(wake.map_or(t, |w: Millis| w.min(t)));
         for i in 0..self.sinks.len() {
-            if self.sinks[i].busy {
-                continue;
-            }
             let name = self.sinks[i].sink.name.clone();
             if expire {
-                match self.outbox.expire(&name, stale_cutoff) {
+                // Rows in flight are spared: their answer decides.
+                match self.outbox.expire(&name, stale_cutoff, &self.sinks[i].in_flight) {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(sink = %name, alerts = n, "alerts went stale before delivery"),
                     Err(e) => tracing::error!(sink = %name, error = %e, "outbox"),
                 }
             }
-            let due = match self.outbox.due(&name, now, ROUND_LIMIT) {
+            let state = &self.sinks[i];
+            let free = state.sink.concurrency.saturating_sub(state.requests);
+            if free == 0 {
+                continue;
+            }
+            if state.hold_until > now {
+                earliest(state.hold_until);
+                continue;
+            }
+            let due = match self.outbox.due(&name, now, ROUND_LIMIT + state.in_flight.len()) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(sink = %name, error = %e, "cannot read the outbox");
@@ -366,15 +390,19 @@ impl Runner {
                     continue;
                 }
             };
+            let mut due: Vec<Row> = due.into_iter().filter(|r| !state.in_flight.contains(&r.id)).collect();
+            due.truncate(ROUND_LIMIT);
             if due.is_empty() {
-                if let Ok(Some(t)) = self.outbox.next_attempt_at(&name) {
+                if let Ok(Some(t)) = self.outbox.next_attempt_after(&name, now) {
                     earliest(t);
                 }
                 continue;
             }
             let state = &mut self.sinks[i];
             let tokens = state.bucket.as_mut().map_or(u32::MAX, |b| b.available(now));
-            let batch = Batch::plan(due.len(), tokens);
+            // Never more messages than free slots: what does not fit goes as one digest now
+            // rather than waiting for a slow sink to take it one by one.
+            let batch = Batch::plan(due.len(), tokens.min(free));
             if batch.messages() == 0 {
                 if let Some(b) = state.bucket.as_mut() {
                     earliest(b.next_token_at(now));
@@ -385,46 +413,47 @@ impl Runner {
                 b.take(batch.messages(), now);
             }
             let mut rows = due.into_iter();
-            let mut round: Vec<Outgoing> = rows
+            let mut messages: Vec<Outgoing> = rows
                 .by_ref()
                 .take(batch.singles)
                 .map(|r| Outgoing { rows: vec![r], digest: false })
                 .collect();
             if batch.digested > 0 {
-                round.push(Outgoing { rows: rows.collect(), digest: true });
+                messages.push(Outgoing { rows: rows.collect(), digest: true });
             }
-            state.busy = true;
-            let (sink, client, clock) = (Arc::clone(&state.sink), self.client.clone(), self.clock);
-            self.inflight.spawn(deliver_round(i, sink, client, clock, round));
+            for out in messages {
+                state.in_flight.extend(out.rows.iter().map(|r| r.id));
+                state.requests += 1;
+                let (sink, client, clock) = (Arc::clone(&state.sink), self.client.clone(), self.clock);
+                self.inflight.spawn(deliver(i, sink, client, clock, out));
+            }
         }
         wake
     }
 
-    /// Writes a round's results to the outbox.
-    fn record(&mut self, result: RoundResult) {
-        let Some(state) = self.sinks.get_mut(result.sink) else {
+    /// Writes one message's result to the outbox at once: its alerts are `sent` (or
+    /// `digested`) the moment its answer is in, whatever else is in flight.
+    fn record(&mut self, result: Sent) {
+        let Sent { sink: index, out, outcome, at } = result;
+        let Some(state) = self.sinks.get_mut(index) else {
             return;
         };
-        state.busy = false;
-        let sink = Arc::clone(&state.sink);
-        let delivered: Vec<(i64, Status, Millis)> = result
-            .delivered
-            .iter()
-            .flat_map(|(out, at)| {
-                let status = if out.digest { Status::Digested } else { Status::Sent };
-                out.rows.iter().map(move |r| (r.id, status, *at))
-            })
-            .collect();
-        if let Err(e) = self.outbox.mark_delivered(&delivered) {
-            tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
+        state.requests = state.requests.saturating_sub(1);
+        for r in &out.rows {
+            state.in_flight.remove(&r.id);
         }
-        let Some((out, outcome, at)) = result.failed else {
-            return;
-        };
+        let sink = Arc::clone(&state.sink);
         let (retry, error) = match outcome {
+            Outcome::Delivered => {
+                let status = if out.digest { Status::Digested } else { Status::Sent };
+                let rows: Vec<(i64, Status, Millis)> = out.rows.iter().map(|r| (r.id, status, at)).collect();
+                if let Err(e) = self.outbox.mark_delivered(&rows) {
+                    tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
+                }
+                return;
+            }
             Outcome::Retry(e) => (true, e),
             Outcome::Refused(e) => (false, e),
-            Outcome::Delivered => (true, String::new()),
         };
         match self.outbox.mark_failed_try(&out.rows, &sink.retry, retry, &error, at) {
             Ok(given_up) if !given_up.is_empty() => {
@@ -435,42 +464,28 @@ impl Runner {
             }
             Err(e) => tracing::error!(sink = %sink.name, error = %e, "cannot record a failed delivery"),
         }
-        // What this round did not get to waits as long as the failed message does.
-        let until = at + sink.retry.after(out.rows.first().map_or(1, |r| r.attempts + 1)).unwrap_or(0);
-        let ids: Vec<i64> = result.untried.iter().flat_map(|o| o.rows.iter().map(|r| r.id)).collect();
-        if let Err(e) = self.outbox.postpone(&ids, until) {
-            tracing::error!(sink = %sink.name, error = %e, "cannot postpone alerts");
-        }
+        // The sink starts nothing new while the failed message waits for its retry.
+        let delay = sink.retry.after(out.rows.first().map_or(1, |r| r.attempts + 1)).unwrap_or(0);
+        state.hold_until = state.hold_until.max(at + delay);
     }
 }
 
-/// Sends a round's messages in order, stopping at the first failure.
-async fn deliver_round(
+/// Sends one message.
+async fn deliver(
     index: usize,
     sink: Arc<Sink>,
     client: reqwest::Client,
     clock: Clock,
-    round: Vec<Outgoing>,
-) -> RoundResult {
-    let mut result = RoundResult { sink: index, delivered: Vec::new(), failed: None, untried: Vec::new() };
-    let mut messages = round.into_iter();
-    for out in messages.by_ref() {
-        let notices: Vec<Notice> = out.rows.iter().map(|r| r.notice.clone()).collect();
-        let msg = match notices.as_slice() {
-            [one] if !out.digest => Message::One(one),
-            all => Message::Digest(all),
-        };
-        let outcome = send(&sink, &client, msg, clock.now()).await;
-        let at = clock.now();
-        if outcome == Outcome::Delivered {
-            result.delivered.push((out, at));
-        } else {
-            result.failed = Some((out, outcome, at));
-            break;
-        }
-    }
-    result.untried = messages.collect();
-    result
+    out: Outgoing,
+) -> Sent {
+    let notices: Vec<Notice> = out.rows.iter().map(|r| r.notice.clone()).collect();
+    let msg = match notices.as_slice() {
+        [one] if !out.digest => Message::One(one),
+        all => Message::Digest(all),
+    };
+    let outcome = send(&sink, &client, msg, clock.now()).await;
+    let at = clock.now();
+    Sent { sink: index, out, outcome, at }
 }
 
 /// Delivers one message to one sink.
@@ -496,6 +511,10 @@ async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Mill
         .send()
         .await;
     match sent {
+        Ok(resp) if resp.status().is_redirection() => {
+            let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+            format::redirected(resp.status().as_u16(), url, location)
+        }
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body = resp.text().await.unwrap_or_default();

@@ -1,5 +1,6 @@
 //! A real HTTP/1.1 endpoint on 127.0.0.1:0 that records every request and answers from a
-//! script: a status (with body), a delay then a status, or never.
+//! script: a status (with body), a delay then a status (a slow sink), a redirect, or never
+//! (a hanging sink). It counts the requests it holds at once.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ pub enum Reply {
     After(Duration, u16, String),
     /// Never answer (the connection stays open).
     Hang,
+    /// A redirect: this status with `Location: <url>` and no body.
+    Redirect(u16, String),
 }
 
 impl Reply {
@@ -42,6 +45,8 @@ pub struct Recorded {
     pub status: u16,
     /// When the request was fully read (real time, for benchmarks).
     pub received: std::time::Instant,
+    /// Whether the answer was written to the socket (false while it waits or hangs).
+    pub answered: bool,
 }
 
 impl Recorded {
@@ -55,6 +60,9 @@ struct State {
     script: VecDeque<Reply>,
     default: Reply,
     recorded: Vec<Recorded>,
+    /// Requests read and not yet answered, and the most there ever were.
+    open: usize,
+    max_open: usize,
 }
 
 /// The running endpoint.
@@ -70,7 +78,13 @@ impl HttpServer {
     pub async fn start(script: Vec<Reply>, default: Reply) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let state = Arc::new(Mutex::new(State { script: script.into(), default, recorded: Vec::new() }));
+        let state = Arc::new(Mutex::new(State {
+            script: script.into(),
+            default,
+            recorded: Vec::new(),
+            open: 0,
+            max_open: 0,
+        }));
         let shared = Arc::clone(&state);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -95,6 +109,16 @@ impl HttpServer {
         self.requests().into_iter().filter(|r| (200..300).contains(&r.status)).collect()
     }
 
+    /// Requests answered so far (the answer written), in arrival order.
+    pub fn answered(&self) -> Vec<Recorded> {
+        self.requests().into_iter().filter(|r| r.answered).collect()
+    }
+
+    /// The most requests this endpoint held unanswered at once.
+    pub fn max_open(&self) -> usize {
+        self.state.lock().unwrap().max_open
+    }
+
     /// Changes the answer for every later request.
     pub fn set_default(&self, reply: Reply) {
         self.state.lock().unwrap().default = reply;
@@ -109,30 +133,40 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             return;
         };
         buf.drain(..used);
-        let reply = {
+        let (reply, index) = {
             let mut s = state.lock().unwrap();
             let reply = s.script.pop_front().unwrap_or_else(|| s.default.clone());
             rec.status = match &reply {
-                Reply::Status(code, _) | Reply::After(_, code, _) => *code,
+                Reply::Status(code, _) | Reply::After(_, code, _) | Reply::Redirect(code, _) => *code,
                 Reply::Hang => 0,
             };
             s.recorded.push(rec);
-            reply
+            s.open += 1;
+            s.max_open = s.max_open.max(s.open);
+            (reply, s.recorded.len() - 1)
         };
-        let (code, body) = match reply {
-            Reply::Status(code, body) => (code, body),
+        let (code, body, location) = match reply {
+            Reply::Status(code, body) => (code, body, None),
             Reply::After(wait, code, body) => {
                 tokio::time::sleep(wait).await;
-                (code, body)
+                (code, body, None)
             }
+            Reply::Redirect(code, to) => (code, String::new(), Some(to)),
             Reply::Hang => std::future::pending().await,
         };
+        let location = location.map_or_else(String::new, |to| format!("location: {to}\r\n"));
         // One write: head and body in two small writes would meet Nagle and delayed ACK (40 ms).
         let answer = format!(
-            "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {code} X\r\n{location}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
-        if stream.write_all(answer.as_bytes()).await.is_err() {
+        let written = stream.write_all(answer.as_bytes()).await.is_ok();
+        {
+            let mut s = state.lock().unwrap();
+            s.open -= 1;
+            s.recorded[index].answered = written;
+        }
+        if !written {
             return;
         }
     }
@@ -161,7 +195,10 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(Reco
             }
             let body = String::from_utf8_lossy(&buf[end + 4..total]).into_owned();
             let received = std::time::Instant::now();
-            return Some((Recorded { method, target, headers, body, status: 0, received }, total));
+            return Some((
+                Recorded { method, target, headers, body, status: 0, received, answered: false },
+                total,
+            ));
         }
         read_more(stream, buf).await?;
     }
