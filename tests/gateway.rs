@@ -8,7 +8,7 @@ use std::time::Duration;
 use kefu::simulate::{Item, ServerConfig, SimServer};
 use kefu::store::Store;
 use tokio::time::timeout;
-use util::ws::{any_port, start_bot, traffic, wait_for};
+use util::ws::{any_port, speed_for, start_bot, traffic, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -28,7 +28,8 @@ async fn a_seq_of_u64_max_is_rejected_and_later_frames_are_acked_and_resumed_acr
         let odd = &events[99];
         let mut items: Vec<Item> = events.iter().cloned().map(Item::Event).collect();
         items[99] = Item::Text(format!(r#"{{"op":"event","seq":{huge},"event":{}}}"#, odd.to_json()));
-        let config = ServerConfig { speed: 0.0, ..ServerConfig::default() };
+        // Played over about three seconds, so the first bot stops in the middle.
+        let config = ServerConfig { speed: speed_for(&events, 3.0), ..ServerConfig::default() };
         let mut srv = SimServer::start(any_port(), items, config).await.unwrap();
         let last = srv.last_seq();
 
@@ -40,14 +41,16 @@ async fn a_seq_of_u64_max_is_rejected_and_later_frames_are_acked_and_resumed_acr
 
         // A restart resumes after a real seq, and the rest of the stream still arrives.
         srv.restart().await.unwrap();
+        let before = srv.stats().hellos.len();
         let second = start_bot(&srv.url(), &db, None);
+        wait_for("the second bot's hello", LIMIT, || srv.stats().hellos.len() > before).await;
         wait_for("the whole stream acked", LIMIT, || srv.acked() == Some(last)).await;
         second.live.stop().await.unwrap();
 
         let stats = srv.stats();
         assert_eq!(stats.acked, Some(last), "the huge seq was never acked");
-        let resumed = stats.hellos.last().copied().flatten();
-        assert!(resumed.is_some_and(|r| r >= 300 && r <= last), "resumed after {resumed:?}");
+        let resumed = stats.hellos[before];
+        assert!(resumed.is_some_and(|r| r >= 300 && r < last), "resumed after {resumed:?}");
         assert!(stats.hellos.iter().all(|h| h.is_none_or(|r| r <= last)), "{:?}", stats.hellos);
 
         let store = Store::open(&db).unwrap();
