@@ -175,6 +175,7 @@ fn generate(store: &mut Store) {
                 category: Some("不够耐心".into()),
                 reason: "phrase guard".into(),
                 reference: Some(format!("f{day}-{a}")),
+                minutes: None,
             };
             ledger::add(store.conn(), &e, midnight).expect("ledger");
         }

@@ -120,6 +120,39 @@ pub enum EventKind {
         /// Courier and tracking number; present exactly when `status` is `shipped`.
         shipment: Option<Shipment>,
     },
+    /// A buyer rated the agent who served them (千牛 客服评价).
+    Evaluation {
+        /// The agent rated.
+        agent: String,
+        /// The buyer who rated.
+        customer: String,
+        /// The conversation rated.
+        conversation: String,
+        /// The platform's scale, [`RATING_MIN`]..=[`RATING_MAX`]: 5 非常满意, 4 满意, 3 一般,
+        /// 2 不满意, 1 非常不满意.
+        score: u8,
+        /// The buyer's tag (e.g. 回复及时, 态度差), when given.
+        tag: Option<String>,
+    },
+}
+
+/// Lowest rating on the platform's scale (非常不满意).
+pub const RATING_MIN: u8 = 1;
+/// Highest rating on the platform's scale (非常满意).
+pub const RATING_MAX: u8 = 5;
+/// A rating at or above this counts as satisfied (满意 or 非常满意) for 满意率.
+pub const RATING_SATISFIED: u8 = 4;
+
+/// The platform's words for each rating, lowest first (index = score − 1).
+pub const RATING_LABELS: [&str; 5] = ["非常不满意", "不满意", "一般", "满意", "非常满意"];
+
+/// A rating from its number (`1`…`5`) or the platform's word (`非常满意` …).
+pub fn rating_score(text: &str) -> Option<u8> {
+    let t = text.trim();
+    if let Some(i) = RATING_LABELS.iter().position(|l| *l == t) {
+        return Some(i as u8 + 1);
+    }
+    t.parse::<u8>().ok().filter(|s| (RATING_MIN..=RATING_MAX).contains(s))
 }
 
 /// Where a shipped order went: what a buyer asking 发货了吗 wants to hear.
@@ -140,6 +173,7 @@ impl Event {
             EventKind::Close { .. } => "close",
             EventKind::Presence { .. } => "presence",
             EventKind::Order { .. } => "order",
+            EventKind::Evaluation { .. } => "evaluation",
         }
     }
 
@@ -148,7 +182,8 @@ impl Event {
         match &self.kind {
             EventKind::Message { conversation, .. }
             | EventKind::Transfer { conversation, .. }
-            | EventKind::Close { conversation } => Some(conversation),
+            | EventKind::Close { conversation }
+            | EventKind::Evaluation { conversation, .. } => Some(conversation),
             _ => None,
         }
     }
@@ -158,7 +193,7 @@ impl Event {
         match &self.kind {
             EventKind::Message { agent, .. } => Some(agent),
             EventKind::Transfer { to_agent, .. } => Some(to_agent),
-            EventKind::Presence { agent, .. } => Some(agent),
+            EventKind::Presence { agent, .. } | EventKind::Evaluation { agent, .. } => Some(agent),
             _ => None,
         }
     }
@@ -166,7 +201,9 @@ impl Event {
     /// The buyer the event names, if any.
     pub fn customer(&self) -> Option<&str> {
         match &self.kind {
-            EventKind::Message { customer, .. } | EventKind::Order { customer, .. } => Some(customer),
+            EventKind::Message { customer, .. }
+            | EventKind::Order { customer, .. }
+            | EventKind::Evaluation { customer, .. } => Some(customer),
             _ => None,
         }
     }
@@ -209,6 +246,15 @@ impl Event {
                     o.insert("shipping".into(), s.to_string().into());
                 }
             }
+            EventKind::Evaluation { agent, customer, conversation, score, tag } => {
+                o.insert("agent".into(), agent.as_str().into());
+                o.insert("customer".into(), customer.as_str().into());
+                o.insert("conversation".into(), conversation.as_str().into());
+                o.insert("score".into(), (*score).into());
+                if let Some(t) = tag {
+                    o.insert("tag".into(), t.as_str().into());
+                }
+            }
         }
         v.to_string()
     }
@@ -245,6 +291,9 @@ pub enum EventError {
     /// A string field that must not be empty is empty.
     #[error("field `{0}` is empty")]
     Empty(&'static str),
+    /// An evaluation's `score` is off the platform's scale.
+    #[error("bad score `{0}`: expected 1 (非常不满意) … 5 (非常满意)")]
+    Score(String),
 }
 
 /// The wire shape, with every field optional so a missing one is reported by name.
@@ -281,6 +330,10 @@ struct Raw<'a> {
     courier: Option<Cow<'a, str>>,
     #[serde(borrow)]
     tracking: Option<Cow<'a, str>>,
+    /// An evaluation's rating: a JSON number, or a string holding the number or the platform's word.
+    score: Option<MoneyField<'a>>,
+    #[serde(borrow)]
+    tag: Option<Cow<'a, str>>,
 }
 
 /// Money may arrive as a decimal string (the contract) or a bare JSON number.
@@ -315,7 +368,7 @@ pub fn from_value(value: &serde_json::Value) -> Result<Event, EventError> {
 fn from_raw(raw: Raw<'_>) -> Result<Event, EventError> {
     let kind_name = raw.kind.ok_or(EventError::Missing { kind: "?".into(), field: "type" })?;
     let k = kind_name.as_ref();
-    if !matches!(k, "message" | "transfer" | "close" | "presence" | "order") {
+    if !matches!(k, "message" | "transfer" | "close" | "presence" | "order" | "evaluation") {
         return Err(EventError::UnknownType(k.to_string()));
     }
     let need = |v: Option<Cow<'_, str>>, field: &'static str| -> Result<String, EventError> {
@@ -357,6 +410,16 @@ fn from_raw(raw: Raw<'_>) -> Result<Event, EventError> {
                 }
             };
             EventKind::Presence { agent: need(raw.agent, "agent")?, status }
+        }
+        "evaluation" => {
+            let score = raw.score.ok_or(EventError::Missing { kind: k.into(), field: "score" })?.text();
+            EventKind::Evaluation {
+                agent: need(raw.agent, "agent")?,
+                customer: need(raw.customer, "customer")?,
+                conversation: need(raw.conversation, "conversation")?,
+                score: rating_score(&score).ok_or(EventError::Score(score))?,
+                tag: raw.tag.map(Cow::into_owned).filter(|t| !t.is_empty()),
+            }
         }
         _ => {
             let s = need(raw.status, "status")?;
@@ -488,6 +551,26 @@ mod tests {
         assert!(err.contains("tracking"), "{err}");
         let paid = parse(&line.replace("shipped", "paid")).unwrap();
         assert!(matches!(paid.kind, EventKind::Order { shipment: None, .. }), "courier only with shipped");
+    }
+
+    #[test]
+    fn evaluation_takes_the_platform_scale_by_number_or_word() {
+        let base = r#"{"type":"evaluation","id":"v1","ts":"2026-11-11T10:30:00+08:00","shop":"s","agent":"a","customer":"b","conversation":"c","#;
+        for (score, want) in [(r#""score":5"#, 5), (r#""score":"4""#, 4), (r#""score":"非常不满意""#, 1)]
+        {
+            let e = parse(&format!("{base}{score}}}")).unwrap();
+            assert!(matches!(e.kind, EventKind::Evaluation { score, .. } if score == want), "{score}");
+            assert_eq!(parse(&e.to_json()).unwrap(), e);
+        }
+        let e = parse(&format!(r#"{base}"score":3,"tag":"回复及时"}}"#)).unwrap();
+        assert!(matches!(&e.kind, EventKind::Evaluation { tag: Some(t), .. } if t == "回复及时"));
+        assert_eq!((e.agent(), e.customer(), e.conversation()), (Some("a"), Some("b"), Some("c")));
+        for bad in [r#""score":0"#, r#""score":6"#, r#""score":"很好""#, r#""score":4.5"#] {
+            let err = parse(&format!("{base}{bad}}}")).unwrap_err().to_string();
+            assert!(err.contains("bad score") && err.contains("5 (非常满意)"), "{bad}: {err}");
+        }
+        let err = parse(&format!("{}}}", base.trim_end_matches(','))).unwrap_err().to_string();
+        assert!(err.contains("missing field `score` for type `evaluation`"), "{err}");
     }
 
     #[test]

@@ -124,7 +124,8 @@ fn job_twice_or_after_reopen_gives_the_same_rows() {
             .unwrap()
     };
     assert_eq!(row("A"), (2, 1, 1, 1, 1, "300".into(), 0, 2));
-    assert_eq!(row("B"), (1, 1, 0, 0, 0, "0".into(), 1, 0));
+    // B only assisted b1's order (A closed it): b1 is out of B's 咨询人数 (seed 000).
+    assert_eq!(row("B"), (0, 0, 0, 0, 0, "0".into(), 1, 0));
     let follow: (i64, String) = s
         .conn()
         .query_row(
@@ -161,6 +162,7 @@ fn a_month_of_ledger_entries_is_held_within_plus_minus_20() {
             category: Some("A".into()),
             reason: "迟到".into(),
             reference: None,
+            minutes: None,
         };
         ledger::add(c, &e, 0).unwrap();
     }
@@ -177,6 +179,7 @@ fn a_month_of_ledger_entries_is_held_within_plus_minus_20() {
             category: None,
             reason: "顶班".into(),
             reference: None,
+            minutes: None,
         };
         ledger::add(c, &e, 0).unwrap();
     }
@@ -190,6 +193,7 @@ fn a_month_of_ledger_entries_is_held_within_plus_minus_20() {
             category: None,
             reason: "x".into(),
             reference: None,
+            minutes: None,
         };
         ledger::add(c, &e, 0).unwrap();
     }
@@ -224,6 +228,7 @@ fn appeals_open_within_the_window_and_an_overturn_voids_the_entry() {
         category: Some("C".into()),
         reason: "与客户发生争执".into(),
         reference: None,
+        minutes: None,
     };
     let id = ledger::add(s.conn(), &e, published).unwrap();
     let late = published + sheet.appeal_window_ms + 1;
@@ -340,9 +345,10 @@ fn catch_up_runs_missed_days_and_writes_reports() {
         job::run_due_with(&mut s, &sheet, Some(&reports), t("2026-11-12T08:00:00+08:00")).unwrap().days,
         []
     );
-    // Down until the 14th 09:00: the 12th and 13th.
+    // Down until the 14th 09:00: the 12th and 13th are due; the 11th, scored before and
+    // inside the attribution window, is revisited (an order since may make assists of it).
     let out = job::run_due_with(&mut s, &sheet, Some(&reports), t("2026-11-14T09:00:00+08:00")).unwrap();
-    assert_eq!(out.days, [d("2026-11-12"), d("2026-11-13")]);
+    assert_eq!(out.days, [d("2026-11-11"), d("2026-11-12"), d("2026-11-13")]);
     for f in [
         "day-2026-11-11.html",
         "day-2026-11-13.html",
@@ -518,4 +524,107 @@ fn three_months_below_70_in_a_row_are_flagged_for_review() {
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
     };
     assert_eq!(flags, [("2026-09".into(), 1, 0), ("2026-10".into(), 2, 0), ("2026-11".into(), 3, 1)]);
+}
+
+fn transfer(id: &str, ts: &str, customer: &str, from: &str, to: &str) -> String {
+    format!(
+        r#"{{"type":"transfer","id":"{id}","ts":"{ts}","shop":"s","conversation":"c-{customer}","from_agent":"{from}","to_agent":"{to}"}}"#
+    )
+}
+
+/// Seed 000: 谁落实算谁的, 其他客服便计入协助服务, 不影响他们的转化率统计; 协助跟进…不会计入
+/// 客服的正常绩效中. x answers buyer `b` and transfers to y, who closes the order; z later
+/// answers b about shipping. x and z each have two buyers of their own, one ordering:
+/// 1/2 = 50 % with or without b (1/3 would fall below the 40 % tier).
+#[test]
+fn assisted_and_followed_up_buyers_leave_the_assistants_conversion_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let day = "2026-11-11T";
+    let mut lines = vec![];
+    // x's and z's own buyers: one of two orders with each.
+    for (agent, h) in [("x", 9), ("z", 10)] {
+        for (i, buyer) in [format!("{agent}1"), format!("{agent}2")].iter().enumerate() {
+            let at = |m: u32| format!("{day}{h:02}:{:02}:00+08:00", i as u32 * 20 + m);
+            lines.push(msg(&format!("{buyer}q"), &at(0), buyer, agent, "customer"));
+            lines.push(msg(&format!("{buyer}a"), &at(1), buyer, agent, "agent"));
+            if i == 0 {
+                lines.push(order(
+                    &format!("{buyer}o"),
+                    &at(5),
+                    buyer,
+                    &format!("o-{buyer}"),
+                    "created",
+                    "100",
+                ));
+            }
+        }
+    }
+    // The shared buyer: x answers, transfers to y, y closes; z answers after the order.
+    lines.extend([
+        msg("b1", &format!("{day}11:00:00+08:00"), "b", "x", "customer"),
+        msg("b2", &format!("{day}11:00:20+08:00"), "b", "x", "agent"),
+        transfer("b3", &format!("{day}11:01:00+08:00"), "b", "x", "y"),
+        msg("b4", &format!("{day}11:01:30+08:00"), "b", "y", "customer"),
+        msg("b5", &format!("{day}11:01:40+08:00"), "b", "y", "agent"),
+        order("b6", &format!("{day}11:10:00+08:00"), "b", "o-b", "created", "300"),
+        order("b7", &format!("{day}11:11:00+08:00"), "b", "o-b", "paid", "300"),
+        msg("b8", &format!("{day}15:00:00+08:00"), "b", "z", "customer"),
+        msg("b9", &format!("{day}15:00:30+08:00"), "b", "z", "agent"),
+    ]);
+    store_lines(&mut s, &lines);
+    job::score_range(&mut s, &sheet::Sheet::default(), d("2026-11-11"), d("2026-11-11"), 0).unwrap();
+    let row = |agent: &str| -> (i64, i64, i64, i64, i64, i64) {
+        s.conn()
+            .query_row(
+                "SELECT consulted, replied, ordered, assisted, assist_orders, assist_follow FROM daily_metrics WHERE agent = ?1",
+                [agent],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap()
+    };
+    // (咨询, 回复, 下单, 协助 buyers left out, 协助下单, 协助跟进)
+    assert_eq!(row("x"), (2, 2, 1, 1, 1, 0), "x assisted b before the order");
+    assert_eq!(row("y"), (1, 1, 1, 0, 0, 0), "y closed b: the closer's counts are unchanged");
+    assert_eq!(row("z"), (2, 2, 1, 1, 0, 1), "z followed b up after the order");
+    let conversion = |agent: &str| -> (Option<String>, String) {
+        s.conn()
+            .query_row(
+                "SELECT value, points FROM score_lines WHERE month = '2026-11' AND agent = ?1 AND indicator = 'consult_conversion'",
+                [agent],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(conversion("x"), (Some("0.5".into()), "100".into()));
+    assert_eq!(conversion("z"), (Some("0.5".into()), "100".into()));
+    assert_eq!(conversion("y"), (Some("1".into()), "100".into()));
+}
+
+/// The order comes on the day after x's only contact: rescoring x's day (as the nightly job's
+/// revisit does) takes b out of x's 咨询人数 once the order exists.
+#[test]
+fn an_order_the_next_day_makes_the_earlier_contact_an_assist() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    store_lines(
+        &mut s,
+        &[
+            msg("1", "2026-11-11T22:00:00+08:00", "b", "x", "customer"),
+            msg("2", "2026-11-11T22:00:10+08:00", "b", "x", "agent"),
+            msg("3", "2026-11-12T09:00:00+08:00", "b", "y", "customer"),
+            msg("4", "2026-11-12T09:00:10+08:00", "b", "y", "agent"),
+            order("5", "2026-11-12T09:30:00+08:00", "b", "o", "created", "50"),
+        ],
+    );
+    job::score_range(&mut s, &sheet::Sheet::default(), d("2026-11-11"), d("2026-11-11"), 0).unwrap();
+    let x: (i64, i64) = s
+        .conn()
+        .query_row(
+            "SELECT consulted, assisted FROM daily_metrics WHERE day = '2026-11-11' AND agent = 'x'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(x, (0, 1));
 }

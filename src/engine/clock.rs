@@ -268,7 +268,7 @@ impl Clock {
                     self.close_session(c, t, out);
                 }
             }
-            EventKind::Presence { .. } | EventKind::Order { .. } => {}
+            EventKind::Presence { .. } | EventKind::Order { .. } | EventKind::Evaluation { .. } => {}
         }
     }
 

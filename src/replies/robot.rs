@@ -233,6 +233,8 @@ impl Robot {
             EventKind::Order { customer, order, .. } => {
                 self.orders.insert(customer.clone(), order.clone());
             }
+            // A buyer's rating is for scoring; the robot neither answers nor counts it.
+            EventKind::Evaluation { .. } => {}
             EventKind::Transfer { conversation, to_agent, .. } => {
                 if let Some(c) = self.convs.get_mut(conversation) {
                     unload(&mut self.load, &c.agent);

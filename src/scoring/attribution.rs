@@ -44,6 +44,8 @@ pub enum Credit {
         ts: Millis,
         /// The assisting agent.
         agent: String,
+        /// The buyer.
+        customer: String,
         /// Order id.
         order: String,
     },
@@ -53,6 +55,8 @@ pub enum Credit {
         ts: Millis,
         /// The agent.
         agent: String,
+        /// The buyer.
+        customer: String,
         /// Order id.
         order: String,
         /// The order's amount.
@@ -155,7 +159,12 @@ impl Attributor {
                         .unwrap_or_default();
                     let owner = recent.last().map(|(a, _)| a.clone());
                     for (a, _) in &recent[..recent.len().saturating_sub(1)] {
-                        out.push(Credit::AssistOrder { ts: e.ts, agent: a.clone(), order: order.clone() });
+                        out.push(Credit::AssistOrder {
+                            ts: e.ts,
+                            agent: a.clone(),
+                            customer: customer.clone(),
+                            order: order.clone(),
+                        });
                     }
                     out.push(Credit::Created {
                         ts: e.ts,
@@ -207,6 +216,7 @@ impl Attributor {
                 out.push(Credit::AssistFollow {
                     ts,
                     agent: agent.to_string(),
+                    customer: customer.to_string(),
                     order: id.clone(),
                     amount: o.amount,
                 });
@@ -308,7 +318,12 @@ mod tests {
         assert_eq!(
             out,
             [
-                Credit::AssistOrder { ts: 4 * H, agent: "A".into(), order: "o1".into() },
+                Credit::AssistOrder {
+                    ts: 4 * H,
+                    agent: "A".into(),
+                    customer: "b".into(),
+                    order: "o1".into()
+                },
                 Credit::Created {
                     ts: 4 * H,
                     customer: "b".into(),
@@ -323,7 +338,13 @@ mod tests {
                     credited: b.clone(),
                     net: dec!(90)
                 },
-                Credit::AssistFollow { ts: 6 * H, agent: "C".into(), order: "o1".into(), amount: dec!(100) },
+                Credit::AssistFollow {
+                    ts: 6 * H,
+                    agent: "C".into(),
+                    customer: "b".into(),
+                    order: "o1".into(),
+                    amount: dec!(100)
+                },
                 Credit::Refunded {
                     ts: 9 * H,
                     customer: "b".into(),

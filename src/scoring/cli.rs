@@ -208,9 +208,12 @@ pub enum LedgerCmd {
         /// Day it counts on (default: today, Shanghai).
         #[arg(long)]
         date: Option<String>,
-        /// Deduction class or category.
+        /// Deduction class or category (a category with a rule in the sheet counts by the rule).
         #[arg(long)]
         category: Option<String>,
+        /// Minutes late, for a lateness entry (the sheet may count a long one as 旷工).
+        #[arg(long)]
+        minutes: Option<u32>,
         /// Database file.
         #[arg(long)]
         db: PathBuf,
@@ -293,7 +296,7 @@ fn show(e: &ledger::Entry) -> String {
 /// Runs `kefu ledger …`.
 pub fn ledger_cmd(cmd: LedgerCmd) -> Result<String, CliError> {
     match cmd {
-        LedgerCmd::Add { agent, points, reason, date, category, db } => {
+        LedgerCmd::Add { agent, points, reason, date, category, minutes, db } => {
             let points: Decimal = points
                 .parse()
                 .map_err(|_| CliError::Arg(format!("--points `{points}`: expected a number, e.g. -5")))?;
@@ -305,7 +308,16 @@ pub fn ledger_cmd(cmd: LedgerCmd) -> Result<String, CliError> {
                 return Err(CliError::Arg("--agent is empty".into()));
             }
             let store = Store::open(&db)?;
-            let e = NewEntry { agent, day, points, source: "supervisor", category, reason, reference: None };
+            let e = NewEntry {
+                agent,
+                day,
+                points,
+                source: "supervisor",
+                category,
+                reason,
+                reference: None,
+                minutes: minutes.map(i64::from),
+            };
             let id = ledger::add(store.conn(), &e, now_ms())?;
             Ok(format!("L{id}: {} {} {} on {day}", e.agent, points.normalize(), e.reason))
         }

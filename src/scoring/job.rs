@@ -139,7 +139,11 @@ fn store_day(tx: &Transaction<'_>, day: NaiveDate, d: &Day) -> rusqlite::Result<
         tx.execute(&format!("DELETE FROM {table} WHERE day = ?1"), [&ds])?;
     }
     let mut ins = tx.prepare_cached(
-        "INSERT INTO daily_metrics VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)",
+        "INSERT INTO daily_metrics (day, agent, received, consulted, replied, unreplied, ordered, paid, sales,
+             assist_orders, assist_follow, assist_follow_amount, agent_msgs, buyer_msgs, waits, answered,
+             unanswered, transferred, response_ms, breaches, robot_answered, platform_waits, platform_ms,
+             platform_within_3min, findings, assisted, ratings, satisfied)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)",
     )?;
     for (agent, m) in &d.agents {
         let findings = serde_json::to_string(&m.findings).unwrap_or_else(|_| "{}".into());
@@ -168,7 +172,10 @@ fn store_day(tx: &Transaction<'_>, day: NaiveDate, d: &Day) -> rusqlite::Result<
             m.platform_waits,
             m.platform_ms,
             m.platform_within_3min,
-            findings
+            findings,
+            m.assisted,
+            m.ratings,
+            m.satisfied
         ])?;
     }
     let mut ins = tx.prepare_cached("INSERT INTO daily_breaches VALUES (?1, ?2, ?3, ?4)")?;
@@ -198,7 +205,8 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
     let through: Option<String> = {
         let mut stmt = conn.prepare(
             "SELECT agent, consulted, replied, ordered, paid, sales, answered, response_ms, platform_waits,
-                    platform_ms, platform_within_3min, assist_follow_amount, assist_orders, agent_msgs, buyer_msgs
+                    platform_ms, platform_within_3min, assist_follow_amount, assist_orders, agent_msgs, buyer_msgs,
+                    received, ratings, satisfied
              FROM daily_metrics WHERE day BETWEEN ?1 AND ?2",
         )?;
         let mut rows = stmt.query(params![f, l])?;
@@ -219,6 +227,9 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
                 assist_orders: r.get(12)?,
                 agent_msgs: r.get(13)?,
                 buyer_msgs: r.get(14)?,
+                received: r.get(15)?,
+                ratings: r.get(16)?,
+                satisfied: r.get(17)?,
             };
             months
                 .entry(agent.clone())
@@ -232,9 +243,14 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
     };
     let Some(through) = through else { return Ok(vec![]) };
     let entries = ledger::entries(conn, first, last)?;
-    let ledger_scores = ledger::month_scores(&entries, sheet.ledger_base, sheet.ledger_cap);
+    let ledger_scores =
+        ledger::month_scores(&entries, &sheet.ledger_rules, sheet.ledger_base, sheet.ledger_cap);
     for a in ledger_scores.keys().chain(sheet.agents.iter().map(|a| &a.id)) {
         months.entry(a.clone()).or_insert_with(|| AgentMonth { agent: a.clone(), ..Default::default() });
+    }
+    // With a roster only its agents are scored (robot and helper accounts are not 客服).
+    if sheet.has_roster() {
+        months.retain(|a, _| sheet.agents.iter().any(|r| &r.id == a));
     }
     {
         let mut stmt = conn.prepare("SELECT agent, indicator, value FROM score_inputs WHERE month = ?1")?;
@@ -247,7 +263,9 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
         }
     }
     for m in months.values_mut() {
-        m.ledger_points = ledger_scores.get(&m.agent).copied().unwrap_or(sheet.ledger_base);
+        let l = ledger_scores.get(&m.agent).copied().unwrap_or_default();
+        m.ledger_points = ledger_scores.get(&m.agent).map_or(sheet.ledger_base, |l| l.score);
+        m.ledger_money = l.money;
     }
     let unattended: Decimal = {
         let mut stmt = conn.prepare("SELECT unattended_sales FROM daily_shop WHERE day BETWEEN ?1 AND ?2")?;
@@ -255,12 +273,11 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
             .map(|v| v.map(dec))
             .sum::<rusqlite::Result<Decimal>>()?
     };
-    let headcount = if sheet.agents.is_empty() { months.len() } else { sheet.agents.len() };
+    let headcount = if sheet.has_roster() { sheet.agents.len() } else { months.len() };
     let share = if headcount == 0 { Decimal::ZERO } else { unattended / Decimal::from(headcount) };
     let prev_month = month_of(first.pred_opt().unwrap_or(first));
-    let mut scores: Vec<AgentScore> =
-        months.values().map(|m| score::score_agent(sheet, m, share, last)).collect();
-    score::rank(&mut scores);
+    let all: Vec<AgentMonth> = months.into_values().collect();
+    let mut scores: Vec<AgentScore> = score::score_all(sheet, &all, share, last);
     for s in &mut scores {
         let prev: u32 = conn
             .query_row(
@@ -276,12 +293,18 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
     tx.execute("DELETE FROM score_lines WHERE month = ?1", [month])?;
     {
         let mut ins = tx.prepare_cached(
-            "INSERT INTO scores VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+            "INSERT INTO scores (month, agent, through, total, grade, rank, ledger_points, base_salary, seniority,
+                 bonus, commission_rate, personal_commission, public_commission, commission_paid, salary,
+                 below_streak, review, ledger_pay, pay_levels, grade_bonus, ranked_bonus, missing)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)",
         )?;
-        let mut line = tx.prepare_cached("INSERT INTO score_lines VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")?;
+        let mut line = tx.prepare_cached(
+            "INSERT INTO score_lines (month, agent, indicator, position, value, tier, points, weighted, missing)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+        )?;
         for s in &scores {
             let p = &s.pay;
-            let ledger_points = months.get(&s.agent).map_or(sheet.ledger_base, |m| m.ledger_points);
+            let ledger_points = s.ledger_points;
             ins.execute(params![
                 month,
                 s.agent,
@@ -299,7 +322,12 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
                 p.commission_paid.to_string(),
                 p.salary.to_string(),
                 s.below_streak,
-                s.review
+                s.review,
+                p.ledger_pay.to_string(),
+                p.pay_levels,
+                p.grade_bonus.to_string(),
+                p.ranked_bonus.to_string(),
+                s.missing.join(",")
             ])?;
             for (i, l) in s.lines.iter().enumerate() {
                 line.execute(params![
@@ -310,7 +338,8 @@ pub fn score_month(conn: &mut Connection, sheet: &Sheet, month: &str) -> Result<
                     l.value.map(|v| v.normalize().to_string()),
                     l.tier.map(|t| t as i64),
                     l.points.normalize().to_string(),
-                    l.weighted.normalize().to_string()
+                    l.weighted.normalize().to_string(),
+                    l.missing
                 ])?;
             }
         }
@@ -355,6 +384,12 @@ pub fn due_days(s: &cron::Schedule, last_done: Option<NaiveDate>, now: Millis) -
     first.iter_days().take_while(|d| *d <= target).collect()
 }
 
+/// The first day the job scored.
+fn first_scored(conn: &Connection) -> rusqlite::Result<Option<NaiveDate>> {
+    let d: Option<String> = conn.query_row("SELECT MIN(day) FROM job_runs", [], |r| r.get(0))?;
+    Ok(d.and_then(|d| crate::time::parse_day(&d)))
+}
+
 /// The last day the job scored.
 pub fn last_done(conn: &Connection) -> rusqlite::Result<Option<NaiveDate>> {
     let d: Option<String> = conn.query_row("SELECT MAX(day) FROM job_runs", [], |r| r.get(0))?;
@@ -370,7 +405,14 @@ pub fn run_due_with(
 ) -> Result<Outcome, JobError> {
     let s = schedule(&sheet.cron).map_err(|m| DataError::at("scoring.toml", None, m))?;
     let due = due_days(&s, last_done(store.conn())?, now);
-    let (Some(&from), Some(&to)) = (due.first(), due.last()) else { return Ok(Outcome::default()) };
+    let (Some(&first), Some(&to)) = (due.first(), due.last()) else { return Ok(Outcome::default()) };
+    // The days an order today can still reach back to (its 协助下单 buyers leave the
+    // assistants' 咨询人数) are rescored with it; only days already scored are revisited.
+    let revisit = Days::new(((sheet.attribution_window_ms.max(0) + 86_399_999) / 86_400_000) as u64);
+    let from = match (first.checked_sub_days(revisit), first_scored(store.conn())?) {
+        (Some(back), Some(earliest)) => back.max(earliest).min(first),
+        _ => first,
+    };
     let mut out = score_range(store, sheet, from, to, now)?;
     if let Some(dir) = reports {
         out.reports = super::report::write_all(store.conn(), sheet, dir, &out.days, &out.months)?;

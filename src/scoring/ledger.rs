@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 use thiserror::Error;
 
+use super::sheet::LedgerRule;
 use crate::time::Millis;
 
 /// Ledger failures.
@@ -72,6 +73,8 @@ pub struct NewEntry {
     pub reason: String,
     /// Reference (finding id, import row) making the entry idempotent.
     pub reference: Option<String>,
+    /// Minutes late, for a lateness entry (a rule may count it as 旷工).
+    pub minutes: Option<i64>,
 }
 
 /// A stored ledger entry.
@@ -97,6 +100,8 @@ pub struct Entry {
     pub published_at: Millis,
     /// Overturned on appeal.
     pub voided: bool,
+    /// Minutes late, when given.
+    pub minutes: Option<i64>,
 }
 
 /// A 复核 request.
@@ -117,8 +122,8 @@ pub struct Dispute {
 /// Records an entry; returns its id (the existing id when `reference` was seen before).
 pub fn add(conn: &Connection, e: &NewEntry, published_at: Millis) -> Result<i64, LedgerError> {
     let inserted = conn.execute(
-        "INSERT OR IGNORE INTO ledger (agent, day, points, source, category, reason, ref, published_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR IGNORE INTO ledger (agent, day, points, source, category, reason, ref, published_at, minutes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             e.agent,
             e.day.to_string(),
@@ -127,7 +132,8 @@ pub fn add(conn: &Connection, e: &NewEntry, published_at: Millis) -> Result<i64,
             e.category,
             e.reason,
             e.reference,
-            published_at
+            published_at,
+            e.minutes
         ],
     )?;
     if inserted == 0 {
@@ -159,6 +165,7 @@ pub fn add_finding(
         category: Some(category.to_string()),
         reason: format!("phrase guard: {category}"),
         reference: Some(reference.to_string()),
+        minutes: None,
     };
     add(conn, &e, published_at)
 }
@@ -247,6 +254,7 @@ pub fn parse_csv(file: &str, text: &str) -> Result<Vec<NewEntry>, LedgerError> {
             category: cols.get(4).filter(|c| !c.is_empty()).map(|c| c.to_string()),
             reason: cols[3].to_string(),
             reference: Some(format!("{file}:{line}:{row}")),
+            minutes: None,
         });
     }
     Ok(out)
@@ -255,7 +263,7 @@ pub fn parse_csv(file: &str, text: &str) -> Result<Vec<NewEntry>, LedgerError> {
 /// Entries whose day lies in `[from, to]`, oldest first.
 pub fn entries(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Vec<Entry>, LedgerError> {
     let mut stmt = conn.prepare(
-        "SELECT id, agent, day, points, source, category, reason, ref, published_at, voided
+        "SELECT id, agent, day, points, source, category, reason, ref, published_at, voided, minutes
          FROM ledger WHERE day BETWEEN ?1 AND ?2 ORDER BY day, id",
     )?;
     let rows = stmt.query_map(params![from.to_string(), to.to_string()], |r| {
@@ -270,24 +278,87 @@ pub fn entries(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Vec<
             reference: r.get(7)?,
             published_at: r.get(8)?,
             voided: r.get::<_, i64>(9)? != 0,
+            minutes: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The month's score for each agent with entries: `base + clamp(Σ points, −cap, +cap)`.
-/// Voided (overturned) entries do not count; disputed but open ones still do.
-pub fn month_scores(entries: &[Entry], base: Decimal, cap: Decimal) -> BTreeMap<String, Decimal> {
-    let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
-    for e in entries.iter().filter(|e| !e.voided) {
-        *sums.entry(e.agent.clone()).or_default() += e.points;
-    }
-    sums.into_iter().map(|(a, s)| (a, capped(base, cap, s))).collect()
+/// What one entry counts in its month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counted {
+    /// Points (the rule's for a ruled category, else the entry's own; 0 when voided).
+    pub points: Decimal,
+    /// Money from a rule (元, negative = deducted).
+    pub money: Decimal,
 }
 
-/// `base + clamp(sum, −cap, +cap)` (seed 003: 80 ± 20).
-pub fn capped(base: Decimal, cap: Decimal, sum: Decimal) -> Decimal {
-    base + sum.clamp(-cap, cap)
+/// What each of a month's entries counts, in the order given (which must be the month's
+/// order: day, then id). An entry whose category has a rule is one occurrence of it in
+/// the agent's month — or of the rule's `counts_as` category when it is more than
+/// `over_minutes` late — and counts that occurrence's points (seed 000: 迟到早退每次 1 分,
+/// 超过 4 次每次 3 分, 迟到 30 分钟以上按旷工计算); its own points are not used. Other
+/// entries count their own points. Voided (overturned) entries count nothing and are not
+/// occurrences; disputed but open ones count.
+pub fn counted(entries: &[Entry], rules: &[LedgerRule]) -> Vec<Counted> {
+    let mut seen: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    entries
+        .iter()
+        .map(|e| {
+            if e.voided {
+                return Counted::default();
+            }
+            let Some(mut rule) = e.category.as_deref().and_then(|c| rules.iter().find(|r| r.category == c))
+            else {
+                return Counted { points: e.points, money: Decimal::ZERO };
+            };
+            if let (Some((limit, other)), Some(m)) = (&rule.over, e.minutes)
+                && m > *limit
+                && let Some(r) = rules.iter().find(|r| &r.category == other)
+            {
+                rule = r;
+            }
+            let n = seen.entry((e.agent.as_str(), rule.category.as_str())).or_default();
+            *n += 1;
+            Counted { points: rule.points(*n), money: rule.money }
+        })
+        .collect()
+}
+
+/// An agent's ledger month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Month {
+    /// `base + clamp(Σ points, −cap, +cap)`.
+    pub score: Decimal,
+    /// Σ rule money (元).
+    pub money: Decimal,
+}
+
+/// The month's ledger for each agent with entries (see [`counted`]).
+pub fn month_scores(
+    entries: &[Entry],
+    rules: &[LedgerRule],
+    base: Decimal,
+    cap: Option<Decimal>,
+) -> BTreeMap<String, Month> {
+    let mut sums: BTreeMap<String, Month> = BTreeMap::new();
+    for (e, c) in entries.iter().zip(counted(entries, rules)) {
+        let m = sums.entry(e.agent.clone()).or_default();
+        m.score += c.points;
+        m.money += c.money;
+    }
+    for m in sums.values_mut() {
+        m.score = capped(base, cap, m.score);
+    }
+    sums
+}
+
+/// `base + clamp(sum, −cap, +cap)` (seed 003: 80 ± 20); no cap = `base + sum`.
+pub fn capped(base: Decimal, cap: Option<Decimal>, sum: Decimal) -> Decimal {
+    match cap {
+        Some(cap) => base + sum.clamp(-cap, cap),
+        None => base + sum,
+    }
 }
 
 /// Whether an entry published at `published_at` may still be disputed at `now`.
@@ -359,7 +430,8 @@ pub fn resolve(
 pub fn open_disputes(conn: &Connection) -> Result<Vec<(Dispute, Entry)>, LedgerError> {
     let mut stmt = conn.prepare(
         "SELECT d.id, d.entry, d.opened_at, d.reason, d.status,
-                l.id, l.agent, l.day, l.points, l.source, l.category, l.reason, l.ref, l.published_at, l.voided
+                l.id, l.agent, l.day, l.points, l.source, l.category, l.reason, l.ref, l.published_at, l.voided,
+                l.minutes
          FROM disputes d JOIN ledger l ON l.id = d.entry WHERE d.status = 'open' ORDER BY d.opened_at, d.id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -382,6 +454,7 @@ pub fn open_disputes(conn: &Connection) -> Result<Vec<(Dispute, Entry)>, LedgerE
                 reference: r.get(12)?,
                 published_at: r.get(13)?,
                 voided: r.get::<_, i64>(14)? != 0,
+                minutes: r.get(15)?,
             },
         ))
     })?;
@@ -405,7 +478,7 @@ mod tests {
             (dec!(19.5), dec!(99.5)),
         ];
         for (sum, want) in cases {
-            assert_eq!(capped(dec!(80), dec!(20), sum), want, "{sum}");
+            assert_eq!(capped(dec!(80), Some(dec!(20)), sum), want, "{sum}");
         }
     }
 

@@ -31,13 +31,18 @@ pub const HIST_BOUNDS: [i64; 6] = [10, 20, 30, 60, 120, 300];
 /// Histogram bucket for answers slower than the last bound.
 pub const HIST_OVER: i64 = 9999;
 
-/// One agent's day. Counts of buyers are distinct within the day.
+/// One agent's day. Counts of buyers are distinct within the day. A buyer the agent only
+/// assisted (协助下单) or followed up (协助跟进) is left out of `received`, `consulted`,
+/// `replied` and `unreplied` and counted in `assisted` instead (seed 000: 谁落实算谁的,
+/// 其他客服便计入协助服务, 不影响他们的转化率统计).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayMetrics {
     /// 接待人数: buyers where both the buyer and the agent wrote.
     pub received: i64,
-    /// 咨询人数: buyers who wrote to the agent.
+    /// 咨询人数: buyers who wrote to the agent (not those only assisted).
     pub consulted: i64,
+    /// Buyers who wrote to the agent but whom the agent only assisted or followed up.
+    pub assisted: i64,
     /// 回复过的客户数: buyers who wrote and to whom the agent wrote that day (as the clock's report).
     pub replied: i64,
     /// 未回复人数 = consulted − replied.
@@ -78,6 +83,10 @@ pub struct DayMetrics {
     pub platform_ms: i64,
     /// Of them answered within 3 minutes.
     pub platform_within_3min: i64,
+    /// Buyers' ratings of the agent received this day (evaluation events).
+    pub ratings: i64,
+    /// Of them 满意 or 非常满意 (score ≥ [`crate::event::RATING_SATISFIED`]).
+    pub satisfied: i64,
     /// Phrase-guard findings by category.
     pub findings: BTreeMap<String, i64>,
 }
@@ -100,6 +109,9 @@ impl DayMetrics {
             assist_orders: self.assist_orders,
             agent_msgs: self.agent_msgs,
             buyer_msgs: self.buyer_msgs,
+            received: self.received,
+            ratings: self.ratings,
+            satisfied: self.satisfied,
         }
     }
 }
@@ -138,6 +150,13 @@ const CUST: u8 = 1;
 const AGENT: u8 = 2;
 const ORDERED: u8 = 8;
 const PAID: u8 = 16;
+/// The agent assisted this buyer's order or followed it up (not the credited agent).
+const ASSIST: u8 = 32;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Per (agent, buyer) flags of one day, by interned id.
+type Seen = FastMap<(u32, u32), u8>;
 
 /// Builds days `[from, to]` from events fed in time order (earlier events only feed attribution).
 pub struct Builder {
@@ -146,7 +165,12 @@ pub struct Builder {
     attributor: Attributor,
     days: BTreeMap<NaiveDate, Day>,
     /// Per (agent, buyer) flags of the day being streamed, by interned id.
-    seen: FastMap<(u32, u32), u8>,
+    seen: Seen,
+    /// Earlier days' flags, oldest first, kept until no order can still make one of
+    /// their buyers an assist (the attribution window has passed).
+    pending: std::collections::VecDeque<(NaiveDate, Seen)>,
+    /// Whole days the attribution window reaches back.
+    window_days: u64,
     /// Interned agent and buyer names (ids index `names`).
     ids: FastMap<String, u32>,
     names: Vec<String>,
@@ -166,6 +190,8 @@ impl Builder {
             attributor: Attributor::new(window_ms, follow_ms),
             days,
             seen: FastMap::default(),
+            pending: std::collections::VecDeque::new(),
+            window_days: ((window_ms.max(0) + DAY_MS - 1) / DAY_MS) as u64,
             ids: FastMap::default(),
             names: Vec::new(),
             seen_day: None,
@@ -200,8 +226,7 @@ impl Builder {
     pub fn event(&mut self, e: &Event, lookup: &mut dyn FnMut(&str) -> Owner) {
         let day = shanghai_day(e.ts);
         if self.seen_day != Some(day) {
-            self.flush_seen();
-            self.seen_day = Some(day);
+            self.next_day(day);
         }
         let counted = self.in_range(day);
         if let EventKind::Message { conversation, customer, agent, from, .. } = &e.kind {
@@ -241,6 +266,13 @@ impl Builder {
         if let EventKind::Close { conversation } = &e.kind {
             self.waiting.remove(conversation);
         }
+        if let EventKind::Evaluation { agent, score, .. } = &e.kind
+            && counted
+            && let Some(m) = self.agent_day(day, agent)
+        {
+            m.ratings += 1;
+            m.satisfied += i64::from(*score >= crate::event::RATING_SATISFIED);
+        }
         let mut credits = std::mem::take(&mut self.credits);
         self.attributor.handle(e, &mut credits);
         for c in credits.drain(..) {
@@ -258,6 +290,19 @@ impl Builder {
             | Credit::Refunded { ts, .. } => *ts,
         };
         let day = shanghai_day(ts);
+        // An order after the range still makes its assistants' earlier contacts assists.
+        if let Credit::AssistOrder { ts, agent, customer, .. } = &c {
+            let since = shanghai_day(ts - self.window_days as i64 * DAY_MS);
+            let key = (self.id(agent), self.id(customer));
+            for (d, seen) in self.flags_mut() {
+                if d >= since
+                    && d <= day
+                    && let Some(f) = seen.get_mut(&key)
+                {
+                    *f |= ASSIST;
+                }
+            }
+        }
         if !self.in_range(day) {
             return;
         }
@@ -282,7 +327,9 @@ impl Builder {
                     m.assist_orders += 1;
                 }
             }
-            Credit::AssistFollow { agent, amount, .. } => {
+            Credit::AssistFollow { agent, customer, amount, .. } => {
+                let key = (self.id(&agent), self.id(&customer));
+                *self.seen.entry(key).or_default() |= ASSIST;
                 if let Some(m) = self.agent_day(day, &agent) {
                     m.assist_follow += 1;
                     m.assist_follow_amount += amount;
@@ -324,13 +371,40 @@ impl Builder {
         }
     }
 
-    /// Turns the streamed day's per-buyer flags into counts.
-    fn flush_seen(&mut self) {
-        let Some(day) = self.seen_day else { return };
-        let seen = std::mem::take(&mut self.seen);
+    /// Every day's flags still held, the streamed day last.
+    fn flags_mut(&mut self) -> impl Iterator<Item = (NaiveDate, &mut Seen)> {
+        let current = self.seen_day.map(|d| (d, &mut self.seen));
+        self.pending.iter_mut().map(|(d, s)| (*d, s)).chain(current)
+    }
+
+    /// Moves on to `day`: the streamed day's flags wait while an order may still come for
+    /// one of its buyers; days the attribution window has passed are counted.
+    fn next_day(&mut self, day: NaiveDate) {
+        if let Some(prev) = self.seen_day {
+            self.pending.push_back((prev, std::mem::take(&mut self.seen)));
+        }
+        self.seen_day = Some(day);
+        while let Some((d, _)) = self.pending.front() {
+            if d.checked_add_days(chrono::Days::new(self.window_days)).is_some_and(|last| last >= day) {
+                break;
+            }
+            if let Some((d, seen)) = self.pending.pop_front() {
+                self.count_day(d, seen);
+            }
+        }
+    }
+
+    /// Turns one day's per-buyer flags into counts.
+    fn count_day(&mut self, day: NaiveDate, seen: Seen) {
         let Some(d) = self.days.get_mut(&day) else { return };
         for ((agent, _), f) in seen {
             let Some(m) = self.names.get(agent as usize).and_then(|a| d.agents.get_mut(a)) else { continue };
+            // Only assisted or followed up (and not converted by this agent that day):
+            // outside the agent's own figures.
+            if f & CUST != 0 && f & ASSIST != 0 && f & ORDERED == 0 {
+                m.assisted += 1;
+                continue;
+            }
             // As the clock's report (`crate::report`) counts them: a buyer who wrote is
             // replied to when the agent wrote to them the same day.
             if f & CUST != 0 {
@@ -402,7 +476,12 @@ impl Builder {
 
     /// The finished days.
     pub fn finish(mut self) -> BTreeMap<NaiveDate, Day> {
-        self.flush_seen();
+        if let Some(d) = self.seen_day.take() {
+            self.pending.push_back((d, std::mem::take(&mut self.seen)));
+        }
+        while let Some((d, seen)) = self.pending.pop_front() {
+            self.count_day(d, seen);
+        }
         self.days
     }
 }
@@ -424,7 +503,9 @@ pub fn compute(
     let start = shanghai_midnight(from);
     let end = shanghai_midnight(to + chrono::Days::new(1));
     let mut b = Builder::new(from, to, window_ms, follow_ms);
-    let range = (start - lookback_ms(window_ms), end);
+    // Orders up to one window after the range still decide which of its buyers an agent
+    // only assisted; later events feed nothing else.
+    let range = (start - lookback_ms(window_ms), end.saturating_add(window_ms.max(0)));
     let mut count = 0i64;
     let mut lookup_err = None;
     let mut lookup = |order: &str| match lookup_owner(conn, order, window_ms) {
@@ -667,6 +748,51 @@ mod tests {
         let f = a.figures();
         assert_eq!(f.metric(crate::scoring::sheet::Metric::AvgOrderValue), Some(dec!(230)));
         assert_eq!(f.metric(crate::scoring::sheet::Metric::ConsultConversion), Some(dec!(0.5)));
+    }
+
+    fn rating(ts: Millis, customer: &str, agent: &str, score: u8) -> Event {
+        Event {
+            id: format!("v{ts}{customer}"),
+            ts,
+            shop: "s".into(),
+            kind: EventKind::Evaluation {
+                agent: agent.into(),
+                customer: customer.into(),
+                conversation: format!("c-{customer}"),
+                score,
+                tag: None,
+            },
+        }
+    }
+
+    #[test]
+    fn ratings_give_satisfaction_and_invite_rates() {
+        use crate::scoring::sheet::Metric;
+        let mut b = Builder::new(day(), day(), 72 * 3_600_000, 72 * 3_600_000);
+        let mut evs = vec![];
+        for (i, score) in [5u8, 4, 3, 1].iter().enumerate() {
+            let buyer = format!("b{i}");
+            evs.push(msg(at(9, i as i64, 0), &buyer, "A", Sender::Customer));
+            evs.push(msg(at(9, i as i64, 5), &buyer, "A", Sender::Agent));
+            evs.push(rating(at(10, i as i64, 0), &buyer, "A", *score));
+        }
+        // Four more buyers served, who did not rate.
+        for i in 4..8 {
+            let buyer = format!("b{i}");
+            evs.push(msg(at(11, i, 0), &buyer, "A", Sender::Customer));
+            evs.push(msg(at(11, i, 5), &buyer, "A", Sender::Agent));
+        }
+        evs.sort_by_key(|e| e.ts);
+        for e in &evs {
+            b.event(e, &mut |_| None);
+        }
+        let days = b.finish();
+        let a = &days[&day()].agents["A"];
+        assert_eq!((a.ratings, a.satisfied, a.received), (4, 2, 8));
+        let f = a.figures();
+        assert_eq!(f.metric(Metric::SatisfactionRate), Some(dec!(0.5)));
+        assert_eq!(f.metric(Metric::RatingInviteRate), Some(dec!(0.5)));
+        assert_eq!(f.metric(Metric::Ratings), Some(dec!(4)));
     }
 
     #[test]

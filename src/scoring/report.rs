@@ -557,9 +557,9 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
     } else {
         let _ = write!(
             b,
-            "<p class=\"sub\">Score = base {} + entries, held within ±{}.</p><table><tr><th class=\"l\">客服</th><th>加分</th><th>扣分</th><th class=\"l\">entries</th></tr>",
+            "<p class=\"sub\">Score = base {} + entries{}.</p><table><tr><th class=\"l\">客服</th><th>加分</th><th>扣分</th><th class=\"l\">entries</th></tr>",
             sheet.ledger_base.normalize(),
-            sheet.ledger_cap.normalize()
+            sheet.ledger_cap.map(|c| format!(", held within ±{}", c.normalize())).unwrap_or_default()
         );
         for (agent, (plus, minus, ids)) in &per_agent {
             let links: Vec<String> = ids.iter().map(|i| format!("<a href=\"#L{i}\">L{i}</a>")).collect();

@@ -54,6 +54,12 @@ pub struct MonthFigures {
     pub agent_msgs: i64,
     /// Buyer messages.
     pub buyer_msgs: i64,
+    /// 接待人数 (buyers served: both sides wrote), the base of 邀评率.
+    pub received: i64,
+    /// Buyers' ratings received.
+    pub ratings: i64,
+    /// Of them 满意 or 非常满意.
+    pub satisfied: i64,
 }
 
 fn ratio(n: impl Into<Decimal>, d: impl Into<Decimal>) -> Option<Decimal> {
@@ -78,6 +84,9 @@ impl MonthFigures {
         self.assist_orders += o.assist_orders;
         self.agent_msgs += o.agent_msgs;
         self.buyer_msgs += o.buyer_msgs;
+        self.received += o.received;
+        self.ratings += o.ratings;
+        self.satisfied += o.satisfied;
     }
 
     /// The value a metric takes; `None` when its denominator is zero.
@@ -94,6 +103,9 @@ impl MonthFigures {
             Metric::AssistFollowAmount => Some(self.assist_follow_amount),
             Metric::AssistOrders => Some(Decimal::from(self.assist_orders)),
             Metric::AnswerRatio => ratio(self.agent_msgs, self.buyer_msgs),
+            Metric::Ratings => Some(Decimal::from(self.ratings)),
+            Metric::SatisfactionRate => ratio(self.satisfied, self.ratings),
+            Metric::RatingInviteRate => ratio(self.ratings, self.received),
             Metric::LedgerPoints | Metric::Input => None,
         }
     }
@@ -108,6 +120,8 @@ pub struct AgentMonth {
     pub figures: MonthFigures,
     /// The 日常考核 score (base ± capped entries).
     pub ledger_points: Decimal,
+    /// Money the ledger's rules count (元, e.g. seed 002's −100 a case).
+    pub ledger_money: Decimal,
     /// Supervisor-entered values by indicator key.
     pub inputs: BTreeMap<String, Decimal>,
 }
@@ -125,6 +139,9 @@ pub struct Line {
     pub points: Decimal,
     /// points × weight / 100.
     pub weighted: Decimal,
+    /// An input row the supervisor never entered (and the sheet gives no default): its
+    /// points are 0 and the agent's score is incomplete.
+    pub missing: bool,
 }
 
 /// An agent's monthly result.
@@ -134,8 +151,12 @@ pub struct AgentScore {
     pub agent: String,
     /// Per-indicator lines, in sheet order.
     pub lines: Vec<Line>,
-    /// Weighted total (exact).
+    /// Weighted total (exact), plus the ledger score − base when the sheet adds it.
     pub total: Decimal,
+    /// The month's ledger score (after any ranked points).
+    pub ledger_points: Decimal,
+    /// Keys of input rows never entered: non-empty = incomplete.
+    pub missing: Vec<String>,
     /// Grade name, if any.
     pub grade: Option<String>,
     /// Pay.
@@ -165,7 +186,16 @@ pub struct Pay {
     pub public_commission: Decimal,
     /// 提成 actually paid (× score% when the sheet says so).
     pub commission_paid: Decimal,
-    /// 月薪 = 底薪 + 工龄 + 奖金 + 提成 paid.
+    /// Money from the ledger: points below the base × per point, levels × level amount,
+    /// rule money (seed 003: 每扣 1 分 10 元, 每增加 5 分一级; seed 002: 每次 −100 元).
+    pub ledger_pay: Decimal,
+    /// Pay levels gained above the ledger base (seed 003).
+    pub pay_levels: i64,
+    /// The grade's bonus (seed 002: 底级 300 … 特级 1000).
+    pub grade_bonus: Decimal,
+    /// Money by rank (seed 002 排序工资法).
+    pub ranked_bonus: Decimal,
+    /// 月薪 = 底薪 + 工龄 + 奖金 + 提成 paid + ledger pay + grade bonus + ranked bonus.
     pub salary: Decimal,
 }
 
@@ -209,8 +239,9 @@ pub fn years_between(hired: NaiveDate, at: NaiveDate) -> i64 {
     y.max(0)
 }
 
-/// Scores one agent's month. `unattended_share` is the 无人接待销售额 ÷ agents (exact),
-/// `month_end` dates the 工龄.
+/// Scores one agent's month (its rank unknown: no ranked bonus or points; see
+/// [`score_all`]). `unattended_share` is the 无人接待销售额 ÷ agents (exact), `month_end`
+/// dates the 工龄 and the first month.
 pub fn score_agent(
     sheet: &Sheet,
     m: &AgentMonth,
@@ -219,12 +250,21 @@ pub fn score_agent(
 ) -> AgentScore {
     let mut lines = Vec::with_capacity(sheet.indicators.len());
     let mut total = Decimal::ZERO;
+    let mut missing = Vec::new();
     for ind in &sheet.indicators {
+        let mut absent = false;
         let raw = match ind.metric {
             Metric::LedgerPoints => Some(m.ledger_points),
-            Metric::Input => m.inputs.get(&ind.key).copied(),
+            Metric::Input => {
+                let v = m.inputs.get(&ind.key).copied().or(ind.input.as_ref().and_then(|i| i.default));
+                absent = v.is_none();
+                v
+            }
             other => m.figures.metric(other),
         };
+        if absent {
+            missing.push(ind.key.clone());
+        }
         let value = match ind.plan {
             Some(plan) => raw.map(|v| v / plan),
             None => raw,
@@ -232,27 +272,122 @@ pub fn score_agent(
         let (tier, pts) = points(ind, value);
         let weighted = pts * ind.weight / Decimal::ONE_HUNDRED;
         total += weighted;
-        lines.push(Line { key: ind.key.clone(), value, tier, points: pts, weighted });
+        lines.push(Line { key: ind.key.clone(), value, tier, points: pts, weighted, missing: absent });
     }
-    let pay = pay_with_ledger(
-        sheet,
-        &m.agent,
-        total,
-        m.figures.sales,
-        unattended_share,
-        month_end,
-        m.ledger_points,
-    );
-    AgentScore {
+    if sheet.ledger_adds_to_total {
+        total += m.ledger_points - sheet.ledger_base;
+    }
+    let mut s = AgentScore {
         agent: m.agent.clone(),
         lines,
         total,
+        ledger_points: m.ledger_points,
+        missing,
         grade: grade(sheet, total),
-        pay,
+        pay: Pay::default(),
         rank: 0,
         below_streak: 0,
         review: false,
+    };
+    settle(sheet, &mut s, m, unattended_share, month_end);
+    s
+}
+
+/// Scores every agent of a month: each agent's lines and total, the ranking (ties share a
+/// rank), ranked ledger points (seed 004: +5/+3/+1, added after ranking so they never
+/// change it; held in the ledger's range), then the payslips with the ranked bonus.
+pub fn score_all(
+    sheet: &Sheet,
+    months: &[AgentMonth],
+    unattended_share: Decimal,
+    month_end: NaiveDate,
+) -> Vec<AgentScore> {
+    let mut scores: Vec<AgentScore> =
+        months.iter().map(|m| score_agent(sheet, m, unattended_share, month_end)).collect();
+    rank(&mut scores);
+    if sheet.ranked_points.is_none() && sheet.ranked_bonus.is_none() {
+        return scores;
     }
+    let by_agent: BTreeMap<&str, &AgentMonth> = months.iter().map(|m| (m.agent.as_str(), m)).collect();
+    for s in &mut scores {
+        let Some(m) = by_agent.get(s.agent.as_str()) else { continue };
+        let mut m = (*m).clone();
+        if let Some(r) = &sheet.ranked_points {
+            let extra = r.amount(s.rank, s.total);
+            let sum = m.ledger_points - sheet.ledger_base + extra;
+            m.ledger_points = super::ledger::capped(sheet.ledger_base, sheet.ledger_cap, sum);
+            s.ledger_points = m.ledger_points;
+        }
+        settle(sheet, s, &m, unattended_share, month_end);
+    }
+    scores
+}
+
+/// Fills in the payslip of a scored agent (its rank set or 0).
+fn settle(
+    sheet: &Sheet,
+    s: &mut AgentScore,
+    m: &AgentMonth,
+    unattended_share: Decimal,
+    month_end: NaiveDate,
+) {
+    let mut pay = pay_with_ledger(
+        sheet,
+        &m.agent,
+        s.total,
+        m.figures.sales,
+        unattended_share,
+        month_end,
+        s.ledger_points,
+    );
+    let (ledger_money, levels) = ledger_pay(sheet, &m.agent, s.ledger_points, m.ledger_money, month_end);
+    pay.ledger_pay = ledger_money;
+    pay.pay_levels = levels;
+    pay.grade_bonus = fen(sheet
+        .grades
+        .iter()
+        .zip(&sheet.grade_bonus)
+        .find(|((_, min), _)| s.total >= *min)
+        .map_or(Decimal::ZERO, |(_, b)| *b));
+    pay.ranked_bonus = fen(match (&sheet.ranked_bonus, s.rank) {
+        (Some(r), rank) if rank > 0 => r.amount(rank, s.total),
+        _ => Decimal::ZERO,
+    });
+    pay.salary += pay.ledger_pay + pay.grade_bonus + pay.ranked_bonus;
+    s.pay = pay;
+}
+
+/// Whether `month_end`'s month is the month the agent joined (`hired`).
+pub fn first_month(sheet: &Sheet, agent: &str, month_end: NaiveDate) -> bool {
+    sheet
+        .agent_pay(agent)
+        .hired
+        .is_some_and(|h| (h.year(), h.month()) == (month_end.year(), month_end.month()))
+}
+
+/// Money from the ledger score and the levels gained (seed 003: each point below the base
+/// costs `per_point`, each full `level_every` points above it is one level of
+/// `level_amount`), plus the rules' money. None in the month the agent joined when the sheet
+/// says `first_month = "score_only"`. Rounded once to the fen.
+pub fn ledger_pay(
+    sheet: &Sheet,
+    agent: &str,
+    ledger_points: Decimal,
+    rule_money: Decimal,
+    month_end: NaiveDate,
+) -> (Decimal, i64) {
+    let lp = &sheet.ledger_pay;
+    if lp.first_month_score_only && first_month(sheet, agent, month_end) {
+        return (fen(Decimal::ZERO), 0);
+    }
+    let diff = ledger_points - sheet.ledger_base;
+    let below = diff.min(Decimal::ZERO) * lp.per_point;
+    let levels = match lp.level_every {
+        Some(every) if diff > Decimal::ZERO => (diff / every).floor(),
+        _ => Decimal::ZERO,
+    };
+    let levels_n = i64::try_from(levels).unwrap_or(0);
+    (fen(below + levels * lp.level_amount + rule_money), levels_n)
 }
 
 /// The payslip for a total, personal sales and the agent's share of unattended sales,
@@ -314,6 +449,10 @@ pub fn pay_with_ledger(
         personal_commission: fen(personal_exact),
         public_commission: fen(public_exact),
         commission_paid,
+        ledger_pay: fen(Decimal::ZERO),
+        pay_levels: 0,
+        grade_bonus: fen(Decimal::ZERO),
+        ranked_bonus: fen(Decimal::ZERO),
         salary: base_salary + seniority + bonus + commission_paid,
     }
 }
@@ -573,6 +712,7 @@ mod tests {
         let mut s = seed000();
         s.agents.push(crate::scoring::sheet::AgentPay {
             id: "小美".into(),
+            name: None,
             base_salary: Some(dec!(2800)),
             hired: NaiveDate::from_ymd_opt(2023, 11, 30),
         });
@@ -633,6 +773,8 @@ mod tests {
             agent: a.into(),
             lines: vec![],
             total: t,
+            ledger_points: Decimal::ZERO,
+            missing: vec![],
             grade: None,
             pay: Pay::default(),
             rank: 0,

@@ -73,8 +73,12 @@ struct Raw {
     /// Per-agent pay facts (底薪, hire date).
     #[serde(default)]
     agent: Vec<RawAgent>,
-    /// The daily points ledger (日常考核).
-    ledger: RawLedger,
+    /// The daily points ledger (日常考核); a sheet without one scores no ledger.
+    ledger: Option<RawLedger>,
+    /// Money by position in the month's ranking (seed 002 排序工资法).
+    ranked_bonus: Option<RawRanked>,
+    /// Ledger points by position in the month's ranking (seed 004: +5/+3/+1).
+    ranked_points: Option<RawRanked>,
     /// Order attribution windows.
     attribution: Option<RawAttribution>,
     /// Dismissal review flag (淘汰).
@@ -103,6 +107,33 @@ struct RawIndicator {
     otherwise: Option<Num>,
     linear: Option<RawLinear>,
     direct: Option<RawDirect>,
+    /// For `metric = "input"`: the unit values are entered in.
+    input: Option<RawInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    /// `percent` (0–100, `90` or `90%` = 90 %) or `points` (0–`max`).
+    unit: String,
+    /// Highest value for `points`.
+    max: Option<Num>,
+    /// Value used when the supervisor entered none; without it a missing value marks the
+    /// agent's score incomplete.
+    default: Option<Num>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRanked {
+    /// Amounts for rank 1, 2, 3 … (元 or ledger points).
+    amounts: Vec<Num>,
+    /// After the list, each further rank gets this much less …
+    step: Option<Num>,
+    /// … but never less than this (also for a total below `floor_below`).
+    floor: Option<Num>,
+    /// A total below this gets `floor` whatever the rank (seed 002: 低于总分 50%).
+    floor_below: Option<Num>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +175,8 @@ struct RawDirect {
 struct RawGrade {
     name: String,
     at_least: Num,
+    /// Money for reaching this grade (seed 002: 底级 300 … 特级 1000 元).
+    bonus: Option<Num>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +208,8 @@ struct RawPay {
 #[serde(deny_unknown_fields)]
 struct RawAgent {
     id: String,
+    /// Name shown beside the id.
+    name: Option<String>,
     base_salary: Option<Num>,
     hired: Option<String>,
 }
@@ -183,8 +218,50 @@ struct RawAgent {
 #[serde(deny_unknown_fields)]
 struct RawLedger {
     base: Num,
-    cap: Num,
-    appeal_window_hours: i64,
+    /// Range (± around the base); none = unbounded.
+    cap: Option<Num>,
+    appeal_window_hours: Option<i64>,
+    /// The ledger score minus its base is added to the weighted total (seed 002: 加分/扣分).
+    #[serde(default)]
+    adds_to_total: bool,
+    /// Points counted per occurrence in the month, by category.
+    #[serde(default)]
+    rule: Vec<RawLedgerRule>,
+    /// Money from the ledger score (seed 003).
+    pay: Option<RawLedgerPay>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedgerRule {
+    category: String,
+    /// `{ from = n, points = p }`: the n-th occurrence of the month on counts p (until the next `from`).
+    points: Vec<RawOccurrence>,
+    /// Money per occurrence (seed 002: 每次扣除当月奖金 100 元).
+    money: Option<Num>,
+    /// An entry of this category more than this many minutes counts as `counts_as` instead.
+    over_minutes: Option<i64>,
+    counts_as: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOccurrence {
+    from: u32,
+    points: Num,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedgerPay {
+    /// 元 per point below the base (每扣 1 分等于 10 元).
+    per_point: Option<Num>,
+    /// Points above the base per pay level (每增加 5 分薪资增加一级).
+    level_every: Option<Num>,
+    /// 元 a level.
+    level_amount: Option<Num>,
+    /// `"score_only"`: in the month an agent joined, no ledger money (前一个月只评考核分，不浮动工资).
+    first_month: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +303,12 @@ pub enum Metric {
     AssistOrders,
     /// 答问比 = agent messages / buyer messages.
     AnswerRatio,
+    /// Buyers' ratings received (evaluation events).
+    Ratings,
+    /// 满意率 = ratings of 满意 or 非常满意 / ratings.
+    SatisfactionRate,
+    /// 邀评率 = ratings / 接待人数 (buyers served).
+    RatingInviteRate,
     /// The 日常考核 ledger score (base ± capped entries).
     LedgerPoints,
     /// A value the supervisor enters per agent and month (`score_inputs` table).
@@ -234,7 +317,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric key the sheet may name.
-    pub const ALL: [(&'static str, Metric); 13] = [
+    pub const ALL: [(&'static str, Metric); 16] = [
         ("sales", Metric::Sales),
         ("consult_conversion", Metric::ConsultConversion),
         ("order_success", Metric::OrderSuccess),
@@ -246,6 +329,9 @@ impl Metric {
         ("assist_follow_amount", Metric::AssistFollowAmount),
         ("assist_orders", Metric::AssistOrders),
         ("answer_ratio", Metric::AnswerRatio),
+        ("ratings", Metric::Ratings),
+        ("satisfaction_rate", Metric::SatisfactionRate),
+        ("rating_invite_rate", Metric::RatingInviteRate),
         ("ledger_points", Metric::LedgerPoints),
         ("input", Metric::Input),
     ];
@@ -353,6 +439,72 @@ pub enum Rule {
     },
 }
 
+/// How a supervisor enters an input indicator's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Percent, 0–100 (`90` and `90%` both mean 90 %), stored as a ratio (0.9).
+    Percent,
+    /// Points from 0 to the maximum.
+    Points(Decimal),
+}
+
+/// An input indicator's entry rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// Unit of the entered value.
+    pub unit: Unit,
+    /// Value when none is entered; `None` = missing values mark the score incomplete.
+    pub default: Option<Decimal>,
+}
+
+impl Input {
+    /// Checks an entered value and turns it into the stored value (a ratio for percent).
+    pub fn accept(&self, text: &str) -> Result<Decimal, String> {
+        let t = text.trim();
+        let body = t.strip_suffix('%').map(str::trim);
+        if let (Unit::Points(_), Some(_)) = (self.unit, body) {
+            return Err(format!("`{text}`: this row takes points, not a percentage"));
+        }
+        let v = plain_decimal(body.unwrap_or(t))
+            .ok_or_else(|| format!("`{text}` is not a number: expected e.g. 90 or 87.5"))?;
+        match self.unit {
+            Unit::Percent if v < Decimal::ZERO || v > Decimal::ONE_HUNDRED => Err(format!(
+                "`{text}` is out of range: this row takes a percentage from 0 to 100 (90 = 90 %)"
+            )),
+            Unit::Percent => Ok(v / Decimal::ONE_HUNDRED),
+            Unit::Points(max) if v < Decimal::ZERO || v > max => {
+                Err(format!("`{text}` is out of range: this row takes points from 0 to {}", max.normalize()))
+            }
+            Unit::Points(_) => Ok(v),
+        }
+    }
+
+    /// The unit in words, for messages and pages.
+    pub fn describe(&self) -> String {
+        match self.unit {
+            Unit::Percent => "percent 0–100".into(),
+            Unit::Points(max) => format!("points 0–{}", max.normalize()),
+        }
+    }
+}
+
+/// A plain decimal (`-12.50`, `87`): no exponent, no sign-only, no thousands separators,
+/// at most 12 integer digits (no amount or score in a shop is larger).
+pub fn plain_decimal(s: &str) -> Option<Decimal> {
+    let t = s.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let ok = !int.is_empty()
+        && int.len() <= 12
+        && frac.len() <= 8
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        return None;
+    }
+    t.parse().ok()
+}
+
 /// One row of the KPI sheet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Indicator {
@@ -368,6 +520,8 @@ pub struct Indicator {
     pub weight: Decimal,
     /// Value → points.
     pub rule: Rule,
+    /// Entry rules, for `metric = "input"` rows.
+    pub input: Option<Input>,
 }
 
 /// Commission basis.
@@ -397,10 +551,77 @@ pub struct Commission {
 pub struct AgentPay {
     /// Agent id.
     pub id: String,
+    /// Display name.
+    pub name: Option<String>,
     /// 底薪 overriding the sheet's default.
     pub base_salary: Option<Decimal>,
     /// Hire date, for 工龄工资 (whole years at the month's last day).
     pub hired: Option<NaiveDate>,
+}
+
+/// Points counted per occurrence of a ledger category in the month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRule {
+    /// The entries' category.
+    pub category: String,
+    /// `(from, points)`, `from` rising: the n-th occurrence counts the points of the last `from ≤ n`.
+    pub steps: Vec<(u32, Decimal)>,
+    /// Money per occurrence (negative = deducted).
+    pub money: Decimal,
+    /// `(minutes, category)`: an entry more than `minutes` late counts as `category` instead.
+    pub over: Option<(i64, String)>,
+}
+
+impl LedgerRule {
+    /// Points of the n-th occurrence (1-based).
+    pub fn points(&self, n: u32) -> Decimal {
+        self.steps.iter().rev().find(|(from, _)| *from <= n).map_or(Decimal::ZERO, |(_, p)| *p)
+    }
+}
+
+/// Money from the ledger score (seed 003).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LedgerPay {
+    /// 元 per point below the base.
+    pub per_point: Decimal,
+    /// Points above the base per level (`None` = no levels).
+    pub level_every: Option<Decimal>,
+    /// 元 a level.
+    pub level_amount: Decimal,
+    /// In the month an agent joined (`hired`), no ledger money.
+    pub first_month_score_only: bool,
+}
+
+/// Amounts by position in the month's ranking.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ranked {
+    /// Rank 1, 2, 3 …
+    pub amounts: Vec<Decimal>,
+    /// Decrease per rank after the list.
+    pub step: Option<Decimal>,
+    /// Lowest amount (after the list, and for a total below `floor_below`).
+    pub floor: Decimal,
+    /// A total below this gets `floor`.
+    pub floor_below: Option<Decimal>,
+}
+
+impl Ranked {
+    /// The amount for a rank (1-based; tied agents share the better rank) and total.
+    pub fn amount(&self, rank: usize, total: Decimal) -> Decimal {
+        if self.floor_below.is_some_and(|b| total < b) {
+            return self.floor;
+        }
+        if let Some(a) = rank.checked_sub(1).and_then(|i| self.amounts.get(i)) {
+            return *a;
+        }
+        match (self.step, self.amounts.last()) {
+            (Some(step), Some(last)) => {
+                let beyond = Decimal::from(rank.saturating_sub(self.amounts.len()));
+                (*last - step * beyond).max(self.floor)
+            }
+            _ => self.floor,
+        }
+    }
 }
 
 /// The compiled KPI sheet.
@@ -412,6 +633,8 @@ pub struct Sheet {
     pub indicators: Vec<Indicator>,
     /// `(name, minimum score)`, highest first.
     pub grades: Vec<(String, Decimal)>,
+    /// Money for each grade, same order (0 when the grade names none).
+    pub grade_bonus: Vec<Decimal>,
     /// 绩效奖金总额, and the score below which no bonus is paid.
     pub bonus: Option<(Decimal, Decimal)>,
     /// Bonus multipliers by the month's ledger score, first match wins (seed 004).
@@ -426,8 +649,20 @@ pub struct Sheet {
     pub agents: Vec<AgentPay>,
     /// Ledger base points per month.
     pub ledger_base: Decimal,
-    /// Ledger range cap (± this many points around the base).
-    pub ledger_cap: Decimal,
+    /// Ledger range cap (± this many points around the base); `None` = unbounded.
+    pub ledger_cap: Option<Decimal>,
+    /// The sheet has a `[ledger]`.
+    pub has_ledger: bool,
+    /// Ledger score − base is added to the total.
+    pub ledger_adds_to_total: bool,
+    /// Occurrence rules by category.
+    pub ledger_rules: Vec<LedgerRule>,
+    /// Money from the ledger score.
+    pub ledger_pay: LedgerPay,
+    /// Money by rank.
+    pub ranked_bonus: Option<Ranked>,
+    /// Ledger points by rank.
+    pub ranked_points: Option<Ranked>,
     /// Hours after publication during which an entry may be disputed.
     pub appeal_window_ms: i64,
     /// Contacts within this many ms before an order credit it.
@@ -453,10 +688,17 @@ impl Default for Sheet {
 }
 
 impl Sheet {
+    /// Whether the sheet lists its agents (`[[agent]]`): then only they are scored and
+    /// share the public commission, and inputs for anyone else are refused.
+    pub fn has_roster(&self) -> bool {
+        !self.agents.is_empty()
+    }
+
     /// The pay facts for `agent` (defaults when the sheet does not list it).
     pub fn agent_pay(&self, agent: &str) -> AgentPay {
         self.agents.iter().find(|a| a.id == agent).cloned().unwrap_or(AgentPay {
             id: agent.to_string(),
+            name: None,
             base_salary: None,
             hired: None,
         })
@@ -498,6 +740,71 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
         if plan.is_some_and(|p| p <= Decimal::ZERO) {
             return Err(err(&at, format!("indicator `{}`: plan must be above 0", ri.key)));
         }
+        let input = match (&ri.input, metric) {
+            (Some(i), Metric::Input) => {
+                let unit = match (i.unit.as_str(), &i.max) {
+                    ("percent", None) => Unit::Percent,
+                    ("percent", Some(_)) => {
+                        return Err(err(
+                            &at,
+                            format!("indicator `{}`: a percent input has no `max` (it is 100)", ri.key),
+                        ));
+                    }
+                    ("points", Some(m)) => {
+                        let m = num(m, &at, &format!("indicator `{}` input.max", ri.key))?;
+                        if m <= Decimal::ZERO {
+                            return Err(err(
+                                &at,
+                                format!("indicator `{}`: input.max must be above 0", ri.key),
+                            ));
+                        }
+                        Unit::Points(m)
+                    }
+                    ("points", None) => {
+                        return Err(err(&at, format!("indicator `{}`: a points input needs `max`", ri.key)));
+                    }
+                    (other, _) => {
+                        return Err(err(
+                            &at,
+                            format!(
+                                "indicator `{}`: input.unit `{other}`: expected \"percent\" or \"points\"",
+                                ri.key
+                            ),
+                        ));
+                    }
+                };
+                let mut input = Input { unit, default: None };
+                if let Some(d) = &i.default {
+                    let text = match d {
+                        Num::Int(v) => v.to_string(),
+                        Num::Text(t) => t.clone(),
+                        Num::Float(f) => f.to_string(),
+                    };
+                    input.default = Some(
+                        input
+                            .accept(&text)
+                            .map_err(|m| err(&at, format!("indicator `{}` input.default {m}", ri.key)))?,
+                    );
+                }
+                Some(input)
+            }
+            (None, Metric::Input) => {
+                return Err(err(
+                    &at,
+                    format!(
+                        "indicator `{}`: an input row needs `input = {{ unit = \"percent\" }}` or `{{ unit = \"points\", max = 100 }}`",
+                        ri.key
+                    ),
+                ));
+            }
+            (Some(_), _) => {
+                return Err(err(
+                    &at,
+                    format!("indicator `{}`: `input` is only for metric \"input\"", ri.key),
+                ));
+            }
+            (None, _) => None,
+        };
         let rules = usize::from(ri.tiers.is_some())
             + usize::from(ri.linear.is_some())
             + usize::from(ri.direct.is_some());
@@ -558,7 +865,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
         } else {
             unreachable!("exactly one rule was checked above")
         };
-        indicators.push(Indicator { key: ri.key.clone(), name: ri.name.clone(), metric, plan, weight, rule });
+        indicators.push(Indicator {
+            key: ri.key.clone(),
+            name: ri.name.clone(),
+            metric,
+            plan,
+            weight,
+            rule,
+            input,
+        });
     }
     if indicators.is_empty() {
         return Err(DataError::at(file, None, "at least one [[indicator]] is required"));
@@ -568,9 +883,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
     }
 
     let mut grades = Vec::new();
+    let mut grade_bonus = Vec::new();
     for g in &raw.grade {
         let at = format!("\"{}\"", g.name);
         let min = num(&g.at_least, &at, &format!("grade `{}`", g.name))?;
+        grade_bonus.push(
+            g.bonus
+                .as_ref()
+                .map(|b| num(b, &at, &format!("grade `{}` bonus", g.name)))
+                .transpose()?
+                .unwrap_or_default(),
+        );
         if grades.last().is_some_and(|(_, prev): &(String, Decimal)| min >= *prev) {
             return Err(err(
                 &at,
@@ -653,18 +976,44 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
             ),
             None => None,
         };
-        agents.push(AgentPay { id: a.id.clone(), base_salary, hired });
+        if agents.iter().any(|x: &AgentPay| x.id == a.id) {
+            return Err(err(&at, format!("agent `{}` is listed twice", a.id)));
+        }
+        agents.push(AgentPay { id: a.id.clone(), name: a.name.clone(), base_salary, hired });
     }
 
-    let ledger_base = num(&raw.ledger.base, "[ledger]", "ledger.base")?;
-    let ledger_cap = num(&raw.ledger.cap, "[ledger]", "ledger.cap")?;
-    if ledger_cap < Decimal::ZERO {
-        return Err(err("cap", "ledger.cap must not be negative".to_string()));
-    }
-    if raw.ledger.appeal_window_hours < 0 {
+    let ledger = ledger_section(raw.ledger.as_ref(), &num, &err)?;
+    if raw.ledger.is_none()
+        && let Some(i) = indicators.iter().find(|i| i.metric == Metric::LedgerPoints)
+    {
         return Err(err(
-            "appeal_window_hours",
-            "ledger.appeal_window_hours must not be negative".to_string(),
+            &format!("\"{}\"", i.key),
+            format!("indicator `{}` scores the ledger (ledger_points) but the sheet has no [ledger]", i.key),
+        ));
+    }
+    let ranked = |r: Option<&RawRanked>, what: &str| -> Result<Option<Ranked>, DataError> {
+        let Some(r) = r else { return Ok(None) };
+        let n = |v: &Num, f: &str| num(v, &format!("[{what}]"), &format!("{what}.{f}"));
+        let amounts = r.amounts.iter().map(|a| n(a, "amounts")).collect::<Result<Vec<_>, _>>()?;
+        if amounts.is_empty() {
+            return Err(err(&format!("[{what}]"), format!("{what}.amounts is empty")));
+        }
+        if amounts.windows(2).any(|w| w[1] > w[0]) {
+            return Err(err(&format!("[{what}]"), format!("{what}.amounts must not rise (rank 1 first)")));
+        }
+        Ok(Some(Ranked {
+            amounts,
+            step: r.step.as_ref().map(|v| n(v, "step")).transpose()?,
+            floor: r.floor.as_ref().map(|v| n(v, "floor")).transpose()?.unwrap_or_default(),
+            floor_below: r.floor_below.as_ref().map(|v| n(v, "floor_below")).transpose()?,
+        }))
+    };
+    let ranked_bonus = ranked(raw.ranked_bonus.as_ref(), "ranked_bonus")?;
+    let ranked_points = ranked(raw.ranked_points.as_ref(), "ranked_points")?;
+    if ranked_points.is_some() && raw.ledger.is_none() {
+        return Err(err(
+            "[ranked_points]",
+            "ranked_points adds ledger points: the sheet needs a [ledger]".into(),
         ));
     }
     let (window_h, follow_h) =
@@ -693,15 +1042,22 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
         name: raw.name,
         indicators,
         grades,
+        grade_bonus,
         bonus,
         bonus_ledger_factor,
         commission,
         base_salary,
         seniority_per_year,
         agents,
-        ledger_base,
-        ledger_cap,
-        appeal_window_ms: raw.ledger.appeal_window_hours * 3_600_000,
+        ledger_base: ledger.base,
+        ledger_cap: ledger.cap,
+        has_ledger: raw.ledger.is_some(),
+        ledger_adds_to_total: ledger.adds_to_total,
+        ledger_rules: ledger.rules,
+        ledger_pay: ledger.pay,
+        ranked_bonus,
+        ranked_points,
+        appeal_window_ms: ledger.appeal_hours * 3_600_000,
         attribution_window_ms: window_h * 3_600_000,
         follow_window_ms: follow_h * 3_600_000,
         review_below,
@@ -711,6 +1067,126 @@ pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
 }
 
 type NumFn<'a> = dyn Fn(&Num, &str) -> Result<Decimal, DataError> + 'a;
+
+struct LedgerSection {
+    base: Decimal,
+    cap: Option<Decimal>,
+    appeal_hours: i64,
+    adds_to_total: bool,
+    rules: Vec<LedgerRule>,
+    pay: LedgerPay,
+}
+
+/// Compiles `[ledger]` (or the empty ledger of a sheet without one).
+fn ledger_section(
+    raw: Option<&RawLedger>,
+    num: &dyn Fn(&Num, &str, &str) -> Result<Decimal, DataError>,
+    err: &dyn Fn(&str, String) -> DataError,
+) -> Result<LedgerSection, DataError> {
+    let Some(l) = raw else {
+        return Ok(LedgerSection {
+            base: Decimal::ZERO,
+            cap: None,
+            appeal_hours: 24,
+            adds_to_total: false,
+            rules: vec![],
+            pay: LedgerPay::default(),
+        });
+    };
+    let base = num(&l.base, "[ledger]", "ledger.base")?;
+    let cap = l.cap.as_ref().map(|c| num(c, "cap", "ledger.cap")).transpose()?;
+    if cap.is_some_and(|c| c < Decimal::ZERO) {
+        return Err(err("cap", "ledger.cap must not be negative".to_string()));
+    }
+    let appeal_hours = l.appeal_window_hours.unwrap_or(24);
+    if appeal_hours < 0 {
+        return Err(err(
+            "appeal_window_hours",
+            "ledger.appeal_window_hours must not be negative".to_string(),
+        ));
+    }
+    let mut rules: Vec<LedgerRule> = Vec::new();
+    for r in &l.rule {
+        let at = format!("\"{}\"", r.category);
+        if rules.iter().any(|x| x.category == r.category) {
+            return Err(err(&at, format!("ledger rule for `{}` appears twice", r.category)));
+        }
+        let mut steps = Vec::new();
+        for o in &r.points {
+            let p = num(&o.points, &at, &format!("ledger rule `{}` points", r.category))?;
+            if o.from == 0 || steps.last().is_some_and(|(f, _): &(u32, Decimal)| o.from <= *f) {
+                return Err(err(
+                    &at,
+                    format!("ledger rule `{}`: `from` counts occurrences 1, 2, … and must rise", r.category),
+                ));
+            }
+            steps.push((o.from, p));
+        }
+        if steps.first().is_none_or(|(f, _)| *f != 1) {
+            return Err(err(&at, format!("ledger rule `{}`: the first step needs from = 1", r.category)));
+        }
+        let over = match (r.over_minutes, &r.counts_as) {
+            (Some(m), Some(c)) if m >= 0 => Some((m, c.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(err(
+                    &at,
+                    format!("ledger rule `{}`: over_minutes (≥ 0) and counts_as go together", r.category),
+                ));
+            }
+        };
+        let money = r
+            .money
+            .as_ref()
+            .map(|m| num(m, &at, &format!("ledger rule `{}` money", r.category)))
+            .transpose()?;
+        rules.push(LedgerRule {
+            category: r.category.clone(),
+            steps,
+            money: money.unwrap_or_default(),
+            over,
+        });
+    }
+    for r in &rules {
+        if let Some((_, c)) = &r.over
+            && !rules.iter().any(|x| &x.category == c)
+        {
+            return Err(err(
+                &format!("\"{c}\""),
+                format!("ledger rule `{}`: counts_as `{c}` has no rule of its own", r.category),
+            ));
+        }
+    }
+    let pay = match &l.pay {
+        None => LedgerPay::default(),
+        Some(p) => {
+            let n = |v: &Option<Num>, f: &str| {
+                v.as_ref().map(|v| num(v, "[ledger.pay]", &format!("ledger.pay.{f}"))).transpose()
+            };
+            let level_every = n(&p.level_every, "level_every")?;
+            if level_every.is_some_and(|e| e <= Decimal::ZERO) {
+                return Err(err("level_every", "ledger.pay.level_every must be above 0".into()));
+            }
+            let first_month_score_only = match p.first_month.as_deref() {
+                None => false,
+                Some("score_only") => true,
+                Some(other) => {
+                    return Err(err(
+                        "first_month",
+                        format!("ledger.pay.first_month `{other}`: expected \"score_only\""),
+                    ));
+                }
+            };
+            LedgerPay {
+                per_point: n(&p.per_point, "per_point")?.unwrap_or_default(),
+                level_every,
+                level_amount: n(&p.level_amount, "level_amount")?.unwrap_or_default(),
+                first_month_score_only,
+            }
+        }
+    };
+    Ok(LedgerSection { base, cap, appeal_hours, adds_to_total: l.adds_to_total, rules, pay })
+}
 
 /// Compiles a tier list; thresholds must run in one direction so first-match is unambiguous.
 fn steps(raw: &[RawStep], value_name: &str, num: &NumFn<'_>) -> Result<Vec<Step>, String> {
@@ -786,7 +1262,7 @@ mod tests {
             ]
         );
         assert_eq!(s.ledger_base, dec!(80));
-        assert_eq!(s.ledger_cap, dec!(20));
+        assert_eq!(s.ledger_cap, Some(dec!(20)));
         assert_eq!(s.bonus, Some((dec!(300), dec!(70))));
         assert_eq!(s.appeal_window_ms, 24 * 3_600_000);
     }

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/003_replies.sql")),
     (4, include_str!("../../migrations/004_scoring.sql")),
     (5, include_str!("../../migrations/005_alerts.sql")),
+    (6, include_str!("../../migrations/006_scoring_seeds.sql")),
 ];
 
 /// Store failures.
