@@ -146,7 +146,7 @@ async fn lateness() -> anyhow::Result<()> {
     let options = LiveOptions {
         db: dir.path().join("late.db"),
         gateway: GatewayConfig::new(srv.url(), None),
-        live: LiveConfig { rules, plan, time, assist: Default::default() },
+        live: LiveConfig { rules, plan, time, assist: Default::default(), board: None },
     };
     let live = Live::start(options, Box::new(seam))?;
     let mut late_us = Vec::with_capacity(BUYERS);

@@ -29,7 +29,22 @@ pub struct ConfigFile {
     pub platform: Option<PlatformFile>,
     /// Alert timing and sinks, as in `rules/alerts.toml`; absent = that file (or its default).
     pub alerts: Option<AlertsFile>,
+    /// The web console.
+    pub console: Option<ConsoleFile>,
 }
+
+/// `[console]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleFile {
+    /// Address to serve the console on, e.g. `127.0.0.1:8080` (the default), or `off`.
+    pub http: Option<String>,
+    /// Mark cookies `Secure`: set it when browsers reach the console over HTTPS.
+    pub secure_cookies: Option<bool>,
+}
+
+/// Where `kefu run` serves the console unless told otherwise: loopback only.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 
 /// `[platform]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +86,10 @@ pub struct RunConfig {
     pub log: String,
     /// Alerts; `None` = read `alerts.toml` from the rules folder.
     pub alerts: Option<AlertConfig>,
+    /// The console's address (`None`: `http = "off"`, no console).
+    pub console_http: Option<std::net::SocketAddr>,
+    /// Console cookies carry `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// Reads `path` when given (a missing file is an error), else starts from an empty file.
@@ -129,6 +148,17 @@ pub fn build(
         (None, None, None) => None,
     };
     let alerts = raw.alerts.map(|a| crate::alerts::config::build(file, text, a, env)).transpose()?;
+    let console = raw.console.unwrap_or_default();
+    let console_http = match console.http.as_deref().unwrap_or(DEFAULT_HTTP) {
+        "off" => None,
+        addr => Some(addr.parse().map_err(|_| {
+            DataError::at(
+                file,
+                line_containing(text, "http"),
+                format!("console http `{addr}`: expected an address such as 127.0.0.1:8080, or \"off\""),
+            )
+        })?),
+    };
     Ok(RunConfig {
         url,
         token,
@@ -137,6 +167,8 @@ pub fn build(
         replies: raw.replies,
         log: raw.log.unwrap_or_else(|| "info".into()),
         alerts,
+        console_http,
+        secure_cookies: console.secure_cookies.unwrap_or(false),
     })
 }
 
@@ -188,6 +220,7 @@ mod tests {
             ("[platform]\nurl = \"http://x\"\n", Some(2), "must start with ws://"),
             ("[platform]\nurl = \"ws://x\"\ntoken_env = \"NOPE\"\n", Some(3), "NOPE is not set"),
             ("[platform]\nurl = \"ws://x\"\n[alerts]\nwarning_at = 2.0\n", Some(4), "warning_at"),
+            ("[platform]\nurl = \"ws://x\"\n[console]\nhttp = \"localhost\"\n", Some(4), "console http"),
         ];
         for (text, line, want) in cases {
             let e = parse_str(text, Overrides::default()).unwrap_err();

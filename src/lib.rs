@@ -7,6 +7,7 @@
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
 //! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`) behind `main.rs`.
 //! - [`config`]: `kefu.toml` for `kefu run` (platform, database, folders, alert sinks), flags override it.
+//! - [`console`]: the web console: live board, conversation view, logins and roles (axum, maud).
 //! - [`engine`]: pure decisions: the response clock (waits, deadlines, breaches).
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
 //! - [`gateway`]: the websocket client to the chat platform (resume, ack after commit, heartbeat).
@@ -28,6 +29,7 @@ pub mod alerts;
 pub mod check;
 pub mod cmd;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod event;
 pub mod gateway;

@@ -100,6 +100,9 @@ enum Command {
     /// The 日常考核 points ledger: add, import, list, dispute, resolve.
     #[command(subcommand)]
     Ledger(kefu::scoring::cli::LedgerCmd),
+    /// Console logins: add, list, passwd, remove.
+    #[command(subcommand)]
+    Users(kefu::console::cli::UsersCmd),
     /// Show what a text would trigger in the phrase guard, and why.
     CheckText {
         /// The message text.
@@ -194,6 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ScoreInput(a) => return print(kefu::scoring::cli::input(a)?),
         Command::Orders(c) => return print(kefu::scoring::cli::orders(c)?),
         Command::Ledger(c) => return print(kefu::scoring::cli::ledger_cmd(c)?),
+        Command::Users(c) => return print(kefu::console::cli::run(c)?),
         Command::CheckText { text, rules, json } => {
             let rules = folder(rules, "rules");
             print!("{}", kefu::guard::cli::check_text(&text, rules.as_deref(), json)?);

@@ -20,6 +20,7 @@ use super::{
 use crate::alerts::format::{Message, terminal_line};
 use crate::alerts::{AlertError, AlertService, Plan};
 use crate::config::{self, Overrides};
+use crate::console::{Console, ConsoleConfig, ConsoleError};
 use crate::event::Event;
 use crate::gateway::GatewayConfig;
 use crate::replay::{ReplayError, report_from_db};
@@ -45,6 +46,9 @@ pub struct RunArgs {
     /// SQLite database file.
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// Serve the console on this address (default: `[console] http`, else 127.0.0.1:8080).
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
 }
 
 /// `kefu demo`.
@@ -66,6 +70,9 @@ pub struct DemoArgs {
     /// Rules folder (default: the embedded rules).
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Serve the console on this address (default: 127.0.0.1:8080, or any free port when taken).
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
 }
 
 /// The `--listen` part of `kefu simulate`.
@@ -128,6 +135,12 @@ pub enum LiveCliError {
     /// The alert service failed to start.
     #[error(transparent)]
     Alerts(#[from] AlertError),
+    /// The console failed to start.
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+    /// The demo's login could not be made.
+    #[error("creating the demo login")]
+    Users(#[source] crate::console::users::UserError),
     /// The final report failed.
     #[error(transparent)]
     Report(#[from] ReplayError),
@@ -219,13 +232,38 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
         let nightly = NightlyJob { db: config.db.clone(), sheet, reports: Some(reports) };
         let assist =
             AssistConfig { updates: Some(updates), nightly: Some(nightly), ..AssistConfig::with_sets(&sets) };
+        let http = args.http.or(config.console_http);
+        let (feed, board) = Console::board(alerts.plan, 1.0);
         let options = LiveOptions {
             db: config.db.clone(),
             gateway: GatewayConfig::new(config.url.clone(), config.token.clone()),
-            live: LiveConfig { rules, plan: alerts.plan, time: TimeSource::wall(), assist },
+            live: LiveConfig {
+                rules,
+                plan: alerts.plan,
+                time: TimeSource::wall(),
+                assist,
+                board: http.map(|_| feed),
+            },
         };
         let mut live = Live::start(options, Box::new(service.submitter()))?;
         info!(url = %config.url, db = %config.db.display(), "kefu running; Ctrl-C to stop");
+        let console = match http {
+            None => None,
+            Some(addr) => {
+                let c = ConsoleConfig { addr, db: config.db.clone(), secure_cookies: config.secure_cookies };
+                match Console::start(&c, board, 1.0).await {
+                    Ok(console) => {
+                        info!(url = %console.url(), "console serving (users: kefu users add)");
+                        Some(console)
+                    }
+                    // The bot matters more than its screen: it keeps running without one.
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "console not served");
+                        None
+                    }
+                }
+            }
+        };
         let mut status = interval(Duration::from_secs(60));
         status.tick().await;
         loop {
@@ -236,6 +274,9 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
             }
         }
         info!("stopping: finishing the batch, acking, flushing alerts");
+        if let Some(c) = console {
+            c.stop();
+        }
         let stopped = live.stop().await;
         let report = service.shutdown(Duration::from_secs(5)).await;
         info!(pending_alerts = report.pending, "stopped");
@@ -347,16 +388,25 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
         // kefu's clock runs at the simulator's speed, so deadlines fire on simulated time.
         let time = TimeSource::scaled(first_ts, srv.origin(), args.speed);
         let (seam, mut alerts) = ChannelSeam::new();
+        let (feed, board) = Console::board(Plan::default(), args.speed);
         let options = LiveOptions {
             db: db.clone(),
             gateway: GatewayConfig::new(srv.url(), None),
-            live: LiveConfig { rules: rules.clone(), plan: Plan::default(), time, assist: AssistConfig::with_sets(&sets) },
+            live: LiveConfig {
+                rules: rules.clone(),
+                plan: Plan::default(),
+                time,
+                assist: AssistConfig::with_sets(&sets),
+                board: Some(feed),
+            },
         };
         let mut live = Live::start(options, Box::new(seam))?;
+        let (console, login) = demo_console(args.http, &db, board, args.speed).await?;
         println!(
             "kefu demo: a simulated Tmall shop, {} agents, {}× real time ({:.0} s of shop time a second), {} s — Ctrl-C stops early",
             args.agents, args.speed, args.speed, args.duration
         );
+        println!("console {} — sign in as `demo` with password {login} (this run only)", console.url());
         println!("simulator {} → kefu → alerts below (buyers masked)\n", srv.url());
         let counters = live.counters.clone();
         let status = Status::new(&counters, time);
@@ -372,6 +422,7 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
             }
         }
         status.done();
+        console.stop();
         live.stop().await?;
         srv.stop().await;
         let store = Store::open(&db)?;
@@ -394,6 +445,33 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
         println!("{}", guard_summary(&store)?);
         Ok(())
     })
+}
+
+/// The demo's console: on `--http`, else 127.0.0.1:8080, else any free port; with a
+/// one-time owner login `demo` (the database is temporary).
+async fn demo_console(
+    http: Option<SocketAddr>,
+    db: &Path,
+    board: std::sync::Arc<crate::console::board::Shared>,
+    speed: f64,
+) -> Result<(Console, String), LiveCliError> {
+    use crate::console::users::{self, Role, User};
+    let password = crate::console::auth::random_token()[..16].to_string();
+    let store = Store::open(db)?;
+    let user = User { name: "demo".into(), role: Role::Owner, agent: None, shops: vec![] };
+    users::add(store.conn(), &user, &password, now_ms()).map_err(LiveCliError::Users)?;
+    drop(store);
+    let default: SocketAddr = config::DEFAULT_HTTP.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let config = ConsoleConfig { addr: http.unwrap_or(default), db: db.to_path_buf(), secure_cookies: false };
+    let console = match Console::start(&config, board.clone(), speed).await {
+        Ok(c) => c,
+        Err(ConsoleError::Bind { .. }) if http.is_none() => {
+            let any = ConsoleConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
+            Console::start(&any, board, speed).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((console, password))
 }
 
 /// Phrase-guard findings by category and severity, for the demo's final report.

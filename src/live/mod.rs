@@ -41,12 +41,20 @@ pub struct LiveConfig {
     pub time: TimeSource,
     /// The phrase guard, the robot, hot reload and the nightly job (all off by default).
     pub assist: AssistConfig,
+    /// The console's live board, fed after each commit (none: no console).
+    pub board: Option<crate::console::BoardFeed>,
 }
 
 impl LiveConfig {
     /// Wall-clock time and the default alert plan (breach, escalation at 3×, stale after 10 min).
     pub fn new(rules: ResponseRules) -> Self {
-        Self { rules, plan: Plan::default(), time: TimeSource::wall(), assist: AssistConfig::default() }
+        Self {
+            rules,
+            plan: Plan::default(),
+            time: TimeSource::wall(),
+            assist: AssistConfig::default(),
+            board: None,
+        }
     }
 }
 

@@ -84,6 +84,8 @@ struct State {
     previews: HashMap<Arc<str>, Arc<str>>,
     waits: Vec<Wait>,
     notices: Vec<Notice>,
+    /// The console's board: told every event and output, handed them after each commit.
+    board: Option<crate::console::BoardFeed>,
 }
 
 impl State {
@@ -97,6 +99,7 @@ impl State {
             previews: HashMap::new(),
             waits: Vec::new(),
             notices: Vec::new(),
+            board: None,
         }
     }
 
@@ -104,6 +107,9 @@ impl State {
         // Time runs to the event first, so what fell due before it fires before it.
         self.advance(event.ts);
         self.clock.handle(event, &mut self.out);
+        if let Some(b) = self.board.as_mut() {
+            b.event(event);
+        }
         self.take_outputs();
         if let EventKind::Message { conversation, from: Sender::Customer, text, .. } = &event.kind {
             let raw = crate::gateway::protocol::truncate(text, PREVIEW_BYTES);
@@ -143,6 +149,9 @@ impl State {
     fn take_outputs(&mut self) {
         let mut out = std::mem::take(&mut self.out);
         for o in out.drain(..) {
+            if let Some(b) = self.board.as_mut() {
+                b.output(&o);
+            }
             match o {
                 Output::WaitStarted(w) => {
                     for (kind, due) in self.plan.schedule(w.start, w.deadline_ms) {
@@ -239,6 +248,7 @@ impl Runtime {
         counters: Arc<LiveCounters>,
     ) -> Result<(Self, watch::Receiver<Option<u64>>), LiveError> {
         let mut state = State::new(config.rules.clone(), config.plan);
+        state.board = config.board.take();
         // The runtime keeps what it built from these, not the sets themselves: a reload
         // must not leave the first set alive.
         let assist = std::mem::take(&mut config.assist);
@@ -248,6 +258,9 @@ impl Runtime {
             assistant.rebuild(&e);
         })?;
         assistant.skip_to(config.time.now_ms());
+        if let Some(b) = state.board.as_mut() {
+            b.commit(config.time.now_ms());
+        }
         let nightly = match &assist.nightly {
             None => None,
             Some(job) => match scoring_job::schedule(&job.sheet.cron) {
@@ -508,7 +521,12 @@ impl Runtime {
         Ok(())
     }
 
+    /// After a commit: the new alerts go to the seam, and the board gets the batch.
     fn deliver(&mut self, notices: Vec<Notice>) {
+        if let Some(b) = self.state.board.as_mut() {
+            notices.iter().for_each(|n| b.notice(n));
+            b.commit(self.config.time.now_ms());
+        }
         for n in notices {
             self.counters.alerts_sent.fetch_add(1, Ordering::Relaxed);
             info!(
@@ -547,6 +565,9 @@ fn persist_assist(
     c: &LiveCounters,
 ) -> Result<Vec<RobotAction>, LiveError> {
     state.notices.append(&mut assistant.notices);
+    if let Some(b) = state.board.as_mut() {
+        b.findings(assistant.flags.iter().map(|(f, _)| f));
+    }
     let (actions, n) = assistant.persist(tx)?;
     c.flags.fetch_add(n.flags, Ordering::Relaxed);
     c.robot_sent.fetch_add(n.robot_sent, Ordering::Relaxed);

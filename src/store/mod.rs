@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/004_scoring.sql")),
     (5, include_str!("../../migrations/005_alerts.sql")),
     (6, include_str!("../../migrations/006_scoring_seeds.sql")),
+    (7, include_str!("../../migrations/007_console.sql")),
 ];
 
 /// Store failures.
@@ -100,6 +101,11 @@ impl Store {
     /// The underlying connection, for modules that own their tables.
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The connection itself, for a component that keeps its own (the console).
+    pub fn into_conn(self) -> Connection {
+        self.conn
     }
 
     /// Mutable access to the connection, for transactions.

@@ -1,0 +1,121 @@
+//! The web console: a live board for supervisors, the conversation behind every number,
+//! logins and roles. One binary: pages are maud templates, the script and style sheet are
+//! embedded; `kefu run` and `kefu demo` serve it.
+//!
+//! - [`board`]: the board's state, a pure consumer of the runtime's events and engine outputs,
+//!   and the publisher that hands it to browsers.
+//! - [`server`]: the HTTP routes (axum), the login check, CSRF, the event stream.
+//! - [`pages`]: the HTML templates and the embedded assets.
+//! - [`transcript`]: a conversation's day from the database, findings at their spans.
+//! - [`auth`]: sessions, CSRF tokens, the login rate limit.
+//! - [`users`]: users and roles, argon2 password hashes.
+//! - [`cli`]: `kefu users add|list|passwd|remove`.
+
+pub mod auth;
+pub mod board;
+pub mod cli;
+pub mod pages;
+pub mod server;
+pub mod transcript;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use board::{BoardFeed, BoardState};
+
+use crate::store::{Store, StoreError};
+
+/// Board updates reach browsers at most this often (and within this much of a commit).
+pub const PUBLISH_GAP: Duration = Duration::from_millis(100);
+
+/// Where and how to serve the console.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Address to listen on (loopback unless it sits behind a reverse proxy).
+    pub addr: SocketAddr,
+    /// The database (users, sessions, transcripts).
+    pub db: PathBuf,
+    /// Mark cookies `Secure` (set when browsers reach it over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// Why the console could not start.
+#[derive(Debug, Error)]
+pub enum ConsoleError {
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr} for the console")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error("opening the console's database connection")]
+    Store(#[source] StoreError),
+}
+
+/// A running console: the HTTP server and the board publisher.
+pub struct Console {
+    addr: SocketAddr,
+    server: JoinHandle<()>,
+    publisher: JoinHandle<()>,
+}
+
+impl Console {
+    /// The board: the feed goes to the runtime (`LiveConfig::board`), the other half to
+    /// [`Console::start`]. `speed` is engine time's pace (the demo's is above 1).
+    pub fn board(plan: crate::alerts::Plan, speed: f64) -> (BoardFeed, Arc<board::Shared>) {
+        board::channel(plan, speed)
+    }
+
+    /// Binds the address and serves. Call after the runtime opened the database (its
+    /// migrations are then in place).
+    pub async fn start(
+        config: &ConsoleConfig,
+        board: Arc<board::Shared>,
+        speed: f64,
+    ) -> Result<Self, ConsoleError> {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| ConsoleError::Bind { addr: config.addr, source })?;
+        let addr =
+            listener.local_addr().map_err(|source| ConsoleError::Bind { addr: config.addr, source })?;
+        let store = Store::open(&config.db).map_err(ConsoleError::Store)?;
+        let (tx, rx) = watch::channel(Arc::new(BoardState::empty(speed)));
+        let publisher = tokio::spawn(board::publish(board, tx, PUBLISH_GAP));
+        let app = Arc::new(server::App::new(store.into_conn(), rx, config.secure_cookies));
+        let router = server::router(app).into_make_service_with_connect_info::<SocketAddr>();
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::warn!(error = %e, "console server stopped");
+            }
+        });
+        Ok(Self { addr, server, publisher })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Stops serving. Open event streams never finish on their own, so the tasks are
+    /// aborted rather than drained.
+    pub fn stop(self) {
+        self.server.abort();
+        self.publisher.abort();
+    }
+}

@@ -1,0 +1,228 @@
+//! The console's HTML, as maud templates: every value is escaped by the template engine.
+//! One layout (header, navigation, sign-out form) serves every page; a page adds its
+//! navigation entry in [`NAV`].
+
+use maud::{DOCTYPE, Markup, html};
+
+use super::transcript::{Transcript, WaitMark};
+use super::users::User;
+use crate::alerts::format::duration;
+use crate::time::{Millis, display_shanghai};
+
+/// A navigation entry: path, label, and who sees it.
+struct Nav {
+    path: &'static str,
+    label: &'static str,
+    pay: bool,
+}
+
+/// The pages in the header, in order (the reports and points pages of issue 14 join here).
+const NAV: &[Nav] =
+    &[Nav { path: "/", label: "看板 Board", pay: false }, Nav { path: "/pay", label: "薪酬 Pay", pay: true }];
+
+fn layout(title: &str, user: Option<(&User, &str)>, current: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · kefu" }
+                link rel="stylesheet" href="/assets/console.css";
+            }
+            body {
+                header {
+                    span.brand { "kefu 客服" }
+                    @if let Some((u, csrf)) = user {
+                        nav {
+                            @for n in NAV.iter().filter(|n| !n.pay || u.sees_pay()) {
+                                a href=(n.path) class=[(n.path == current).then_some("current")] { (n.label) }
+                            }
+                        }
+                        span.who { (u.name) " · " (u.role.as_str()) @if let Some(a) = &u.agent { " · " (a) } }
+                        form.logout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" { "退出 Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// The login page; `error` is shown above the form.
+pub fn login(csrf: &str, error: Option<&str>) -> Markup {
+    let body = html! {
+        form.login method="post" action="/login" {
+            h1 { "登录 Sign in" }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            input type="hidden" name="csrf" value=(csrf);
+            label { "用户名 User" input name="name" autocomplete="username" required autofocus; }
+            label { "密码 Password" input name="password" type="password" autocomplete="current-password" required; }
+            button type="submit" { "登录 Sign in" }
+        }
+    };
+    layout("Sign in", None, "/login", body)
+}
+
+/// The live board's shell: the script fills it from the event stream.
+pub fn board(user: &User, csrf: &str) -> Markup {
+    let agent_view = user.agent.is_some() && user.role == super::users::Role::Agent;
+    let body = html! {
+        div #status.status data-connected="false" { "连接中 connecting…" }
+        @if !agent_view {
+            section #shops { h2 { "店铺今日 Shops today" } div.cards {} }
+        }
+        section {
+            h2 { "等待中的买家 Waiting buyers " span #waiting-total {} }
+            table #waiting {
+                thead { tr {
+                    th { "剩余 Time left" } th { "买家 Buyer" } th { "客服 Agent" } th { "接待 Load" }
+                    th { "时限 Deadline" } th { "问题 Question" } th { "店铺 Shop" }
+                } }
+                tbody {}
+            }
+        }
+        section {
+            h2 { "客服 Agents" }
+            table #agents {
+                thead { tr {
+                    th { "客服 Agent" } th { "状态 Status" } th { "接待 Load" } th { "时限 Tier" } th { "等待 Waiting" }
+                    th { "接待人数 Served" } th { "已回复 Answered" } th { "超时 Breaches" } th { "平均响应 Avg" }
+                    th { "首响 First" } th { "3分钟 3-min" } th { "距上次回复 Since reply" } th { "违规 Findings" }
+                } }
+                tbody {}
+            }
+        }
+        section {
+            h2 { "提醒 Alerts" }
+            ol #alerts {}
+        }
+        script src="/assets/board.js" {}
+    };
+    layout("Board", Some((user, csrf)), "/", body)
+}
+
+fn wait_text(w: &WaitMark, now: Millis) -> String {
+    let deadline = duration(w.deadline_ms);
+    match w.end {
+        Some(end) => format!(
+            "{} · {} · waited {} of {} (load {}){}",
+            w.agent,
+            w.outcome,
+            duration(end - w.start),
+            deadline,
+            w.load,
+            if w.breached(now) { " · 超时 BREACH" } else { "" }
+        ),
+        None => format!("{} · waiting now · deadline {} (load {})", w.agent, deadline, w.load),
+    }
+}
+
+/// The conversation view: the day's lines with each wait marked and findings highlighted.
+pub fn conversation(user: &User, csrf: &str, t: &Transcript, now: Millis) -> Markup {
+    // Waits are placed before the first line at or after their start.
+    let mut waits = t.waits.iter().peekable();
+    let body = html! {
+        h1 { "会话 Conversation " code { (t.conversation) } }
+        p.meta {
+            "店铺 Shop " (t.shop) " · " @if let Some(d) = t.day { (d.to_string()) }
+            " · 客服 " (t.agents.join(", ")) " · " (t.waits.len()) " waits · " (t.findings) " findings"
+        }
+        ol.transcript {
+            @for line in &t.lines {
+                @while let Some(w) = waits.next_if(|w| w.start <= line.ts) {
+                    li class={ "wait" @if w.breached(now) { " breach" } } {
+                        span.ts { (display_shanghai(w.start)) } " ⏱ " (wait_text(w, now))
+                    }
+                }
+                li class=(line.who.as_str()) {
+                    span.ts { (display_shanghai(line.ts)) }
+                    span.name { (line.name) }
+                    span.text {
+                        @for s in &line.segments {
+                            @match &s.finding {
+                                Some((category, severity, points)) => {
+                                    mark class=(format!("finding {severity}")) title=(format!("{category} ({severity}, {points})")) { (s.text) }
+                                }
+                                None => { (s.text) }
+                            }
+                        }
+                    }
+                }
+            }
+            @for w in waits {
+                li class={ "wait" @if w.breached(now) { " breach" } } {
+                    span.ts { (display_shanghai(w.start)) } " ⏱ " (wait_text(w, now))
+                }
+            }
+        }
+        @if t.lines.is_empty() { p { "No message that day." } }
+    };
+    layout("Conversation", Some((user, csrf)), "", body)
+}
+
+/// One agent's pay for a month, as the scoring job stored it (money as stored: exact decimals).
+#[derive(Debug, Clone)]
+pub struct PayRow {
+    /// Agent.
+    pub agent: String,
+    /// Score.
+    pub total: String,
+    /// Grade.
+    pub grade: Option<String>,
+    /// Bonus.
+    pub bonus: String,
+    /// Commission paid.
+    pub commission: String,
+    /// Salary.
+    pub salary: String,
+}
+
+/// The owner's pay page.
+pub fn pay(user: &User, csrf: &str, month: &str, rows: &[PayRow]) -> Markup {
+    let body = html! {
+        h1 { "薪酬 Pay · " (month) }
+        form.month method="get" action="/pay" {
+            input name="month" value=(month) pattern="[0-9]{4}-[0-9]{2}";
+            button type="submit" { "Show" }
+        }
+        @if rows.is_empty() {
+            p { "No scores for this month yet (the nightly job or `kefu score` writes them)." }
+        } @else {
+            table {
+                thead { tr { th { "客服 Agent" } th { "得分 Score" } th { "等级 Grade" } th { "奖金 Bonus" } th { "提成 Commission" } th { "月薪 Salary" } } }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { (r.agent) } td.num { (r.total) } td { (r.grade.as_deref().unwrap_or("—")) }
+                            td.num { (r.bonus) } td.num { (r.commission) } td.num { (r.salary) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Pay", Some((user, csrf)), "/pay", body)
+}
+
+/// An error page (403, 404, 400 …) with a plain message.
+pub fn error(user: Option<(&User, &str)>, status: u16, message: &str) -> Markup {
+    let body = html! {
+        h1 { (status) }
+        p.error { (message) }
+        p { a href="/" { "看板 Board" } }
+    };
+    layout(&status.to_string(), user, "", body)
+}
+
+/// The script and style sheet, embedded in the binary.
+pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
+    match name {
+        "board.js" => Some(("text/javascript; charset=utf-8", include_str!("assets/board.js"))),
+        "console.css" => Some(("text/css; charset=utf-8", include_str!("assets/console.css"))),
+        _ => None,
+    }
+}

@@ -1,0 +1,404 @@
+//! The HTTP side (axum): routes, the login check on every route but the login page, CSRF
+//! on every form, the board's event stream, the conversation and pay pages.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use maud::Markup;
+use rusqlite::Connection;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::auth::{self, LOGIN_COOKIE, Limiter, SESSION_COOKIE, Session};
+use super::board::BoardState;
+use super::pages::{self, PayRow};
+use super::transcript;
+use super::users;
+use crate::time::{Millis, now_ms, shanghai_day};
+
+/// What every handler shares.
+pub struct App {
+    db: Mutex<Connection>,
+    board: watch::Receiver<Arc<BoardState>>,
+    limiter: Mutex<Limiter>,
+    secure_cookies: bool,
+}
+
+type Shared = Arc<App>;
+
+impl App {
+    /// `db` is the console's own connection (reads, sessions, users).
+    pub fn new(db: Connection, board: watch::Receiver<Arc<BoardState>>, secure_cookies: bool) -> Self {
+        Self { db: Mutex::new(db), board, limiter: Mutex::new(Limiter::default()), secure_cookies }
+    }
+
+    fn limiter(&self) -> MutexGuard<'_, Limiter> {
+        self.limiter.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs `f` on the console's connection off the async threads.
+async fn with_db<T: Send + 'static>(
+    app: &Shared,
+    f: impl FnOnce(&Connection) -> Result<T, String> + Send + 'static,
+) -> Result<T, Response> {
+    let app = app.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let conn = app.db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    })
+    .await;
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            warn!(error = %e, "console: database");
+            Err(page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                pages::error(None, 500, "database error (see the log)"),
+            ))
+        }
+        Err(e) => {
+            warn!(error = %e, "console: task failed");
+            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+    }
+}
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}
+
+fn redirect(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")))])
+        .into_response()
+}
+
+/// The router.
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/", get(board_page))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/board/stream", get(board_stream))
+        .route("/c/{conversation}", get(conversation_page))
+        .route("/pay", get(pay_page))
+        .route("/assets/{name}", get(asset))
+        .fallback(not_found)
+        .layer(middleware::map_response(security_headers))
+        .with_state(app)
+}
+
+/// Headers on every answer: no framing, no sniffing, scripts and styles from kefu only,
+/// nothing cached (pages hold people's work data).
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+    );
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    h.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| auth::cookie(h, name).map(str::to_string))
+}
+
+/// The session of the request, or the answer to send instead (sign-in page for a page,
+/// 401 for the stream).
+async fn session(app: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
+    let Some(token) = cookie_value(headers, SESSION_COOKIE) else { return Err(redirect("/login")) };
+    let found = with_db(app, move |c| auth::lookup(c, &token, now_ms()).map_err(|e| e.to_string())).await?;
+    found.ok_or_else(|| redirect("/login"))
+}
+
+fn forbidden(s: &Session, why: &str) -> Response {
+    page(StatusCode::FORBIDDEN, pages::error(Some((&s.user, &s.csrf)), 403, why))
+}
+
+async fn not_found(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    match session(&app, &headers).await {
+        Ok(s) => page(StatusCode::NOT_FOUND, pages::error(Some((&s.user, &s.csrf)), 404, "no such page")),
+        Err(r) => r,
+    }
+}
+
+async fn asset(State(app): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    // The style sheet dresses the login page; the script is for signed-in pages only.
+    if name != "console.css"
+        && let Err(r) = session(&app, &headers).await
+    {
+        return r;
+    }
+    match pages::asset(&name) {
+        Some((mime, body)) => ([(CONTENT_TYPE, mime), (CACHE_CONTROL, "no-cache")], body).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn board_page(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    match session(&app, &headers).await {
+        Ok(s) => page(StatusCode::OK, pages::board(&s.user, &s.csrf)),
+        Err(r) => r,
+    }
+}
+
+/// The board as server-sent events: the whole (scoped) state at once on every
+/// (re)connect, then after every published change.
+async fn board_stream(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    };
+    let scope = s.user.scope();
+    let rx = app.board.clone();
+    let stream = futures_util::stream::unfold((rx, scope, true), |(mut rx, scope, first)| async move {
+        if !first && rx.changed().await.is_err() {
+            return None;
+        }
+        let state = rx.borrow_and_update().clone();
+        let json = state.json(&scope);
+        Some((Ok::<_, Infallible>(SseEvent::default().event("board").data(&*json)), (rx, scope, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+async fn login_page() -> Response {
+    login_form(StatusCode::OK, None, false)
+}
+
+/// The sign-in form with a fresh CSRF token in a cookie and the form (double submit).
+fn login_form(status: StatusCode, error: Option<&str>, secure: bool) -> Response {
+    let csrf = auth::random_token();
+    let cookie = auth::set_cookie(LOGIN_COOKIE, &csrf, 3600, secure);
+    let mut res = page(status, pages::login(&csrf, error));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(SET_COOKIE, v);
+    }
+    res
+}
+
+/// The sign-in form's fields.
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn login(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let secure = app.secure_cookies;
+    let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !auth::same_token(&expected, &form.csrf) {
+        return login_form(
+            StatusCode::FORBIDDEN,
+            Some("表单已过期，请重试 The form expired; try again."),
+            secure,
+        );
+    }
+    let now = now_ms();
+    let keys = [format!("user:{}", form.name), format!("addr:{}", peer.ip())];
+    let wait = keys.iter().filter_map(|k| app.limiter().check(k, now).err()).max();
+    if let Some(ms) = wait {
+        let msg = format!("尝试次数过多 Too many failed attempts: wait {} s.", (ms + 999) / 1000);
+        return login_form(StatusCode::TOO_MANY_REQUESTS, Some(&msg), secure);
+    }
+    let name = form.name.clone();
+    let password = form.password;
+    let verified = with_db(&app, move |c| {
+        let user = users::verify(c, &name, &password).map_err(|e| e.to_string())?;
+        match user {
+            Some(u) => auth::create(c, &u.name, now).map(Some).map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    })
+    .await;
+    match verified {
+        Ok(Some((token, _csrf))) => {
+            for k in &keys {
+                app.limiter().succeeded(k);
+            }
+            info!(user = %form.name, "console: signed in");
+            let mut res = redirect("/");
+            let session = auth::set_cookie(SESSION_COOKIE, &token, auth::SESSION_MS / 1000, secure);
+            let clear = auth::set_cookie(LOGIN_COOKIE, "", 0, secure);
+            for c in [session, clear] {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    res.headers_mut().append(SET_COOKIE, v);
+                }
+            }
+            res
+        }
+        Ok(None) => {
+            for k in &keys {
+                app.limiter().failed(k, now);
+            }
+            warn!(user = %form.name.chars().take(64).collect::<String>(), addr = %peer.ip(), "console: failed sign-in");
+            login_form(
+                StatusCode::UNAUTHORIZED,
+                Some("用户名或密码错误 Wrong user name or password."),
+                secure,
+            )
+        }
+        Err(r) => r,
+    }
+}
+
+/// A form that carries only its CSRF token.
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(app): State<Shared>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !auth::same_token(&s.csrf, &form.csrf) {
+        return forbidden(&s, "CSRF token missing or wrong");
+    }
+    if let Some(token) = cookie_value(&headers, SESSION_COOKIE)
+        && let Err(r) = with_db(&app, move |c| auth::delete(c, &token).map_err(|e| e.to_string())).await
+    {
+        return r;
+    }
+    let mut res = redirect("/login");
+    if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(SESSION_COOKIE, "", 0, app.secure_cookies)) {
+        res.headers_mut().append(SET_COOKIE, v);
+    }
+    res
+}
+
+/// `?day=YYYY-MM-DD`.
+#[derive(Deserialize)]
+struct DayQuery {
+    day: Option<String>,
+}
+
+async fn conversation_page(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(conversation): Path<String>,
+    Query(q): Query<DayQuery>,
+) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let board_now = app.board.borrow().now;
+    let now: Millis = if board_now > 0 { board_now } else { now_ms() };
+    let day = match q.day.as_deref() {
+        None => shanghai_day(now),
+        Some(d) => match crate::time::parse_day(d) {
+            Some(day) => day,
+            None => {
+                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
+                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
+            }
+        },
+    };
+    let conv = conversation.clone();
+    let t = match with_db(&app, move |c| transcript::read(c, &conv, day).map_err(|e| e.to_string())).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if t.lines.is_empty() {
+        return page(
+            StatusCode::NOT_FOUND,
+            pages::error(Some((&s.user, &s.csrf)), 404, "no message in this conversation that day"),
+        );
+    }
+    if !s.user.may_read(&t.shop, &t.agents) {
+        return forbidden(&s, "this conversation is not yours to read");
+    }
+    let mut t = t;
+    // The wait running now is on the board, not yet in the database.
+    if let Some(w) = app.board.borrow().waiting.iter().find(|w| *w.conversation == *conversation)
+        && shanghai_day(w.start) == day
+    {
+        t.waits.push(transcript::WaitMark {
+            start: w.start,
+            end: None,
+            outcome: "waiting".into(),
+            deadline_ms: w.deadline_ms,
+            load: w.load,
+            agent: w.agent.to_string(),
+        });
+    }
+    page(StatusCode::OK, pages::conversation(&s.user, &s.csrf, &t, now))
+}
+
+/// `?month=YYYY-MM`.
+#[derive(Deserialize)]
+struct MonthQuery {
+    month: Option<String>,
+}
+
+async fn pay_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !s.user.sees_pay() {
+        return forbidden(&s, "pay is for the owner only");
+    }
+    let month = q.month.unwrap_or_else(|| shanghai_day(now_ms()).format("%Y-%m").to_string());
+    if crate::scoring::job::month_bounds(&month).is_none() {
+        let msg = format!("month `{}`: expected YYYY-MM", month.chars().take(20).collect::<String>());
+        return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
+    }
+    let m = month.clone();
+    let rows = with_db(&app, move |c| {
+        let mut stmt = c
+            .prepare(
+                "SELECT agent, total, grade, bonus, commission_paid, salary FROM scores \
+                 WHERE month = ?1 ORDER BY rank, agent",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([&m], |r| {
+                Ok(PayRow {
+                    agent: r.get(0)?,
+                    total: r.get(1)?,
+                    grade: r.get(2)?,
+                    bonus: r.get(3)?,
+                    commission: r.get(4)?,
+                    salary: r.get(5)?,
+                })
+            })
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| e.to_string())?;
+        Ok(rows)
+    })
+    .await;
+    match rows {
+        Ok(rows) => page(StatusCode::OK, pages::pay(&s.user, &s.csrf, &month, &rows)),
+        Err(r) => r,
+    }
+}
