@@ -132,7 +132,11 @@ fn forbidden(s: &Session, why: &str) -> Response {
     page(StatusCode::FORBIDDEN, pages::error(Some((&s.user, &s.csrf)), 403, why))
 }
 
-async fn not_found(State(app): State<Shared>, headers: HeaderMap) -> Response {
+async fn not_found(State(app): State<Shared>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    // Browsers ask for it on their own; a redirect to the login page would be noise.
+    if uri.path() == "/favicon.ico" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     match session(&app, &headers).await {
         Ok(s) => page(StatusCode::NOT_FOUND, pages::error(Some((&s.user, &s.csrf)), 404, "no such page")),
         Err(r) => r,
@@ -179,19 +183,26 @@ async fn board_stream(State(app): State<Shared>, headers: HeaderMap) -> Response
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
-async fn login_page() -> Response {
-    login_form(StatusCode::OK, None, false)
+async fn login_page(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    login_form(&headers, StatusCode::OK, None, app.secure_cookies)
 }
 
-/// The sign-in form with a fresh CSRF token in a cookie and the form (double submit).
-fn login_form(status: StatusCode, error: Option<&str>, secure: bool) -> Response {
-    let csrf = auth::random_token();
+/// The sign-in form with its CSRF token in a cookie and in the form (double submit). A
+/// token the browser already holds is kept: a second tab or a redirected favicon request
+/// must not invalidate the form on screen.
+fn login_form(headers: &HeaderMap, status: StatusCode, error: Option<&str>, secure: bool) -> Response {
+    let held = cookie_value(headers, LOGIN_COOKIE).filter(|t| t.len() == 43 && t.bytes().all(is_token_byte));
+    let csrf = held.unwrap_or_else(auth::random_token);
     let cookie = auth::set_cookie(LOGIN_COOKIE, &csrf, 3600, secure);
     let mut res = page(status, pages::login(&csrf, error));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(SET_COOKIE, v);
     }
     res
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
 /// The sign-in form's fields.
@@ -215,6 +226,7 @@ async fn login(
     let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !auth::same_token(&expected, &form.csrf) {
         return login_form(
+            &headers,
             StatusCode::FORBIDDEN,
             Some("表单已过期，请重试 The form expired; try again."),
             secure,
@@ -225,7 +237,7 @@ async fn login(
     let wait = keys.iter().filter_map(|k| app.limiter().check(k, now).err()).max();
     if let Some(ms) = wait {
         let msg = format!("尝试次数过多 Too many failed attempts: wait {} s.", (ms + 999) / 1000);
-        return login_form(StatusCode::TOO_MANY_REQUESTS, Some(&msg), secure);
+        return login_form(&headers, StatusCode::TOO_MANY_REQUESTS, Some(&msg), secure);
     }
     let name = form.name.clone();
     let password = form.password;
@@ -259,6 +271,7 @@ async fn login(
             }
             warn!(user = %form.name.chars().take(64).collect::<String>(), addr = %peer.ip(), "console: failed sign-in");
             login_form(
+                &headers,
                 StatusCode::UNAUTHORIZED,
                 Some("用户名或密码错误 Wrong user name or password."),
                 secure,

@@ -2,5 +2,6 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod http;
 pub mod ws;

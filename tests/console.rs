@@ -1,0 +1,209 @@
+//! The console in a real browser: a headless Chromium (WebDriver, chromedriver) opens the
+//! board of a running kefu fed by the simulator over a real websocket, with a real SQLite
+//! file. Waits are bounded; nothing is mocked.
+
+mod util;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kefu::alerts::Plan;
+use kefu::console::users::{self, Role, User};
+use kefu::console::{Console, ConsoleConfig};
+use kefu::event::Event;
+use kefu::live::{AssistConfig, ChannelSeam, Live, LiveConfig, LiveOptions, Sets, TimeSource};
+use kefu::rules::response_time::ResponseRules;
+use kefu::simulate::server::rebase;
+use kefu::simulate::{ServerConfig, SimConfig, generate};
+use kefu::store::Store;
+use kefu::time::{Millis, format_rfc3339_shanghai, now_ms, shanghai_day};
+use tokio::time::Instant;
+use util::browser::Browser;
+use util::ws::{quick_gateway, server};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn message(id: &str, ts: Millis, conversation: &str, agent: &str, from: &str, text: &str) -> Event {
+    let line = serde_json::json!({
+        "type": "message", "id": id, "ts": format_rfc3339_shanghai(ts), "shop": "tmall-test",
+        "conversation": conversation, "customer": format!("tb_buyer_{conversation}"), "agent": agent,
+        "from": from, "text": text,
+    });
+    kefu::event::parse(&line.to_string()).expect("valid event")
+}
+
+fn add_users(db: &Path) {
+    let store = Store::open(db).expect("open db");
+    let users = [
+        User { name: "boss".into(), role: Role::Owner, agent: None, shops: vec![] },
+        User { name: "wang".into(), role: Role::Supervisor, agent: None, shops: vec![] },
+        User { name: "li".into(), role: Role::Agent, agent: Some("a1".into()), shops: vec![] },
+    ];
+    for u in &users {
+        users::add(store.conn(), u, PASSWORD, now_ms()).expect("add user");
+    }
+}
+
+/// Short deadlines so a breach comes within the test: 3 s under 4 buyers, 6 s above.
+fn quick_rules() -> ResponseRules {
+    ResponseRules {
+        idle_close_ms: 1_800_000,
+        active_window_ms: 300_000,
+        tiers: vec![(3, 3_000), (u32::MAX, 6_000)],
+    }
+}
+
+fn screenshot_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("KEFU_SCREENSHOTS").map(Into::into)
+}
+
+async fn screenshot(b: &Browser, name: &str) {
+    let png = b.client.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    if let Some(dir) = screenshot_dir() {
+        std::fs::write(dir.join(name), png).expect("write screenshot");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+
+    // The console first, with the board the runtime will feed.
+    let plan = Plan::default();
+    let (feed, board) = Console::board(plan, 1.0);
+    let config = ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false };
+    let console = Console::start(&config, board, 1.0).await.expect("console starts");
+    let base = console.url();
+
+    // Nothing but the login page without a session.
+    let anon = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for path in ["", "board/stream", "c/t-c1", "pay", "assets/board.js", "nope"] {
+        let r = anon.get(format!("{base}{path}")).send().await.unwrap();
+        assert!(matches!(r.status().as_u16(), 303 | 401), "/{path} without login: {}", r.status());
+    }
+    assert_eq!(anon.get(format!("{base}login")).send().await.unwrap().status(), 200);
+
+    let browser = Browser::start().await;
+    browser.sign_in(&base, "wang", PASSWORD).await;
+    browser.wait_css("#status[data-connected=true]", Duration::from_secs(10)).await;
+    assert_eq!(browser.status_of("/pay").await, 403, "a supervisor does not see pay");
+
+    // The shop's traffic: the simulator's generated day plus a scripted part.
+    let t0 = now_ms() + 500;
+    let mut events =
+        generate(&SimConfig { events: 3_000, agents: 4, seed: 11, violations: 0.05, ..SimConfig::default() });
+    rebase(&mut events, t0);
+    let scripted = [
+        message("t1", t0 + 1_000, "t-c1", "a1", "customer", "你好，请问有货吗？我的电话13812345678"),
+        message("t2", t0 + 1_500, "t-c1", "a1", "agent", "亲，爱买不买哦"),
+        message("t3", t0 + 2_500, "t-c2", "a2", "customer", "请问发货了吗"),
+        message("t4", t0 + 3_000, "t-c3", "a1", "customer", "在吗"),
+    ];
+    events.extend(scripted);
+    events.sort_by_key(|e| e.ts);
+    let seq_of = |id: &str| events.iter().position(|e| e.id == id).expect("scripted event") as u64 + 1;
+    let c2_seq = seq_of("t3");
+    let srv = server(&events, ServerConfig { speed: 1.0, ..ServerConfig::default() }).await;
+    let sets = Sets::load(None, None).expect("embedded sets");
+    let (seam, _alerts) = ChannelSeam::new();
+    let live = LiveConfig {
+        time: TimeSource::wall(),
+        plan,
+        assist: AssistConfig::with_sets(&sets),
+        board: Some(feed),
+        ..LiveConfig::new(quick_rules())
+    };
+    let options = LiveOptions { db: db.clone(), gateway: quick_gateway(&srv.url(), None), live };
+    let live = Live::start(options, Box::new(seam)).expect("live starts");
+
+    // When the buyer's message of t-c2 is committed, the board must show it within 1 s.
+    let counters = live.counters.clone();
+    let committed = tokio::spawn(async move {
+        let end = Instant::now() + Duration::from_secs(20);
+        while counters.last_seq.load(Ordering::Relaxed) < c2_seq {
+            assert!(Instant::now() < end, "seq {c2_seq} never committed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Instant::now()
+    });
+    let row = "#waiting tr[data-conversation='t-c2']";
+    browser.wait_css(row, Duration::from_secs(20)).await;
+    let seen = Instant::now();
+    let committed = committed.await.expect("commit watcher");
+    let latency = seen.saturating_duration_since(committed);
+    assert!(latency <= Duration::from_secs(1), "the buyer appeared {latency:?} after the commit");
+    let class =
+        browser.client.find(fantoccini::Locator::Css(row)).await.unwrap().attr("class").await.unwrap();
+    assert!(!class.unwrap_or_default().contains("breach"), "not red before its deadline");
+    let text = browser.text(row).await.unwrap_or_default();
+    assert!(text.contains("a2") && text.contains("请问发货了吗"), "agent and question shown: {text}");
+    assert!(!browser.source().await.contains("tb_buyer_"), "buyer ids are masked on the board");
+
+    // Its 3 s deadline passes with no answer: the countdown turns red.
+    browser.wait_css("#waiting tr.breach[data-conversation='t-c2']", Duration::from_secs(6)).await;
+    assert!(now_ms() >= t0 + 2_500 + 3_000, "red only once the deadline passed");
+    screenshot(&browser, "console-board.png").await;
+
+    // The conversation view: the banned phrase highlighted at its span, the phone masked.
+    let day = shanghai_day(t0);
+    browser.client.goto(&format!("{base}c/t-c1?day={day}")).await.unwrap();
+    browser.wait_css("mark.finding", Duration::from_secs(5)).await;
+    assert_eq!(browser.text("mark.finding").await.as_deref(), Some("爱买不买"));
+    let page = browser.source().await;
+    assert!(page.contains("138****5678") && !page.contains("13812345678"), "phone masked");
+    assert!(!page.contains("tb_buyer_t-c1"), "buyer id masked");
+    assert!(browser.has("li.wait").await, "the wait is marked");
+    screenshot(&browser, "console-conversation.png").await;
+
+    // An agent sees only their own buyers; another agent's conversation and pay are 403.
+    browser.client.goto(&base).await.unwrap();
+    browser.sign_out().await;
+    browser.sign_in(&base, "li", PASSWORD).await;
+    browser.wait_css("#waiting tr[data-conversation='t-c3']", Duration::from_secs(10)).await;
+    let rows = browser.client.find_all(fantoccini::Locator::Css("#waiting tbody tr")).await.unwrap();
+    let mut convs = Vec::new();
+    for r in rows {
+        convs.push(r.attr("data-conversation").await.unwrap().unwrap_or_default());
+    }
+    assert_eq!(convs, ["t-c3"], "only a1's waiting buyer");
+    assert!(!browser.has("#shops").await, "no shop totals for an agent");
+    let agents = browser.client.find_all(fantoccini::Locator::Css("#agents tbody tr")).await.unwrap();
+    assert_eq!(agents.len(), 1, "only their own row");
+    assert_eq!(browser.status_of(&format!("/c/t-c2?day={day}")).await, 403, "another agent's conversation");
+    assert_eq!(browser.status_of(&format!("/c/t-c1?day={day}")).await, 200, "their own conversation");
+    assert_eq!(browser.status_of("/pay").await, 403, "pay");
+    browser.client.goto(&format!("{base}pay")).await.unwrap();
+    assert!(browser.source().await.contains("403"));
+
+    // A wrong password is refused; after three failures even the right one must wait.
+    browser.client.goto(&base).await.unwrap();
+    browser.sign_out().await;
+    for _ in 0..3 {
+        browser.sign_in(&base, "li", "not the password").await;
+        browser.wait_css("p.error", Duration::from_secs(5)).await;
+        let e = browser.text("p.error").await.unwrap_or_default();
+        assert!(e.contains("Wrong user name or password"), "{e}");
+    }
+    browser.sign_in(&base, "li", PASSWORD).await;
+    browser.wait_css("p.error", Duration::from_secs(5)).await;
+    let e = browser.text("p.error").await.unwrap_or_default();
+    assert!(e.contains("Too many failed attempts"), "slowed: {e}");
+    assert!(!browser.has("form.logout").await, "not signed in while locked");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    browser.sign_in(&base, "li", PASSWORD).await;
+    browser.wait_css("form.logout", Duration::from_secs(5)).await;
+
+    // The owner sees pay.
+    browser.sign_out().await;
+    browser.sign_in(&base, "boss", PASSWORD).await;
+    browser.wait_css("form.logout", Duration::from_secs(5)).await;
+    assert_eq!(browser.status_of("/pay").await, 200);
+
+    browser.close().await;
+    console.stop();
+    let _ = tokio::time::timeout(Duration::from_secs(10), live.stop()).await;
+}
