@@ -23,6 +23,7 @@ use super::board::BoardState;
 use super::pages::{self, PayRow};
 use super::transcript;
 use super::users;
+use crate::textio::escape::escape_for_log;
 use crate::time::{Millis, now_ms, shanghai_day};
 
 /// What every handler shares.
@@ -254,7 +255,7 @@ async fn login(
             for k in &keys {
                 app.limiter().succeeded(k);
             }
-            info!(user = %form.name, "console: signed in");
+            info!(user = %escape_for_log(&form.name), "console: signed in");
             let mut res = redirect("/");
             let session = auth::set_cookie(SESSION_COOKIE, &token, auth::SESSION_MS / 1000, secure);
             let clear = auth::set_cookie(LOGIN_COOKIE, "", 0, secure);
@@ -269,7 +270,7 @@ async fn login(
             for k in &keys {
                 app.limiter().failed(k, now);
             }
-            warn!(user = %form.name.chars().take(64).collect::<String>(), addr = %peer.ip(), "console: failed sign-in");
+            warn!(user = %escape_for_log(&form.name), addr = %peer.ip(), "console: failed sign-in");
             login_form(
                 &headers,
                 StatusCode::UNAUTHORIZED,

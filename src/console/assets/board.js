@@ -66,7 +66,6 @@
     }
     const more = state.waiting_total - state.waiting.length;
     $("#waiting-total").textContent = "(" + state.waiting_total + (more > 0 ? ", " + more + " not listed" : "") + ")";
-    tick();
   }
 
   function tick() {
@@ -155,6 +154,7 @@
     renderAgents();
     renderShops();
     renderAlerts();
+    tick();
   }
 
   function connect() {
