@@ -18,6 +18,9 @@ pub fn check_all(rules: Option<&Path>, replies: Option<&Path>) -> Vec<DataError>
     if let Err(e) = crate::scoring::sheet::load(rules) {
         errors.push(e);
     }
+    if let Some(dir) = rules {
+        errors.extend(crate::scoring::sheet::check_examples(dir));
+    }
     if let Err(mut e) = crate::guard::Guard::load(rules) {
         errors.append(&mut e);
     }

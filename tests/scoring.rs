@@ -276,6 +276,8 @@ fn seed_000_pay_parts_sum_to_a_known_figure_to_the_fen() {
             msg("1", "2026-11-03T09:00:00+08:00", "b1", "A", "customer"),
             msg("2", "2026-11-03T09:00:05+08:00", "b1", "A", "agent"),
             msg("3", "2026-11-03T09:00:00+08:00", "b2", "B", "customer"),
+            // b1 rates A 非常满意: 满意率 100 % for 客户满意度.
+            r#"{"type":"evaluation","id":"4","ts":"2026-11-03T09:30:00+08:00","shop":"s","agent":"A","customer":"b1","conversation":"c-b1","score":"非常满意"}"#.to_string(),
         ],
     );
     let csv = "订单编号,买家会员名,买家实际支付金额,邮费,订单创建时间,订单付款时间\n\
@@ -288,7 +290,6 @@ fn seed_000_pay_parts_sum_to_a_known_figure_to_the_fen() {
     for (ind, v) in [
         ("service_rating", "80"),
         ("resolution_rate", "90%"),
-        ("satisfaction", "85%"),
         ("efficiency", "90%"),
         ("teamwork", "80%"),
         ("growth", "90%"),
@@ -309,18 +310,18 @@ fn seed_000_pay_parts_sum_to_a_known_figure_to_the_fen() {
             |r| (0..8).map(|i| r.get::<_, String>(i)).collect(),
         )
         .unwrap();
-    // 68 from the worked example's inputs + 销售额 52345.67 (> 50000: 80 × 20% = 16)
-    // + 咨询转化率 1/1 = 100% (capped 100 × 10% = 10) − the example's 8.5 → 16+9+16+8.5+9+8+9+10 = 85.5.
-    assert_eq!(row[0], "85.5");
+    // The worked example's inputs + 销售额 52345.67 (> 50000: 80 × 20% = 16) + 客户满意度
+    // 100 % (10) + 咨询转化率 1/1 = 100% (capped 100 × 10% = 10) → 16+9+16+10+9+8+9+10 = 87.
+    assert_eq!(row[0], "87");
     assert_eq!(row[1], "2800.00");
     assert_eq!(row[2], "300.00");
     assert_eq!(row[3], "0.012");
     assert_eq!(row[4], "628.15"); // 52345.67 × 1.2% = 628.14804
     // 无人接待 40000 ÷ 3 agents × 0.5% = 66.666…
     assert_eq!(row[5], "66.67");
-    // (628.14804 + 66.6666…) × 85.5% = 594.0666… → 594.07
-    assert_eq!(row[6], "594.07");
-    assert_eq!(row[7], "3694.07");
+    // (628.14804 + 66.6666…) × 87% = 604.4887… → 604.49
+    assert_eq!(row[6], "604.49");
+    assert_eq!(row[7], "3704.49");
     let parts: Decimal = [&row[1], &row[2], &row[6]].iter().map(|v| v.parse::<Decimal>().unwrap()).sum();
     assert_eq!(parts.to_string(), row[7]);
 }
@@ -627,4 +628,326 @@ fn an_order_the_next_day_makes_the_earlier_contact_an_assist() {
         )
         .unwrap();
     assert_eq!(x, (0, 1));
+}
+
+// ---- The seeds' schemes, each from its shipped example sheet (rules/examples/) ----
+
+fn example(name: &str, extra: &str) -> sheet::Sheet {
+    let path = format!("rules/examples/{name}");
+    let text = std::fs::read_to_string(&path).unwrap() + extra;
+    sheet::parse(Path::new(&path), &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn entry(s: &Store, agent: &str, day: &str, category: &str, points: Decimal, minutes: Option<i64>) -> i64 {
+    let e = ledger::NewEntry {
+        agent: agent.into(),
+        day: d(day),
+        points,
+        source: "supervisor",
+        category: Some(category.into()),
+        reason: category.into(),
+        reference: None,
+        minutes,
+    };
+    ledger::add(s.conn(), &e, 0).unwrap()
+}
+
+fn input(s: &Store, agent: &str, key: &str, value: &str) {
+    s.conn()
+        .execute(
+            "INSERT INTO score_inputs VALUES ('2026-11', ?1, ?2, ?3)",
+            rusqlite::params![agent, key, value],
+        )
+        .unwrap();
+}
+
+/// Named columns of an agent's November score row.
+fn score_cols(s: &Store, agent: &str, cols: &str) -> Vec<String> {
+    let n = cols.split(',').count();
+    s.conn()
+        .query_row(
+            &format!("SELECT {cols} FROM scores WHERE month = '2026-11' AND agent = ?1"),
+            [agent],
+            |r| {
+                (0..n)
+                    .map(|i| match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Ok(String::from("NULL")),
+                        rusqlite::types::ValueRef::Integer(v) => Ok(v.to_string()),
+                        v => Ok(v.as_str().unwrap_or("?").to_string()),
+                    })
+                    .collect()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{agent}: {e}"))
+}
+
+/// One buyer for each agent on the 2nd so the month has a stored day.
+fn touch(s: &mut Store, agents: &[&str]) {
+    let lines: Vec<String> = agents
+        .iter()
+        .map(|a| msg(&format!("t-{a}"), "2026-11-02T10:00:00+08:00", &format!("tb-{a}"), a, "customer"))
+        .collect();
+    store_lines(s, &lines);
+}
+
+/// Seed 000 淘宝客服绩效考核表: 迟到早退每次 1 分，超过 4 次每次 3 分，旷工一次 10 分，迟到 30
+/// 分钟以上按旷工计算; 游戏 −20; 表扬 +1, 投诉 −2 — counted in the month by the sheet's rules.
+#[test]
+fn seed_000_ledger_counts_occurrences_in_the_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let sheet = example("scoring_seed000.toml", "");
+    // A: late on six days, the 4th of them 45 minutes (= one 旷工, not a lateness), one
+    // absence; the five short ones cost 1, 1, 1, 1, 3.
+    for (day, minutes) in [(3, 5), (4, 10), (5, 20), (6, 45), (9, 30), (10, 8)] {
+        entry(&s, "A", &format!("2026-11-{day:02}"), "迟到早退", dec!(0), Some(minutes));
+    }
+    entry(&s, "A", "2026-11-20", "旷工", dec!(0), None);
+    // B: one lateness later overturned on appeal (not an occurrence), a game (−20), two
+    // praises (+1 each), one complaint (−2), and one unruled entry with its own points.
+    let overturned = entry(&s, "B", "2026-11-03", "迟到早退", dec!(0), Some(3));
+    entry(&s, "B", "2026-11-04", "游戏影视", dec!(0), None);
+    entry(&s, "B", "2026-11-05", "表扬", dec!(0), None);
+    entry(&s, "B", "2026-11-06", "表扬", dec!(0), None);
+    entry(&s, "B", "2026-11-07", "投诉", dec!(0), None);
+    entry(&s, "B", "2026-11-08", "其他", dec!(-1.5), None);
+    let dispute = ledger::open_dispute(s.conn(), overturned, "打卡机故障", 1, i64::MAX).unwrap();
+    ledger::resolve(s.conn_mut(), dispute, true, "主管", "", 2).unwrap();
+    touch(&mut s, &["A", "B"]);
+    job::score_range(&mut s, &sheet, d("2026-11-01"), d("2026-11-30"), 0).unwrap();
+    // 20 − (1+1+1+1+3) − 10 (45 min) − 10 (旷工) = −7: no cap (上不封顶).
+    assert_eq!(score_cols(&s, "A", "ledger_points"), ["-7"]);
+    // 20 − 20 + 1 + 1 − 2 − 1.5 = −1.5
+    assert_eq!(score_cols(&s, "B", "ledger_points"), ["-1.5"]);
+}
+
+/// Seed 000 §三's worked example (68) from the shipped sheet: the six supervisor rows entered,
+/// 客户满意度 from 20 buyers' ratings (17 satisfied = 85 %), 其他 from 咨询转化率 39 %.
+#[test]
+fn seed_000_worked_example_scores_68_from_inputs_and_ratings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let sheet = example("scoring_seed000.toml", "");
+    let mut lines = vec![];
+    for i in 0..100 {
+        let b = format!("b{i:03}");
+        let ts = |m: u32| format!("2026-11-05T{:02}:{:02}:{m:02}+08:00", 8 + i / 60, i % 60);
+        lines.push(msg(&format!("{b}q"), &ts(0), &b, "A", "customer"));
+        lines.push(msg(&format!("{b}a"), &ts(5), &b, "A", "agent"));
+        if i < 39 {
+            lines.push(order(&format!("{b}o"), &ts(30), &b, &format!("o{b}"), "created", "20"));
+        }
+        if i < 20 {
+            let score = if i < 17 { 5 - i % 2 } else { 3 - i % 2 };
+            lines.push(format!(
+                r#"{{"type":"evaluation","id":"{b}v","ts":"{}","shop":"s","agent":"A","customer":"{b}","conversation":"c-{b}","score":{score}}}"#,
+                ts(50)
+            ));
+        }
+    }
+    store_lines(&mut s, &lines);
+    for (key, v) in [
+        ("service_rating", "80"),
+        ("resolution_rate", "0.9"),
+        ("efficiency", "0.9"),
+        ("teamwork", "0.8"),
+        ("growth", "0.9"),
+    ] {
+        input(&s, "A", key, v);
+    }
+    job::score_range(&mut s, &sheet, d("2026-11-01"), d("2026-11-30"), 0).unwrap();
+    let (ratings, satisfied): (i64, i64) = s
+        .conn()
+        .query_row("SELECT ratings, satisfied FROM daily_metrics WHERE agent = 'A'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((ratings, satisfied), (20, 17));
+    let weighted: Vec<(String, String)> = {
+        let mut st = s
+            .conn()
+            .prepare("SELECT indicator, weighted FROM score_lines WHERE agent = 'A' ORDER BY position")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let want = [
+        ("service_rating", "16"),
+        ("resolution_rate", "9"),
+        ("sales", "0"),
+        ("satisfaction", "8.5"),
+        ("efficiency", "9"),
+        ("teamwork", "8"),
+        ("growth", "9"),
+        ("conversion", "8.5"),
+    ];
+    assert_eq!(weighted, want.map(|(k, v)| (k.to_string(), v.to_string())));
+    assert_eq!(score_cols(&s, "A", "total, missing"), ["68", ""]);
+}
+
+/// Seed 003 第三条: 80 ± 20 points; 每扣 1 分等于 10 元, 每增加 5 分薪资增加一级; the month an
+/// agent joins scores without floating pay.
+#[test]
+fn seed_003_ledger_points_become_money_and_levels_from_the_second_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let roster = "\n[[agent]]\nid = \"A\"\n[[agent]]\nid = \"B\"\n[[agent]]\nid = \"C\"\nhired = \"2026-11-09\"\n\
+                  [[agent]]\nid = \"D\"\nhired = \"2026-10-31\"\n[[agent]]\nid = \"E\"\n";
+    let sheet = example("scoring_seed003.toml", roster);
+    let default =
+        sheet::Sheet { agents: sheet.agents.clone(), name: sheet.name.clone(), ..Default::default() };
+    assert_eq!(sheet, default, "the example is the shipped default sheet");
+    entry(&s, "A", "2026-11-03", "A", dec!(-3), None); // A class, 3 points
+    entry(&s, "A", "2026-11-04", "旷工", dec!(0), None); // C class by the rule: 10
+    for day in ["2026-11-05", "2026-11-06", "2026-11-07"] {
+        entry(&s, "B", day, "加分", dec!(4), None);
+    }
+    entry(&s, "C", "2026-11-10", "A", dec!(-5), None);
+    entry(&s, "C", "2026-11-11", "加分", dec!(5), None);
+    entry(&s, "C", "2026-11-12", "加分", dec!(5), None);
+    entry(&s, "D", "2026-11-12", "加分", dec!(25), None);
+    entry(&s, "E", "2026-11-12", "C", dec!(-30), None);
+    touch(&mut s, &["A", "B", "C", "D", "E"]);
+    job::score_range(&mut s, &sheet, d("2026-11-01"), d("2026-11-30"), 0).unwrap();
+    let row = |a: &str| score_cols(&s, a, "ledger_points, ledger_pay, pay_levels");
+    assert_eq!(row("A"), ["67", "-130.00", "0"], "13 points below 80 × 10 元");
+    assert_eq!(row("B"), ["92", "100.00", "2"], "+12: two full steps of 5 (50 元 a level)");
+    assert_eq!(row("C"), ["85", "0.00", "0"], "joined this month: scored, pay does not float");
+    assert_eq!(row("D"), ["100", "200.00", "4"], "+25 held at +20: four levels");
+    assert_eq!(row("E"), ["60", "-200.00", "0"], "−30 held at −20");
+}
+
+fn seed_002_month(s: &mut Store, tie: bool) {
+    // (agent, four areas entered — 考勤 is left to its default 20 — and ledger cases)
+    let r = if tie { "12" } else { "15" };
+    let agents: [(&str, [&str; 4], &[&str]); 5] = [
+        ("P", ["20", "20", "20", "20"], &["电话表扬", "电话表扬", "好评点名", "好评点名", "表现突出"]),
+        ("Q", ["18", "18", "18", "16"], &["表现突出"]),
+        ("R", [r, r, r, r], &[]),
+        ("S", ["10", "10", "10", "10"], &[]),
+        ("T", ["5", "5", "5", "5"], &["无关网页"]),
+    ];
+    for (a, areas, cases) in agents {
+        for (key, v) in ["quality", "execution", "complaints", "typing"].iter().zip(areas) {
+            input(s, a, key, v);
+        }
+        for (i, c) in cases.iter().enumerate() {
+            entry(s, a, &format!("2026-11-{:02}", 3 + i), c, dec!(0), None);
+        }
+    }
+    if tie {
+        // R: 12 × 4 + 20 = 68, + 10 + 10 + 5 + 5 + 1 + 1 = 100, level with Q.
+        for (day, c) in [
+            (20, "表现突出"),
+            (21, "表现突出"),
+            (22, "电话表扬"),
+            (23, "电话表扬"),
+            (24, "好评点名"),
+            (25, "好评点名"),
+        ] {
+            entry(s, "R", &format!("2026-11-{day}"), c, dec!(0), None);
+        }
+    }
+    touch(s, &["P", "Q", "R", "S", "T"]);
+}
+
+/// Seed 002: five 20-point areas plus 加分/扣分, levels 底级 40 / 初级 60 / 中级 80 / 高级 100 /
+/// 特级 120 with 300 / 400 / 500 / 800 / 1000 元; 浏览无关网页 also costs 100 元 of the bonus.
+#[test]
+fn seed_002_levels_by_total_pay_their_bonus() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    seed_002_month(&mut s, false);
+    let sheet = example("scoring_seed002.toml", "");
+    job::score_range(&mut s, &sheet, d("2026-11-01"), d("2026-11-30"), 0).unwrap();
+    let cols = "total, grade, grade_bonus, ledger_pay, salary";
+    // P: 100 + 5 + 5 + 1 + 1 + 10 = 122
+    assert_eq!(score_cols(&s, "P", cols), ["122", "特级客服", "1000.00", "0.00", "1000.00"]);
+    // Q: 18 × 3 + 16 + 20 (考勤 default) + 10 = 100
+    assert_eq!(score_cols(&s, "Q", cols), ["100", "高级客服", "800.00", "0.00", "800.00"]);
+    assert_eq!(score_cols(&s, "R", cols), ["80", "中级客服", "500.00", "0.00", "500.00"]);
+    assert_eq!(score_cols(&s, "S", cols), ["60", "初级客服", "400.00", "0.00", "400.00"]);
+    // T: 40 − 20 = 20, below 40 still 底级; the case costs 100 元.
+    assert_eq!(score_cols(&s, "T", cols), ["20", "底级客服", "300.00", "-100.00", "200.00"]);
+}
+
+/// Seed 002 排序工资法: 1000, 800, 600 … by total, ties sharing the better position, never
+/// below 300, and 300 for a total below 50.
+#[test]
+fn seed_002_ranked_bonus_by_position_with_ties_and_a_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    seed_002_month(&mut s, true);
+    let sheet = example("scoring_seed002_ranked.toml", "");
+    job::score_range(&mut s, &sheet, d("2026-11-01"), d("2026-11-30"), 0).unwrap();
+    let cols = "total, rank, ranked_bonus, grade_bonus";
+    assert_eq!(score_cols(&s, "P", cols), ["122", "1", "1000.00", "0.00"]);
+    // Q and R tie at 100: both second (800); S is fourth, not third.
+    assert_eq!(score_cols(&s, "Q", cols), ["100", "2", "800.00", "0.00"]);
+    assert_eq!(score_cols(&s, "R", cols), ["100", "2", "800.00", "0.00"]);
+    assert_eq!(score_cols(&s, "S", cols), ["60", "4", "400.00", "0.00"]);
+    assert_eq!(score_cols(&s, "T", cols), ["20", "5", "300.00", "0.00"]);
+}
+
+/// Seed 004: 30 points a month; the top three get +5/+3/+1; below 25 the bonus loses 10 %,
+/// below 20 30 %, below 15 all of it.
+#[test]
+fn seed_004_top_three_points_and_the_bonus_by_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let sheet = example("scoring_seed004.toml", "");
+    let mut lines = vec![];
+    // Each agent: one buyer, answered, who orders and pays (100 % conversion and reply rate);
+    // sales decide the ranking: 12000 (100), 9000 (80), 7000 (60), 1000 (0 points).
+    for (i, (a, sales)) in [("A", 12010), ("B", 9010), ("C", 7010), ("D", 1010)].iter().enumerate() {
+        let b = format!("buyer-{a}");
+        let at = |m: u32| format!("2026-11-0{}T10:{m:02}:00+08:00", i + 2);
+        lines.push(msg(&format!("{a}1"), &at(0), &b, a, "customer"));
+        lines.push(msg(&format!("{a}2"), &at(1), &b, a, "agent"));
+        lines.push(order(&format!("{a}3"), &at(5), &b, &format!("o{a}"), "created", &sales.to_string()));
+        lines.push(order(&format!("{a}4"), &at(6), &b, &format!("o{a}"), "paid", &sales.to_string()));
+    }
+    store_lines(&mut s, &lines);
+    // A: two price cuts — a warning, then −2; B: one serious loss (−10); C: a serious loss and
+    // shirking three times (0, −1, −1); D: two serious losses.
+    entry(&s, "A", "2026-11-10", "私自降价", dec!(0), None);
+    entry(&s, "A", "2026-11-11", "私自降价", dec!(0), None);
+    entry(&s, "B", "2026-11-10", "重大错误", dec!(0), None);
+    entry(&s, "C", "2026-11-10", "重大错误", dec!(0), None);
+    for day in ["2026-11-11", "2026-11-12", "2026-11-13"] {
+        entry(&s, "C", day, "推卸责任", dec!(0), None);
+    }
+    entry(&s, "D", "2026-11-10", "重大错误", dec!(0), None);
+    entry(&s, "D", "2026-11-11", "重大错误", dec!(0), None);
+    job::score_range(&mut s, &sheet, d("2026-11-01"), d("2026-11-30"), 0).unwrap();
+    let cols = "total, rank, ledger_points, bonus";
+    // 30 − 2 + 5 = 33: full bonus 1000 × 100 %.
+    assert_eq!(score_cols(&s, "A", cols), ["100", "1", "33", "1000.00"]);
+    // 30 − 10 + 3 = 23 (< 25): 1000 × 92 % × 90 %.
+    assert_eq!(score_cols(&s, "B", cols), ["92", "2", "23", "828.00"]);
+    // 30 − 12 + 1 = 19 (< 20): 1000 × 84 % × 70 %.
+    assert_eq!(score_cols(&s, "C", cols), ["84", "3", "19", "588.00"]);
+    // 30 − 20 = 10 (< 15): no bonus.
+    assert_eq!(score_cols(&s, "D", cols), ["60", "4", "10", "0.00"]);
+}
+
+/// Every shipped example sheet passes `kefu check`; a broken one is named with its line.
+#[test]
+fn kefu_check_validates_every_example_sheet() {
+    let (ok, out) = kefu(&["check", "--rules", "rules"]);
+    assert!(ok, "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(rules.join("examples")).unwrap();
+    for f in std::fs::read_dir("rules/examples").unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, rules.join("examples").join(f.file_name().unwrap())).unwrap();
+    }
+    let bad = std::fs::read_to_string("rules/examples/scoring_seed002.toml").unwrap().replacen(
+        "{ from = 1, points = -5 }",
+        "{ from = 0, points = -5 }",
+        1,
+    );
+    std::fs::write(rules.join("examples/scoring_seed002.toml"), bad).unwrap();
+    let (ok, out) = kefu(&["check", "--rules", rules.to_str().unwrap()]);
+    assert!(!ok && out.contains("scoring_seed002.toml:") && out.contains("ledger rule `投诉`"), "{out}");
 }

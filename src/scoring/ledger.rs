@@ -482,6 +482,67 @@ mod tests {
         }
     }
 
+    fn e(id: i64, agent: &str, category: &str, minutes: Option<i64>, voided: bool) -> Entry {
+        Entry {
+            id,
+            agent: agent.into(),
+            day: format!("2026-11-{:02}", id),
+            points: dec!(-99),
+            source: "supervisor".into(),
+            category: Some(category.into()),
+            reason: String::new(),
+            reference: None,
+            published_at: 0,
+            voided,
+            minutes,
+        }
+    }
+
+    /// Seed 000: 迟到早退每次 1 分，超过 4 次每次 3 分；旷工一次 10 分；迟到 30 分钟以上按旷工计算.
+    #[test]
+    fn occurrences_count_by_the_rule_in_order() {
+        let rules = [
+            LedgerRule {
+                category: "迟到早退".into(),
+                steps: vec![(1, dec!(-1)), (5, dec!(-3))],
+                money: Decimal::ZERO,
+                over: Some((30, "旷工".into())),
+            },
+            LedgerRule {
+                category: "旷工".into(), steps: vec![(1, dec!(-10))], money: dec!(-50), over: None
+            },
+        ];
+        let entries = [
+            e(1, "a", "迟到早退", Some(5), false),
+            e(2, "a", "迟到早退", None, false),
+            e(3, "b", "迟到早退", Some(10), false),
+            e(4, "a", "迟到早退", Some(30), false),
+            e(5, "a", "迟到早退", Some(31), false),
+            e(6, "a", "迟到早退", Some(2), true),
+            e(7, "a", "迟到早退", Some(2), false),
+            e(8, "a", "迟到早退", Some(2), false),
+            e(9, "a", "其他", None, false),
+        ];
+        let got: Vec<_> = counted(&entries, &rules).iter().map(|c| (c.points, c.money)).collect();
+        let z = Decimal::ZERO;
+        assert_eq!(
+            got,
+            [
+                (dec!(-1), z),
+                (dec!(-1), z),
+                (dec!(-1), z),          // b's first
+                (dec!(-1), z),          // 30 minutes is not more than 30
+                (dec!(-10), dec!(-50)), // 31 minutes: 旷工
+                (z, z),                 // voided: no occurrence
+                (dec!(-1), z),          // a's 4th lateness
+                (dec!(-3), z),          // a's 5th
+                (dec!(-99), z),         // no rule: its own points
+            ]
+        );
+        let m = month_scores(&entries, &rules, dec!(20), None);
+        assert_eq!(m["a"], Month { score: dec!(20) - dec!(116), money: dec!(-50) });
+    }
+
     #[test]
     fn appeal_window_is_inclusive_of_its_last_millisecond() {
         let h = 3_600_000;

@@ -313,7 +313,7 @@ pub fn day_page(conn: &Connection, sheet: &Sheet, day: NaiveDate) -> Result<Stri
         b += "</table>";
     }
 
-    let entries = ledger::entries(conn, day, day)?;
+    let entries = counted_entries(conn, sheet, day, day)?;
     b += &ledger_section("日常考核 entries this day (who gained and lost points, and why)", &entries, conn)?;
     Ok(page(
         &format!("{} — {ds}", sheet.name),
@@ -350,6 +350,28 @@ fn hour_bars(by_hour: &[i64; 24]) -> String {
     }
     s.push_str("</svg>");
     s
+}
+
+/// The entries of days `[from, to]` (within one month) with the points the month counts
+/// for each (a ruled category's occurrence points; overturned entries keep theirs, shown
+/// as overturned).
+fn counted_entries(
+    conn: &Connection,
+    sheet: &Sheet,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<ledger::Entry>, JobError> {
+    let (first, last) = month_bounds(&super::job::month_of(from)).unwrap_or((from, to));
+    let mut month = ledger::entries(conn, first, last)?;
+    let counted = ledger::counted(&month, &sheet.ledger_rules);
+    for (e, c) in month.iter_mut().zip(counted) {
+        if !e.voided {
+            e.points = c.points;
+        }
+    }
+    let (f, t) = (from.to_string(), to.to_string());
+    month.retain(|e| e.day >= f && e.day <= t);
+    Ok(month)
 }
 
 fn ledger_section(title: &str, entries: &[ledger::Entry], conn: &Connection) -> Result<String, JobError> {
@@ -540,7 +562,7 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
     b += "</table>";
 
     let (first, last) = month_bounds(month).unwrap_or((NaiveDate::MIN, NaiveDate::MIN));
-    let entries = ledger::entries(conn, first, last)?;
+    let entries = counted_entries(conn, sheet, first, last)?;
     let mut per_agent: BTreeMap<&str, (Decimal, Decimal, Vec<i64>)> = BTreeMap::new();
     for e in entries.iter().filter(|e| !e.voided) {
         let s = per_agent.entry(e.agent.as_str()).or_default();

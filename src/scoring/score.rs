@@ -632,7 +632,6 @@ mod tests {
         let inputs = [
             ("service_rating", dec!(80)),
             ("resolution_rate", dec!(0.90)),
-            ("satisfaction", dec!(0.85)),
             ("efficiency", dec!(0.90)),
             ("teamwork", dec!(0.80)),
             ("growth", dec!(0.90)),
@@ -641,7 +640,14 @@ mod tests {
             agent: "a".into(),
             inputs: inputs.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             // 其他可衡量的行业标准 85%: conversion 39% = 34% base (60) + 5 points × 5 = 85.
-            figures: MonthFigures { consulted: 100, ordered: 39, ..Default::default() },
+            // 客户满意度 85%: 17 of 20 buyers' ratings 满意 or 非常满意.
+            figures: MonthFigures {
+                consulted: 100,
+                ordered: 39,
+                ratings: 20,
+                satisfied: 17,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let end = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();

@@ -711,6 +711,28 @@ pub fn load(dir: Option<&Path>) -> Result<Sheet, DataError> {
     parse(&path, &text)
 }
 
+/// Every example sheet (`examples/scoring*.toml` in the rules folder), each parsed as
+/// `kefu run` would parse it were it `scoring.toml`; errors name the example's file.
+pub fn check_examples(dir: &Path) -> Vec<DataError> {
+    let Ok(list) = std::fs::read_dir(dir.join("examples")) else { return vec![] };
+    let mut paths: Vec<_> = list
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "toml")
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("scoring"))
+        })
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| match std::fs::read_to_string(p) {
+            Ok(text) => parse(p, &text).err(),
+            Err(e) => Some(DataError::at(p, None, format!("cannot read: {e}"))),
+        })
+        .collect()
+}
+
 /// Parses and validates the sheet text; `file` is used in error messages.
 pub fn parse(file: &Path, text: &str) -> Result<Sheet, DataError> {
     let raw: Raw = parse_toml(file, text)?;
@@ -1274,6 +1296,47 @@ mod tests {
         assert_eq!(s.commission.as_ref().map(|c| c.basis), Some(Basis::Sales));
         assert_eq!(s.commission.as_ref().and_then(|c| c.public_rate), Some(dec!(0.005)));
         assert_eq!(s.seniority_per_year, dec!(100));
+    }
+
+    /// Seed 002 排序工资法: 1000, 800, 600 … never below 300, and 300 below a total of 50.
+    #[test]
+    fn ranked_amounts_step_down_to_the_floor() {
+        let r = Ranked {
+            amounts: vec![dec!(1000)],
+            step: Some(dec!(200)),
+            floor: dec!(300),
+            floor_below: Some(dec!(50)),
+        };
+        let cases = [
+            (1, dec!(90), dec!(1000)),
+            (2, dec!(80), dec!(800)),
+            (3, dec!(70), dec!(600)),
+            (4, dec!(60), dec!(400)),
+            (5, dec!(55), dec!(300)),
+            (9, dec!(50), dec!(300)),
+            (1, dec!(49.99), dec!(300)),
+        ];
+        for (rank, total, want) in cases {
+            assert_eq!(r.amount(rank, total), want, "rank {rank} total {total}");
+        }
+        let top3 = Ranked { amounts: vec![dec!(5), dec!(3), dec!(1)], ..Default::default() };
+        let got: Vec<_> = (1..=5).map(|r| top3.amount(r, dec!(0))).collect();
+        assert_eq!(got, [dec!(5), dec!(3), dec!(1), dec!(0), dec!(0)]);
+    }
+
+    #[test]
+    fn input_units_are_unambiguous_and_bounded() {
+        let pct = Input { unit: Unit::Percent, default: None };
+        assert_eq!(pct.accept("90"), Ok(dec!(0.9)));
+        assert_eq!(pct.accept("90%"), Ok(dec!(0.9)));
+        assert_eq!(pct.accept("87.5 %"), Ok(dec!(0.875)));
+        for bad in ["900", "-1", "101%", "1e2", "九十", "", "99999999999999999999999"] {
+            assert!(pct.accept(bad).is_err(), "{bad}");
+        }
+        let pts = Input { unit: Unit::Points(dec!(20)), default: None };
+        assert_eq!(pts.accept("18.5"), Ok(dec!(18.5)));
+        assert!(pts.accept("21").unwrap_err().contains("from 0 to 20"));
+        assert!(pts.accept("18%").unwrap_err().contains("not a percentage"));
     }
 
     #[test]
