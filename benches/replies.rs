@@ -1,5 +1,6 @@
-//! Replies benchmark: keyword auto-answer matching with 1,000 rules (messages/s) and
-//! quick-reply lookup latency with 5,000 phrases (p50/p99).
+//! Replies benchmark: keyword auto-answer matching with 1,000 rules (messages/s),
+//! quick-reply lookup latency with 5,000 phrases (p50/p99), and Qianniu import of 10,000,
+//! 40,000 and 100,000 rows (`cargo bench --bench replies -- qianniu` for that one alone).
 //!
 //! Run: `cargo bench --bench replies`. Figures go into docs/benchmarks.md (## Replies).
 
@@ -259,8 +260,57 @@ fn bench_quick(rng: &mut SmallRng) {
     );
 }
 
+/// A Qianniu export of `n` phrases in GBK, as Qianniu writes it (`&#44;`/`&#13;` escapes,
+/// some codes and texts repeated so the duplicate warnings have work to do).
+fn qianniu_csv(rng: &mut SmallRng, n: usize) -> Vec<u8> {
+    let mut text = String::from("快捷短语编码,快捷短语,快捷短语分组\r\n");
+    for i in 0..n {
+        let words: String = (0..rng.gen_range(6..14))
+            .map(|_| if rng.gen_bool(0.5) { *WORDS.choose(rng).unwrap_or(&"快递") } else { *FILLERS.choose(rng).unwrap_or(&"亲") })
+            .collect();
+        let group = WORDS.choose(rng).unwrap_or(&"快递");
+        // Codes as Qianniu allows them: at most 4 letters, distinct (26^4 > 100,000).
+        let code: String = (0..4).map(|k| char::from(b'a' + (i / 26usize.pow(k) % 26) as u8)).collect();
+        text.push_str(&format!("{code},亲&#44;{words}&#13;祝您购物愉快~,{group}\r\n"));
+    }
+    encoding_rs::GBK.encode(&text).0.into_owned()
+}
+
+/// `kefu replies import` of a Qianniu file: read, decode, parse, check, write quick.toml,
+/// re-read it. Three sizes, to show the time grows linearly with the rows.
+fn bench_qianniu_import(rng: &mut SmallRng) {
+    let Ok(dir) = tempfile::tempdir() else { panic!("no temp dir") };
+    for n in [10_000, 40_000, 100_000] {
+        let file = dir.path().join(format!("q{n}.csv"));
+        let bytes = qianniu_csv(rng, n);
+        if let Err(e) = std::fs::write(&file, &bytes) {
+            panic!("writing {}: {e}", file.display());
+        }
+        let replies = dir.path().join(format!("replies{n}"));
+        let cpu0 = cpu_secs();
+        let started = Instant::now();
+        let report = match kefu::replies::cli::import(&file, &replies, None) {
+            Ok(r) => r,
+            Err(e) => panic!("import failed: {e}"),
+        };
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = cpu0.and_then(|c0| cpu_secs().map(|c1| c1 - c0)).unwrap_or(f64::NAN);
+        assert_eq!(report.imported, n);
+        println!(
+            "qianniu import: {n} rows ({:.1} MB GBK): {secs:.3} s wall, {cpu:.2} CPU-s, {:.2} µs/row, {} warnings",
+            bytes.len() as f64 / 1e6,
+            secs / n as f64 * 1e6,
+            report.warnings.len(),
+        );
+    }
+}
+
 fn main() {
     let mut rng = SmallRng::seed_from_u64(5);
-    bench_auto(&mut rng);
-    bench_quick(&mut rng);
+    let only_import = std::env::args().any(|a| a == "qianniu");
+    if !only_import {
+        bench_auto(&mut rng);
+        bench_quick(&mut rng);
+    }
+    bench_qianniu_import(&mut rng);
 }

@@ -135,6 +135,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader went away (`kefu … | head`): what it wanted is printed; end quietly.
+        Err(e) if kefu::textio::out::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kefu: {e:#}");
             ExitCode::FAILURE
@@ -151,8 +153,9 @@ fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
     kefu::time::parse_day(s).ok_or_else(|| format!("`{s}` is not a date: expected YYYY-MM-DD"))
 }
 
-fn print(text: String) -> anyhow::Result<ExitCode> {
-    println!("{text}");
+fn print(mut text: String) -> anyhow::Result<ExitCode> {
+    text.push('\n');
+    kefu::textio::out::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -184,7 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{e}");
             }
             if errors.is_empty() {
-                println!("all rule and reply files are valid");
+                kefu::textio::out::print("all rule and reply files are valid\n")?;
             } else {
                 eprintln!("{} problem(s) found", errors.len());
                 return Ok(ExitCode::from(1));
@@ -200,10 +203,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(c) => return print(kefu::console::cli::run(c)?),
         Command::CheckText { text, rules, json } => {
             let rules = folder(rules, "rules");
-            print!("{}", kefu::guard::cli::check_text(&text, rules.as_deref(), json)?);
+            kefu::textio::out::print(&kefu::guard::cli::check_text(&text, rules.as_deref(), json)?)?;
         }
         Command::Flags { db, date, agent, json } => {
-            print!("{}", kefu::guard::cli::flags(&db, date.as_deref(), agent.as_deref(), json)?);
+            kefu::textio::out::print(&kefu::guard::cli::flags(&db, date.as_deref(), agent.as_deref(), json)?)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -29,15 +29,20 @@ impl AlertSeam for Submitter {
     }
 }
 
-/// Prints each alert as one line on stdout, buyer masked.
+/// Prints each alert as one line on stdout, buyer masked, platform text escaped (no ESC
+/// sequence or line break reaches the terminal); a closed pipe ends the demo quietly.
 #[derive(Debug, Default)]
 pub struct TerminalSeam;
 
 impl AlertSeam for TerminalSeam {
     fn submit(&mut self, notice: Notice) {
-        println!("{}", terminal_line(Message::One(&notice)));
+        let line = terminal_line(Message::One(&notice));
+        crate::textio::out::print_line_or_exit(&crate::textio::escape_cut(&line, TERMINAL_LINE_MAX_CHARS));
     }
 }
+
+/// An alert line carries a message preview: longer than a table cell, still bounded.
+const TERMINAL_LINE_MAX_CHARS: usize = 1_000;
 
 /// Sends each alert with the instant it left kefu (tests, benchmarks).
 #[derive(Debug, Clone)]

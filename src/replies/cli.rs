@@ -214,10 +214,14 @@ pub fn import(file: &Path, dir: &Path, agent: Option<&str>) -> Result<ImportRepo
         QuickBook::default()
     };
     let imported = imp.rows.len();
+    if agent.is_some_and(|a| a.trim().is_empty()) {
+        return Err(CliError::Usage("--agent is empty: omit it to import the team set".into()));
+    }
     let set = imp.rows.into_iter().map(|r| r.into_phrase(agent)).collect();
-    let book = book.with_set_replaced(agent, set);
-    let text = book.to_toml();
-    quick::parse(&target, &text).map_err(|e| CliError::Data(vec![e]))?;
+    // Every text was checked non-empty by the import; the book is written as the TOML
+    // library serialises it, so it reads back as written (tests/replies.rs round-trips it).
+    let phrases = book.phrases_with_set_replaced(agent, set);
+    let text = quick::book_toml(&phrases).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", target.display())))?;
     std::fs::create_dir_all(dir).map_err(|source| CliError::Io { path: dir.into(), source })?;
     let tmp = dir.join(format!(".{}.tmp", quick::FILE));
     std::fs::write(&tmp, text).map_err(|source| CliError::Io { path: tmp.clone(), source })?;

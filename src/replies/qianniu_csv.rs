@@ -4,53 +4,33 @@
 //! phrase a row: code, text, group (blank: ungrouped). Inside cells Qianniu writes `&#13;`
 //! for a line break and `&#44;` for a comma. Files come as GBK/GB18030 from Windows or as
 //! UTF-8 with or without a BOM; export writes GBK unless asked otherwise, because that is
-//! what Qianniu reads.
+//! what Qianniu reads (UTF-8 exports carry a BOM, so Excel shows them right).
 //!
 //! Import is all or nothing: any bad row makes the whole file an error naming every bad
-//! line. Duplicates and codes longer than Qianniu allows are reported, never changed.
+//! line, and a file with no phrase is refused (it would empty the set). Duplicates and
+//! codes longer than Qianniu allows are reported, never changed. Reading and writing go
+//! through [`crate::textio`]: strict GBK/UTF-8 decoding (NUL bytes refused), the `csv`
+//! crate, and CSV for people on export.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::rules::DataError;
+use crate::textio::{Column, Others, PeopleCsv, read_csv_parsed};
 
 use super::quick::{MAX_CODE_CHARS, Phrase};
 
-/// Header names accepted for the code column.
-const CODE_HEADERS: &[&str] = &["快捷短语编码", "快捷编码"];
-const TEXT_HEADER: &str = "快捷短语";
-const GROUP_HEADER: &str = "快捷短语分组";
+pub use crate::textio::Encoding;
+
+/// The columns: code (two header spellings), text, and an optional group.
+const COLUMNS: [Column; 3] = [
+    Column::required("快捷短语编码", &["快捷编码"]),
+    Column::required("快捷短语", &[]),
+    Column::optional("快捷短语分组", &[]),
+];
 
 /// The header export writes.
 pub const HEADER: &str = "快捷短语编码,快捷短语,快捷短语分组";
-
-/// A text encoding of a CSV file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// GBK, or GB18030 which is its superset (what Windows Excel and Qianniu write).
-    Gbk,
-    /// UTF-8 (a BOM is accepted on import and not written on export).
-    Utf8,
-}
-
-impl Encoding {
-    /// Parses `gbk`, `gb18030` or `utf-8`/`utf8`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "gbk" | "gb18030" | "gb2312" => Some(Self::Gbk),
-            "utf-8" | "utf8" => Some(Self::Utf8),
-            _ => None,
-        }
-    }
-
-    /// The name shown to people.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Gbk => "GBK",
-            Self::Utf8 => "UTF-8",
-        }
-    }
-}
 
 /// One phrase row read from a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,76 +63,22 @@ pub struct Import {
     pub warnings: Vec<DataError>,
 }
 
-/// Decodes a file: a UTF-8 BOM or valid UTF-8 means UTF-8, anything else must be GB18030.
-pub fn decode(file: &Path, bytes: &[u8]) -> Result<(String, Encoding), DataError> {
-    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        return std::str::from_utf8(rest).map(|s| (s.to_string(), Encoding::Utf8)).map_err(|e| {
-            DataError::at(file, None, format!("starts with a UTF-8 BOM but is not UTF-8: {e}"))
-        });
-    }
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        return Ok((s.to_string(), Encoding::Utf8));
-    }
-    encoding_rs::GB18030
-        .decode_without_bom_handling_and_without_replacement(bytes)
-        .map(|s| (s.into_owned(), Encoding::Gbk))
-        .ok_or_else(|| DataError::at(file, None, "neither UTF-8 nor GBK/GB18030 text"))
-}
-
 /// Reads a Qianniu CSV file's bytes; every bad line is named, and no row is returned then.
+/// A file with a header and no phrase is an error too: importing it would empty the set.
 pub fn import(file: &Path, bytes: &[u8]) -> Result<Import, Vec<DataError>> {
-    let (text, encoding) = decode(file, bytes).map_err(|e| vec![e])?;
-    let records = split_records(&text);
-    let mut errors = Vec::new();
-    let mut iter = records.into_iter().filter(|r| !(r.cells.len() == 1 && r.cells[0].trim().is_empty()));
-    let Some(header) = iter.next() else {
-        return Err(vec![DataError::at(file, None, format!("empty file: expected the header `{HEADER}`"))]);
-    };
-    let names: Vec<&str> = header.cells.iter().map(|c| c.trim()).collect();
-    let header_ok = names.len() >= 2
-        && CODE_HEADERS.contains(&names[0])
-        && names[1] == TEXT_HEADER
-        && names.get(2).is_none_or(|n| *n == GROUP_HEADER)
-        && names.len() <= 3;
-    if !header_ok {
+    let (rows, encoding) = read_csv_parsed(file, bytes, &COLUMNS, Others::Refuse, |r| {
+        let text = unescape(r.get(1));
+        if text.trim().is_empty() {
+            return Err("phrase text is empty".to_string());
+        }
+        Ok(Row { line: r.line, code: unescape(r.get(0).trim()), text, group: unescape(r.get(2).trim()) })
+    })?;
+    if rows.is_empty() {
         return Err(vec![DataError::at(
             file,
-            Some(header.line),
-            format!(
-                "header is `{}`: expected `{HEADER}` (or `快捷编码,快捷短语,快捷短语分组`)",
-                names.join(",")
-            ),
+            None,
+            "no phrase after the header: importing it would leave the set empty, so nothing was changed",
         )]);
-    }
-    let columns = names.len();
-    let mut rows = Vec::new();
-    for r in iter {
-        if let Some(e) = r.error {
-            errors.push(DataError::at(file, Some(r.line), e));
-            continue;
-        }
-        if r.cells.len() != columns {
-            errors.push(DataError::at(
-                file,
-                Some(r.line),
-                format!(
-                    "{} cells, expected {columns} (a comma inside a cell must be written &#44;)",
-                    r.cells.len()
-                ),
-            ));
-            continue;
-        }
-        let code = unescape(r.cells[0].trim());
-        let text = unescape(&r.cells[1]);
-        let group = r.cells.get(2).map(|g| unescape(g.trim())).unwrap_or_default();
-        if text.trim().is_empty() {
-            errors.push(DataError::at(file, Some(r.line), "phrase text is empty"));
-            continue;
-        }
-        rows.push(Row { line: r.line, code, text, group });
-    }
-    if !errors.is_empty() {
-        return Err(errors);
     }
     let warnings = warnings(file, &rows);
     Ok(Import { rows, encoding, warnings })
@@ -189,22 +115,19 @@ fn warnings(file: &Path, rows: &[Row]) -> Vec<DataError> {
     out
 }
 
-/// Writes phrases as a Qianniu CSV in `encoding`. Fails, naming the codes, when a text
-/// has characters GBK cannot hold (e.g. emoji), rather than writing them mangled.
+/// Writes phrases as a Qianniu CSV in `encoding` through the CSV-for-people writer
+/// (UTF-8 gets a BOM; cells that a spreadsheet would run as a formula get a leading `'`,
+/// which [`import`] takes off again). Fails, naming the codes, when a text has characters
+/// GBK cannot hold (e.g. emoji), rather than writing them mangled.
 pub fn export(phrases: &[&Phrase], encoding: Encoding) -> Result<Vec<u8>, String> {
-    let mut text = String::from(HEADER);
-    text.push_str("\r\n");
+    let mut csv = PeopleCsv::new(HEADER.split(','));
     for p in phrases {
-        text.push_str(&escape(&p.code));
-        text.push(',');
-        text.push_str(&escape(&p.text));
-        text.push(',');
-        text.push_str(&escape(&p.group));
-        text.push_str("\r\n");
+        csv.row([escape(&p.code), escape(&p.text), escape(&p.group)]);
     }
     match encoding {
-        Encoding::Utf8 => Ok(text.into_bytes()),
+        Encoding::Utf8 => Ok(csv.into_utf8_with_bom()),
         Encoding::Gbk => {
+            let text = csv.into_text();
             let (bytes, _, unmappable) = encoding_rs::GBK.encode(&text);
             if !unmappable {
                 return Ok(bytes.into_owned());
@@ -222,84 +145,32 @@ pub fn export(phrases: &[&Phrase], encoding: Encoding) -> Result<Vec<u8>, String
     }
 }
 
-/// `&#13;` (and `&#10;`) become a line break, `&#44;` a comma.
+/// `&#13;` (and `&#10;`) become a line break, `&#44;` a comma; the `'` that export puts
+/// before a formula-like cell (or before one already starting with `'`s) is taken off.
 fn unescape(cell: &str) -> String {
+    let cell = match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest.trim_start_matches('\'')) => rest,
+        _ => cell,
+    };
     if !cell.contains("&#") {
         return cell.to_string();
     }
     cell.replace("&#13;&#10;", "\n").replace("&#13;", "\n").replace("&#10;", "\n").replace("&#44;", ",")
 }
 
+/// Whether the CSV-for-people writer puts a `'` before this cell.
+fn formula_like(cell: &str) -> bool {
+    crate::textio::neutralise(cell) != cell
+}
+
+/// Qianniu's escapes; a cell that already begins with `'` before a formula character gets
+/// one more, so the `'` import takes off leaves it as it was.
 fn escape(cell: &str) -> String {
+    let cell = match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest.trim_start_matches('\'')) => format!("''{rest}"),
+        _ => cell.to_string(),
+    };
     cell.replace("\r\n", "&#13;").replace(['\r', '\n'], "&#13;").replace(',', "&#44;")
-}
-
-struct Record {
-    line: usize,
-    cells: Vec<String>,
-    error: Option<String>,
-}
-
-/// Splits text into records. Qianniu writes no quotes, but a file re-saved by Excel may
-/// quote cells (RFC 4180), so `"a,b"` and `""` inside quotes are understood too.
-fn split_records(text: &str) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut line = 1;
-    let mut chars = text.chars().peekable();
-    while chars.peek().is_some() {
-        let start = line;
-        let mut cells = Vec::new();
-        let mut cell = String::new();
-        let mut error = None;
-        let mut quoted = false;
-        let mut at_cell_start = true;
-        loop {
-            let Some(c) = chars.next() else {
-                if quoted {
-                    error = Some("a quoted cell is never closed".to_string());
-                }
-                break;
-            };
-            if quoted {
-                match c {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        cell.push('"');
-                    }
-                    '"' => quoted = false,
-                    '\n' => {
-                        line += 1;
-                        cell.push('\n');
-                    }
-                    '\r' => {}
-                    _ => cell.push(c),
-                }
-                continue;
-            }
-            match c {
-                '"' if at_cell_start => {
-                    quoted = true;
-                    at_cell_start = false;
-                }
-                ',' => {
-                    cells.push(std::mem::take(&mut cell));
-                    at_cell_start = true;
-                }
-                '\r' => {}
-                '\n' => {
-                    line += 1;
-                    break;
-                }
-                _ => {
-                    cell.push(c);
-                    at_cell_start = false;
-                }
-            }
-        }
-        cells.push(cell);
-        out.push(Record { line: start, cells, error });
-    }
-    out
 }
 
 #[cfg(test)]
@@ -366,6 +237,35 @@ mod tests {
         assert_eq!(imp.encoding, Encoding::Gbk);
         assert_eq!(imp.rows[0].text, "亲\n您好");
         assert!(import(Path::new("q.csv"), &[0xFF, 0xFF, 0x00, 0x81]).is_err());
+    }
+
+    #[test]
+    fn refuses_nul_bytes_and_a_file_with_no_phrase() {
+        let cases: [(&[u8], &str); 3] = [
+            (b"\xE5\xBF\xAB\xE6\x8D\xB7\xE7\x9F\xAD\xE8\xAF\xAD\xE7\xBC\x96\xE7\xA0\x81,\xE5\xBF\xAB\xE6\x8D\xB7\xE7\x9F\xAD\xE8\xAF\xAD\nhy,a\0b\n", "q.csv:2: a NUL byte"),
+            ("快捷短语编码,快捷短语,快捷短语分组\r\n".as_bytes(), "q.csv: no phrase after the header"),
+            ("快捷短语编码,快捷短语,快捷短语分组\r\n\r\n,,\r\n".as_bytes(), "q.csv: no phrase after the header"),
+        ];
+        for (bytes, want) in cases {
+            let errs = import(Path::new("q.csv"), bytes).unwrap_err();
+            assert!(errs[0].to_string().starts_with(want), "{}", errs[0]);
+        }
+    }
+
+    #[test]
+    fn export_neutralises_formulas_and_import_takes_the_mark_off() {
+        let p = |code: &str, text: &str| Phrase { agent: None, code: code.into(), text: text.into(), group: "-".into() };
+        let phrases = [p("=1+1", "=HYPERLINK(\"http://x\",\"点我\")"), p("ok", "'=保持原样"), p("n", "-5元")];
+        let refs: Vec<&Phrase> = phrases.iter().collect();
+        let bytes = export(&refs, Encoding::Utf8).unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(text.starts_with("\u{feff}快捷短语编码,"), "{text}");
+        assert!(text.contains("'=1+1,\"'=HYPERLINK(\"\"http://x\"\"&#44;\"\"点我\"\")\",'-\r\n"), "{text}");
+        let back: Vec<(String, String, String)> =
+            import(Path::new("q.csv"), &bytes).unwrap().rows.into_iter().map(|r| (r.code, r.text, r.group)).collect();
+        let want: Vec<(String, String, String)> =
+            phrases.iter().map(|p| (p.code.clone(), p.text.clone(), p.group.clone())).collect();
+        assert_eq!(back, want);
     }
 
     #[test]

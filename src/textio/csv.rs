@@ -91,13 +91,48 @@ pub fn read(file: &Path, bytes: &[u8], columns: &[Column], others: Others) -> Re
     Ok(table)
 }
 
+/// [`read`], then `parse` turns each row into a `T` (or says what is wrong with it). Every
+/// bad line — the wrong width, or refused by `parse` — is named, all at once, and nothing
+/// is returned then; so a caller's own checks are reported together with the file's.
+pub fn read_parsed<T>(
+    file: &Path,
+    bytes: &[u8],
+    columns: &[Column],
+    others: Others,
+    mut parse: impl FnMut(&Row) -> Result<T, String>,
+) -> Result<(Vec<T>, Encoding), Vec<DataError>> {
+    let decoded = decode(file, bytes).map_err(|e| vec![e])?;
+    let (table, mut errors) = read_all(file, &decoded.text, columns, others)?;
+    let mut items = Vec::with_capacity(table.rows.len());
+    for row in &table.rows {
+        match parse(row) {
+            Ok(item) => items.push(item),
+            Err(message) => errors.push(DataError::at(file, Some(row.line), message)),
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(errors);
+    }
+    Ok((items, decoded.encoding))
+}
+
 /// [`read`] over text already decoded (the encoding is reported as UTF-8).
-pub fn read_text(
+pub fn read_text(file: &Path, text: &str, columns: &[Column], others: Others) -> Result<Table, Vec<DataError>> {
+    let (table, errors) = read_all(file, text, columns, others)?;
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(table)
+}
+
+/// The well-formed rows and the errors of the others; `Err` when the file as a whole is bad.
+fn read_all(
     file: &Path,
     text: &str,
     columns: &[Column],
     others: Others,
-) -> Result<Table, Vec<DataError>> {
+) -> Result<(Table, Vec<DataError>), Vec<DataError>> {
     let mut reader =
         ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut records = reader.records().filter(|r| !matches!(r, Ok(rec) if blank(rec)));
@@ -144,11 +179,8 @@ pub fn read_text(
         let cells = index.iter().map(|i| i.map(|i| record[i].to_string()).unwrap_or_default()).collect();
         rows.push(Row { line, cells });
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
     let present = index.iter().map(Option::is_some).collect();
-    Ok(Table { encoding: Encoding::Utf8, present, rows })
+    Ok((Table { encoding: Encoding::Utf8, present, rows }, errors))
 }
 
 fn blank(record: &::csv::StringRecord) -> bool {
