@@ -266,7 +266,13 @@ fn qianniu_csv(rng: &mut SmallRng, n: usize) -> Vec<u8> {
     let mut text = String::from("快捷短语编码,快捷短语,快捷短语分组\r\n");
     for i in 0..n {
         let words: String = (0..rng.gen_range(6..14))
-            .map(|_| if rng.gen_bool(0.5) { *WORDS.choose(rng).unwrap_or(&"快递") } else { *FILLERS.choose(rng).unwrap_or(&"亲") })
+            .map(|_| {
+                if rng.gen_bool(0.5) {
+                    *WORDS.choose(rng).unwrap_or(&"快递")
+                } else {
+                    *FILLERS.choose(rng).unwrap_or(&"亲")
+                }
+            })
             .collect();
         let group = WORDS.choose(rng).unwrap_or(&"快递");
         // Codes as Qianniu allows them: at most 4 letters, distinct (26^4 > 100,000).

@@ -206,7 +206,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kefu::textio::out::print(&kefu::guard::cli::check_text(&text, rules.as_deref(), json)?)?;
         }
         Command::Flags { db, date, agent, json } => {
-            kefu::textio::out::print(&kefu::guard::cli::flags(&db, date.as_deref(), agent.as_deref(), json)?)?;
+            kefu::textio::out::print(&kefu::guard::cli::flags(
+                &db,
+                date.as_deref(),
+                agent.as_deref(),
+                json,
+            )?)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -299,8 +299,10 @@ fn ratio(num: u32, den: u32) -> Option<f64> {
 }
 
 impl Report {
-    /// The readable per-agent table (buyer ids masked).
+    /// The readable per-agent table (buyer ids masked; platform text escaped, so an ESC
+    /// sequence or a line break in an id or a message is shown, never obeyed).
     pub fn to_table(&self) -> String {
+        use crate::textio::escape_for_terminal as t;
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -324,8 +326,8 @@ impl Report {
             let _ = writeln!(
                 s,
                 "{:<12} {:<10} {:>5} {:>7} {:>6} {:>5} {:>5} {:>5} {:>5} {:>6} {:>8} {:>8} {:>8}",
-                a.agent,
-                a.date,
+                t(&a.agent),
+                t(&a.date),
                 a.customers,
                 a.replied_customers,
                 a.reply_rate.map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
@@ -355,11 +357,11 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "  flag: {} [{}] {} \"{}\" ({} chars {}..{}, {} points)",
-                    f.agent,
+                    t(&f.agent),
                     f.severity.as_str(),
-                    f.category,
-                    f.matched,
-                    f.message_id,
+                    t(&f.category),
+                    t(&f.matched),
+                    t(&f.message_id),
                     f.start,
                     f.end,
                     f.points
@@ -370,8 +372,8 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  breach: {} buyer {} waited {:.1}s (deadline {}s, load {}) from {} [{}]",
-                w.agent,
-                mask_id(&w.customer),
+                t(&w.agent),
+                t(&mask_id(&w.customer)),
                 w.waited_s,
                 w.deadline_s,
                 w.load,

@@ -75,3 +75,75 @@ fn qianniu_utf8_export_has_a_bom_and_no_live_formula() {
     assert!(reread.contains("code = \"=x\""), "{reread}");
     assert!(reread.contains("@SUM(1+1)*cmd|' /C calc'!A0"), "{reread}");
 }
+
+/// Events whose ids carry ESC sequences (clear screen, set the window title, red) and a
+/// line break, with agent messages the phrase guard flags.
+fn hostile_events(dir: &Path) -> PathBuf {
+    let agent = "a1\u{1b}[2J\u{1b}]0;pwned\u{7}";
+    let conv = "c1\u{1b}[31m";
+    let lines = [
+        serde_json::json!({"type":"message","id":"m1\u{1b}[1A","ts":"2026-11-11T10:00:00+08:00","shop":"s1\u{1b}[5m","conversation":conv,"customer":"tb_buyer\u{1b}[8m_1","agent":agent,"from":"customer","text":"有优惠吗"}),
+        serde_json::json!({"type":"message","id":"m2\nINFO forged","ts":"2026-11-11T10:01:05+08:00","shop":"s1\u{1b}[5m","conversation":conv,"customer":"tb_buyer\u{1b}[8m_1","agent":agent,"from":"agent","text":"亲，这款是全网最低价\u{1b}[0m哦"}),
+    ];
+    let file = dir.join("hostile.jsonl");
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn assert_no_raw_controls(what: &str, out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{what}: {}", stderr(out));
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "{what} printed a raw ESC/BEL: {stdout:?}"
+    );
+    assert!(!stdout.lines().any(|l| l.starts_with("INFO forged")), "{what}: a value broke a line: {stdout}");
+}
+
+#[test]
+fn esc_sequences_in_platform_ids_never_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = hostile_events(dir.path());
+    let db = dir.path().join("k.db");
+    let replay = kefu(&["replay", s(&events), "--db", s(&db)]);
+    assert_no_raw_controls("replay", &replay);
+    let table = String::from_utf8_lossy(&replay.stdout);
+    assert!(table.contains("a1\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"), "the agent is shown escaped: {table}");
+    assert_no_raw_controls("report", &kefu(&["report", "--db", s(&db)]));
+    let flags = kefu(&["flags", "--db", s(&db)]);
+    assert_no_raw_controls("flags", &flags);
+    let flags = String::from_utf8_lossy(&flags.stdout);
+    assert!(flags.contains("m2\\nINFO forged") && flags.contains("c1\\u{1b}[31m"), "{flags}");
+}
+
+/// Runs kefu with its stdout a pipe whose reading end is already closed (`kefu … | head`
+/// after head has gone).
+fn kefu_into_closed_pipe(args: &[&str]) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kefu runs");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("kefu ends")
+}
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = hostile_events(dir.path());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["check-text", "亲，这款是全网最低价，加微信私聊"],
+        vec!["replay", s(&events)],
+        vec!["replies", "find", "发货"],
+    ];
+    for args in cases {
+        let out = kefu_into_closed_pipe(&args);
+        assert_eq!(out.status.code(), Some(0), "kefu {args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "kefu {args:?}: {err}");
+    }
+}

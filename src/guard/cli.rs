@@ -47,8 +47,10 @@ pub fn check_text(text: &str, rules: Option<&Path>, json: bool) -> Result<String
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut out = String::new();
-    let _ = writeln!(out, "text:       {}", guard.mask(text));
-    let _ = writeln!(out, "normalised: {}", guard.normalized(text));
+    // The text is the caller's own, but may have been pasted from a buyer's message.
+    let t = |s: &str| crate::textio::escape_cut(s, usize::MAX).into_owned();
+    let _ = writeln!(out, "text:       {}", t(&guard.mask(text)));
+    let _ = writeln!(out, "normalised: {}", t(&guard.normalized(text)));
     if findings.is_empty() {
         out.push_str("no findings\n");
     }
@@ -62,9 +64,9 @@ pub fn check_text(text: &str, rules: Option<&Path>, json: bool) -> Result<String
             f.points,
             f.start,
             f.end,
-            f.matched,
+            t(&f.matched),
             f.rule,
-            f.normalized,
+            t(&f.normalized),
             senders.join(", ")
         );
     }
@@ -82,22 +84,25 @@ pub fn flags(db: &Path, date: Option<&str>, agent: Option<&str>, json: bool) -> 
     Ok(render(&rows))
 }
 
+/// One line per finding; every stored value came from the platform, so each is escaped
+/// for the terminal.
 fn render(rows: &[StoredFlag]) -> String {
+    use crate::textio::escape_for_terminal as t;
     let mut out = String::new();
     for r in rows {
         let _ = writeln!(
             out,
             "{}  {}  {}  {}  [{}] {} ({}) chars {}..{} \"{}\"",
             display_shanghai(r.ts),
-            r.agent,
-            r.conversation,
-            r.message_id,
-            r.severity,
-            r.category,
+            t(&r.agent),
+            t(&r.conversation),
+            t(&r.message_id),
+            t(&r.severity),
+            t(&r.category),
             r.points,
             r.start,
             r.end,
-            r.matched
+            t(&r.matched)
         );
     }
     let points: i64 = rows.iter().map(|r| i64::from(r.points)).sum();

@@ -1,6 +1,7 @@
 //! `kefu replies …`: import, export, find, hits and misses. Parsing lives here (clap derive) so
 //! `main.rs` only dispatches.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -95,6 +96,9 @@ pub enum CliError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Writing the result to stdout failed (a closed pipe ends `kefu` quietly in `main`).
+    #[error("writing to standard output")]
+    Stdout(#[source] std::io::Error),
     /// A bad argument.
     #[error("{0}")]
     Usage(String),
@@ -106,6 +110,9 @@ fn join_errors(errors: &[DataError]) -> String {
 
 /// Runs one subcommand, printing its result.
 pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
+    use crate::textio::escape_for_terminal as t;
+    let mut stdout = String::new();
+    let out = &mut stdout;
     match cmd {
         Command::Import { file, replies, agent } => {
             let dir = replies.unwrap_or_else(|| PathBuf::from("replies"));
@@ -113,7 +120,8 @@ pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
-            println!(
+            let _ = writeln!(
+                out,
                 "imported {} phrase(s) ({}) into {} as {}",
                 report.imported,
                 report.encoding.name(),
@@ -121,25 +129,26 @@ pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
                 agent.map_or("the team set".to_string(), |a| format!("{a}'s personal set")),
             );
         }
-        Command::Export { out, encoding, replies, agent } => {
+        Command::Export { out: file, encoding, replies, agent } => {
             let enc = Encoding::parse(&encoding)
                 .ok_or_else(|| CliError::Usage(format!("--encoding `{encoding}`: expected gbk or utf-8")))?;
-            let (n, warnings) = export(&out, enc, existing(replies).as_deref(), agent.as_deref())?;
+            let (n, warnings) = export(&file, enc, existing(replies).as_deref(), agent.as_deref())?;
             for w in warnings {
                 eprintln!("warning: {w}");
             }
-            println!("exported {n} phrase(s) to {} ({})", out.display(), enc.name());
+            let _ = writeln!(out, "exported {n} phrase(s) to {} ({})", file.display(), enc.name());
         }
         Command::Find { query, agent, limit, replies } => {
             let book = quick::load(existing(replies).as_deref()).map_err(|e| CliError::Data(vec![e]))?;
             let hits = book.find(agent.as_deref(), &query, limit);
             if hits.is_empty() {
-                println!("no phrase matches `{query}`");
+                let _ = writeln!(out, "no phrase matches `{}`", t(&query));
             }
             for h in hits {
                 let scope = h.phrase.agent.as_deref().unwrap_or("团队");
                 let text = h.phrase.text.replace('\n', " ⏎ ");
-                println!("{:<6} [{}] {} ({:?}, {})", h.phrase.code, h.phrase.group, text, h.rank, scope);
+                let (code, group) = (t(&h.phrase.code), t(&h.phrase.group));
+                let _ = writeln!(out, "{code:<6} [{group}] {} ({:?}, {})", t(&text), h.rank, t(scope));
             }
         }
         Command::Hits { date, db } => {
@@ -150,9 +159,9 @@ pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
             {
                 let rows = super::stats::hits(&store, day, kind)?;
                 let none = if rows.is_empty() { " none" } else { "" };
-                println!("{title} on {day}:{none}");
+                let _ = writeln!(out, "{title} on {day}:{none}");
                 for (shop, key, hits) in rows {
-                    println!("  {hits:>6}  {shop}  {key}");
+                    let _ = writeln!(out, "  {hits:>6}  {}  {}", t(&shop), t(&key));
                 }
             }
         }
@@ -161,19 +170,21 @@ pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
             let store = Store::open(&db)?;
             let rows = super::stats::misses(&store, day)?;
             if rows.is_empty() {
-                println!("no unanswered questions on {day}");
+                let _ = writeln!(out, "no unanswered questions on {day}");
             }
             for r in rows {
-                println!(
+                let _ = writeln!(
+                    out,
                     "{}  {}  {}  {}",
                     crate::time::display_shanghai(r.ts),
-                    r.shop,
-                    r.conversation,
-                    super::stats::mask_phones_in_text(&r.text)
+                    t(&r.shop),
+                    t(&r.conversation),
+                    t(&super::stats::mask_phones_in_text(&r.text))
                 );
             }
         }
     }
+    crate::textio::out::print(&stdout).map_err(CliError::Stdout)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -221,7 +232,8 @@ pub fn import(file: &Path, dir: &Path, agent: Option<&str>) -> Result<ImportRepo
     // Every text was checked non-empty by the import; the book is written as the TOML
     // library serialises it, so it reads back as written (tests/replies.rs round-trips it).
     let phrases = book.phrases_with_set_replaced(agent, set);
-    let text = quick::book_toml(&phrases).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", target.display())))?;
+    let text = quick::book_toml(&phrases)
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", target.display())))?;
     std::fs::create_dir_all(dir).map_err(|source| CliError::Io { path: dir.into(), source })?;
     let tmp = dir.join(format!(".{}.tmp", quick::FILE));
     std::fs::write(&tmp, text).map_err(|source| CliError::Io { path: tmp.clone(), source })?;

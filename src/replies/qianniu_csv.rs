@@ -254,15 +254,24 @@ mod tests {
 
     #[test]
     fn export_neutralises_formulas_and_import_takes_the_mark_off() {
-        let p = |code: &str, text: &str| Phrase { agent: None, code: code.into(), text: text.into(), group: "-".into() };
+        let p = |code: &str, text: &str| Phrase {
+            agent: None,
+            code: code.into(),
+            text: text.into(),
+            group: "-".into(),
+        };
         let phrases = [p("=1+1", "=HYPERLINK(\"http://x\",\"点我\")"), p("ok", "'=保持原样"), p("n", "-5元")];
         let refs: Vec<&Phrase> = phrases.iter().collect();
         let bytes = export(&refs, Encoding::Utf8).unwrap();
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(text.starts_with("\u{feff}快捷短语编码,"), "{text}");
         assert!(text.contains("'=1+1,\"'=HYPERLINK(\"\"http://x\"\"&#44;\"\"点我\"\")\",'-\r\n"), "{text}");
-        let back: Vec<(String, String, String)> =
-            import(Path::new("q.csv"), &bytes).unwrap().rows.into_iter().map(|r| (r.code, r.text, r.group)).collect();
+        let back: Vec<(String, String, String)> = import(Path::new("q.csv"), &bytes)
+            .unwrap()
+            .rows
+            .into_iter()
+            .map(|r| (r.code, r.text, r.group))
+            .collect();
         let want: Vec<(String, String, String)> =
             phrases.iter().map(|p| (p.code.clone(), p.text.clone(), p.group.clone())).collect();
         assert_eq!(back, want);

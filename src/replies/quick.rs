@@ -266,7 +266,12 @@ pub fn book_toml(phrases: &[Phrase]) -> Result<String, toml::ser::Error> {
     );
     for p in phrases {
         let one = OutBook {
-            phrase: vec![OutPhrase { agent: p.agent.as_deref(), code: &p.code, group: &p.group, text: &p.text }],
+            phrase: vec![OutPhrase {
+                agent: p.agent.as_deref(),
+                code: &p.code,
+                group: &p.group,
+                text: &p.text,
+            }],
         };
         out.push('\n');
         out.push_str(&toml::to_string(&one)?);

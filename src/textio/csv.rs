@@ -118,7 +118,12 @@ pub fn read_parsed<T>(
 }
 
 /// [`read`] over text already decoded (the encoding is reported as UTF-8).
-pub fn read_text(file: &Path, text: &str, columns: &[Column], others: Others) -> Result<Table, Vec<DataError>> {
+pub fn read_text(
+    file: &Path,
+    text: &str,
+    columns: &[Column],
+    others: Others,
+) -> Result<Table, Vec<DataError>> {
     let (table, errors) = read_all(file, text, columns, others)?;
     if !errors.is_empty() {
         return Err(errors);

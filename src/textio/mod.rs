@@ -18,6 +18,8 @@ pub mod decode;
 pub mod escape;
 pub mod out;
 
-pub use csv::{Column, Others, PeopleCsv, Row, Table, neutralise, read as read_csv, read_parsed as read_csv_parsed};
+pub use csv::{
+    Column, Others, PeopleCsv, Row, Table, neutralise, read as read_csv, read_parsed as read_csv_parsed,
+};
 pub use decode::{Decoded, Encoding, decode};
 pub use escape::{LogFields, escape_cut, escape_for_log, escape_for_terminal};
