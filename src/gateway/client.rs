@@ -24,11 +24,12 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::protocol::{ClientFrame, HARD_FRAME_BYTES, Incoming, RejectedFrame, SeqGuard, decode, truncate};
+use crate::alerts::notice::mask_text;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Where and how to connect.
-#[derive(Debug, Clone)]
+/// Where and how to connect. Its `Debug` shows neither the token nor the URL's query.
+#[derive(Clone)]
 pub struct GatewayConfig {
     /// `ws://` or `wss://` URL of the platform.
     pub url: String,
@@ -40,6 +41,39 @@ pub struct GatewayConfig {
     pub ping_every: Duration,
     /// With no frame (pong included) for this long, the connection is presumed dead.
     pub silence_limit: Duration,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("url", &redact_url(&self.url))
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("backoff", &self.backoff)
+            .field("ping_every", &self.ping_every)
+            .field("silence_limit", &self.silence_limit)
+            .finish()
+    }
+}
+
+/// The URL as it may be logged: every query value (a platform may take its token as
+/// `?token=…`) and any user or password replaced by `***`, the fragment dropped. A URL
+/// that does not parse is not shown at all, only its length.
+pub fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return format!("<unreadable url of {} bytes>", raw.len());
+    };
+    if !url.username().is_empty() {
+        let _ = url.set_username("***");
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query().is_some() {
+        let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        url.query_pairs_mut().clear().extend_pairs(keys.iter().map(|k| (k.as_str(), "***")));
+    }
+    url.set_fragment(None);
+    url.to_string()
 }
 
 impl GatewayConfig {
@@ -177,7 +211,7 @@ pub enum GatewayError {
     /// The URL is not a websocket URL.
     #[error("bad platform url `{url}`: {reason}")]
     BadUrl {
-        /// The URL.
+        /// The URL, query values masked ([`redact_url`]).
         url: String,
         /// Why.
         reason: String,
@@ -223,7 +257,7 @@ pub async fn run(
         let ended = match connect(&config).await {
             Ok(ws) => {
                 counters.connects.fetch_add(1, Ordering::Relaxed);
-                info!(url = %config.url, "connected");
+                info!(url = %redact_url(&config.url), "connected");
                 let s = Session { config: &config, counters: &counters, heard_any: false };
                 let mut s = s;
                 let ended = s.run(ws, &mut frames, &mut committed, &mut sends, &mut shutdown).await;
@@ -254,7 +288,8 @@ pub async fn run(
 }
 
 async fn connect(config: &GatewayConfig) -> Result<Ws, Ended> {
-    let bad_url = |reason: String| Ended::Fatal(GatewayError::BadUrl { url: config.url.clone(), reason });
+    let bad_url =
+        |reason: String| Ended::Fatal(GatewayError::BadUrl { url: redact_url(&config.url), reason });
     let mut request = config.url.as_str().into_client_request().map_err(|e| bad_url(e.to_string()))?;
     if let Some(token) = &config.token {
         let value = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -424,11 +459,13 @@ impl Session<'_> {
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                     };
                     match &incoming {
-                        Incoming::Rejected(r) => warn!(seq = ?r.seq, reason = %r.reason, "rejected frame"),
+                        // The reason may quote the frame (serde names the value it refused):
+                        // phone and ID numbers are masked before it is logged.
+                        Incoming::Rejected(r) => warn!(seq = ?r.seq, reason = %mask_text(&r.reason), "rejected frame"),
                         // Requests (`replies.find`) go to the runtime, which answers them.
                         Incoming::Other(v) if v["op"].as_str().is_some_and(|op| op.starts_with("replies.")) => {}
                         Incoming::Other(v) => {
-                            debug!(op = %v["op"], "ignored frame");
+                            debug!(op = %mask_text(v["op"].as_str().unwrap_or("")), "ignored frame");
                             continue;
                         }
                         Incoming::Event { .. } => {}
@@ -440,5 +477,26 @@ impl Session<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_logged_without_tokens() {
+        let cases = [
+            ("ws://127.0.0.1:9000/kefu/v1?token=S3CRET", "ws://127.0.0.1:9000/kefu/v1?token=***"),
+            ("wss://u:pw@h.example/a?x=1&key=S3CRET#frag", "wss://***:***@h.example/a?x=***&key=***"),
+            ("ws://h.example/plain", "ws://h.example/plain"),
+            ("not a url S3CRET", "<unreadable url of 16 bytes>"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(redact_url(raw), want, "{raw}");
+        }
+        let config = GatewayConfig::new("ws://h/?token=S3CRET", Some("B34RER".into()));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("S3CRET") && !shown.contains("B34RER"), "{shown}");
     }
 }

@@ -10,6 +10,6 @@ pub mod protocol;
 
 pub use backoff::Backoff;
 pub use client::{
-    GatewayConfig, GatewayCounters, GatewayError, Link, Outgoing, SendHandle, SendRequest, run,
+    GatewayConfig, GatewayCounters, GatewayError, Link, Outgoing, SendHandle, SendRequest, redact_url, run,
 };
 pub use protocol::{ClientFrame, Incoming, RejectedFrame, SeqGuard, check_seq};

@@ -169,14 +169,77 @@ pub fn init_logging(filter: &str) -> Result<(), LiveCliError> {
         Err(_) => EnvFilter::try_new(filter)
             .map_err(|e| LiveCliError::Usage(format!("log level `{filter}`: {e}")))?,
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Outside text in any field is escaped and cut: no forged lines, no 300 KB values.
         .fmt_fields(crate::textio::LogFields)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(|m| quiet_dependencies(m.target(), *m.level())))
         .try_init();
     Ok(())
+}
+
+/// Whether an event may be logged whatever `RUST_LOG` says: kefu's own at any level, the
+/// libraries' at INFO and above only. Their DEBUG and TRACE output carries what must never
+/// reach a log: the websocket upgrade request with its `Authorization: Bearer` token, every
+/// frame with the buyers' phone and ID-card numbers (tungstenite), webhook URLs with their
+/// `access_token` (reqwest).
+fn quiet_dependencies(target: &str, level: tracing::Level) -> bool {
+    let ours = target == "kefu" || target.starts_with("kefu::");
+    ours || level <= tracing::Level::INFO
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment this value is made: a signal that
+/// comes before anyone awaits it — during the startup rebuild, between two turns of a
+/// loop — is kept for [`StopSignals::recv`], and never ends the process by the default
+/// action (exit 143) with work half done.
+pub struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Starts listening; call inside a tokio runtime (or with its context entered).
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// Resolves when Ctrl-C or SIGTERM has arrived (at once if one came already).
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = one(&mut self.term) => {}
+                () = one(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Resolves when Ctrl-C or SIGTERM arrives.
@@ -210,6 +273,12 @@ fn existing(name: &str) -> Option<PathBuf> {
 
 /// `kefu run`: connects to the platform and runs until Ctrl-C / SIGTERM or a fatal error.
 pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
+    // Signals first: from here on a SIGTERM is a clean stop, whatever kefu is doing.
+    let rt = runtime()?;
+    let mut signals = {
+        let _entered = rt.enter();
+        StopSignals::install()
+    };
     let overrides = Overrides { url: args.url, token: args.token, db: args.db };
     let config = config::load(args.config.as_deref(), overrides, &|v| std::env::var(v).ok())?;
     init_logging(&config.log)?;
@@ -222,7 +291,7 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
     let replies_dir = config.replies.clone().or_else(|| existing("replies"));
     let sets = Sets::load(rules_dir.as_deref(), replies_dir.as_deref()).map_err(LiveCliError::Files)?;
     let sheet = crate::scoring::sheet::load(rules_dir.as_deref())?;
-    runtime()?.block_on(async move {
+    rt.block_on(async move {
         let service = AlertService::start(alerts.clone(), &config.db)?;
         let (updates_tx, updates) = watch::channel(sets.clone());
         let reloader = Reloader::new(rules_dir.clone(), replies_dir.clone());
@@ -245,8 +314,10 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
                 board: http.map(|_| feed),
             },
         };
+        info!(db = %config.db.display(), "opening the database: rebuilding the clock from its events");
         let mut live = Live::start(options, Box::new(service.submitter()))?;
-        info!(url = %config.url, db = %config.db.display(), "kefu running; Ctrl-C to stop");
+        let url = crate::gateway::redact_url(&config.url);
+        info!(url = %url, db = %config.db.display(), "kefu running; Ctrl-C to stop");
         let console = match http {
             None => None,
             Some(addr) => {
@@ -268,7 +339,9 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
         status.tick().await;
         loop {
             tokio::select! {
-                () = shutdown_signal() => break,
+                // First: a signal that came during the rebuild stops kefu before anything else.
+                biased;
+                () = signals.recv() => break,
                 () = live.finished() => break,
                 _ = status.tick() => info!(status = %live.counters.status_line(), "status"),
             }
@@ -412,10 +485,11 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
         let status = Status::new(&counters, time);
         let end = Instant::now() + Duration::from_secs(args.duration);
         let mut tick = interval(Duration::from_millis(250));
+        let mut signals = StopSignals::install();
         loop {
             tokio::select! {
                 () = sleep_until(end) => break,
-                () = shutdown_signal() => break,
+                () = signals.recv() => break,
                 () = live.finished() => break,
                 Some((notice, _)) = alerts.recv() => status.above(&terminal_line(Message::One(&notice))),
                 _ = tick.tick() => status.draw(),
