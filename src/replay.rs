@@ -10,16 +10,16 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use rusqlite::params;
 use thiserror::Error;
 
-use crate::engine::{Clock, Output, Wait};
+use crate::alerts::{Notice, Plan};
+use crate::engine::{Admission, Engine, Output, TimeLimits, Wait};
 use crate::event::{self, Event};
 use crate::guard::{Flag, Guard};
 use crate::report::{Report, ReportBuilder};
 use crate::rules::response_time::ResponseRules;
-use crate::store::{INSERT_EVENT, Store, StoreError};
-use crate::time::now_ms;
+use crate::store::{BatchWriter, RejectedRow, Store, StoreError};
+use crate::time::{Millis, now_ms};
 
 /// Replay failures (bad lines are not failures: they are reported and skipped).
 #[derive(Debug, Error)]
@@ -65,27 +65,45 @@ pub struct InputStats {
     pub stored: usize,
 }
 
-/// Dedup → clock (and phrase guard) → report, fed one event at a time.
+/// Dedup → engine (and phrase guard) → report, fed one event at a time.
 pub struct Pipeline {
     seen: HashSet<Box<str>>,
-    clock: Clock,
+    engine: Engine,
+    limits: TimeLimits,
+    /// The wall clock when the replay started: events dated after it (+ the tolerance)
+    /// are rejected, as live rejects them.
+    wall: Millis,
     guard: Option<Guard>,
     report: ReportBuilder,
     out: Vec<Output>,
+    notices: Vec<Notice>,
     flags: Vec<Flag>,
 }
 
 impl Pipeline {
-    /// A pipeline on these rules.
+    /// A pipeline on these rules, with the default alert plan.
     pub fn new(rules: ResponseRules) -> Self {
+        Self::with_plan(rules, Plan::default())
+    }
+
+    /// A pipeline on these rules whose alert timers follow `plan` (as `kefu run`'s do).
+    pub fn with_plan(rules: ResponseRules, plan: Plan) -> Self {
         Self {
             seen: HashSet::default(),
-            clock: Clock::new(rules),
+            engine: Engine::new(rules, plan),
+            limits: TimeLimits::default(),
+            wall: now_ms(),
             guard: None,
             report: ReportBuilder::new(),
             out: Vec::new(),
+            notices: Vec::new(),
             flags: Vec::new(),
         }
+    }
+
+    /// Whether the engine believes the event's time (see [`crate::engine::admit`]).
+    pub fn admit(&self, event: &Event) -> Admission {
+        self.limits.admit(event.ts, self.wall, self.engine.watermark())
     }
 
     /// Also checks every message with the phrase guard; findings go to the report's `flags`.
@@ -105,13 +123,15 @@ impl Pipeline {
     /// its reader thread, so the guard runs beside the clock rather than before it).
     pub fn push_checked(&mut self, event: &Event, flags: Option<Vec<Flag>>) -> bool {
         self.out.clear();
+        self.notices.clear();
         self.flags.clear();
         if !self.seen.insert(event.id.as_str().into()) {
             return false;
         }
-        self.clock.handle(event, &mut self.out);
+        self.engine.handle(event, &mut self.out, &mut self.notices);
         self.report.add_event(event);
         self.report.add_outputs(&self.out);
+        self.report.add_notices(&self.notices);
         if let Some(flags) = flags {
             self.flags = flags;
             self.report.add_flags(&self.flags);
@@ -124,17 +144,30 @@ impl Pipeline {
         &self.flags
     }
 
-    /// The clock's outputs from the last call.
+    /// The engine's outputs from the last call.
     pub fn outputs(&self) -> &[Output] {
         &self.out
     }
 
-    /// Ends input: the clock runs on until every session has closed.
-    pub fn finish(mut self) -> (Report, Vec<Output>) {
+    /// The alerts that fell due with the last call (every kind the plan has).
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
+    /// Ends input: the engine runs on until every session has closed.
+    pub fn finish(self) -> (Report, Vec<Output>) {
+        let (report, out, _) = self.finish_with_notices();
+        (report, out)
+    }
+
+    /// [`Pipeline::finish`], also returning the alerts that fell due meanwhile.
+    pub fn finish_with_notices(mut self) -> (Report, Vec<Output>, Vec<Notice>) {
         self.out.clear();
-        self.clock.finish(&mut self.out);
+        self.notices.clear();
+        self.engine.finish(&mut self.out, &mut self.notices);
         self.report.add_outputs(&self.out);
-        (self.report.build(), self.out)
+        self.report.add_notices(&self.notices);
+        (self.report.build(), self.out, self.notices)
     }
 }
 
@@ -214,17 +247,27 @@ pub fn replay_with_guard(
 ) -> Result<(Report, InputStats), ReplayError> {
     let mut stats = InputStats::default();
     let mut pipeline = Pipeline::new(rules);
-    let mut writer = db.map(|p| Writer::start(p, source)).transpose()?;
+    let mut writer = db.map(Writer::start).transpose()?;
     let mut batch = Batch::default();
     let (chunks, reader) = spawn_reader(input, db.is_some(), guard);
     for Parsed { number, event, raw, flags } in chunks.into_iter().flatten() {
         stats.lines += 1;
-        let event = match event {
+        let checked = event.map_err(|e| e.to_string()).and_then(|e| match pipeline.admit(&e) {
+            Admission::Accept => Ok(e),
+            Admission::Reject(reason) => Err(reason),
+        });
+        let event = match checked {
             Ok(e) => e,
-            Err(e) => {
-                stats.rejected.push(Rejected { line: number, reason: e.to_string() });
+            Err(reason) => {
+                stats.rejected.push(Rejected { line: number, reason: reason.clone() });
                 if writer.is_some() {
-                    batch.rejected.push((format!("line {number}"), e.to_string(), raw.unwrap_or_default()));
+                    batch.rejected.push(RejectedRow {
+                        received_at: now_ms(),
+                        source: source.to_string(),
+                        position: format!("line {number}"),
+                        reason,
+                        raw: raw.unwrap_or_default(),
+                    });
                 }
                 continue;
             }
@@ -235,7 +278,7 @@ pub fn replay_with_guard(
         }
         stats.events += 1;
         if let Some(w) = writer.as_mut() {
-            batch.take_outputs(pipeline.outputs());
+            batch.take_outputs(pipeline.outputs(), pipeline.notices());
             let flags =
                 pipeline.flags().iter().map(|f| (f.clone(), crate::guard::store::raw_matched(&event, f)));
             batch.flags.extend(flags);
@@ -250,9 +293,9 @@ pub fn replay_with_guard(
         Ok(Err(e)) => return Err(ReplayError::Read { path: source.into(), source: e }),
         Err(_) => return Err(ReplayError::Writer("reader thread panicked".into())),
     }
-    let (report, tail) = pipeline.finish();
+    let (report, tail, notices) = pipeline.finish_with_notices();
     if let Some(mut w) = writer {
-        batch.take_outputs(&tail);
+        batch.take_outputs(&tail, &notices);
         w.send(batch)?;
         stats.stored = w.finish()?;
     }
@@ -288,21 +331,20 @@ pub const BATCH: usize = 8192;
 struct Batch {
     events: Vec<(Event, String)>,
     waits: Vec<Wait>,
-    alerts: Vec<crate::engine::Breach>,
-    rejected: Vec<(String, String, String)>,
+    notices: Vec<Notice>,
+    rejected: Vec<RejectedRow>,
     /// Guard findings with their raw matched text (kept in the database only).
     flags: Vec<(Flag, String)>,
 }
 
 impl Batch {
-    fn take_outputs(&mut self, outputs: &[Output]) {
+    fn take_outputs(&mut self, outputs: &[Output], notices: &[Notice]) {
         for o in outputs {
-            match o {
-                Output::WaitEnded(w) => self.waits.push(w.clone()),
-                Output::Breach(b) => self.alerts.push(b.clone()),
-                Output::WaitStarted(_) => {}
+            if let Output::WaitEnded(w) = o {
+                self.waits.push(w.clone());
             }
         }
+        self.notices.extend_from_slice(notices);
     }
 }
 
@@ -312,11 +354,10 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(path: &Path, source: &str) -> Result<Self, ReplayError> {
+    fn start(path: &Path) -> Result<Self, ReplayError> {
         let store = Store::open(path)?;
         let (tx, rx) = sync_channel::<Batch>(4);
-        let source = source.to_string();
-        let handle = std::thread::spawn(move || write_all(store, rx, &source));
+        let handle = std::thread::spawn(move || write_all(store, rx));
         Ok(Self { tx: Some(tx), handle: Some(handle) })
     }
 
@@ -342,23 +383,20 @@ impl Writer {
     }
 }
 
-fn write_all(mut store: Store, rx: Receiver<Batch>, source: &str) -> Result<usize, StoreError> {
+fn write_all(mut store: Store, rx: Receiver<Batch>) -> Result<usize, StoreError> {
     let mut stored = 0;
     for batch in rx {
         let tx = store.conn_mut().transaction()?;
         {
-            let mut ins = tx.prepare_cached(INSERT_EVENT)?;
+            let mut w = BatchWriter::new(&tx)?;
             for (e, body) in &batch.events {
-                stored += crate::store::insert_event(&mut ins, e, body)?;
+                stored += usize::from(w.event(e, body)?);
             }
-            save_waits(&tx, &batch.waits)?;
-            save_breaches(&tx, &batch.alerts)?;
-            crate::guard::store::insert_flags(&tx, &batch.flags)?;
-            let mut rej = tx.prepare_cached(
-                "INSERT INTO rejected (received_at, source, position, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (pos, reason, raw) in &batch.rejected {
-                rej.execute(params![now_ms(), source, pos, reason, raw])?;
+            w.waits(&batch.waits)?;
+            w.alerts(batch.notices)?;
+            w.flags(&batch.flags)?;
+            for r in &batch.rejected {
+                w.rejected(r)?;
             }
         }
         tx.commit()?;
@@ -368,38 +406,5 @@ fn write_all(mut store: Store, rx: Receiver<Batch>, source: &str) -> Result<usiz
 
 /// Upserts finished waits (a replay of the same events writes the same rows).
 pub fn save_waits(conn: &rusqlite::Connection, waits: &[Wait]) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR REPLACE INTO waits (conversation, start, end, shop, customer, agent, outcome, deadline_ms, load, first) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    for w in waits {
-        stmt.execute(params![
-            &*w.conversation,
-            w.start,
-            w.end,
-            &*w.shop,
-            &*w.customer,
-            &*w.agent,
-            w.outcome.as_str(),
-            w.deadline_ms,
-            w.load,
-            w.first
-        ])?;
-    }
-    Ok(())
-}
-
-/// Records breach alerts once per wait (the key keeps a second replay from adding any).
-pub fn save_breaches(
-    conn: &rusqlite::Connection,
-    breaches: &[crate::engine::Breach],
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO alerts (conversation, wait_start, kind, agent, due_at, deadline_ms) \
-         VALUES (?1, ?2, 'breach', ?3, ?4, ?5)",
-    )?;
-    for b in breaches {
-        stmt.execute(params![&*b.conversation, b.wait_start, &*b.agent, b.due_at, b.deadline_ms])?;
-    }
-    Ok(())
+    BatchWriter::new(conn)?.waits(waits)
 }

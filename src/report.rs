@@ -10,7 +10,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::engine::{Breach, Outcome, Output, Wait};
+use crate::alerts::{Kind, Notice};
+use crate::engine::{Outcome, Output, Wait};
 use crate::event::{Event, EventKind, Sender};
 use crate::privacy::mask_id;
 use crate::time::{Millis, display_shanghai, shanghai_day};
@@ -126,7 +127,7 @@ pub struct ReportBuilder {
     customers: HashMap<Box<str>, u32>,
     days: HashMap<(u32, NaiveDate), DayAcc>,
     waits: Vec<Wait>,
-    breaches: Vec<Breach>,
+    breaches: Vec<Notice>,
     flags: Vec<crate::guard::Flag>,
 }
 
@@ -172,15 +173,18 @@ impl ReportBuilder {
         }
     }
 
-    /// Takes the clock's outputs (waits and breaches).
+    /// Takes the engine's outputs (the finished waits).
     pub fn add_outputs(&mut self, outputs: &[Output]) {
         for o in outputs {
-            match o {
-                Output::WaitEnded(w) => self.add_wait(w.clone()),
-                Output::Breach(b) => self.breaches.push(b.clone()),
-                Output::WaitStarted(_) => {}
+            if let Output::WaitEnded(w) = o {
+                self.add_wait(w.clone());
             }
         }
+    }
+
+    /// Takes the engine's notices; the report lists the breaches.
+    pub fn add_notices(&mut self, notices: &[Notice]) {
+        self.breaches.extend(notices.iter().filter(|n| n.kind == Kind::Breach).cloned());
     }
 
     /// Takes one finished wait.
@@ -263,8 +267,8 @@ impl ReportBuilder {
             .breaches
             .into_iter()
             .map(|b| AlertRow {
-                conversation: b.conversation.to_string(),
-                agent: b.agent.to_string(),
+                conversation: b.conversation,
+                agent: b.agent,
                 wait_start: b.wait_start,
                 fired_at: b.due_at,
                 deadline_s: secs(b.deadline_ms),

@@ -16,7 +16,7 @@ use kefu::rules::response_time::ResponseRules;
 use kefu::simulate::{Item, ServerConfig, SimServer};
 use kefu::store::Store;
 use tokio::time::timeout;
-use util::ws::{any_port, drain, server, speed_for, start_bot, traffic, wait_for};
+use util::ws::{any_port, drain, server, speed_for, start_bot, start_bot_with, traffic, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -44,7 +44,13 @@ async fn cuts_and_restarts_of_both_sides_lose_nothing_and_send_no_alert_twice() 
         };
         let mut srv = server(&events, config).await;
         let last = srv.last_seq();
-        let mut bot = start_bot(&srv.url(), &db, None);
+        // The backlog is hours old: alerts are kept fresh enough to send, so every recorded
+        // alert must also have been sent exactly once (staleness is tested on its own).
+        let config = || LiveConfig {
+            plan: kefu::alerts::Plan { stale_after_ms: 30 * 86_400_000, ..Default::default() },
+            ..LiveConfig::new(ResponseRules::default())
+        };
+        let mut bot = start_bot_with(&srv.url(), &db, None, config());
 
         wait_for("a third of the stream acked", LIMIT, || srv.stats().acked >= Some(last / 3)).await;
         srv.restart().await.unwrap();
@@ -53,7 +59,7 @@ async fn cuts_and_restarts_of_both_sides_lose_nothing_and_send_no_alert_twice() 
         let first = bot.live.counters.clone();
         bot.live.stop().await.unwrap();
         let mut sent: Vec<AlertKey> = drain(&mut bot.alerts).iter().map(|(a, _)| key(a)).collect();
-        let mut again = start_bot(&srv.url(), &db, None);
+        let mut again = start_bot_with(&srv.url(), &db, None, config());
         wait_for("the whole stream acked", LIMIT, || srv.stats().acked == Some(last)).await;
         let second = again.live.counters.clone();
         again.live.stop().await.unwrap();
@@ -98,7 +104,7 @@ async fn a_webhook_that_never_answers_does_not_slow_ingestion() {
         let db = dir.path().join("kefu.db");
         let hook = HttpServer::start(vec![], Reply::Hang).await;
         let toml = format!(
-            "escalation_at = 0\n[[sink]]\nname = \"dead\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            "escalation_at = 0\nstale_after_s = 2592000\n[[sink]]\nname = \"dead\"\ntype = \"webhook\"\nurl = \"{}\"\n",
             hook.url("/")
         );
         let alerts = alerts_config(std::path::Path::new("alerts.toml"), &toml, &|_| None).unwrap();
@@ -188,14 +194,17 @@ async fn live_equals_replay_of_the_same_events() {
         let got = report_from_db(&store, ResponseRules::default()).unwrap();
         assert_eq!(got, want);
 
-        // The alerts fired live are the replay's, up to the last event's time.
+        // The alerts fired live are the replay's, up to the last event's time (after it,
+        // live fires on the wall clock while replay runs on to the end of every session).
         let last_ts = events.last().unwrap().ts;
         let mut stmt = store
             .conn()
-            .prepare("SELECT conversation, wait_start, due_at FROM alerts WHERE kind = 'breach'")
+            .prepare(
+                "SELECT conversation, wait_start, due_at FROM alerts WHERE kind = 'breach' AND due_at < ?1",
+            )
             .unwrap();
         let mut live: Vec<(String, i64, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([last_ts], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -245,6 +254,8 @@ async fn a_breach_fires_on_the_clock_with_no_further_event_and_only_once() {
     tx.send(incoming(1, customer_message("m1", t0, "c1"))).await.unwrap();
     // An answered buyer raises nothing.
     tx.send(incoming(2, customer_message("m2", t0, "c2"))).await.unwrap();
+    // The answer arrives when it is written (an event dated ahead of the clock is rejected).
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let answer = kefu::event::parse(&format!(
         r#"{{"type":"message","id":"m3","ts":"{}","shop":"s","conversation":"c2","customer":"tb_buyer_8842","agent":"xiaomei","from":"agent","text":"亲,在的"}}"#,
         kefu::time::format_rfc3339_shanghai(t0 + 5_000)
@@ -252,7 +263,7 @@ async fn a_breach_fires_on_the_clock_with_no_further_event_and_only_once() {
     .unwrap();
     tx.send(incoming(3, answer)).await.unwrap();
 
-    tokio::time::sleep(Duration::from_millis(19_990)).await;
+    tokio::time::sleep(Duration::from_millis(14_990)).await;
     assert!(alerts.try_recv().is_err(), "no alert before the deadline");
     assert_eq!(*committed.borrow(), Some(3), "the commit point follows the stored frames");
     let (alert, at) = timeout(Duration::from_secs(1), alerts.recv()).await.unwrap().unwrap();
@@ -302,6 +313,8 @@ async fn an_alert_older_than_the_staleness_limit_is_recorded_but_not_sent() {
     // 40 s later); due 9 minutes ago → sent.
     tx.send(incoming(1, customer_message("old", t0 - 11 * 60_000 - 20_000, "c-old"))).await.unwrap();
     tx.send(incoming(2, customer_message("recent", t0 - 9 * 60_000 - 20_000, "c-recent"))).await.unwrap();
+    // Then the stream is live again: an event of now moves event time past both deadlines.
+    tx.send(incoming(3, customer_message("now", t0, "c-now"))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     drop(tx);
     task.await.unwrap().unwrap();
@@ -403,7 +416,7 @@ async fn kefu_run_with_a_config_file_alerts_a_webhook_and_stops_cleanly_on_sigte
             &config,
             format!(
                 "log = \"warn\"\ndb = {db:?}\n[platform]\nurl = \"{}\"\ntoken_env = \"KEFU_TEST_TOKEN\"\n\
-                 [alerts]\nescalation_at = 0\n[[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+                 [alerts]\nescalation_at = 0\nstale_after_s = 2592000\n[[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n",
                 srv.url(),
                 hook.url("/alerts")
             ),

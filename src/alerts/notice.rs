@@ -366,6 +366,7 @@ mod tests {
             deadline_ms: 20_000,
             load: 2,
             first: true,
+            robot: false,
         };
         let r = Notice::for_resolved(&ended, "");
         assert_eq!((r.kind, r.due_at, r.waited_ms), (Kind::Resolved, 26_000, 25_000));

@@ -147,6 +147,7 @@ impl Change {
             Self::Engine(Output::WaitStarted(w)) => Some(w.start),
             Self::Engine(Output::WaitEnded(w)) => Some(w.end),
             Self::Engine(Output::Breach(b)) => Some(b.due_at),
+            Self::Engine(Output::SessionOpened { at, .. } | Output::SessionClosed { at, .. }) => Some(*at),
         }
     }
 }
@@ -494,6 +495,7 @@ impl Board {
 
     fn engine(&mut self, output: Output, today: bool) {
         match output {
+            Output::SessionOpened { .. } | Output::SessionClosed { .. } => {}
             Output::WaitStarted(w) => {
                 let schedule = self.plan.schedule(w.start, w.deadline_ms);
                 let warn_permille = self.plan.warning_permille.unwrap_or(DEFAULT_WARNING_PERMILLE);
@@ -823,6 +825,7 @@ mod tests {
             deadline_ms: 20_000,
             load: 1,
             first: true,
+            robot: false,
         }))
     }
 

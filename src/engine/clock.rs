@@ -10,10 +10,12 @@
 //!   wait for the new agent, keeping `first`), `unanswered` when the session closes;
 //! - bot and system messages never end a wait;
 //! - the deadline is chosen from the agent's load when the wait starts; a breach is
-//!   waited > deadline, and its alert is due at start + deadline.
+//!   waited > deadline (its alert, due at start + deadline, is [`super::Notices`]' timer).
 //!
-//! Time only moves forward by [`Clock::advance`]; scheduled work (idle closes, breach
-//! deadlines) is an ordered heap, so nothing scans all conversations.
+//! It emits what happened, in order ([`Output`]): sessions opened and closed, waits started
+//! and ended; the robot, the report, the metrics and the alert timers consume that instead
+//! of re-deriving it. Time only moves forward by [`Clock::advance`], and only event time
+//! moves it; idle closes are an ordered heap, so nothing scans all conversations.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -102,6 +104,8 @@ pub struct Wait {
     pub load: u32,
     /// First wait of the session.
     pub first: bool,
+    /// The robot (a `bot` message) wrote while the buyer waited, before any agent did.
+    pub robot: bool,
 }
 
 impl Wait {
@@ -121,7 +125,8 @@ impl Wait {
     }
 }
 
-/// A wait passed its deadline still pending: the moment a breach alert is due.
+/// A wait passed its deadline still pending: the moment a breach alert is due. The
+/// engine's alert timers ([`super::Notices`]) decide when; this is the data of one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Breach {
     /// Conversation id.
@@ -142,23 +147,49 @@ pub struct Breach {
     pub load: u32,
 }
 
-/// What the clock decided.
+/// Why a session closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// A `close` event.
+    Closed,
+    /// No message for `idle_close_s` (decided by event time, see `docs/protocol.md`).
+    Idle,
+}
+
+/// What the clock decided, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    /// A conversation's session opened (its first message, or the first after a close).
+    SessionOpened {
+        /// Conversation id.
+        conversation: Arc<str>,
+        /// The agent it is assigned to.
+        agent: Arc<str>,
+        /// The opening message's time.
+        at: Millis,
+    },
+    /// A session closed; a pending wait ended `unanswered` just before this output.
+    SessionClosed {
+        /// Conversation id.
+        conversation: Arc<str>,
+        /// The agent it was assigned to, if any.
+        agent: Option<Arc<str>>,
+        /// When it closed (the `close` event's time, or last message + idle).
+        at: Millis,
+        /// Why.
+        reason: CloseReason,
+    },
     /// A buyer started waiting (deadline armed).
     WaitStarted(WaitStart),
     /// A wait ended.
     WaitEnded(Wait),
-    /// A pending wait passed its deadline.
+    /// A pending wait passed its deadline (emitted by [`super::Engine`], whose alert
+    /// timers decide it; the clock itself never does).
     Breach(Breach),
 }
 
-/// Heap entry kinds; a close sorts before an alert at the same instant, because a wait
-/// that ends exactly at its deadline is on time.
-const CLOSE: u8 = 0;
-const ALERT: u8 = 1;
-
-type Entry = Reverse<(Millis, u8, u32, u32)>;
+/// A queued idle close: `(due, conversation)`, earliest first.
+type Entry = Reverse<(Millis, u32)>;
 
 struct Pending {
     start: Millis,
@@ -167,7 +198,7 @@ struct Pending {
     deadline_ms: i64,
     load: u32,
     first: bool,
-    generation: u32,
+    robot: bool,
 }
 
 struct Conv {
@@ -178,7 +209,6 @@ struct Conv {
     last_msg: Millis,
     close_queued: bool,
     had_wait: bool,
-    generation: u32,
     pending: Option<Pending>,
 }
 
@@ -232,10 +262,9 @@ impl Clock {
         self.now
     }
 
-    /// When the next scheduled item (idle close or breach deadline) falls due, if any.
-    /// A breach is due strictly after this instant; the live runtime wakes at it + 1 ms.
+    /// When the next idle close may fall due (at or after this instant), if any.
     pub fn next_due(&self) -> Option<Millis> {
-        self.queue.peek().map(|Reverse((t, _, _, _))| *t)
+        self.queue.peek().map(|Reverse((t, _))| *t)
     }
 
     /// Number of conversations with an open session.
@@ -265,27 +294,22 @@ impl Clock {
             }
             EventKind::Close { conversation } => {
                 if let Some(&c) = self.conv_ids.get(conversation.as_str()) {
-                    self.close_session(c, t, out);
+                    self.close_session(c, t, CloseReason::Closed, out);
                 }
             }
             EventKind::Presence { .. } | EventKind::Order { .. } | EventKind::Evaluation { .. } => {}
         }
     }
 
-    /// Lets time run to `now`: sessions idle until then close, and waits still pending
-    /// after their deadline are reported as breaches.
+    /// Lets event time run to `now`: sessions idle until then close (a pending wait ends
+    /// `unanswered`). Only event time may call this: see `docs/protocol.md`.
     pub fn advance(&mut self, now: Millis, out: &mut Vec<Output>) {
-        while let Some(&Reverse((t, kind, c, generation))) = self.queue.peek() {
-            let due = if kind == CLOSE { t <= now } else { t < now };
-            if !due {
+        while let Some(&Reverse((t, c))) = self.queue.peek() {
+            if t > now {
                 break;
             }
             self.queue.pop();
-            if kind == CLOSE {
-                self.on_close_due(c, t, out);
-            } else {
-                self.on_alert_due(c, generation, t, out);
-            }
+            self.on_close_due(c, t, out);
         }
         self.now = self.now.max(now);
     }
@@ -309,7 +333,6 @@ impl Clock {
             last_msg: Millis::MIN,
             close_queued: false,
             had_wait: false,
-            generation: 0,
             pending: None,
         });
         self.conv_ids.insert(name, id);
@@ -341,8 +364,13 @@ impl Clock {
             self.open_count += 1;
             if !conv.close_queued {
                 conv.close_queued = true;
-                self.queue.push(Reverse((t.saturating_add(idle), CLOSE, c, 0)));
+                self.queue.push(Reverse((t.saturating_add(idle), c)));
             }
+            out.push(Output::SessionOpened {
+                conversation: conv.name.clone(),
+                agent: self.agent_names[a as usize].clone(),
+                at: t,
+            });
         }
         conv.last_msg = conv.last_msg.max(t);
         conv.agent = Some(a);
@@ -353,7 +381,12 @@ impl Clock {
                 self.start_wait(c, a, customer.into(), t, first, out);
             }
             Sender::Agent => self.end_wait(c, t, Outcome::Answered, out),
-            Sender::Customer | Sender::Bot | Sender::System => {}
+            Sender::Bot => {
+                if let Some(p) = conv.pending.as_mut() {
+                    p.robot = true;
+                }
+            }
+            Sender::Customer | Sender::System => {}
         }
     }
 
@@ -397,10 +430,7 @@ impl Clock {
         let load = self.load(a, c, t);
         let deadline_ms = self.rules.deadline_ms(load);
         let conv = &mut self.convs[c as usize];
-        conv.generation = conv.generation.wrapping_add(1);
         conv.had_wait = true;
-        let generation = conv.generation;
-        self.queue.push(Reverse((t.saturating_add(deadline_ms), ALERT, c, generation)));
         out.push(Output::WaitStarted(WaitStart {
             conversation: conv.name.clone(),
             shop: conv.shop.clone(),
@@ -411,7 +441,7 @@ impl Clock {
             load,
             first,
         }));
-        conv.pending = Some(Pending { start: t, agent: a, customer, deadline_ms, load, first, generation });
+        conv.pending = Some(Pending { start: t, agent: a, customer, deadline_ms, load, first, robot: false });
         self.pending_count += 1;
     }
 
@@ -430,10 +460,11 @@ impl Clock {
             deadline_ms: p.deadline_ms,
             load: p.load,
             first: p.first,
+            robot: p.robot,
         }));
     }
 
-    fn close_session(&mut self, c: u32, t: Millis, out: &mut Vec<Output>) {
+    fn close_session(&mut self, c: u32, t: Millis, reason: CloseReason, out: &mut Vec<Output>) {
         if !self.convs[c as usize].open {
             return;
         }
@@ -444,6 +475,12 @@ impl Clock {
         if let Some(a) = conv.agent {
             self.active[a as usize].remove(&(conv.last_msg, c));
         }
+        out.push(Output::SessionClosed {
+            conversation: conv.name.clone(),
+            agent: conv.agent.map(|a| self.agent_names[a as usize].clone()),
+            at: t,
+            reason,
+        });
     }
 
     fn on_close_due(&mut self, c: u32, t: Millis, out: &mut Vec<Output>) {
@@ -457,25 +494,10 @@ impl Clock {
         if at > t {
             // The session saw messages since this entry was queued: look again later.
             conv.close_queued = true;
-            self.queue.push(Reverse((at, CLOSE, c, 0)));
+            self.queue.push(Reverse((at, c)));
             return;
         }
-        self.close_session(c, at, out);
-    }
-
-    fn on_alert_due(&mut self, c: u32, generation: u32, due: Millis, out: &mut Vec<Output>) {
-        let conv = &self.convs[c as usize];
-        let Some(p) = conv.pending.as_ref().filter(|p| p.generation == generation) else { return };
-        out.push(Output::Breach(Breach {
-            conversation: conv.name.clone(),
-            shop: conv.shop.clone(),
-            customer: p.customer.clone(),
-            agent: self.agent_names[p.agent as usize].clone(),
-            wait_start: p.start,
-            due_at: due,
-            deadline_ms: p.deadline_ms,
-            load: p.load,
-        }));
+        self.close_session(c, at, CloseReason::Idle, out);
     }
 }
 
@@ -493,17 +515,17 @@ mod tests {
         .unwrap()
     }
 
-    fn run(events: &[Event]) -> (Vec<Wait>, Vec<Breach>) {
-        let mut clock = Clock::new(ResponseRules::default());
-        let mut out = vec![];
+    /// Waits and breach notices (the breach timer is the engine's, beside the clock).
+    fn run(events: &[Event]) -> (Vec<Wait>, Vec<crate::alerts::Notice>) {
+        let mut engine = super::super::Engine::new(ResponseRules::default(), crate::alerts::Plan::default());
+        let (mut out, mut notices) = (vec![], vec![]);
         for e in events {
-            clock.handle(e, &mut out);
+            engine.handle(e, &mut out, &mut notices);
         }
-        clock.finish(&mut out);
+        engine.finish(&mut out, &mut notices);
         let waits =
             out.iter().filter_map(|o| if let Output::WaitEnded(w) = o { Some(w.clone()) } else { None });
-        let breaches =
-            out.iter().filter_map(|o| if let Output::Breach(b) = o { Some(b.clone()) } else { None });
+        let breaches = notices.into_iter().filter(|n| n.kind == crate::alerts::Kind::Breach);
         (waits.collect(), breaches.collect())
     }
 
@@ -520,6 +542,35 @@ mod tests {
     }
 
     #[test]
+    fn sessions_open_and_close_in_order_with_their_reason() {
+        let mut clock = Clock::new(ResponseRules::default());
+        let mut out = vec![];
+        clock.handle(&msg("1", "00.000", "c", "a", "customer"), &mut out);
+        clock.finish(&mut out);
+        let kinds: Vec<String> = out
+            .iter()
+            .map(|o| match o {
+                Output::SessionOpened { at, .. } => format!("open {at}"),
+                Output::WaitStarted(w) => format!("start {}", w.start),
+                Output::WaitEnded(w) => format!("end {} {}", w.end, w.outcome.as_str()),
+                Output::SessionClosed { at, reason, .. } => format!("close {at} {reason:?}"),
+                Output::Breach(b) => format!("breach {}", b.due_at),
+            })
+            .collect();
+        let t = msg("x", "00.000", "c", "a", "customer").ts;
+        let idle = t + 1_800_000;
+        assert_eq!(
+            kinds,
+            [
+                format!("open {t}"),
+                format!("start {t}"),
+                format!("end {idle} unanswered"),
+                format!("close {idle} Idle")
+            ]
+        );
+    }
+
+    #[test]
     fn bot_messages_do_not_end_a_wait() {
         let (w, _) = run(&[
             msg("1", "00.000", "c", "a", "customer"),
@@ -529,6 +580,7 @@ mod tests {
         ]);
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].response_ms(), Some(30_000));
+        assert!(w[0].robot, "the robot wrote while the buyer waited");
     }
 
     #[test]

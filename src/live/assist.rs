@@ -10,17 +10,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::Transaction;
+use crate::store::BatchWriter;
 use tokio::sync::watch;
 use tracing::info;
 
 use crate::alerts::Notice;
 use crate::event::{Event, EventKind};
-use crate::guard::store::{insert_flags, raw_matched};
+use crate::guard::store::raw_matched;
 use crate::guard::{Flag, Guard};
+use crate::replies::Replies;
 use crate::replies::reload::{Reload, Trigger, Watcher, log_rejected};
 use crate::replies::robot::{Robot, RobotAction};
-use crate::replies::{Replies, stats};
 use crate::rules::DataError;
 use crate::rules::response_time::{self, ResponseRules};
 use crate::scoring::sheet::Sheet;
@@ -208,14 +208,11 @@ impl Assistant {
     /// returns the actions to send once it commits, and what was counted.
     pub(crate) fn persist(
         &mut self,
-        tx: &Transaction<'_>,
+        w: &BatchWriter<'_>,
     ) -> Result<(Vec<RobotAction>, AssistCounts), StoreError> {
-        let mut counts =
-            AssistCounts { flags: insert_flags(tx, &self.flags)? as u64, ..AssistCounts::default() };
+        let mut counts = AssistCounts { flags: w.flags(&self.flags)? as u64, ..AssistCounts::default() };
         self.flags.clear();
-        if !self.actions.is_empty() {
-            stats::record_on(tx, &self.actions)?;
-        }
+        w.robot_stats(&self.actions)?;
         for a in &self.actions {
             match a {
                 RobotAction::Send { .. } => counts.robot_sent += 1,

@@ -307,11 +307,11 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
             db: config.db.clone(),
             gateway: GatewayConfig::new(config.url.clone(), config.token.clone()),
             live: LiveConfig {
-                rules,
                 plan: alerts.plan,
                 time: TimeSource::wall(),
                 assist,
                 board: http.map(|_| feed),
+                ..LiveConfig::new(rules)
             },
         };
         info!(db = %config.db.display(), "opening the database: rebuilding the clock from its events");
@@ -466,11 +466,10 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
             db: db.clone(),
             gateway: GatewayConfig::new(srv.url(), None),
             live: LiveConfig {
-                rules: rules.clone(),
-                plan: Plan::default(),
                 time,
                 assist: AssistConfig::with_sets(&sets),
                 board: Some(feed),
+                ..LiveConfig::new(rules.clone())
             },
         };
         let mut live = Live::start(options, Box::new(seam))?;

@@ -26,6 +26,7 @@ pub use runtime::{LiveError, Runtime};
 pub use time::TimeSource;
 
 use crate::alerts::Plan;
+use crate::engine::TimeLimits;
 use crate::gateway::{self, GatewayConfig, GatewayCounters, GatewayError, Link, SendHandle};
 use crate::rules::response_time::ResponseRules;
 use crate::store::Store;
@@ -43,6 +44,8 @@ pub struct LiveConfig {
     pub assist: AssistConfig,
     /// The console's live board, fed after each commit (none: no console).
     pub board: Option<crate::console::BoardFeed>,
+    /// Which event times are believed (ahead of the wall clock, absurdly old).
+    pub limits: TimeLimits,
 }
 
 impl LiveConfig {
@@ -54,6 +57,7 @@ impl LiveConfig {
             time: TimeSource::wall(),
             assist: AssistConfig::default(),
             board: None,
+            limits: TimeLimits::default(),
         }
     }
 }

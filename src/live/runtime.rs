@@ -10,13 +10,10 @@
 //! frames sent after the commit); the wakeup is the earliest of the clock's deadline, the
 //! robot's next rescue and the nightly job's next fire.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rusqlite::{Transaction, params};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
@@ -27,33 +24,26 @@ use super::assist::{Assistant, NightlyJob, Sets};
 use super::{LiveConfig, LiveCounters};
 use crate::alerts::plan::Disposition;
 use crate::alerts::{Kind, Notice, Plan};
-use crate::engine::{Clock, Outcome, Output, Wait, WaitStart};
-use crate::event::{Event, EventKind, Sender};
+use crate::engine::{Admission, Engine, Output, TimeLimits, Wait};
+use crate::event::Event;
 use crate::gateway::{Incoming, SendHandle};
 use crate::privacy::mask_id;
-use crate::replay::save_waits;
 use crate::replies::ops;
 use crate::replies::robot::RobotAction;
 use crate::rules::response_time::ResponseRules;
 use crate::scoring::job::{self as scoring_job, JobError};
 use crate::scoring::sheet::Sheet;
-use crate::store::{INSERT_EVENT, Store, StoreError};
+use crate::store::{BatchWriter, RejectedRow, Store, StoreError};
 use crate::time::Millis;
 
 /// The `meta` key holding the last seq committed (the resume point).
-pub const LAST_SEQ_KEY: &str = "gateway.last_seq";
+pub use crate::store::LAST_SEQ_KEY;
 
 /// Frames per transaction at most: commits stay cheap and acks stay frequent.
 pub const BATCH: usize = 4096;
 
-/// Bytes of the buyer's last message kept for alert previews: the alert shows 30
-/// characters after masking, which never needs more than this.
-const PREVIEW_BYTES: usize = 512;
-
-const INSERT_ALERT: &str = "INSERT OR IGNORE INTO alerts (conversation, wait_start, kind, agent, due_at, deadline_ms) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-const INSERT_REJECTED: &str =
-    "INSERT INTO rejected (received_at, source, position, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// Bytes of a rejected frame kept in the `rejected` table (as the gateway keeps).
+const REJECTED_RAW_BYTES: usize = 4096;
 
 /// Runtime failures: only the database can fail; bad frames are data, not errors.
 #[derive(Debug, Error)]
@@ -66,22 +56,12 @@ pub enum LiveError {
     Sql(#[from] rusqlite::Error),
 }
 
-/// An alert timer: `(due_at, kind, conversation, wait_start)`, ordered by due time.
-type Timer = (Millis, Kind, Arc<str>, Millis);
-
-/// The clock and everything derived from its outputs, apart from the store so a
-/// transaction on the store and the clock can be used together.
+/// The engine and what it decided since the last persist, apart from the store so a
+/// transaction on the store and the engine can be used together.
 struct State {
-    clock: Clock,
-    plan: Plan,
+    engine: Engine,
+    limits: TimeLimits,
     out: Vec<Output>,
-    /// Waits pending now, by conversation: what warnings and escalations are about.
-    pending: HashMap<Arc<str>, WaitStart>,
-    /// Warnings and escalations: `(due_at, kind, conversation, wait_start)`, earliest first.
-    /// An entry whose wait has ended is skipped when it falls due.
-    timers: BinaryHeap<Reverse<Timer>>,
-    /// The last buyer message per conversation with a wait, raw (masked when rendered).
-    previews: HashMap<Arc<str>, Arc<str>>,
     waits: Vec<Wait>,
     notices: Vec<Notice>,
     /// The console's board: told every event and output, handed them after each commit.
@@ -89,101 +69,51 @@ struct State {
 }
 
 impl State {
-    fn new(rules: ResponseRules, plan: Plan) -> Self {
+    fn new(rules: ResponseRules, plan: Plan, limits: TimeLimits) -> Self {
         Self {
-            clock: Clock::new(rules),
-            plan,
+            engine: Engine::new(rules, plan),
+            limits,
             out: Vec::new(),
-            pending: HashMap::new(),
-            timers: BinaryHeap::new(),
-            previews: HashMap::new(),
             waits: Vec::new(),
             notices: Vec::new(),
             board: None,
         }
     }
 
+    /// Processes one accepted event by its own time; the sessions it closed or opened are
+    /// left in `out` for the robot until [`State::settle`].
     fn handle(&mut self, event: &Event) {
-        // Time runs to the event first, so what fell due before it fires before it.
-        self.advance(event.ts);
-        self.clock.handle(event, &mut self.out);
+        let from = self.out.len();
+        self.engine.handle(event, &mut self.out, &mut self.notices);
         if let Some(b) = self.board.as_mut() {
             b.event(event);
-        }
-        self.take_outputs();
-        if let EventKind::Message { conversation, from: Sender::Customer, text, .. } = &event.kind {
-            let raw = crate::gateway::protocol::truncate(text, PREVIEW_BYTES);
-            self.previews.insert(conversation.as_str().into(), raw.into());
+            self.out[from..].iter().for_each(|o| b.output(o));
         }
     }
 
-    /// Lets time run to `now`: the clock's deadlines and the alert timers, both firing
-    /// strictly after their due time (an answer exactly at it is on time).
-    fn advance(&mut self, now: Millis) {
-        self.clock.advance(now, &mut self.out);
-        self.take_outputs();
-        while let Some(Reverse((due, _, _, _))) = self.timers.peek() {
-            if *due >= now {
-                break;
+    /// Moves the finished waits out of the engine's outputs (for the store).
+    fn settle(&mut self) {
+        for o in self.out.drain(..) {
+            if let Output::WaitEnded(w) = o {
+                self.waits.push(w);
             }
-            let Some(Reverse((due, kind, conversation, start))) = self.timers.pop() else { break };
-            let Some(wait) = self.pending.get(&conversation).filter(|w| w.start == start) else { continue };
-            let notice = Notice::for_wait(kind, wait, due, self.preview(&conversation));
-            self.notices.push(notice);
         }
     }
 
-    /// When the next deadline or alert timer falls due.
+    /// The wall clock says `now` and no frame is waiting: alert timers due before it
+    /// fire. Nothing stored changes (see `docs/protocol.md`, "Time").
+    fn alert_until(&mut self, now: Millis) {
+        let from = self.out.len();
+        self.engine.alert_until(now, &mut self.out, &mut self.notices);
+        if let Some(b) = self.board.as_mut() {
+            self.out[from..].iter().for_each(|o| b.output(o));
+        }
+        self.settle();
+    }
+
+    /// When the next alert timer falls due (it fires strictly after this instant).
     fn next_due(&self) -> Option<Millis> {
-        let timer = self.timers.peek().map(|Reverse((t, ..))| *t);
-        match (self.clock.next_due(), timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn preview(&self, conversation: &str) -> &str {
-        self.previews.get(conversation).map_or("", |p| p)
-    }
-
-    fn take_outputs(&mut self) {
-        let mut out = std::mem::take(&mut self.out);
-        for o in out.drain(..) {
-            if let Some(b) = self.board.as_mut() {
-                b.output(&o);
-            }
-            match o {
-                Output::WaitStarted(w) => {
-                    for (kind, due) in self.plan.schedule(w.start, w.deadline_ms) {
-                        // Breaches come from the clock itself.
-                        if kind != Kind::Breach {
-                            self.timers.push(Reverse((due, kind, w.conversation.clone(), w.start)));
-                        }
-                    }
-                    self.pending.insert(w.conversation.clone(), w);
-                }
-                Output::WaitEnded(w) => {
-                    if self.pending.get(&w.conversation).is_some_and(|p| p.start == w.start) {
-                        self.pending.remove(&w.conversation);
-                    }
-                    if w.outcome == Outcome::Answered
-                        && self.plan.resolved(w.start, w.deadline_ms, w.end).is_some()
-                    {
-                        let notice = Notice::for_resolved(&w, self.preview(&w.conversation));
-                        self.notices.push(notice);
-                    }
-                    if w.outcome != Outcome::Transferred {
-                        self.previews.remove(&w.conversation);
-                    }
-                    self.waits.push(w);
-                }
-                Output::Breach(b) => {
-                    let notice = Notice::for_breach(&b, self.preview(&b.conversation));
-                    self.notices.push(notice);
-                }
-            }
-        }
-        self.out = out;
+        self.engine.next_alert_due()
     }
 }
 
@@ -235,6 +165,9 @@ pub struct Runtime {
     committed: watch::Sender<Option<u64>>,
     last_seq: Option<u64>,
     gauges_at: Option<Instant>,
+    /// The stream is live (its newest event was recent when it arrived): the wall clock
+    /// may make alerts fall due. While catching up, only event times count.
+    live: bool,
 }
 
 impl Runtime {
@@ -247,7 +180,7 @@ impl Runtime {
         seam: Box<dyn AlertSeam>,
         counters: Arc<LiveCounters>,
     ) -> Result<(Self, watch::Receiver<Option<u64>>), LiveError> {
-        let mut state = State::new(config.rules.clone(), config.plan);
+        let mut state = State::new(config.rules.clone(), config.plan, config.limits);
         state.board = config.board.take();
         // The runtime keeps what it built from these, not the sets themselves: a reload
         // must not leave the first set alive.
@@ -255,6 +188,9 @@ impl Runtime {
         let mut assistant = Assistant::new(&assist);
         let bad = store.for_each_event(|e| {
             state.handle(&e);
+            // Everything these decided is stored already: the waits, the alerts.
+            state.out.clear();
+            state.notices.clear();
             assistant.rebuild(&e);
         })?;
         assistant.skip_to(config.time.now_ms());
@@ -287,7 +223,7 @@ impl Runtime {
         if bad > 0 {
             warn!(bad, "stored events that no longer parse were skipped");
         }
-        info!(last_seq = ?last_seq, pending = state.clock.pending_waits(), "runtime rebuilt from the store");
+        info!(last_seq = ?last_seq, pending = state.engine.clock().pending_waits(), "runtime rebuilt from the store");
         let (committed, rx) = watch::channel(last_seq);
         if let Some(seq) = last_seq {
             counters.last_seq.store(seq, Ordering::Relaxed);
@@ -305,6 +241,7 @@ impl Runtime {
             committed,
             last_seq,
             gauges_at: None,
+            live: false,
         };
         Ok((runtime, rx))
     }
@@ -316,14 +253,12 @@ impl Runtime {
         self
     }
 
-    /// When something is next due: the clock's deadline (which fires strictly after it),
-    /// the robot's next rescue, the nightly job.
+    /// When something is next due: the next alert timer while the stream is live (it
+    /// fires strictly after its instant), the robot's next rescue, the nightly job.
     fn next_due(&self) -> Option<Millis> {
         let nightly = self.nightly.as_ref().filter(|n| n.running.is_none()).map(|n| n.next);
-        [self.state.next_due().map(|d| d.saturating_add(1)), self.assistant.next_due(), nightly]
-            .into_iter()
-            .flatten()
-            .min()
+        let alert = self.state.next_due().filter(|_| self.live).map(|d| d.saturating_add(1));
+        [alert, self.assistant.next_due(), nightly].into_iter().flatten().min()
     }
 
     /// Runs until the frame channel closes (the gateway stopped), then returns.
@@ -340,16 +275,16 @@ impl Runtime {
                     if n == 0 {
                         break;
                     }
-                    self.process(&mut buf)?;
+                    self.process(&mut buf, frames.is_empty())?;
                 }
                 changed = async { match updates.as_mut() { Some(u) => u.changed().await, None => std::future::pending().await } } => {
                     match (changed, updates.as_mut()) {
                         (Ok(()), Some(u)) => {
                             let sets = u.borrow_and_update().clone();
                             self.assistant.set(&sets);
-                            if *self.state.clock.rules() != sets.response {
+                            if *self.state.engine.clock().rules() != sets.response {
                                 info!(tiers = sets.response.tiers.len(), "response-time rule reloaded: new waits use it");
-                                self.state.clock.set_rules(sets.response.clone());
+                                self.state.engine.set_rules(sets.response.clone());
                             }
                             let now = self.config.time.now_ms();
                             if let Some(n) = self.nightly.as_mut() {
@@ -404,7 +339,8 @@ impl Runtime {
                     self.state.notices.push(Notice::summary("scoring", at, &out.summary));
                     let now = self.config.time.now_ms();
                     let tx = self.store.conn_mut().transaction()?;
-                    let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
+                    let send =
+                        persist_outputs(&BatchWriter::new(&tx)?, &mut self.state, &self.counters, now)?;
                     tx.commit()?;
                     self.deliver(send);
                 }
@@ -414,58 +350,82 @@ impl Runtime {
     }
 
     /// Processes a batch of frames in one transaction, then publishes the commit point
-    /// and hands the new alerts over.
-    fn process(&mut self, items: &mut Vec<Incoming>) -> Result<(), LiveError> {
+    /// and hands the new alerts over. `quiet`: no further frame is waiting, so the wall
+    /// clock may make alerts fall due (while frames wait, only their times count).
+    fn process(&mut self, items: &mut Vec<Incoming>, quiet: bool) -> Result<(), LiveError> {
         let c = &self.counters;
         let received_at = crate::time::now_ms();
         let now = self.config.time.now_ms();
         let mut max_seq = None;
         let mut answers = Vec::new();
+        let mut accepted = false;
         let tx = self.store.conn_mut().transaction()?;
-        {
-            let mut ins = tx.prepare_cached(INSERT_EVENT)?;
-            let mut rej = tx.prepare_cached(INSERT_REJECTED)?;
-            for item in items.drain(..) {
-                match item {
-                    Incoming::Event { seq, event, body } => {
-                        max_seq = max_seq.max(Some(seq));
-                        let e = &event;
-                        let new = crate::store::insert_event(&mut ins, e, &body)?;
-                        if new == 0 {
-                            c.duplicates.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                        c.events.fetch_add(1, Ordering::Relaxed);
-                        self.state.handle(e);
-                        self.assistant.event(e, now);
-                    }
-                    Incoming::Rejected(r) => {
-                        // A seq that broke the seq rule is kept, never acked.
-                        max_seq = max_seq.max(r.ack_seq());
-                        let position = r.seq.map_or_else(|| "seq ?".to_string(), |s| format!("seq {s}"));
-                        rej.execute(params![received_at, "websocket", position, r.reason, r.raw])?;
+        let mut w = BatchWriter::new(&tx)?;
+        for item in items.drain(..) {
+            match item {
+                Incoming::Event { seq, event, body } => {
+                    max_seq = max_seq.max(Some(seq));
+                    let e = &event;
+                    let watermark = self.state.engine.watermark();
+                    if let Admission::Reject(reason) = self.state.limits.admit(e.ts, now, watermark) {
+                        warn!(seq, reason = %reason, "event rejected: its time is not believable");
+                        let raw = crate::gateway::protocol::truncate(&body, REJECTED_RAW_BYTES).to_string();
+                        let position = format!("seq {seq}");
+                        w.rejected(&RejectedRow {
+                            received_at,
+                            source: "websocket".into(),
+                            position,
+                            reason,
+                            raw,
+                        })?;
                         c.rejected.fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    Incoming::Other(request) => {
-                        if let Some(replies) = self.assistant.replies() {
-                            answers.extend(ops::handle_op(replies, &request));
-                        }
+                    if !w.event(e, &body)? {
+                        c.duplicates.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    c.events.fetch_add(1, Ordering::Relaxed);
+                    accepted = true;
+                    self.state.handle(e);
+                    self.state.settle();
+                    self.assistant.event(e, now);
+                }
+                Incoming::Rejected(r) => {
+                    // A seq that broke the seq rule is kept, never acked.
+                    max_seq = max_seq.max(r.ack_seq());
+                    let position = r.seq.map_or_else(|| "seq ?".to_string(), |s| format!("seq {s}"));
+                    let (reason, raw) = (r.reason, r.raw);
+                    w.rejected(&RejectedRow {
+                        received_at,
+                        source: "websocket".into(),
+                        position,
+                        reason,
+                        raw,
+                    })?;
+                    c.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Incoming::Other(request) => {
+                    if let Some(replies) = self.assistant.replies() {
+                        answers.extend(ops::handle_op(replies, &request));
                     }
                 }
             }
         }
-        self.state.advance(now);
+        if accepted {
+            self.live = self.state.limits.is_live(self.state.engine.watermark(), now);
+        }
+        if quiet && self.live {
+            self.state.alert_until(now);
+        }
         self.assistant.advance(now);
-        let actions = persist_assist(&tx, &mut self.state, &mut self.assistant, &self.counters)?;
-        let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
+        let actions = persist_assist(&w, &mut self.state, &mut self.assistant, &self.counters)?;
+        let send = persist_outputs(&w, &mut self.state, &self.counters, now)?;
         let advanced = max_seq.filter(|&s| Some(s) > self.last_seq);
         if let Some(seq) = advanced {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![LAST_SEQ_KEY, seq.to_string()],
-            )?;
+            w.resume_point(seq)?;
         }
+        drop(w);
         tx.commit()?;
         if let Some(seq) = advanced {
             self.last_seq = Some(seq);
@@ -506,14 +466,18 @@ impl Runtime {
     /// Lets time pass with no frame: deadlines fire, idle sessions close.
     fn tick(&mut self, now: Millis) -> Result<(), LiveError> {
         self.start_nightly(now);
-        self.state.advance(now);
+        if self.live {
+            self.state.alert_until(now);
+        }
         self.assistant.advance(now);
         if self.state.waits.is_empty() && self.state.notices.is_empty() && self.assistant.actions.is_empty() {
             return Ok(());
         }
         let tx = self.store.conn_mut().transaction()?;
-        let actions = persist_assist(&tx, &mut self.state, &mut self.assistant, &self.counters)?;
-        let send = persist_outputs(&tx, &mut self.state, &self.counters, now)?;
+        let w = BatchWriter::new(&tx)?;
+        let actions = persist_assist(&w, &mut self.state, &mut self.assistant, &self.counters)?;
+        let send = persist_outputs(&w, &mut self.state, &self.counters, now)?;
+        drop(w);
         tx.commit()?;
         self.deliver(send);
         self.speak(&actions);
@@ -550,7 +514,7 @@ impl Runtime {
             return;
         }
         self.gauges_at = Some(now);
-        let clock = &self.state.clock;
+        let clock = self.state.engine.clock();
         self.counters.open.store(clock.open_sessions() as u64, Ordering::Relaxed);
         self.counters.waiting.store(clock.pending_waits() as u64, Ordering::Relaxed);
     }
@@ -559,7 +523,7 @@ impl Runtime {
 /// The guard's and the robot's part of a transaction; the guard's alerts join the clock's
 /// (same dedup, same staleness rule). Returns the robot's actions to send after the commit.
 fn persist_assist(
-    tx: &Transaction<'_>,
+    w: &BatchWriter<'_>,
     state: &mut State,
     assistant: &mut Assistant,
     c: &LiveCounters,
@@ -568,7 +532,7 @@ fn persist_assist(
     if let Some(b) = state.board.as_mut() {
         b.findings(assistant.flags.iter().map(|(f, _)| f));
     }
-    let (actions, n) = assistant.persist(tx)?;
+    let (actions, n) = assistant.persist(w)?;
     c.flags.fetch_add(n.flags, Ordering::Relaxed);
     c.robot_sent.fetch_add(n.robot_sent, Ordering::Relaxed);
     c.robot_other.fetch_add(n.robot_other, Ordering::Relaxed);
@@ -581,32 +545,20 @@ fn persist_assist(
 /// not stale). The `alerts` key (conversation, wait_start, kind) makes an alert that was
 /// already recorded — before a reconnect, a restart or a redelivery — a no-op.
 fn persist_outputs(
-    tx: &Transaction<'_>,
+    w: &BatchWriter<'_>,
     state: &mut State,
     counters: &LiveCounters,
     now: Millis,
 ) -> Result<Vec<Notice>, LiveError> {
-    save_waits(tx, &state.waits)?;
+    w.waits(&state.waits)?;
     state.waits.clear();
     let mut send = Vec::new();
-    let mut stmt = tx.prepare_cached(INSERT_ALERT)?;
-    for n in state.notices.drain(..) {
-        let new = stmt.execute(params![
-            n.conversation,
-            n.wait_start,
-            n.kind.as_str(),
-            n.agent,
-            n.due_at,
-            n.deadline_ms
-        ])?;
-        if new == 0 {
-            continue;
-        }
+    for n in w.alerts(std::mem::take(&mut state.notices))? {
         counters.alerts.fetch_add(1, Ordering::Relaxed);
         if n.kind == Kind::Breach {
             counters.breaches.fetch_add(1, Ordering::Relaxed);
         }
-        if state.plan.disposition(n.due_at, now) == Disposition::Stale {
+        if state.engine.plan().disposition(n.due_at, now) == Disposition::Stale {
             counters.alerts_stale.fetch_add(1, Ordering::Relaxed);
             warn!(
                 agent = %n.agent,

@@ -1,5 +1,8 @@
 //! The SQLite store: events (idempotent on `id`), waits, alerts, rejected input.
 //!
+//! - [`writer`]: the one writer of a batch (events, waits, alerts, flags, robot stats,
+//!   rejected input, resume point) for `kefu replay --db` and `kefu run` alike.
+//!
 //! WAL mode, numbered migrations applied in one transaction each with their version.
 //! Other modules add their tables as further migrations in [`MIGRATIONS`].
 
@@ -11,6 +14,10 @@ use thiserror::Error;
 use crate::event::Event;
 use crate::time::Millis;
 
+pub mod writer;
+
+pub use writer::{BatchWriter, LAST_SEQ_KEY, RejectedRow};
+
 /// The numbered migrations, in order. A module that needs tables appends one here.
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/001_init.sql")),
@@ -20,6 +27,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/005_alerts.sql")),
     (6, include_str!("../../migrations/006_scoring_seeds.sql")),
     (7, include_str!("../../migrations/007_console.sql")),
+    (8, include_str!("../../migrations/008_engine.sql")),
 ];
 
 /// Store failures.
@@ -83,7 +91,7 @@ impl Store {
             let mut stmt = self.conn.prepare("SELECT version FROM schema_version")?;
             stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
         };
-        let known = MIGRATIONS.last().map_or(0, |m| m.0);
+        let known = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
         if let Some(&found) = applied.iter().find(|&&v| v > known) {
             return Err(StoreError::TooNew { found, known });
         }

@@ -19,10 +19,19 @@ pub fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// Seeded traffic moved to start now, so deadlines fall in the present.
+/// Seeded traffic moved to end now: a backlog the platform delivers at once, every event
+/// dated in the past (an event dated ahead of the wall clock is rejected).
 pub fn traffic(events: usize, seed: u64) -> Vec<Event> {
     let mut ev = generate(&SimConfig { events, seed, ..SimConfig::default() });
-    rebase(&mut ev, kefu::time::now_ms());
+    let span = ev.last().map_or(0, |e| e.ts) - ev.first().map_or(0, |e| e.ts);
+    rebase(&mut ev, kefu::time::now_ms() - span);
+    ev
+}
+
+/// Seeded traffic moved to start at `start` (to be played as it happens).
+pub fn traffic_from(events: usize, seed: u64, start: kefu::time::Millis) -> Vec<Event> {
+    let mut ev = generate(&SimConfig { events, seed, ..SimConfig::default() });
+    rebase(&mut ev, start);
     ev
 }
 
@@ -53,12 +62,14 @@ pub struct Bot {
 
 /// Starts the live bot on `db` against `url` on the wall clock.
 pub fn start_bot(url: &str, db: &Path, token: Option<&str>) -> Bot {
+    let live = LiveConfig { time: TimeSource::wall(), ..LiveConfig::new(ResponseRules::default()) };
+    start_bot_with(url, db, token, live)
+}
+
+/// Starts the live bot on `db` against `url` with these runtime settings.
+pub fn start_bot_with(url: &str, db: &Path, token: Option<&str>, live: LiveConfig) -> Bot {
     let (seam, alerts) = ChannelSeam::new();
-    let options = LiveOptions {
-        db: PathBuf::from(db),
-        gateway: quick_gateway(url, token),
-        live: LiveConfig { time: TimeSource::wall(), ..LiveConfig::new(ResponseRules::default()) },
-    };
+    let options = LiveOptions { db: PathBuf::from(db), gateway: quick_gateway(url, token), live };
     let live = Live::start(options, Box::new(seam)).expect("start live bot");
     Bot { live, alerts }
 }
