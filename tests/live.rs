@@ -406,7 +406,10 @@ async fn kefu_run_with_a_config_file_alerts_a_webhook_and_stops_cleanly_on_sigte
     use util::http::{HttpServer, Reply};
     timeout(LIMIT, async {
         let dir = tempfile::tempdir().unwrap();
-        let events = traffic(400, 21);
+        let mut events = traffic(400, 21);
+        // The traffic is a backlog the robot records but does not answer (too old to speak
+        // to); a buyer writing now is answered.
+        events.push(customer_message("fresh", kefu::time::now_ms(), "c-fresh"));
         let srv = server(&events, ServerConfig { token: Some("tok".into()), ..ServerConfig::default() }).await;
         let last = srv.last_seq();
         let hook = HttpServer::start(vec![], Reply::ok()).await;
