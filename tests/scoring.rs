@@ -42,7 +42,8 @@ fn wait(store: &Store, conv: &str, start: &str, secs: i64, agent: &str, outcome:
     store
         .conn()
         .execute(
-            "INSERT INTO waits VALUES (?1, ?2, ?3, 's', 'b', ?4, ?5, 20000, 1, 0)",
+            "INSERT INTO waits (conversation, start, end, shop, customer, agent, outcome, deadline_ms, load, first) \
+             VALUES (?1, ?2, ?3, 's', 'b', ?4, ?5, 20000, 1, 0)",
             rusqlite::params![conv, s, s + secs * 1000, agent, outcome],
         )
         .unwrap();
