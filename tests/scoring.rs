@@ -364,7 +364,7 @@ fn catch_up_runs_missed_days_and_writes_reports() {
     assert!(!day.contains("http://") && !day.contains("https://") && !day.contains("src="), "self-contained");
     assert!(!day.contains(">b1<") && !day.contains("c-b1"), "buyers are not shown");
     let csv = std::fs::read_to_string(reports.join("scores.csv")).unwrap();
-    assert!(csv.starts_with("month,agent,through,total"), "{csv}");
+    assert!(csv.starts_with("\u{feff}month,agent,through,total"), "UTF-8 BOM for Excel: {csv}");
     assert!(csv.contains("2026-11,A,2026-11-13,"), "{csv}");
 }
 
@@ -951,4 +951,211 @@ fn kefu_check_validates_every_example_sheet() {
     std::fs::write(rules.join("examples/scoring_seed002.toml"), bad).unwrap();
     let (ok, out) = kefu(&["check", "--rules", rules.to_str().unwrap()]);
     assert!(!ok && out.contains("scoring_seed002.toml:") && out.contains("ledger rule `投诉`"), "{out}");
+}
+
+// ---- Supervisor inputs through the binary: nothing silent, nothing half-stored ----
+
+/// A shop with agents A and B in November's events, and the seed 000 sheet in `rules/`.
+fn input_shop() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let mut s = Store::open(&db).unwrap();
+    store_lines(
+        &mut s,
+        &[
+            msg("1", "2026-11-03T09:00:00+08:00", "b1", "A", "customer"),
+            msg("2", "2026-11-03T09:00:05+08:00", "b1", "A", "agent"),
+            msg("3", "2026-11-03T09:10:00+08:00", "b2", "B", "customer"),
+            msg("4", "2026-11-03T09:10:05+08:00", "b2", "B", "agent"),
+        ],
+    );
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::copy("rules/examples/scoring_seed000.toml", rules.join("scoring.toml")).unwrap();
+    let (db, rules) = (db.to_str().unwrap().to_string(), rules.to_str().unwrap().to_string());
+    (dir, db, rules)
+}
+
+fn inputs_of(db: &str) -> Vec<(String, String, String)> {
+    let s = Store::open(Path::new(db)).unwrap();
+    let mut st = s
+        .conn()
+        .prepare("SELECT agent, indicator, value FROM score_inputs ORDER BY agent, indicator")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn score_input_refuses_out_of_range_percent_unknown_agents_and_bad_lines() {
+    let (dir, db, rules) = input_shop();
+    let one = |agent: &str, ind: &str, v: &str| {
+        kefu(&[
+            "score-input",
+            "--db",
+            &db,
+            "--rules",
+            &rules,
+            "--month",
+            "2026-11",
+            "--agent",
+            agent,
+            "--indicator",
+            ind,
+            "--value",
+            v,
+        ])
+    };
+    // Percent rows take 0–100: 90 is 90 %, stored as 0.9.
+    let (ok, out) = one("A", "resolution_rate", "90");
+    assert!(ok, "{out}");
+    assert_eq!(inputs_of(&db), [("A".into(), "resolution_rate".into(), "0.9".into())]);
+    for (agent, ind, v, want) in [
+        ("A", "teamwork", "900", "out of range: this row takes a percentage from 0 to 100"),
+        ("A", "teamwork", "-5", "out of range"),
+        ("A", "service_rating", "120", "points from 0 to 100"),
+        ("A", "teamwork", "1e2", "is not a number"),
+        ("A", "teamwork", "99999999999999999999999", "is not a number"),
+        ("Z", "teamwork", "80", "`Z` is not an agent of this shop"),
+        ("A", "sales", "80", "`sales` is not an input indicator"),
+    ] {
+        let (ok, out) = one(agent, ind, v);
+        assert!(!ok && out.contains(want), "{agent} {ind} {v}: {out}");
+    }
+    assert_eq!(inputs_of(&db).len(), 1, "nothing changed");
+
+    // A grid as Excel saves it (GBK, Chinese headers); line 3 is bad: nothing is stored.
+    let grid = "客服,综合服务评分,问题解决率,teamwork\nA,80,90%,80\nB,85,190,\nZ,70,,\n";
+    let file = dir.path().join("inputs.csv");
+    std::fs::write(&file, encoding_rs::GBK.encode(grid).0).unwrap();
+    let import = |f: &std::path::Path| {
+        kefu(&[
+            "score-input",
+            "import",
+            f.to_str().unwrap(),
+            "--month",
+            "2026-11",
+            "--db",
+            &db,
+            "--rules",
+            &rules,
+        ])
+    };
+    let (ok, out) = import(&file);
+    assert!(!ok, "{out}");
+    assert!(out.contains("inputs.csv:3: resolution_rate") && out.contains("`190` is out of range"), "{out}");
+    assert!(out.contains("inputs.csv:4: `Z` is not an agent"), "{out}");
+    assert!(out.contains("nothing was recorded"), "{out}");
+    assert_eq!(inputs_of(&db).len(), 1, "all or nothing");
+    // A malformed line (a cell too many) is named too.
+    std::fs::write(&file, "agent,teamwork\nA,80\nB,70,60\n").unwrap();
+    let (ok, out) = import(&file);
+    assert!(!ok && out.contains("inputs.csv:3:") && out.contains("3 cells, expected 2"), "{out}");
+    // An unknown column is refused, not ignored.
+    std::fs::write(&file, "agent,teamwrok\nA,80\n").unwrap();
+    let (ok, out) = import(&file);
+    assert!(!ok && out.contains("teamwrok"), "{out}");
+    assert_eq!(inputs_of(&db).len(), 1);
+    // The good grid goes in whole.
+    std::fs::write(
+        &file,
+        encoding_rs::GBK.encode("客服,综合服务评分,问题解决率,teamwork\nA,80,90%,80\nB,85,95,\n").0,
+    )
+    .unwrap();
+    let (ok, out) = import(&file);
+    assert!(ok && out.contains("5 value(s) for 2 agent(s)"), "{out}");
+    assert_eq!(
+        inputs_of(&db),
+        [
+            ("A".into(), "resolution_rate".into(), "0.9".into()),
+            ("A".into(), "service_rating".into(), "80".into()),
+            ("A".into(), "teamwork".into(), "0.8".into()),
+            ("B".into(), "resolution_rate".into(), "0.95".into()),
+            ("B".into(), "service_rating".into(), "85".into()),
+        ]
+    );
+}
+
+/// A value never entered is reported per agent and indicator and the score is marked
+/// incomplete in the CSV, the month page and the summary — never a silent 0.
+#[test]
+fn missing_inputs_mark_the_score_incomplete_everywhere() {
+    let (dir, db, rules) = input_shop();
+    let file = dir.path().join("inputs.csv");
+    std::fs::write(
+        &file,
+        "agent,service_rating,resolution_rate,efficiency,teamwork,growth\nA,80,90,90,80,90\nB,85,,90,,\n",
+    )
+    .unwrap();
+    let (ok, out) = kefu(&[
+        "score-input",
+        "import",
+        file.to_str().unwrap(),
+        "--month",
+        "2026-11",
+        "--db",
+        &db,
+        "--rules",
+        &rules,
+    ]);
+    assert!(ok, "{out}");
+    let reports = dir.path().join("reports");
+    let (ok, out) = kefu(&[
+        "score",
+        "--db",
+        &db,
+        "--rules",
+        &rules,
+        "--month",
+        "2026-11",
+        "--reports",
+        reports.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("未完成 1 人") && out.contains("B (resolution_rate, teamwork, growth)"), "{out}");
+    assert!(
+        out.contains("【seed 000 薪酬考核制度】2026-11 (through 2026-11-"),
+        "the month, not its last day: {out}"
+    );
+    let csv = std::fs::read_to_string(reports.join("scores.csv")).unwrap();
+    let b_row = csv.lines().find(|l| l.starts_with("2026-11,B,")).unwrap();
+    assert!(b_row.ends_with("\"resolution_rate,teamwork,growth\""), "{b_row}");
+    let a_row = csv.lines().find(|l| l.starts_with("2026-11,A,")).unwrap();
+    assert!(a_row.ends_with(','), "A complete: {a_row}");
+    let lines = std::fs::read_to_string(reports.join("score_lines.csv")).unwrap();
+    assert!(lines.lines().any(|l| l.starts_with("2026-11,B,teamwork,") && l.ends_with(",1")), "{lines}");
+    let html = std::fs::read_to_string(reports.join("month-2026-11.html")).unwrap();
+    assert!(html.contains("未完成 · 缺 resolution_rate, teamwork, growth"), "month page flags B");
+}
+
+/// Report CSVs are for people: decimals rounded (the database keeps them exact), a BOM,
+/// and an agent id that looks like a formula shown as text.
+#[test]
+fn report_csvs_round_decimals_carry_a_bom_and_neutralise_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let evil = "=HYPERLINK(\\\"http://x\\\")";
+    let mut lines = vec![];
+    for (i, buyer) in ["b1", "b2", "b3"].iter().enumerate() {
+        let ts = format!("2026-11-03T09:0{i}:00+08:00");
+        lines.push(msg(&format!("q{i}"), &ts, buyer, evil, "customer"));
+        if i == 0 {
+            lines.push(msg(&format!("a{i}"), &format!("2026-11-03T09:0{i}:05+08:00"), buyer, evil, "agent"));
+        }
+    }
+    store_lines(&mut s, &lines);
+    job::score_range(&mut s, &sheet::Sheet::default(), d("2026-11-03"), d("2026-11-03"), 0).unwrap();
+    let exact: String = s
+        .conn()
+        .query_row("SELECT value FROM score_lines WHERE indicator = 'reply_rate'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(exact, "0.3333333333333333333333333333", "exact in the database");
+    let reports = dir.path().join("reports");
+    kefu::scoring::report::write_all(s.conn(), &sheet::Sheet::default(), &reports, &[], &["2026-11".into()])
+        .unwrap();
+    let bytes = std::fs::read(reports.join("score_lines.csv")).unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "BOM");
+    let text = String::from_utf8(bytes).unwrap();
+    let row = text.lines().find(|l| l.contains("reply_rate")).unwrap();
+    assert!(row.contains(",0.3333,"), "rounded for people: {row}");
+    assert!(row.starts_with("2026-11,\"'=HYPERLINK("), "formula neutralised: {row}");
 }

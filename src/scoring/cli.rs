@@ -39,6 +39,13 @@ pub enum CliError {
     /// Import failure.
     #[error(transparent)]
     Orders(#[from] OrdersError),
+    /// A file's bad lines, each with its file and line; nothing was recorded.
+    #[error("{}; nothing was recorded", lines(.0))]
+    File(Vec<DataError>),
+}
+
+fn lines(errors: &[DataError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 fn day_arg(s: &str, flag: &str) -> Result<NaiveDate, CliError> {
@@ -107,60 +114,246 @@ pub fn score(a: ScoreArgs) -> Result<String, CliError> {
         let files = super::report::write_all(store.conn(), &sheet, &a.reports, &out.days, &out.months)?;
         msg += &format!("\nwrote {} report file(s) to {}", files.len(), a.reports.display());
     }
-    msg += &format!("\n{}", super::report::summary(store.conn(), &sheet, to)?);
+    let summary = match &a.month {
+        Some(m) => super::report::month_summary(store.conn(), &sheet, m)?,
+        None if from == to => super::report::summary(store.conn(), &sheet, to)?,
+        None => out
+            .months
+            .iter()
+            .map(|m| super::report::month_summary(store.conn(), &sheet, m))
+            .collect::<Result<Vec<_>, _>>()?
+            .join("\n"),
+    };
+    msg += &format!("\n{summary}");
     Ok(msg)
 }
 
-/// `kefu score-input`: a supervisor-entered indicator value (metric "input").
+/// `kefu score-input`: a supervisor-entered indicator value (metric "input"), or a month's
+/// grid of them from a CSV (`kefu score-input import FILE`).
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct InputArgs {
+    /// Import a month's grid instead of one value.
+    #[command(subcommand)]
+    pub cmd: Option<InputCmd>,
     /// Database file.
-    #[arg(long)]
-    pub db: PathBuf,
-    /// Agent id.
-    #[arg(long)]
-    pub agent: String,
+    #[arg(long, required = true)]
+    pub db: Option<PathBuf>,
+    /// Agent id (on the sheet's roster, or seen in the events).
+    #[arg(long, required = true)]
+    pub agent: Option<String>,
     /// Month (YYYY-MM).
-    #[arg(long)]
-    pub month: String,
+    #[arg(long, required = true)]
+    pub month: Option<String>,
     /// Indicator key from the sheet.
-    #[arg(long)]
-    pub indicator: String,
-    /// Value (e.g. 80, 0.9 or 90%).
-    #[arg(long)]
-    pub value: String,
+    #[arg(long, required = true)]
+    pub indicator: Option<String>,
+    /// Value in the row's unit: percent rows take 0–100 (`90` or `90%`), points rows 0–max.
+    #[arg(long, required = true, allow_hyphen_values = true)]
+    pub value: Option<String>,
     /// Rules folder.
     #[arg(long)]
     pub rules: Option<PathBuf>,
 }
 
-/// Runs `kefu score-input`.
+/// `kefu score-input import`.
+#[derive(Debug, clap::Subcommand)]
+pub enum InputCmd {
+    /// A month's values from a CSV (UTF-8 or GBK, as Excel saves it): a header `agent`
+    /// (or 客服) then one column per input indicator (its key or its name), one row per
+    /// agent; an empty cell is not entered. All rows are checked before any is stored.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Month (YYYY-MM).
+        #[arg(long)]
+        month: String,
+        /// Database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Rules folder.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+}
+
+/// Runs `kefu score-input` (one value, or `import`).
 pub fn input(a: InputArgs) -> Result<String, CliError> {
-    let sheet = sheet::load(rules_dir(a.rules).as_deref())?;
-    if !sheet.indicators.iter().any(|i| i.key == a.indicator && i.metric == sheet::Metric::Input) {
-        let keys: Vec<_> = sheet
-            .indicators
-            .iter()
-            .filter(|i| i.metric == sheet::Metric::Input)
-            .map(|i| i.key.as_str())
-            .collect();
-        return Err(CliError::Arg(format!(
-            "--indicator `{}` is not an input indicator of the sheet (inputs: {})",
-            a.indicator,
-            if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
-        )));
+    if let Some(InputCmd::Import { file, month, db, rules }) = a.cmd {
+        return import_inputs(&file, &month, &db, rules);
     }
-    month_bounds(&a.month)
-        .ok_or_else(|| CliError::Arg(format!("--month `{}`: expected YYYY-MM", a.month)))?;
-    let value = sheet::parse_number(&a.value).map_err(|m| CliError::Arg(format!("--value: {m}")))?;
-    let store = Store::open(&a.db)?;
+    let need = |v: Option<String>, flag: &str| v.ok_or_else(|| CliError::Arg(format!("{flag} is required")));
+    let (agent, month) = (need(a.agent, "--agent")?, need(a.month, "--month")?);
+    let (key, text) = (need(a.indicator, "--indicator")?, need(a.value, "--value")?);
+    let db = a.db.ok_or_else(|| CliError::Arg("--db is required".into()))?;
+    let sheet = sheet::load(rules_dir(a.rules).as_deref())?;
+    let ind = input_indicator(&sheet, &key).map_err(|m| CliError::Arg(format!("--indicator {m}")))?;
+    let value = ind
+        .input
+        .as_ref()
+        .map(|i| i.accept(&text))
+        .transpose()
+        .map_err(|m| CliError::Arg(format!("--value {m} (indicator `{key}`)")))?
+        .unwrap_or_default();
+    month_bounds(&month).ok_or_else(|| CliError::Arg(format!("--month `{month}`: expected YYYY-MM")))?;
+    let store = Store::open(&db)?;
+    if let Some(m) = unknown_agents(store.conn(), &sheet, &[agent.as_str()])?.first() {
+        return Err(CliError::Arg(format!("--agent {m}")));
+    }
     store.conn().execute(
         "INSERT INTO score_inputs VALUES (?1, ?2, ?3, ?4) ON CONFLICT(month, agent, indicator) DO UPDATE SET value = excluded.value",
-        rusqlite::params![a.month, a.agent, a.indicator, value.to_string()],
+        rusqlite::params![month, agent, key, value.normalize().to_string()],
     )?;
+    Ok(format!("{month} {agent} {key} = {text} (rerun `kefu score --month {month}` to rescore)"))
+}
+
+/// The sheet's input row `key`, or why not.
+fn input_indicator<'a>(sheet: &'a sheet::Sheet, key: &str) -> Result<&'a sheet::Indicator, String> {
+    let inputs: Vec<&sheet::Indicator> =
+        sheet.indicators.iter().filter(|i| i.metric == sheet::Metric::Input).collect();
+    inputs.iter().find(|i| i.key == key || i.name == key).copied().ok_or_else(|| {
+        let keys: Vec<_> = inputs.iter().map(|i| format!("{} ({})", i.key, i.name)).collect();
+        format!(
+            "`{key}` is not an input indicator of the sheet (inputs: {})",
+            if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+        )
+    })
+}
+
+/// Of `agents`, those the shop does not have, each with the reason: not on the sheet's
+/// roster, or (without a roster) never seen in the events, metrics or ledger.
+fn unknown_agents(
+    conn: &rusqlite::Connection,
+    sheet: &sheet::Sheet,
+    agents: &[&str],
+) -> Result<Vec<String>, CliError> {
+    let mut out = Vec::new();
+    for a in agents {
+        if sheet.has_roster() {
+            if !sheet.agents.iter().any(|r| r.id == *a) {
+                out.push(format!(
+                    "`{}` is not on the sheet's roster ([[agent]] in scoring.toml)",
+                    crate::textio::escape_for_terminal(a)
+                ));
+            }
+            continue;
+        }
+        let known: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM daily_metrics WHERE agent = ?1)
+                 OR EXISTS (SELECT 1 FROM ledger WHERE agent = ?1)
+                 OR EXISTS (SELECT 1 FROM events WHERE agent = ?1)",
+            [a],
+            |r| r.get(0),
+        )?;
+        if !known {
+            out.push(format!(
+                "`{}` is not an agent of this shop: never seen in the events (list agents as [[agent]] in scoring.toml to enter values before they work)",
+                crate::textio::escape_for_terminal(a)
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `kefu score-input import FILE --month M`: all rows checked, then stored in one transaction.
+fn import_inputs(
+    file: &std::path::Path,
+    month: &str,
+    db: &std::path::Path,
+    rules: Option<PathBuf>,
+) -> Result<String, CliError> {
+    use crate::textio::csv::{Column, Others, read};
+    let sheet = sheet::load(rules_dir(rules).as_deref())?;
+    month_bounds(month).ok_or_else(|| CliError::Arg(format!("--month `{month}`: expected YYYY-MM")))?;
+    let inputs: Vec<&sheet::Indicator> =
+        sheet.indicators.iter().filter(|i| i.metric == sheet::Metric::Input).collect();
+    if inputs.is_empty() {
+        return Err(CliError::Arg(format!("the sheet `{}` has no input indicators", sheet.name)));
+    }
+    // The grid's columns come from the sheet; a one-shot command may keep their names.
+    let mut columns = vec![Column::required("agent", &["客服", "客服名", "旺旺", "子账号"])];
+    for i in &inputs {
+        let name: &'static str = Box::leak(i.key.clone().into_boxed_str());
+        let alias: &'static [&'static str] =
+            Box::leak(vec![&*Box::leak(i.name.clone().into_boxed_str())].into_boxed_slice());
+        columns.push(Column::optional(name, alias));
+    }
+    let bytes = std::fs::read(file)
+        .map_err(|e| CliError::File(vec![DataError::at(file, None, format!("cannot read: {e}"))]))?;
+    let table = read(file, &bytes, &columns, Others::Refuse).map_err(CliError::File)?;
+    if !table.present.iter().skip(1).any(|p| *p) {
+        return Err(CliError::File(vec![DataError::at(
+            file,
+            Some(1),
+            format!(
+                "no indicator column: expected some of {}",
+                inputs.iter().map(|i| i.key.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )]));
+    }
+    let store = Store::open(db)?;
+    let mut errors = Vec::new();
+    let mut values: Vec<(String, &str, Decimal)> = Vec::new();
+    let mut agents_seen: Vec<(String, usize)> = Vec::new();
+    for row in &table.rows {
+        let agent = row.get(0).trim();
+        if agent.is_empty() {
+            errors.push(DataError::at(file, Some(row.line), "agent is empty"));
+            continue;
+        }
+        if let Some((_, first)) = agents_seen.iter().find(|(a, _)| a == agent) {
+            errors.push(DataError::at(
+                file,
+                Some(row.line),
+                format!(
+                    "agent `{}` already has a row (line {first})",
+                    crate::textio::escape_for_terminal(agent)
+                ),
+            ));
+            continue;
+        }
+        agents_seen.push((agent.to_string(), row.line));
+        if let Some(m) = unknown_agents(store.conn(), &sheet, &[agent])?.first() {
+            errors.push(DataError::at(file, Some(row.line), m.clone()));
+            continue;
+        }
+        for (c, ind) in inputs.iter().enumerate() {
+            let cell = row.get(c + 1).trim();
+            if cell.is_empty() {
+                continue;
+            }
+            match ind.input.as_ref().map(|i| i.accept(cell)) {
+                Some(Ok(v)) => values.push((agent.to_string(), ind.key.as_str(), v)),
+                Some(Err(m)) => errors.push(DataError::at(
+                    file,
+                    Some(row.line),
+                    format!(
+                        "{} ({}): {m}",
+                        ind.key,
+                        ind.input.as_ref().map(|i| i.describe()).unwrap_or_default()
+                    ),
+                )),
+                None => {}
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CliError::File(errors));
+    }
+    let mut store = store;
+    let tx = store.conn_mut().transaction()?;
+    for (agent, key, v) in &values {
+        tx.execute(
+            "INSERT INTO score_inputs VALUES (?1, ?2, ?3, ?4) ON CONFLICT(month, agent, indicator) DO UPDATE SET value = excluded.value",
+            rusqlite::params![month, agent, key, v.normalize().to_string()],
+        )?;
+    }
+    tx.commit()?;
     Ok(format!(
-        "{} {} {} = {value} (rerun `kefu score --month {}` to rescore)",
-        a.month, a.agent, a.indicator, a.month
+        "{}: {} value(s) for {} agent(s) recorded for {month} (rerun `kefu score --month {month}` to rescore)",
+        file.display(),
+        values.len(),
+        agents_seen.len()
     ))
 }
 

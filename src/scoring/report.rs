@@ -22,34 +22,66 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+fn write(path: &Path, bytes: &[u8]) -> Result<(), JobError> {
+    std::fs::write(path, bytes).map_err(|source| JobError::Report { path: path.to_path_buf(), source })
 }
 
-fn write(path: &Path, text: &str) -> Result<(), JobError> {
-    std::fs::write(path, text).map_err(|source| JobError::Report { path: path.to_path_buf(), source })
+/// Decimal places shown for people in a report CSV: ratios and rates 4, points and scores
+/// 2, money 2 (the database keeps the exact values; see `docs/metrics.md`).
+fn places(table: &str, column: &str) -> Option<u32> {
+    match (table, column) {
+        ("score_lines", "value") | ("scores", "commission_rate") | ("score_inputs", "value") => Some(4),
+        ("score_lines", "points" | "weighted") | ("scores", "total" | "ledger_points") => Some(2),
+        (_, "sales" | "assist_follow_amount" | "unattended_sales") => Some(2),
+        ("ledger", "points") => Some(2),
+        _ => None,
+    }
 }
 
-/// Dumps a table (whole) as CSV with a header row.
+/// One cell of a table as people read it: decimals rounded (half away from zero) and
+/// trailing zeros dropped where [`places`] says so, everything else as stored.
+fn people_cell(table: &str, column: &str, v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(v) => v.to_string(),
+        ValueRef::Real(v) => v.to_string(),
+        ValueRef::Text(t) => {
+            let text = String::from_utf8_lossy(t);
+            match (places(table, column), text.parse::<Decimal>()) {
+                (Some(dp), Ok(d)) => d
+                    .round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+                    .normalize()
+                    .to_string(),
+                _ => text.into_owned(),
+            }
+        }
+        ValueRef::Blob(_) => String::new(),
+    }
+}
+
+/// Dumps a table (whole) as text CSV with a header row, decimals rounded for people
+/// (no BOM; [`write_all`] writes the files through [`crate::textio::PeopleCsv`]).
 pub fn table_csv(conn: &Connection, table: &str, order: &str) -> rusqlite::Result<String> {
+    Ok(table_people_csv(conn, table, order)?.into_text())
+}
+
+/// A table as a CSV for people: every cell neutralised against formulas, decimals rounded.
+pub fn table_people_csv(
+    conn: &Connection,
+    table: &str,
+    order: &str,
+) -> rusqlite::Result<crate::textio::PeopleCsv> {
     let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
     let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-    let n = names.len();
-    let mut out = names.join(",");
-    out.push('\n');
+    let mut out = crate::textio::PeopleCsv::new(&names);
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        let cells: Vec<String> = (0..n)
-            .map(|i| match r.get_ref(i) {
-                Ok(rusqlite::types::ValueRef::Null) => String::new(),
-                Ok(rusqlite::types::ValueRef::Integer(v)) => v.to_string(),
-                Ok(rusqlite::types::ValueRef::Real(v)) => v.to_string(),
-                Ok(rusqlite::types::ValueRef::Text(t)) => csv_field(&String::from_utf8_lossy(t)),
-                _ => String::new(),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
+        let mut cells = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            cells.push(people_cell(table, name, r.get_ref(i)?));
+        }
+        out.row(cells);
     }
     Ok(out)
 }
@@ -79,17 +111,17 @@ pub fn write_all(
     let mut written = Vec::new();
     for (table, order) in CSV_TABLES {
         let p = dir.join(format!("{table}.csv"));
-        write(&p, &table_csv(conn, table, order)?)?;
+        write(&p, &table_people_csv(conn, table, order)?.into_utf8_with_bom())?;
         written.push(p);
     }
     for d in days {
         let p = dir.join(format!("day-{d}.html"));
-        write(&p, &day_page(conn, sheet, *d)?)?;
+        write(&p, day_page(conn, sheet, *d)?.as_bytes())?;
         written.push(p);
     }
     for m in months {
         let p = dir.join(format!("month-{m}.html"));
-        write(&p, &month_page(conn, sheet, m)?)?;
+        write(&p, month_page(conn, sheet, m)?.as_bytes())?;
         written.push(p);
     }
     Ok(written)
@@ -422,7 +454,8 @@ const LINE_COLORS: [&str; 10] = [
 pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<String, JobError> {
     let mut stmt = conn.prepare(
         "SELECT agent, through, total, grade, rank, ledger_points, bonus, commission_paid, salary, review, below_streak,
-                personal_commission, public_commission, base_salary, seniority
+                personal_commission, public_commission, base_salary, seniority, missing,
+                ledger_pay, grade_bonus, ranked_bonus
          FROM scores WHERE month = ?1 ORDER BY rank, agent",
     )?;
     type Row = (
@@ -437,6 +470,10 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
         String,
         bool,
         i64,
+        String,
+        String,
+        String,
+        String,
         String,
         String,
         String,
@@ -460,6 +497,10 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
                 r.get(12)?,
                 r.get(13)?,
                 r.get(14)?,
+                r.get(15)?,
+                r.get(16)?,
+                r.get(17)?,
+                r.get(18)?,
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -479,6 +520,8 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
     b += &card("through", &through);
     let review_n = rows.iter().filter(|r| r.9).count();
     b += &card("连续低于线 (淘汰复核)", &review_n.to_string());
+    let incomplete = rows.iter().filter(|r| !r.15.is_empty()).count();
+    b += &card("未完成 (缺少录入)", &incomplete.to_string());
     let payroll: Decimal = rows.iter().map(|r| r.8.parse::<Decimal>().unwrap_or_default()).sum();
     b += &card("工资合计 (元)", &money(payroll));
     b += "</div>";
@@ -539,7 +582,15 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
                 esc(&l.3)
             );
         }
-        let flag = if r.9 {
+        let mut flag = if r.15.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<span class=\"flag\" title=\"never entered: score and pay are not final\">未完成 · 缺 {}</span> ",
+                esc(&r.15.replace(',', ", "))
+            )
+        };
+        flag += &if r.9 {
             format!("<span class=\"flag\">{} 个月低于线</span>", r.10)
         } else if r.10 > 0 {
             format!("<span class=\"muted\">低于线 {} 个月</span>", r.10)
@@ -548,7 +599,7 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
         };
         let _ = write!(
             b,
-            "<td>{}</td><td>{}</td><td title=\"个人 {} + 公共 {}\">{}</td><td title=\"底薪 {} + 工龄 {} + 奖金 + 提成\"><b>{}</b></td><td class=\"l\">{flag}</td></tr>",
+            "<td>{}</td><td>{}</td><td title=\"个人 {} + 公共 {}\">{}</td><td title=\"底薪 {} + 工龄 {} + 奖金 + 提成 + 考核积分 {} + 等级奖金 {} + 排名奖金 {}\"><b>{}</b></td><td class=\"l\">{flag}</td></tr>",
             esc(&r.5),
             esc(&r.6),
             esc(&r.11),
@@ -556,6 +607,9 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
             esc(&r.7),
             esc(&r.13),
             esc(&r.14),
+            esc(&r.16),
+            esc(&r.17),
+            esc(&r.18),
             esc(&r.8)
         );
     }
@@ -661,6 +715,7 @@ pub fn summary(conn: &Connection, sheet: &Sheet, day: NaiveDate) -> Result<Strin
             r.get(0)
         })?;
     let disputes = ledger::open_disputes(conn)?.len();
+    let incomplete = incomplete_note(conn, &month)?;
     let mut s = format!("【{}】{ds}: {agents} 客服, {waits} 次等待, 慢响应 {breaches} 次", sheet.name);
     if let Some((a, n)) = worst {
         let _ = write!(s, " (最多 {a}: {n})");
@@ -680,6 +735,85 @@ pub fn summary(conn: &Connection, sheet: &Sheet, day: NaiveDate) -> Result<Strin
     if disputes > 0 {
         let _ = write!(s, " 待复核 {disputes} 条.");
     }
+    s += &incomplete;
+    Ok(s)
+}
+
+/// " 未完成 N 人 (缺少录入): A (k1, k2); …" for a month's incomplete scores, or "".
+fn incomplete_note(conn: &Connection, month: &str) -> Result<String, JobError> {
+    let mut stmt =
+        conn.prepare("SELECT agent, missing FROM scores WHERE month = ?1 AND missing != '' ORDER BY agent")?;
+    let rows: Vec<(String, String)> =
+        stmt.query_map([month], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    if rows.is_empty() {
+        return Ok(String::new());
+    }
+    let list: Vec<String> = rows
+        .iter()
+        .map(|(a, m)| format!("{} ({})", crate::textio::escape_for_terminal(a), m.replace(',', ", ")))
+        .collect();
+    Ok(format!(" 未完成 {} 人 (缺少录入, 得分未定): {}.", rows.len(), list.join("; ")))
+}
+
+/// A short text about a whole month (`kefu score --month`): figures summed over its stored
+/// days, the ranking, incomplete scores, review flags and open disputes.
+pub fn month_summary(conn: &Connection, sheet: &Sheet, month: &str) -> Result<String, JobError> {
+    let Some((first, last)) = month_bounds(month) else { return Ok(String::new()) };
+    let (f, l) = (first.to_string(), last.to_string());
+    let (days, agents, waits, breaches, unreplied, through): (i64, i64, i64, i64, i64, Option<String>) = conn
+        .query_row(
+            "SELECT COUNT(DISTINCT day), COUNT(DISTINCT agent), COALESCE(SUM(waits),0), COALESCE(SUM(breaches),0),
+                    COALESCE(SUM(unreplied),0), MAX(day)
+             FROM daily_metrics WHERE day BETWEEN ?1 AND ?2",
+            [&f, &l],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )?;
+    let sales: Decimal = {
+        let mut stmt = conn.prepare("SELECT sales FROM daily_metrics WHERE day BETWEEN ?1 AND ?2")?;
+        stmt.query_map([&f, &l], |r| r.get::<_, String>(0))?
+            .filter_map(|v| v.ok()?.parse::<Decimal>().ok())
+            .sum()
+    };
+    let top: Vec<String> = {
+        let mut stmt =
+            conn.prepare("SELECT agent, total FROM scores WHERE month = ?1 ORDER BY rank, agent LIMIT 3")?;
+        stmt.query_map([month], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .filter_map(Result::ok)
+            .map(|(a, t)| {
+                format!(
+                    "{} {}",
+                    crate::textio::escape_for_terminal(&a),
+                    t.parse::<Decimal>().unwrap_or_default().round_dp(2)
+                )
+            })
+            .collect()
+    };
+    let scored: i64 =
+        conn.query_row("SELECT COUNT(*) FROM scores WHERE month = ?1", [month], |r| r.get(0))?;
+    let review: i64 =
+        conn.query_row("SELECT COUNT(*) FROM scores WHERE month = ?1 AND review = 1", [month], |r| r.get(0))?;
+    let mut s = format!(
+        "【{}】{month} (through {}, {days} day(s)): {agents} 客服, {waits} 次等待, 慢响应 {breaches} 次, 未回复 {unreplied} 人, 销售额 {} 元; {scored} 人得分.",
+        sheet.name,
+        through.as_deref().unwrap_or("no day scored"),
+        money(sales)
+    );
+    if !top.is_empty() {
+        let _ = write!(s, " 前三: {}.", top.join(", "));
+    }
+    if review > 0 {
+        let _ = write!(
+            s,
+            " 连续 {} 个月低于 {}: {review} 人.",
+            sheet.review_months,
+            sheet.review_below.normalize()
+        );
+    }
+    let disputes = ledger::open_disputes(conn)?.len();
+    if disputes > 0 {
+        let _ = write!(s, " 待复核 {disputes} 条.");
+    }
+    s += &incomplete_note(conn, month)?;
     Ok(s)
 }
 
