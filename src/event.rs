@@ -274,6 +274,12 @@ pub enum EventError {
         /// Absent field.
         field: &'static str,
     },
+    /// The line is not UTF-8 text.
+    #[error("not UTF-8 text: an invalid byte at byte {column} of the line")]
+    NotUtf8 {
+        /// 1-based byte position of the first invalid byte.
+        column: usize,
+    },
     /// `type` is not one kefu knows.
     #[error("unknown event type `{0}`")]
     UnknownType(String),

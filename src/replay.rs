@@ -5,6 +5,7 @@
 //! and alerts while the main thread runs the clock: SQLite, not the clock, sets the pace.
 
 use rustc_hash::FxHashSet as HashSet;
+use std::borrow::Cow;
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -181,6 +182,13 @@ struct Parsed {
     flags: Option<Vec<Flag>>,
 }
 
+/// One line's bytes as text: UTF-8, with a BOM on line 1 taken off (editors on Windows
+/// write one).
+fn decode_line(bytes: &[u8], number: usize) -> Result<&str, event::EventError> {
+    let bytes = if number == 1 { bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes) } else { bytes };
+    std::str::from_utf8(bytes).map_err(|e| event::EventError::NotUtf8 { column: e.valid_up_to() + 1 })
+}
+
 /// Lines per hand-over from the reader thread.
 const CHUNK: usize = 4096;
 
@@ -192,20 +200,26 @@ fn spawn_reader(
 ) -> (Receiver<Vec<Parsed>>, JoinHandle<std::io::Result<()>>) {
     let (tx, rx) = sync_channel::<Vec<Parsed>>(8);
     let handle = std::thread::spawn(move || {
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         let mut number = 0;
         let mut chunk = Vec::with_capacity(CHUNK);
         loop {
             buf.clear();
-            if input.read_line(&mut buf)? == 0 {
+            if input.read_until(b'\n', &mut buf)? == 0 {
                 break;
             }
             number += 1;
-            let line = buf.trim_end_matches(['\n', '\r']);
+            let (line, event) = match decode_line(&buf, number) {
+                Ok(line) => (Cow::Borrowed(line), None),
+                // Not UTF-8: a bad line like any other, reported with its number and kept
+                // (lossily) among the rejected, never the end of the replay.
+                Err(e) => (String::from_utf8_lossy(&buf), Some(Err(e))),
+            };
+            let line = line.trim_end_matches(['\n', '\r']);
             if line.trim().is_empty() {
                 continue;
             }
-            let event = event::parse(line);
+            let event = event.unwrap_or_else(|| event::parse(line));
             let raw = (keep_raw || event.is_err()).then(|| line.to_string());
             let flags = match (&guard, &event) {
                 (Some(g), Ok(e)) => Some(g.check_event(e)),

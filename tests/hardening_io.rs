@@ -147,3 +147,69 @@ fn printing_into_a_closed_pipe_ends_quietly() {
         assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "kefu {args:?}: {err}");
     }
 }
+
+#[test]
+fn replay_skips_an_invalid_utf8_line_with_its_number_and_accepts_a_bom_on_line_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bom.jsonl");
+    let ev = |id: &str, ts: &str, from: &str| {
+        format!(
+            r#"{{"type":"message","id":"{id}","ts":"2026-11-11T10:00:{ts}+08:00","shop":"s1","conversation":"c1","customer":"tb_1","agent":"a1","from":"{from}","text":"在吗"}}"#
+        )
+    };
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(ev("m1", "00", "customer").as_bytes());
+    bytes.extend_from_slice(b"\n{\"type\":\"message\",\"id\":\"m2\",\"text\":\"\xC0\xFF\"}\n");
+    bytes.extend_from_slice(ev("m3", "05", "agent").as_bytes());
+    bytes.push(b'\n');
+    std::fs::write(&file, bytes).unwrap();
+    let out = kefu(&["replay", s(&file), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bom.jsonl:2: skipped: not UTF-8 text: an invalid byte at byte 37 of the line"),
+        "{err}"
+    );
+    assert!(err.contains("3 lines, 2 events, 0 duplicates, 1 rejected"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["waits"].as_array().map(Vec::len), Some(1), "line 1 (BOM) and line 3 made one wait");
+}
+
+#[test]
+fn a_failed_migration_leaves_a_foreign_sqlite_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("other-app.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE events (x TEXT); INSERT INTO events VALUES ('theirs');").unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    let out = kefu(&["report", "--db", s(&db)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("applying migration 1 to ") && err.contains("other-app.db"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the file is byte for byte as it was");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, vec!["events".to_string()], "no schema_version left behind");
+    assert!(!dir.path().join("other-app.db-wal").exists(), "journal mode unchanged");
+}
+
+#[test]
+fn database_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("notes.db");
+    std::fs::write(&db, "not a database, just notes\n".repeat(100)).unwrap();
+    for args in [vec!["report", "--db", s(&db)], vec!["flags", "--db", s(&db)]] {
+        let out = kefu(&args);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("cannot open database {}", db.display())), "kefu {args:?}: {err}");
+    }
+}

@@ -3,7 +3,8 @@
 //! - [`writer`]: the one writer of a batch (events, waits, alerts, flags, robot stats,
 //!   rejected input, resume point) for `kefu replay --db` and `kefu run` alike.
 //!
-//! WAL mode, numbered migrations applied in one transaction each with their version.
+//! WAL mode, numbered migrations applied in one transaction with their versions (a file
+//! that fails them is left as it was).
 //! Other modules add their tables as further migrations in [`MIGRATIONS`].
 
 use std::path::{Path, PathBuf};
@@ -42,9 +43,11 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    /// A migration failed to apply.
-    #[error("migration {version} failed")]
+    /// A migration failed to apply (nothing of it, nor of the others, was kept).
+    #[error("applying migration {version} to {path}: is it another program's database?")]
     Migrate {
+        /// The file.
+        path: PathBuf,
         /// Migration number.
         version: i64,
         /// Why.
@@ -52,8 +55,10 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The database was written by a newer kefu.
-    #[error("database schema version {found} is newer than this kefu knows ({known})")]
+    #[error("{path} has schema version {found}, newer than this kefu knows ({known})")]
     TooNew {
+        /// The file.
+        path: PathBuf,
         /// Version in the file.
         found: i64,
         /// Highest version this build knows.
@@ -70,40 +75,50 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and brings its schema up to date.
+    /// Opens (creating if needed) the database and brings its schema up to date. Every
+    /// error names the file; a file whose migrations fail (another program's database) is
+    /// left exactly as it was: no table added, journal mode unchanged.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.into(), source })?;
-        // WAL lets reports read while the bot writes; NORMAL sync is durable across
-        // process crashes, which is what the ack protocol relies on. A 64 MiB page cache
-        // keeps the id and buyer indexes in memory: they are inserted in random order.
+        let at = |source| StoreError::Open { path: path.into(), source };
+        let conn = Connection::open(path).map_err(at)?;
+        // NORMAL sync is durable across process crashes, which is what the ack protocol
+        // relies on. A 64 MiB page cache keeps the id and buyer indexes in memory: they are
+        // inserted in random order. (Per connection: nothing is written to the file.)
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
-             PRAGMA cache_size = -65536;",
-        )?;
+            "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536;",
+        )
+        .map_err(at)?;
         let mut store = Self { conn };
-        store.migrate()?;
+        store.migrate(path)?;
+        // WAL lets reports read while the bot writes. It is recorded in the file, so it is
+        // set only once the file is known to be ours (migrated), and outside a transaction.
+        store.conn.execute_batch("PRAGMA journal_mode = WAL").map_err(at)?;
         Ok(store)
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    /// Applies the missing migrations and records them in `schema_version`, all in one
+    /// transaction: a failure rolls everything back, `schema_version` included.
+    fn migrate(&mut self, path: &Path) -> Result<(), StoreError> {
+        let at = |source| StoreError::Open { path: path.into(), source };
+        let tx = self.conn.transaction().map_err(at)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .map_err(at)?;
         let applied: Vec<i64> = {
-            let mut stmt = self.conn.prepare("SELECT version FROM schema_version")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            let mut stmt = tx.prepare("SELECT version FROM schema_version").map_err(at)?;
+            stmt.query_map([], |r| r.get(0)).map_err(at)?.collect::<Result<_, _>>().map_err(at)?
         };
         let known = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
         if let Some(&found) = applied.iter().find(|&&v| v > known) {
-            return Err(StoreError::TooNew { found, known });
+            return Err(StoreError::TooNew { path: path.into(), found, known });
         }
         // Each migration is applied unless recorded, so a table added under a lower number
         // by another module still reaches databases created before it.
         for &(version, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql).map_err(|source| StoreError::Migrate { version, source })?;
-            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
-            tx.commit()?;
+            let failed = |source| StoreError::Migrate { path: path.into(), version, source };
+            tx.execute_batch(sql).map_err(failed)?;
+            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version]).map_err(failed)?;
         }
-        Ok(())
+        tx.commit().map_err(at)
     }
 
     /// The underlying connection, for modules that own their tables.
