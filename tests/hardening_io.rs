@@ -213,3 +213,29 @@ fn database_errors_name_the_file() {
         assert!(err.contains(&format!("cannot open database {}", db.display())), "kefu {args:?}: {err}");
     }
 }
+
+#[test]
+fn errors_print_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let sheet =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/scoring.toml")).unwrap();
+    std::fs::write(
+        rules.join("scoring.toml"),
+        sheet.replacen("plan = 10000", "plan = 10000\nbogus_key = 1", 1),
+    )
+    .unwrap();
+    let db = dir.path().join("k.db");
+    let out = kefu(&["score", "--rules", s(&rules), "--db", s(&db), "--date", "2026-11-11", "--no-reports"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.matches("unknown field `bogus_key`").count(), 1, "{err}");
+    assert!(err.contains("scoring.toml:"), "names the sheet: {err}");
+
+    let missing = dir.path().join("missing.csv");
+    let out = kefu(&["replies", "import", s(&missing), "--replies", s(&dir.path().join("r"))]);
+    let err = stderr(&out);
+    assert_eq!(err.matches("missing.csv").count(), 1, "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}

@@ -52,7 +52,7 @@ pub enum LiveError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// An SQLite statement failed.
-    #[error("database: {0}")]
+    #[error("database")]
     Sql(#[from] rusqlite::Error),
 }
 

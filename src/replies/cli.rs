@@ -85,7 +85,7 @@ pub enum CliError {
     #[error("{}", join_errors(.0))]
     Data(Vec<DataError>),
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("file {path}")]
     Io {
         /// The file.
         path: PathBuf,

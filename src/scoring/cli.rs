@@ -22,13 +22,13 @@ pub enum CliError {
     #[error("{0}")]
     Arg(String),
     /// The sheet is invalid.
-    #[error("{0}")]
+    #[error(transparent)]
     Sheet(#[from] DataError),
     /// Store failure.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// SQLite failure.
-    #[error("database: {0}")]
+    #[error("database")]
     Sql(#[from] rusqlite::Error),
     /// Job failure.
     #[error(transparent)]

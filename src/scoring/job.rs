@@ -26,13 +26,13 @@ use crate::time::Millis;
 #[derive(Debug, Error)]
 pub enum JobError {
     /// SQLite failed.
-    #[error("database: {0}")]
+    #[error("database")]
     Sql(#[from] rusqlite::Error),
     /// Opening the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The sheet is invalid.
-    #[error("{0}")]
+    #[error(transparent)]
     Sheet(#[from] DataError),
     /// The ledger failed.
     #[error(transparent)]
