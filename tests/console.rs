@@ -178,6 +178,13 @@ async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_t
     assert_eq!(browser.status_of("/pay").await, 403, "pay");
     browser.client.goto(&format!("{base}pay")).await.unwrap();
     assert!(browser.source().await.contains("403"));
+    assert_eq!(browser.status_of(&format!("/agent/a2?day={day}")).await, 403, "another agent's day");
+
+    // "My day": their waits and the finding, linking to the conversation.
+    browser.client.goto(&format!("{base}me?day={day}")).await.unwrap();
+    browser.wait_css("mark.finding", Duration::from_secs(5)).await;
+    assert_eq!(browser.text("mark.finding").await.as_deref(), Some("爱买不买"));
+    assert!(browser.has("a[href^='/c/t-c1']").await, "the wait links to its conversation");
 
     // A wrong password is refused; after three failures even the right one must wait.
     browser.client.goto(&base).await.unwrap();
@@ -206,4 +213,159 @@ async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_t
     browser.close().await;
     console.stop();
     let _ = tokio::time::timeout(Duration::from_secs(10), live.stop()).await;
+}
+
+/// A client that keeps cookies by hand and follows no redirect, to see each answer.
+struct Http {
+    client: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+impl Http {
+    fn new(base: &str) -> Http {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Http { client, base: base.to_string(), cookies: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn keep(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all("set-cookie") {
+            let Some((k, rest)) = v.to_str().unwrap().split_once('=') else { continue };
+            let value = rest.split(';').next().unwrap_or_default().to_string();
+            self.cookies.retain(|(n, _)| n != k);
+            if !value.is_empty() {
+                self.cookies.push((k.to_string(), value));
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&res);
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&res);
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+}
+
+fn csrf_in(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn forms_without_their_csrf_token_are_refused_and_bad_parameters_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+    let (_feed, board) = Console::board(Plan::default(), 1.0);
+    let config = ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: true };
+    let console = Console::start(&config, board, 1.0).await.expect("console starts");
+    let mut http = Http::new(&console.url());
+
+    // The login form's token must come back with it.
+    let (_, page) = http.get("login").await;
+    let token = csrf_in(&page);
+    let (status, _) =
+        http.post("login", &[("name", "boss"), ("password", PASSWORD), ("csrf", "forged")]).await;
+    assert_eq!(status, 403, "login with a wrong form token");
+    let (status, _) = http.post("login", &[("name", "boss"), ("password", PASSWORD), ("csrf", &token)]).await;
+    assert_eq!(status, 303, "login with the form's token");
+    let session = http.cookies.iter().find(|(k, _)| k == "kefu_session").map(|(_, v)| v.clone());
+    assert!(session.is_some(), "a session cookie");
+
+    let (status, page) = http.get("").await;
+    assert_eq!(status, 200);
+    let csrf = csrf_in(&page);
+    let (status, _) = http.post("logout", &[("csrf", "forged")]).await;
+    assert_eq!(status, 403, "sign-out without the session's token");
+    assert_eq!(http.get("").await.0, 200, "still signed in");
+
+    // Bad parameters: a clear 400 naming what was wrong, escaped.
+    let (status, page) = http.get("c/x?day=<script>").await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("expected YYYY-MM-DD") && page.contains("&lt;script&gt;") && !page.contains("<script>")
+    );
+    let (status, page) = http.get("pay?month=2026-13").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("expected YYYY-MM"));
+    assert_eq!(http.get("c/nothing-here?day=2026-11-11").await.0, 404);
+
+    let (status, _) = http.post("logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let (status, _) = http.get("").await;
+    assert_eq!(status, 303, "signed out");
+    // The stored session is gone, not only the cookie.
+    let store = Store::open(&db).unwrap();
+    let n: i64 = store.conn().query_row("SELECT COUNT(*) FROM console_sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 0);
+    console.stop();
+}
+
+#[test]
+fn kefu_users_adds_lists_changes_and_removes_logins_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let db = db.to_str().unwrap();
+    let kefu = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) =
+        kefu(&["users", "add", "li", "--role", "agent", "--agent", "agent01", "--db", db], "long password\n");
+    assert!(ok, "{out}");
+    let (ok, out) = kefu(&["users", "add", "zhao", "--role", "agent", "--db", db], "long password\n");
+    assert!(!ok && out.contains("role agent needs --agent"), "{out}");
+    let (ok, out) = kefu(&["users", "add", "wang", "--role", "supervisor", "--db", db], "short\n");
+    assert!(!ok && out.contains("at least 8 characters"), "{out}");
+    let (ok, out) = kefu(&["users", "add", "li", "--role", "owner", "--db", db], "long password\n");
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = kefu(&["users", "list", "--db", db], "");
+    assert!(
+        ok && out.contains("li\tagent\tagent01") && !out.contains("long password") && !out.contains("argon2"),
+        "{out}"
+    );
+    let (ok, out) = kefu(&["users", "passwd", "li", "--db", db], "another long one\n");
+    assert!(ok, "{out}");
+    let store = Store::open(Path::new(db)).unwrap();
+    assert!(users::verify(store.conn(), "li", "another long one").unwrap().is_some());
+    drop(store);
+    let (ok, out) = kefu(&["users", "remove", "nobody", "--db", db], "");
+    assert!(!ok && out.contains("no user `nobody`"), "{out}");
+    let (ok, _) = kefu(&["users", "remove", "li", "--db", db], "");
+    assert!(ok);
 }

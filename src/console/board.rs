@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::alerts::format::{Message, plain, title};
-use crate::alerts::notice::preview;
+use crate::alerts::notice::{mask_text, preview};
 use crate::alerts::{Kind, Notice, Plan};
 use crate::engine::{Outcome, Output};
 use crate::event::{Event, EventKind, Presence, Sender};
@@ -30,6 +30,8 @@ use crate::time::{Millis, shanghai_day};
 
 /// Alerts kept in the feed (newest first).
 pub const ALERT_FEED: usize = 100;
+/// Findings kept in the feed (newest first).
+pub const FINDING_FEED: usize = 100;
 /// Waiting buyers sent to a browser: the ones closest to their deadline; the rest are counted.
 pub const WAITING_ROWS: usize = 300;
 /// Changes the feed gathers before handing them over even without a commit.
@@ -82,14 +84,7 @@ pub enum Change {
     /// An alert handed to the sinks, already masked and rendered.
     Alert(AlertRow),
     /// A phrase-guard finding.
-    Finding {
-        /// Shop.
-        shop: Arc<str>,
-        /// Agent.
-        agent: Arc<str>,
-        /// Message time.
-        at: Millis,
-    },
+    Finding(FindingRow),
 }
 
 impl Change {
@@ -116,9 +111,18 @@ impl Change {
         }
     }
 
-    /// The change a finding brings.
+    /// The change a finding brings (the matched text masked here, once).
     pub fn from_flag(flag: &Flag) -> Self {
-        Self::Finding { shop: flag.shop.as_str().into(), agent: flag.agent.as_str().into(), at: flag.ts }
+        Self::Finding(FindingRow {
+            at: flag.ts,
+            shop: flag.shop.as_str().into(),
+            agent: flag.agent.as_str().into(),
+            conversation: flag.conversation.clone(),
+            category: flag.category.clone(),
+            severity: flag.severity.as_str(),
+            points: flag.points,
+            matched: mask_text(&flag.matched),
+        })
     }
 
     /// The change an alert brings: masked and rendered once, here.
@@ -139,10 +143,8 @@ impl Change {
     fn at(&self) -> Option<Millis> {
         match self {
             Self::Question { .. } => None,
-            Self::Reply { at, .. }
-            | Self::Robot { at, .. }
-            | Self::Presence { at, .. }
-            | Self::Finding { at, .. } => Some(*at),
+            Self::Reply { at, .. } | Self::Robot { at, .. } | Self::Presence { at, .. } => Some(*at),
+            Self::Finding(f) => Some(f.at),
             Self::Alert(a) => Some(a.at),
             Self::Engine(Output::WaitStarted(w)) => Some(w.start),
             Self::Engine(Output::WaitEnded(w)) => Some(w.end),
@@ -267,6 +269,27 @@ pub struct AlertRow {
     pub text: String,
 }
 
+/// A phrase-guard finding of the feed (matched text masked).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FindingRow {
+    /// Message time.
+    pub at: Millis,
+    /// Shop.
+    pub shop: Arc<str>,
+    /// Agent.
+    pub agent: Arc<str>,
+    /// Conversation (links to the conversation view).
+    pub conversation: String,
+    /// Category.
+    pub category: String,
+    /// info / warn / critical.
+    pub severity: &'static str,
+    /// Points (0 or negative).
+    pub points: i32,
+    /// The matched text, personal data masked.
+    pub matched: String,
+}
+
 /// What one browser is allowed to see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -313,6 +336,8 @@ pub struct BoardState {
     pub shops: Vec<ShopRow>,
     /// Alerts, newest first.
     pub alerts: Vec<AlertRow>,
+    /// Phrase-guard findings today, newest first.
+    pub findings: Vec<FindingRow>,
     /// Counter bumped on every build: browsers and tests tell updates apart by it.
     pub version: u64,
     #[serde(skip)]
@@ -331,6 +356,7 @@ struct View<'a> {
     agents: Vec<&'a AgentRow>,
     shops: Vec<&'a ShopRow>,
     alerts: Vec<&'a AlertRow>,
+    findings: Vec<&'a FindingRow>,
 }
 
 impl BoardState {
@@ -344,6 +370,7 @@ impl BoardState {
             agents: Vec::new(),
             shops: Vec::new(),
             alerts: Vec::new(),
+            findings: Vec::new(),
             version: 0,
             full_json: OnceLock::new(),
         }
@@ -371,6 +398,7 @@ impl BoardState {
             agents: self.agents.iter().filter(|a| scope.agent(&a.shop, &a.agent)).collect(),
             shops: self.shops.iter().filter(|s| scope.shop(&s.shop)).collect(),
             alerts: self.alerts.iter().filter(|a| scope.agent(&a.shop, &a.agent)).collect(),
+            findings: self.findings.iter().filter(|f| scope.agent(&f.shop, &f.agent)).collect(),
         };
         // Serialising plain structs of strings and numbers cannot fail.
         serde_json::to_string(&view).unwrap_or_else(|_| "{}".into()).into()
@@ -428,6 +456,7 @@ pub struct Board {
     agents: BTreeMap<Arc<str>, AgentDay>,
     shops: BTreeMap<Arc<str>, ShopRow>,
     alerts: VecDeque<AlertRow>,
+    findings: VecDeque<FindingRow>,
     version: u64,
 }
 
@@ -445,6 +474,7 @@ impl Board {
             agents: BTreeMap::new(),
             shops: BTreeMap::new(),
             alerts: VecDeque::new(),
+            findings: VecDeque::new(),
             version: 0,
         }
     }
@@ -474,10 +504,12 @@ impl Board {
                 }
             }
             Change::Presence { agent, shop, status, .. } => self.agent(&agent, &shop).status = Some(status),
-            Change::Finding { shop, agent, .. } => {
+            Change::Finding(f) => {
                 if today {
-                    self.agent(&agent, &shop).findings += 1;
-                    self.shop(&shop).findings += 1;
+                    self.agent(&f.agent, &f.shop).findings += 1;
+                    self.shop(&f.shop).findings += 1;
+                    self.findings.push_front(f);
+                    self.findings.truncate(FINDING_FEED);
                 }
             }
             Change::Alert(row) => {
@@ -586,6 +618,7 @@ impl Board {
                 for s in self.shops.values_mut() {
                     *s = ShopRow { shop: s.shop.clone(), ..ShopRow::default() };
                 }
+                self.findings.clear();
                 true
             }
         }
@@ -649,6 +682,7 @@ impl Board {
             agents,
             shops,
             alerts: self.alerts.iter().cloned().collect(),
+            findings: self.findings.iter().cloned().collect(),
             version: self.version,
             full_json: OnceLock::new(),
         }
@@ -842,6 +876,19 @@ mod tests {
         }))
     }
 
+    fn finding(agent: &str, at: Millis, matched: &str) -> Change {
+        Change::Finding(FindingRow {
+            at,
+            shop: "s".into(),
+            agent: agent.into(),
+            conversation: "c1".into(),
+            category: "privacy".into(),
+            severity: "critical",
+            points: -5,
+            matched: mask_text(matched),
+        })
+    }
+
     fn board(changes: Vec<Change>) -> BoardState {
         let mut b = Board::new(Plan::default(), 1.0);
         for c in changes {
@@ -900,7 +947,7 @@ mod tests {
             start("c4", "a", T, 20_000, 3),
             Change::Reply { agent: "a".into(), shop: "s".into(), at: T + 200_000 },
             Change::Robot { shop: "s".into(), at: T + 1 },
-            Change::Finding { shop: "s".into(), agent: "a".into(), at: T + 2 },
+            finding("a", T + 2, "13812345678"),
         ]);
         let a = &s.agents[0];
         assert_eq!((a.served, a.answered, a.unanswered, a.breaches, a.waiting), (4, 2, 1, 1, 1));
@@ -913,6 +960,11 @@ mod tests {
         assert_eq!(shop.on_time_pct, Some(33.3), "c1 only");
         assert_eq!((shop.robot, shop.findings, shop.longest_since), (1, 1, Some(T)));
         assert_eq!(shop.breaches_by_hour[10], 1);
+        assert_eq!(s.findings.len(), 1);
+        assert_eq!(
+            (s.findings[0].matched.as_str(), s.findings[0].conversation.as_str()),
+            ("138****5678", "c1")
+        );
     }
 
     #[test]

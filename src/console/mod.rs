@@ -6,6 +6,7 @@
 //!   and the publisher that hands it to browsers.
 //! - [`server`]: the HTTP routes (axum), the login check, CSRF, the event stream.
 //! - [`pages`]: the HTML templates and the embedded assets.
+//! - [`reports`]: pages read from the database on request: an agent's day ("my day").
 //! - [`transcript`]: a conversation's day from the database, findings at their spans.
 //! - [`auth`]: sessions, CSRF tokens, the login rate limit.
 //! - [`users`]: users and roles, argon2 password hashes.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod board;
 pub mod cli;
 pub mod pages;
+pub mod reports;
 pub mod server;
 pub mod transcript;
 pub mod users;

@@ -4,8 +4,9 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+use super::reports::AgentDay;
 use super::transcript::{Transcript, WaitMark};
-use super::users::User;
+use super::users::{Role, User};
 use crate::alerts::format::duration;
 use crate::time::{Millis, display_shanghai};
 
@@ -13,12 +14,15 @@ use crate::time::{Millis, display_shanghai};
 struct Nav {
     path: &'static str,
     label: &'static str,
-    pay: bool,
+    shown: fn(&User) -> bool,
 }
 
-/// The pages in the header, in order (the reports and points pages of issue 14 join here).
-const NAV: &[Nav] =
-    &[Nav { path: "/", label: "看板 Board", pay: false }, Nav { path: "/pay", label: "薪酬 Pay", pay: true }];
+/// The pages in the header, in order (the further report and points pages of issue 14 join here).
+const NAV: &[Nav] = &[
+    Nav { path: "/", label: "看板 Board", shown: |_| true },
+    Nav { path: "/me", label: "我的一天 My day", shown: |u| u.role == Role::Agent },
+    Nav { path: "/pay", label: "薪酬 Pay", shown: User::sees_pay },
+];
 
 fn layout(title: &str, user: Option<(&User, &str)>, current: &str, body: Markup) -> Markup {
     html! {
@@ -35,7 +39,7 @@ fn layout(title: &str, user: Option<(&User, &str)>, current: &str, body: Markup)
                     span.brand { "kefu 客服" }
                     @if let Some((u, csrf)) = user {
                         nav {
-                            @for n in NAV.iter().filter(|n| !n.pay || u.sees_pay()) {
+                            @for n in NAV.iter().filter(|n| (n.shown)(u)) {
                                 a href=(n.path) class=[(n.path == current).then_some("current")] { (n.label) }
                             }
                         }
@@ -69,7 +73,7 @@ pub fn login(csrf: &str, error: Option<&str>) -> Markup {
 
 /// The live board's shell: the script fills it from the event stream.
 pub fn board(user: &User, csrf: &str) -> Markup {
-    let agent_view = user.agent.is_some() && user.role == super::users::Role::Agent;
+    let agent_view = user.agent.is_some() && user.role == Role::Agent;
     let body = html! {
         div #status.status data-connected="false" { "连接中 connecting…" }
         @if !agent_view {
@@ -96,9 +100,15 @@ pub fn board(user: &User, csrf: &str) -> Markup {
                 tbody {}
             }
         }
-        section {
-            h2 { "提醒 Alerts" }
-            ol #alerts {}
+        section.feeds {
+            div {
+                h2 { "提醒 Alerts" }
+                ol #alerts {}
+            }
+            div {
+                h2 { "今日违规 Findings today" }
+                ol #findings {}
+            }
         }
         script src="/assets/board.js" {}
     };
@@ -225,4 +235,73 @@ pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
         "console.css" => Some(("text/css; charset=utf-8", include_str!("assets/console.css"))),
         _ => None,
     }
+}
+
+/// An agent's day ("my day"): waits, breaches linking to their conversation, findings, points.
+pub fn agent_day(user: &User, csrf: &str, d: &AgentDay) -> Markup {
+    let day = d.day.map(|x| x.to_string()).unwrap_or_default();
+    let link = |conversation: &str| format!("/c/{}?day={day}", url_path(conversation));
+    let shift = |n: i64| {
+        d.day
+            .and_then(|x| x.checked_add_signed(chrono::Duration::days(n)))
+            .map(|x| x.to_string())
+            .unwrap_or_default()
+    };
+    let (answered, avg) = d.answered();
+    let breaches = d.waits.iter().filter(|w| w.breached()).count();
+    let body = html! {
+        h1 { "客服 " (d.agent) " · " (day) }
+        p.meta {
+            a href=(format!("?day={}", shift(-1))) { "← 前一天" } " · "
+            a href=(format!("?day={}", shift(1))) { "后一天 →" }
+        }
+        p.meta {
+            (d.waits.len()) " waits · " (answered) " answered · average " (avg.map_or("—".to_string(), duration))
+            " · " (breaches) " breaches · " (d.findings.len()) " findings · " (d.points.len()) " points entries"
+        }
+        h2 { "等待 Waits" }
+        table {
+            thead { tr { th { "开始 Start" } th { "会话 Conversation" } th { "结果 Outcome" } th { "等待 Waited" } th { "时限 Deadline" } th { "接待 Load" } } }
+            tbody {
+                @for w in &d.waits {
+                    tr class=[w.breached().then_some("breach")] {
+                        td { (display_shanghai(w.start)) }
+                        td { a href=(link(&w.conversation)) { (w.conversation) } }
+                        td { (w.outcome) @if w.breached() { " · 超时 BREACH" } }
+                        td.num { (duration(w.end - w.start)) }
+                        td.num { (duration(w.deadline_ms)) }
+                        td.num { (w.load) }
+                    }
+                }
+            }
+        }
+        h2 { "违规 Findings" }
+        table {
+            thead { tr { th { "时间 Time" } th { "类别 Category" } th { "级别 Severity" } th { "扣分 Points" } th { "内容 Matched" } th { "会话 Conversation" } } }
+            tbody {
+                @for f in &d.findings {
+                    tr {
+                        td { (display_shanghai(f.ts)) } td { (f.category) } td { (f.severity) } td.num { (f.points) }
+                        td { mark class=(format!("finding {}", f.severity)) { (f.shown) } }
+                        td { a href=(link(&f.conversation)) { (f.conversation) } }
+                    }
+                }
+            }
+        }
+        h2 { "日常考核 Points" }
+        table {
+            thead { tr { th { "分 Points" } th { "来源 Source" } th { "类别 Category" } th { "原因 Reason" } } }
+            tbody {
+                @for p in &d.points {
+                    tr { td.num { (p.points) } td { (p.source) } td { (p.category.as_deref().unwrap_or("—")) } td { (p.reason) } }
+                }
+            }
+        }
+    };
+    layout("My day", Some((user, csrf)), "/me", body)
+}
+
+/// Percent-encodes a path segment (conversation ids come from the platform).
+fn url_path(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use super::auth::{self, LOGIN_COOKIE, Limiter, SESSION_COOKIE, Session};
 use super::board::BoardState;
 use super::pages::{self, PayRow};
+use super::reports;
 use super::transcript;
 use super::users;
 use crate::textio::escape::escape_for_log;
@@ -92,6 +93,8 @@ pub fn router(app: Shared) -> Router {
         .route("/board/stream", get(board_stream))
         .route("/c/{conversation}", get(conversation_page))
         .route("/pay", get(pay_page))
+        .route("/me", get(my_day))
+        .route("/agent/{agent}", get(agent_page))
         .route("/assets/{name}", get(asset))
         .fallback(not_found)
         .layer(middleware::map_response(security_headers))
@@ -415,4 +418,60 @@ async fn pay_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query
         Ok(rows) => page(StatusCode::OK, pages::pay(&s.user, &s.csrf, &month, &rows)),
         Err(r) => r,
     }
+}
+
+/// "My day": an agent's own day page; others go to the board (they open an agent from it).
+async fn my_day(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<DayQuery>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match (&s.user.agent, s.user.role) {
+        (Some(a), users::Role::Agent) => {
+            let day = q.day.map(|d| {
+                format!("?day={}", url::form_urlencoded::byte_serialize(d.as_bytes()).collect::<String>())
+            });
+            let path: String = url::form_urlencoded::byte_serialize(a.as_bytes()).collect();
+            redirect(&format!("/agent/{}{}", path.replace('+', "%20"), day.unwrap_or_default()))
+        }
+        _ => redirect("/"),
+    }
+}
+
+async fn agent_page(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+    Query(q): Query<DayQuery>,
+) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let day = match q.day.as_deref() {
+        None => shanghai_day(now_ms()),
+        Some(d) => match crate::time::parse_day(d) {
+            Some(day) => day,
+            None => {
+                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
+                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
+            }
+        },
+    };
+    if let super::board::Scope::Agent(me) = s.user.scope()
+        && me != agent
+    {
+        return forbidden(&s, "another agent's page is not yours to read");
+    }
+    let a = agent.clone();
+    let d = match with_db(&app, move |c| reports::agent_day(c, &a, day).map_err(|e| e.to_string())).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if let super::board::Scope::Shops(mine) = s.user.scope()
+        && !d.shops().iter().any(|x| mine.contains(x))
+    {
+        return forbidden(&s, "this agent did not work in your shops that day");
+    }
+    page(StatusCode::OK, pages::agent_day(&s.user, &s.csrf, &d))
 }

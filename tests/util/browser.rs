@@ -59,7 +59,7 @@ impl Browser {
             "--disable-sync".into(),
             "--disable-quic".into(),
             "--no-first-run".into(),
-            "--window-size=1400,1000".into(),
+            "--window-size=1400,1500".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
         let mut caps = serde_json::Map::new();

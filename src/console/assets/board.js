@@ -91,7 +91,9 @@
     for (const a of state.agents) {
       const pct = a.within_3min_pct === null ? null : a.within_3min_pct + " %";
       const since = el("span", null, "—");
-      const tr = row([a.agent, el("span", "presence " + a.status, a.status), a.load, a.deadline_ms ? secs(a.deadline_ms) : null,
+      const name = el("a", null, a.agent);
+      name.href = "/agent/" + encodeURIComponent(a.agent) + "?day=" + (state.day || "");
+      const tr = row([name, el("span", "presence " + a.status, a.status), a.load, a.deadline_ms ? secs(a.deadline_ms) : null,
         a.waiting, a.served, a.answered, a.breaches, secs(a.avg_response_ms), secs(a.avg_first_ms), pct, since, a.findings]);
       if (a.last_reply !== null) since.parentNode.dataset.since = a.last_reply;
       tr.dataset.agent = a.agent;
@@ -148,12 +150,27 @@
     }
   }
 
+  function renderFindings() {
+    const list = $("#findings");
+    list.replaceChildren();
+    for (const f of state.findings) {
+      const li = el("li", "finding " + f.severity);
+      li.appendChild(el("span", "ts", clock(f.at)));
+      li.appendChild(el("strong", null, f.agent + " · " + f.category + " (" + f.points + ")"));
+      li.appendChild(el("q", null, f.matched));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(link(f.conversation, f.at));
+      list.appendChild(li);
+    }
+  }
+
   function render() {
     document.body.dataset.version = state.version;
     renderWaiting();
     renderAgents();
     renderShops();
     renderAlerts();
+    renderFindings();
     tick();
   }
 
