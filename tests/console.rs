@@ -76,7 +76,7 @@ async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_t
     let plan = Plan::default();
     let (feed, board) = Console::board(plan, 1.0);
     let config = ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false };
-    let console = Console::start(&config, board, 1.0).await.expect("console starts");
+    let console = Console::start(&config, board).await.expect("console starts");
     let base = console.url();
 
     // Nothing but the login page without a session.
@@ -281,7 +281,7 @@ async fn forms_without_their_csrf_token_are_refused_and_bad_parameters_are_named
     add_users(&db);
     let (_feed, board) = Console::board(Plan::default(), 1.0);
     let config = ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: true };
-    let console = Console::start(&config, board, 1.0).await.expect("console starts");
+    let console = Console::start(&config, board).await.expect("console starts");
     let mut http = Http::new(&console.url());
 
     // The login form's token must come back with it.

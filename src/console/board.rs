@@ -13,11 +13,11 @@
 //! neither the number of boards nor their speed reaches ingestion.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{NaiveDate, Timelike};
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::alerts::format::{Message, plain, title};
 use crate::alerts::notice::{mask_text, preview};
@@ -34,6 +34,8 @@ pub const ALERT_FEED: usize = 100;
 pub const FINDING_FEED: usize = 100;
 /// Waiting buyers sent to a browser: the ones closest to their deadline; the rest are counted.
 pub const WAITING_ROWS: usize = 300;
+/// Bytes of a buyer's message kept for the board's preview (it shows 30 characters).
+const QUESTION_BYTES: usize = 512;
 /// Changes the feed gathers before handing them over even without a commit.
 const FLUSH_AT: usize = 8192;
 /// A reply within this counts for the 3-minute rate (三分钟回复率).
@@ -45,12 +47,13 @@ const DEFAULT_WARNING_PERMILLE: u32 = 750;
 /// time for deadlines and alerts).
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// A buyer wrote: the masked preview of the question.
+    /// A buyer wrote: the question, raw (cut to [`QUESTION_BYTES`]); masked when applied,
+    /// off the runtime's thread.
     Question {
         /// Conversation.
         conversation: Arc<str>,
-        /// Masked, shortened text.
-        preview: String,
+        /// The start of the text, raw.
+        text: String,
     },
     /// An agent wrote (time since last reply).
     Reply {
@@ -85,6 +88,8 @@ pub enum Change {
     Alert(AlertRow),
     /// A phrase-guard finding.
     Finding(FindingRow),
+    /// The engine's time after a commit.
+    Now(Millis),
 }
 
 impl Change {
@@ -93,7 +98,8 @@ impl Change {
         let at = event.ts;
         match &event.kind {
             EventKind::Message { conversation, from: Sender::Customer, text, .. } => {
-                Some(Self::Question { conversation: conversation.as_str().into(), preview: preview(text) })
+                let text = crate::gateway::protocol::truncate(text, QUESTION_BYTES).to_string();
+                Some(Self::Question { conversation: conversation.as_str().into(), text })
             }
             EventKind::Message { agent, from: Sender::Agent, .. } => {
                 Some(Self::Reply { agent: agent.as_str().into(), shop: event.shop.as_str().into(), at })
@@ -145,6 +151,7 @@ impl Change {
             Self::Question { .. } => None,
             Self::Reply { at, .. } | Self::Robot { at, .. } | Self::Presence { at, .. } => Some(*at),
             Self::Finding(f) => Some(f.at),
+            Self::Now(_) => None,
             Self::Alert(a) => Some(a.at),
             Self::Engine(Output::WaitStarted(w)) => Some(w.start),
             Self::Engine(Output::WaitEnded(w)) => Some(w.end),
@@ -488,7 +495,8 @@ impl Board {
             None => true,
         };
         match change {
-            Change::Question { conversation, preview } => {
+            Change::Question { conversation, text } => {
+                let preview = preview(&text);
                 if let Some(p) = self.waiting.get_mut(&conversation) {
                     p.row.preview.clone_from(&preview);
                 }
@@ -522,6 +530,14 @@ impl Board {
                 self.alerts.truncate(ALERT_FEED);
             }
             Change::Engine(output) => self.engine(output, today),
+            Change::Now(now) => self.set_now(now),
+        }
+    }
+
+    /// Applies a batch in order.
+    pub fn apply_all(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            self.apply(c);
         }
     }
 
@@ -741,24 +757,12 @@ fn agent_row(name: &Arc<str>, a: &AgentDay, waiting: u32) -> AgentRow {
     }
 }
 
-/// The runtime's end of the board: cheap appends per event, one lock per commit.
+/// The runtime's end of the board: a cheap append per event, one channel send per commit.
+/// Applying, masking and building states all happen on the publisher's task.
 #[derive(Clone)]
 pub struct BoardFeed {
     pending: Vec<Change>,
-    shared: Arc<Shared>,
-}
-
-/// The board and the publisher's wake-up, shared by the feed and the publisher.
-#[derive(Debug)]
-pub struct Shared {
-    board: Mutex<Board>,
-    dirty: Notify,
-}
-
-impl Shared {
-    fn board(&self) -> MutexGuard<'_, Board> {
-        self.board.lock().unwrap_or_else(|p| p.into_inner())
-    }
+    tx: mpsc::UnboundedSender<Vec<Change>>,
 }
 
 impl std::fmt::Debug for BoardFeed {
@@ -795,35 +799,51 @@ impl BoardFeed {
     }
 
     fn flush(&mut self) {
-        let mut board = self.shared.board();
-        for c in self.pending.drain(..) {
-            board.apply(c);
+        if !self.pending.is_empty() {
+            // No console any more: nothing to tell.
+            let _ = self.tx.send(std::mem::take(&mut self.pending));
         }
     }
 
-    /// After a commit: hands what was gathered to the board and wakes the publisher.
+    /// After a commit: hands what was gathered (and the engine's time) to the publisher.
     pub fn commit(&mut self, now: Millis) {
+        self.pending.push(Change::Now(now));
         self.flush();
-        self.shared.board().set_now(now);
-        self.shared.dirty.notify_one();
     }
 }
 
-/// Creates the board: the feed for the runtime, the shared part for [`publish`].
-pub fn channel(plan: Plan, speed: f64) -> (BoardFeed, Arc<Shared>) {
-    let shared = Arc::new(Shared { board: Mutex::new(Board::new(plan, speed)), dirty: Notify::new() });
-    (BoardFeed { pending: Vec::new(), shared: shared.clone() }, shared)
+/// The browsers' end of the board: the latest state, and the task that makes it.
+pub struct BoardView {
+    /// The latest state.
+    pub rx: watch::Receiver<Arc<BoardState>>,
+    /// The publisher task.
+    pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Publishes the board after each commit, at most every `min_gap`, until every receiver is gone.
-pub async fn publish(shared: Arc<Shared>, tx: watch::Sender<Arc<BoardState>>, min_gap: std::time::Duration) {
-    loop {
-        shared.dirty.notified().await;
-        let state = shared.board().snapshot();
-        if tx.send(Arc::new(state)).is_err() {
-            return;
+/// Creates the board and starts its publisher (call inside a tokio runtime): the feed goes
+/// to the runtime, the view to the console. States are published at most every `gap`.
+pub fn channel(plan: Plan, speed: f64, gap: std::time::Duration) -> (BoardFeed, BoardView) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (state_tx, state_rx) = watch::channel(Arc::new(BoardState::empty(speed)));
+    let task = tokio::spawn(publish(Board::new(plan, speed), rx, state_tx, gap));
+    (BoardFeed { pending: Vec::new(), tx }, BoardView { rx: state_rx, task })
+}
+
+/// Applies batches as they come and publishes a state after them, at most every `gap`;
+/// ends when the runtime's feed is gone.
+async fn publish(
+    mut board: Board,
+    mut rx: mpsc::UnboundedReceiver<Vec<Change>>,
+    tx: watch::Sender<Arc<BoardState>>,
+    gap: std::time::Duration,
+) {
+    while let Some(batch) = rx.recv().await {
+        board.apply_all(batch);
+        while let Ok(batch) = rx.try_recv() {
+            board.apply_all(batch);
         }
-        tokio::time::sleep(min_gap).await;
+        tx.send_replace(Arc::new(board.snapshot()));
+        tokio::time::sleep(gap).await;
     }
 }
 
@@ -900,7 +920,7 @@ mod tests {
     #[test]
     fn waiting_buyers_sorted_by_their_own_deadline_with_masked_buyer_and_preview() {
         let s = board(vec![
-            Change::Question { conversation: "c1".into(), preview: preview("在吗 13812345678") },
+            Change::Question { conversation: "c1".into(), text: "在吗 13812345678".into() },
             start("c1", "a", T, 60_000, 5),
             start("c2", "b", T + 5_000, 20_000, 1),
         ]);

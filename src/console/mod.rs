@@ -27,15 +27,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use board::{BoardFeed, BoardState};
+pub use board::{BoardFeed, BoardState, BoardView};
 
 use crate::store::{Store, StoreError};
 
-/// Board updates reach browsers at most this often (and within this much of a commit).
-pub const PUBLISH_GAP: Duration = Duration::from_millis(100);
+/// Board states are published at most this often (an update reaches browsers within
+/// about this much of its commit; countdowns tick in the browser in between).
+pub const PUBLISH_GAP: Duration = Duration::from_millis(250);
 
 /// Where and how to serve the console.
 #[derive(Debug, Clone)]
@@ -73,28 +73,36 @@ pub struct Console {
 }
 
 impl Console {
-    /// The board: the feed goes to the runtime (`LiveConfig::board`), the other half to
-    /// [`Console::start`]. `speed` is engine time's pace (the demo's is above 1).
-    pub fn board(plan: crate::alerts::Plan, speed: f64) -> (BoardFeed, Arc<board::Shared>) {
-        board::channel(plan, speed)
+    /// The board, its publisher started (call inside a tokio runtime): the feed goes to the
+    /// runtime (`LiveConfig::board`), the view to [`Console::start`]. `speed` is engine
+    /// time's pace (the demo's is above 1).
+    pub fn board(plan: crate::alerts::Plan, speed: f64) -> (BoardFeed, BoardView) {
+        board::channel(plan, speed, PUBLISH_GAP)
     }
 
     /// Binds the address and serves. Call after the runtime opened the database (its
     /// migrations are then in place).
-    pub async fn start(
+    pub async fn start(config: &ConsoleConfig, board: BoardView) -> Result<Self, ConsoleError> {
+        let listener = Self::bind(config.addr).await?;
+        Self::serve(listener, config, board)
+    }
+
+    /// Binds an address for [`Console::serve`].
+    pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ConsoleError> {
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| ConsoleError::Bind { addr, source })
+    }
+
+    /// Serves on a bound listener (`config.addr` is not used).
+    pub fn serve(
+        listener: tokio::net::TcpListener,
         config: &ConsoleConfig,
-        board: Arc<board::Shared>,
-        speed: f64,
+        board: BoardView,
     ) -> Result<Self, ConsoleError> {
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| ConsoleError::Bind { addr: config.addr, source })?;
         let addr =
             listener.local_addr().map_err(|source| ConsoleError::Bind { addr: config.addr, source })?;
         let store = Store::open(&config.db).map_err(ConsoleError::Store)?;
-        let (tx, rx) = watch::channel(Arc::new(BoardState::empty(speed)));
-        let publisher = tokio::spawn(board::publish(board, tx, PUBLISH_GAP));
-        let app = Arc::new(server::App::new(store.into_conn(), rx, config.secure_cookies));
+        let publisher = board.task;
+        let app = Arc::new(server::App::new(store.into_conn(), board.rx, config.secure_cookies));
         let router = server::router(app).into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {

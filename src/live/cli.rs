@@ -322,7 +322,7 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
             None => None,
             Some(addr) => {
                 let c = ConsoleConfig { addr, db: config.db.clone(), secure_cookies: config.secure_cookies };
-                match Console::start(&c, board, 1.0).await {
+                match Console::start(&c, board).await {
                     Ok(console) => {
                         info!(url = %console.url(), "console serving (users: kefu users add)");
                         Some(console)
@@ -473,7 +473,7 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
             },
         };
         let mut live = Live::start(options, Box::new(seam))?;
-        let (console, login) = demo_console(args.http, &db, board, args.speed).await?;
+        let (console, login) = demo_console(args.http, &db, board).await?;
         println!(
             "kefu demo: a simulated Tmall shop, {} agents, {}× real time ({:.0} s of shop time a second), {} s — Ctrl-C stops early",
             args.agents, args.speed, args.speed, args.duration
@@ -525,8 +525,7 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
 async fn demo_console(
     http: Option<SocketAddr>,
     db: &Path,
-    board: std::sync::Arc<crate::console::board::Shared>,
-    speed: f64,
+    board: crate::console::BoardView,
 ) -> Result<(Console, String), LiveCliError> {
     use crate::console::users::{self, Role, User};
     let password = crate::console::auth::random_token()[..16].to_string();
@@ -536,15 +535,14 @@ async fn demo_console(
     drop(store);
     let default: SocketAddr = config::DEFAULT_HTTP.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
     let config = ConsoleConfig { addr: http.unwrap_or(default), db: db.to_path_buf(), secure_cookies: false };
-    let console = match Console::start(&config, board.clone(), speed).await {
-        Ok(c) => c,
+    let listener = match Console::bind(config.addr).await {
+        Ok(l) => l,
         Err(ConsoleError::Bind { .. }) if http.is_none() => {
-            let any = ConsoleConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
-            Console::start(&any, board, speed).await?
+            Console::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?
         }
         Err(e) => return Err(e.into()),
     };
-    Ok((console, password))
+    Ok((Console::serve(listener, &config, board)?, password))
 }
 
 /// Phrase-guard findings by category and severity, for the demo's final report.
