@@ -6,14 +6,16 @@
 //!    one every 50 ms over the websocket; latency = the instant the simulator sent the frame
 //!    → the instant a connected board's stream delivered a state counting that buyer
 //!    (an upper bound of commit → board);
-//! 3. memory per connected board: the server process's resident memory before and after
-//!    200 more boards connect (the boards themselves run in a child process), divided by 200.
+//! 3. memory per connected board: the bytes live on the server process's heap (counted by
+//!    the allocator) before and after 200 more boards connect (the boards themselves run in
+//!    a child process), divided by 200; kernel socket buffers are not counted.
 //!
 //! `cargo bench --bench console` (events for 1: KEFU_BENCH_EVENTS, default 100,000).
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use kefu::console::auth;
@@ -28,8 +30,41 @@ use kefu::simulate::{Item, ServerConfig, SimConfig, SimServer, generate};
 use kefu::store::Store;
 use tokio::time::Instant;
 
+/// kefu's allocator, counting the bytes live on the heap (for the memory per board).
+struct Counting;
+
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: every call goes straight to mimalloc with the caller's arguments; the counter
+// only adds and subtracts the sizes of blocks handed out and returned.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { mimalloc::MiMalloc.alloc(layout) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting;
 
 const CHILD: &str = "KEFU_BENCH_CONSOLE_BOARDS";
 const BOARDS: usize = 50;
@@ -39,7 +74,10 @@ fn main() -> anyhow::Result<()> {
         return boards_child(&spec);
     }
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(ingestion())?;
+    // KEFU_BENCH_SKIP_INGESTION=1 runs parts 2 and 3 only.
+    if std::env::var_os("KEFU_BENCH_SKIP_INGESTION").is_none() {
+        rt.block_on(ingestion())?;
+    }
     rt.block_on(latency_and_memory())?;
     Ok(())
 }
@@ -247,7 +285,7 @@ async fn latency_and_memory() -> anyhow::Result<()> {
 
     // Memory: 200 more boards from a child process; this process's RSS before and after.
     const MORE: usize = 200;
-    let before = rss_kib();
+    let (before, heap_before) = (rss_kib(), LIVE_BYTES.load(Ordering::Relaxed));
     let exe = std::env::current_exe()?;
     let mut child = std::process::Command::new(exe)
         .env(CHILD, format!("{MORE} {url} {cookie}"))
@@ -261,10 +299,12 @@ async fn latency_and_memory() -> anyhow::Result<()> {
             .await??;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib();
+    let (after, heap_after) = (rss_kib(), LIVE_BYTES.load(Ordering::Relaxed));
     println!(
-        "memory per connected board ({MORE} boards, {WAITING} buyers waiting, server side): {:.0} KiB ({} KiB → {} KiB)",
-        (after.saturating_sub(before)) as f64 / MORE as f64,
+        "memory per connected board ({MORE} boards, {WAITING} buyers waiting, server side): heap {:.1} KiB a board ({:.1} → {:.1} MiB live); resident {} → {} KiB",
+        (heap_after - heap_before) as f64 / 1024.0 / MORE as f64,
+        heap_before as f64 / 1048576.0,
+        heap_after as f64 / 1048576.0,
         before,
         after
     );
