@@ -239,3 +239,64 @@ fn errors_print_their_cause_once() {
     assert_eq!(err.matches("missing.csv").count(), 1, "{err}");
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
+
+/// `kefu run` against a platform whose frames carry a line break meant to forge a log line
+/// and a 300 KB value: the log has one line per record and the long value cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_values_cannot_forge_or_flood_log_lines() {
+    use kefu::simulate::{Item, ServerConfig, SimServer};
+    let frame = |id: &str, ts: &str, conversation: &str, from: &str| {
+        let event = serde_json::json!({"type":"message","id":id,"ts":ts,"shop":"s","conversation":conversation,"customer":"tb_1","agent":"a","from":from,"text":"在吗"});
+        Item::Text(format!(r#"{{"op":"event","seq":{{seq}},"event":{event}}}"#))
+    };
+    // A bad `from` is logged in the gateway's "rejected frame" line; the conversation id in
+    // the "alert" lines of a breach (stale: the traffic is weeks old).
+    let forged = "agent\nWARN kefu: forged line";
+    let long_conversation = format!("c1\nWARN kefu: forged alert {}", "x".repeat(300_000));
+    let items = vec![
+        frame("f1", "2026-11-11T10:00:00+08:00", "c0", forged),
+        frame("m1", "2026-11-11T10:00:00+08:00", &long_conversation, "customer"),
+        frame("m2", "2026-11-11T10:05:00+08:00", "c2", "customer"),
+    ];
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let srv = SimServer::start(addr, items, ServerConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kefu.toml");
+    let db = dir.path().join("kefu.db");
+    std::fs::write(&config, format!("log = \"info\"\ndb = {db:?}\n[platform]\nurl = \"{}\"\n", srv.url()))
+        .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["run", "--config", s(&config)])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Read the log as it comes, so a long line cannot stall kefu on a full pipe.
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stderr_pipe, &mut buf).await.map(|_| buf)
+    });
+    let last = srv.last_seq();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while srv.acked() < Some(last) {
+        assert!(std::time::Instant::now() < deadline, "kefu never acked the frames");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(child.wait().await.unwrap().success(), "clean exit on SIGTERM");
+    let log = reader.await.unwrap().unwrap();
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("rejected frame"), "{log:.2000}");
+    assert!(!log.lines().any(|l| l.starts_with("WARN kefu: forged")), "a forged line: {log:.3000}");
+    assert!(log.contains("agent\\nWARN kefu: forged line"), "shown escaped: {log:.3000}");
+    assert!(log.contains("c1\\nWARN kefu: forged alert xxx"), "shown escaped: {log:.3000}");
+    assert!(
+        log.contains(&format!("…[{} bytes in all]", long_conversation.len())),
+        "the 300 KB id is cut with its length: {log:.3000}"
+    );
+    assert!(log.lines().all(|l| l.len() < 4_000), "no line carries the 300 KB value");
+}

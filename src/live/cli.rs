@@ -175,6 +175,8 @@ pub fn init_logging(filter: &str) -> Result<(), LiveCliError> {
         .with_env_filter(filter)
         // Outside text in any field is escaped and cut: no forged lines, no 300 KB values.
         .fmt_fields(crate::textio::LogFields)
+        // Colours only on a terminal: a log file or journal gets no escape sequences.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .finish()
