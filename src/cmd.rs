@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::guard::Guard;
-use crate::replay::{InputStats, replay_with_guard, report_from_db_with_guard};
+use crate::replay::{InputStats, replay_with, report_from_db_with_guard};
 use crate::report::Report;
 use crate::rules::response_time;
 use crate::simulate::{SimConfig, generate, write_jsonl};
@@ -21,8 +21,18 @@ pub fn replay_file(file: &Path, rules: Option<&Path>, db: Option<&Path>, json: b
     let name = file.display().to_string();
     let f = File::open(file).with_context(|| format!("cannot open {name}"))?;
     let guard = load_guard(rules_dir)?;
+    // The alert plan `kefu run` would use, so `--db` records the alerts it would record.
+    // A sink whose secret is not in this environment must not stop a replay: say so, and
+    // replay on the default plan.
+    let plan = match crate::alerts::config::load(rules_dir) {
+        Ok(c) => c.plan,
+        Err(e) => {
+            eprintln!("warning: {e}: replaying with the default alert plan");
+            crate::alerts::Plan::default()
+        }
+    };
     let (report, stats) =
-        replay_with_guard(BufReader::with_capacity(1 << 20, f), &name, rules, Some(guard), db)?;
+        replay_with(BufReader::with_capacity(1 << 20, f), &name, rules, plan, Some(guard), db)?;
     report_input(&name, &stats);
     print_report(&report, json)
 }

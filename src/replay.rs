@@ -259,8 +259,21 @@ pub fn replay_with_guard(
     guard: Option<Guard>,
     db: Option<&Path>,
 ) -> Result<(Report, InputStats), ReplayError> {
+    replay_with(input, source, rules, Plan::default(), guard, db)
+}
+
+/// [`replay_with_guard`] with the alert plan `kefu run` uses (`rules/alerts.toml`), so the
+/// `alerts` table gets the same warnings, breaches, escalations and resolved notices.
+pub fn replay_with(
+    input: impl BufRead + Send + 'static,
+    source: &str,
+    rules: ResponseRules,
+    plan: Plan,
+    guard: Option<Guard>,
+    db: Option<&Path>,
+) -> Result<(Report, InputStats), ReplayError> {
     let mut stats = InputStats::default();
-    let mut pipeline = Pipeline::new(rules);
+    let mut pipeline = Pipeline::with_plan(rules, plan);
     let mut writer = db.map(Writer::start).transpose()?;
     let mut batch = Batch::default();
     let (chunks, reader) = spawn_reader(input, db.is_some(), guard);

@@ -121,8 +121,30 @@ impl Wait {
 
     /// Waited longer than the deadline (a reply exactly at the deadline is on time).
     pub fn breached(&self) -> bool {
-        self.waited_ms() > self.deadline_ms
+        breached(self.waited_ms(), self.deadline_ms)
     }
+}
+
+/// The breach rule, for consumers that hold a wait as figures (the `waits` table): waited
+/// longer than the deadline, whatever the outcome; a reply exactly at the deadline is on time.
+#[must_use]
+pub fn breached(waited_ms: i64, deadline_ms: i64) -> bool {
+    waited_ms > deadline_ms
+}
+
+/// When a session whose last message was at `last_message` closes by idleness.
+#[must_use]
+pub fn idle_close_at(last_message: Millis, idle_close_ms: i64) -> Millis {
+    last_message.saturating_add(idle_close_ms)
+}
+
+/// The session rule: a session whose last message was at `last_message` has closed by
+/// time `t` — a message exactly `idle_close_ms` later finds it closed and opens a new one.
+/// The clock decides sessions with it; the robot, which keeps per-conversation state of
+/// its own, asks it rather than writing the rule again.
+#[must_use]
+pub fn session_closed_by(last_message: Millis, t: Millis, idle_close_ms: i64) -> bool {
+    t >= idle_close_at(last_message, idle_close_ms)
 }
 
 /// A wait passed its deadline still pending: the moment a breach alert is due. The
@@ -364,7 +386,7 @@ impl Clock {
             self.open_count += 1;
             if !conv.close_queued {
                 conv.close_queued = true;
-                self.queue.push(Reverse((t.saturating_add(idle), c)));
+                self.queue.push(Reverse((idle_close_at(t, idle), c)));
             }
             out.push(Output::SessionOpened {
                 conversation: conv.name.clone(),
@@ -490,8 +512,8 @@ impl Clock {
         if !conv.open {
             return;
         }
-        let at = conv.last_msg.saturating_add(idle);
-        if at > t {
+        let at = idle_close_at(conv.last_msg, idle);
+        if !session_closed_by(conv.last_msg, t, idle) {
             // The session saw messages since this entry was queued: look again later.
             conv.close_queued = true;
             self.queue.push(Reverse((at, c)));

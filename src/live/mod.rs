@@ -171,11 +171,12 @@ impl Live {
         let checkpointer = Checkpointer::start(&options.db)?;
         let counters = Arc::new(LiveCounters::default());
         let (runtime, committed) = Runtime::open(store, options.live, seam, counters.clone())?;
+        let gw_counters = Arc::new(GatewayCounters::default());
+        let runtime = runtime.with_gateway(gw_counters.clone());
         let (frames_tx, frames_rx) = mpsc::channel(runtime::BATCH * 4);
         let (sends, sends_rx) = SendHandle::channel(1024);
         let runtime = runtime.with_sends(sends.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let gw_counters = Arc::new(GatewayCounters::default());
         let link = Link { frames: frames_tx, committed, sends: sends_rx };
         let runtime = tokio::spawn(runtime.run(frames_rx));
         let gateway_task =

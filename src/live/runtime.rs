@@ -168,6 +168,11 @@ pub struct Runtime {
     /// The stream is live (its newest event was recent when it arrived): the wall clock
     /// may make alerts fall due. While catching up, only event times count.
     live: bool,
+    /// The gateway's counters: a disconnect since the stream was found live ends it (what
+    /// was in flight is unknown until the resumed stream shows it).
+    gateway: Option<Arc<crate::gateway::GatewayCounters>>,
+    /// Disconnects counted when `live` was last set.
+    live_disconnects: u64,
 }
 
 impl Runtime {
@@ -242,8 +247,26 @@ impl Runtime {
             last_seq,
             gauges_at: None,
             live: false,
+            gateway: None,
+            live_disconnects: 0,
         };
         Ok((runtime, rx))
+    }
+
+    /// Reads the gateway's connection counters: the wall clock alerts only while connected
+    /// since the stream was found live.
+    pub fn with_gateway(mut self, counters: Arc<crate::gateway::GatewayCounters>) -> Self {
+        self.gateway = Some(counters);
+        self
+    }
+
+    fn disconnects(&self) -> u64 {
+        self.gateway.as_ref().map_or(0, |g| g.disconnects.load(Ordering::Relaxed))
+    }
+
+    /// Whether the wall clock may make alerts fall due now (see `docs/protocol.md`, "Time").
+    fn wall_alerts(&self) -> bool {
+        self.live && self.disconnects() == self.live_disconnects
     }
 
     /// Sends the robot's frames and the answers to `replies.*` requests through `sends`
@@ -257,7 +280,7 @@ impl Runtime {
     /// fires strictly after its instant), the robot's next rescue, the nightly job.
     fn next_due(&self) -> Option<Millis> {
         let nightly = self.nightly.as_ref().filter(|n| n.running.is_none()).map(|n| n.next);
-        let alert = self.state.next_due().filter(|_| self.live).map(|d| d.saturating_add(1));
+        let alert = self.state.next_due().filter(|_| self.wall_alerts()).map(|d| d.saturating_add(1));
         [alert, self.assistant.next_due(), nightly].into_iter().flatten().min()
     }
 
@@ -359,6 +382,7 @@ impl Runtime {
         let mut max_seq = None;
         let mut answers = Vec::new();
         let mut accepted = false;
+        let disconnects = self.disconnects();
         let tx = self.store.conn_mut().transaction()?;
         let mut w = BatchWriter::new(&tx)?;
         for item in items.drain(..) {
@@ -414,8 +438,9 @@ impl Runtime {
         }
         if accepted {
             self.live = self.state.limits.is_live(self.state.engine.watermark(), now);
+            self.live_disconnects = disconnects;
         }
-        if quiet && self.live {
+        if quiet && self.live && disconnects == self.live_disconnects {
             self.state.alert_until(now);
         }
         self.assistant.advance(now);
@@ -466,7 +491,7 @@ impl Runtime {
     /// Lets time pass with no frame: deadlines fire, idle sessions close.
     fn tick(&mut self, now: Millis) -> Result<(), LiveError> {
         self.start_nightly(now);
-        if self.live {
+        if self.wall_alerts() {
             self.state.alert_until(now);
         }
         self.assistant.advance(now);

@@ -14,6 +14,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+use crate::engine::clock::session_closed_by;
 use crate::event::{Event, EventKind, Presence, Sender};
 use crate::time::Millis;
 
@@ -207,7 +208,8 @@ impl Robot {
         let idle = self.replies.idle_close_ms;
         let load = &mut self.load;
         self.convs.retain(|_, c| {
-            let keep = now - c.last_message < idle || c.wait.as_ref().is_some_and(|w| w.rescue_due.is_some());
+            let keep = !session_closed_by(c.last_message, now, idle)
+                || c.wait.as_ref().is_some_and(|w| w.rescue_due.is_some());
             if !keep {
                 unload(load, &c.agent);
             }
@@ -342,9 +344,9 @@ impl Robot {
     /// Opens a conversation, or a new session of it after a close or a long silence.
     fn session(&mut self, ev: &Event, conversation: &str, customer: &str, agent: &str) -> &mut Conv {
         let idle = self.replies.idle_close_ms;
-        // Same rule as the response clock: a message exactly `idle_close_ms` after the last
-        // finds the session closed.
-        let stale = self.convs.get(conversation).is_some_and(|c| ev.ts - c.last_message >= idle);
+        // The response clock's session rule, asked, not copied.
+        let stale =
+            self.convs.get(conversation).is_some_and(|c| session_closed_by(c.last_message, ev.ts, idle));
         if stale && let Some(c) = self.convs.remove(conversation) {
             unload(&mut self.load, &c.agent);
             self.cancel_rescue(conversation, c.wait.as_ref());

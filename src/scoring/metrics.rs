@@ -129,6 +129,8 @@ pub struct WaitRow {
     pub outcome: String,
     /// Deadline it was held to.
     pub deadline_ms: i64,
+    /// The robot wrote while the buyer waited, before any agent (the engine's `Wait::robot`).
+    pub robot: bool,
 }
 
 /// Everything computed for one day.
@@ -175,8 +177,6 @@ pub struct Builder {
     ids: FastMap<String, u32>,
     names: Vec<String>,
     seen_day: Option<NaiveDate>,
-    /// Per conversation: 1 = buyer waiting, 2 = a robot already answered this wait.
-    waiting: FastMap<String, u8>,
     credits: Vec<Credit>,
 }
 
@@ -195,7 +195,6 @@ impl Builder {
             ids: FastMap::default(),
             names: Vec::new(),
             seen_day: None,
-            waiting: FastMap::default(),
             credits: Vec::new(),
         }
     }
@@ -229,42 +228,20 @@ impl Builder {
             self.next_day(day);
         }
         let counted = self.in_range(day);
-        if let EventKind::Message { conversation, customer, agent, from, .. } = &e.kind {
-            match from {
-                Sender::Customer => match self.waiting.get_mut(conversation) {
-                    Some(w) => *w = 1,
-                    None => {
-                        self.waiting.insert(conversation.clone(), 1);
-                    }
-                },
-                Sender::Agent => {
-                    self.waiting.remove(conversation);
-                }
-                Sender::Bot => {
-                    if let Some(w @ 1) = self.waiting.get_mut(conversation) {
-                        *w = 2;
-                        if counted && let Some(m) = self.agent_day(day, agent) {
-                            m.robot_answered += 1;
-                        }
-                    }
-                }
-                Sender::System => {}
-            }
-            if counted && matches!(from, Sender::Customer | Sender::Agent) {
-                let key = (self.id(agent), self.id(customer));
-                let flags = self.seen.entry(key).or_default();
-                *flags |= if *from == Sender::Customer { CUST } else { AGENT };
-                if let Some(m) = self.agent_day(day, agent) {
-                    if *from == Sender::Customer {
-                        m.buyer_msgs += 1;
-                    } else {
-                        m.agent_msgs += 1;
-                    }
+        if let EventKind::Message { customer, agent, from, .. } = &e.kind
+            && counted
+            && matches!(from, Sender::Customer | Sender::Agent)
+        {
+            let key = (self.id(agent), self.id(customer));
+            let flags = self.seen.entry(key).or_default();
+            *flags |= if *from == Sender::Customer { CUST } else { AGENT };
+            if let Some(m) = self.agent_day(day, agent) {
+                if *from == Sender::Customer {
+                    m.buyer_msgs += 1;
+                } else {
+                    m.agent_msgs += 1;
                 }
             }
-        }
-        if let EventKind::Close { conversation } = &e.kind {
-            self.waiting.remove(conversation);
         }
         if let EventKind::Evaluation { agent, score, .. } = &e.kind
             && counted
@@ -426,12 +403,12 @@ impl Builder {
             return;
         }
         let dur = (w.end - w.start).max(0);
-        // The clock's rule (`engine::clock::Wait::breached`): waited longer than the deadline,
-        // whatever the outcome; a reply exactly at the deadline is on time.
-        let breach = dur > w.deadline_ms;
+        // The engine's rule, not a copy of it.
+        let breach = crate::engine::clock::breached(dur, w.deadline_ms);
         let of_day = shanghai_ms_of_day(w.start);
         let Some(m) = self.agent_day(day, &w.agent) else { return };
         m.waits += 1;
+        m.robot_answered += i64::from(w.robot);
         let bucket = match w.outcome.as_str() {
             "answered" => {
                 m.answered += 1;
@@ -551,7 +528,7 @@ pub fn compute(
         return Err(e);
     }
     let mut stmt = conn.prepare(
-        "SELECT agent, start, end, outcome, deadline_ms FROM waits WHERE start >= ?1 AND start < ?2",
+        "SELECT agent, start, end, outcome, deadline_ms, robot FROM waits WHERE start >= ?1 AND start < ?2",
     )?;
     let mut rows = stmt.query(params![start, end])?;
     while let Some(r) = rows.next()? {
@@ -561,6 +538,7 @@ pub fn compute(
             end: r.get(2)?,
             outcome: r.get(3)?,
             deadline_ms: r.get(4)?,
+            robot: r.get(5)?,
         });
     }
     // Findings by category: every guard finding (also those worth no points) when the
@@ -740,7 +718,7 @@ mod tests {
         assert_eq!((a.consulted, a.replied, a.unreplied, a.received), (2, 1, 1, 1));
         assert_eq!((a.ordered, a.paid), (1, 1)); // one buyer, two orders
         assert_eq!(a.sales, dec!(230)); // 200 + 50 − 20
-        assert_eq!((a.agent_msgs, a.buyer_msgs, a.robot_answered), (2, 2, 1));
+        assert_eq!((a.agent_msgs, a.buyer_msgs), (2, 2));
         assert_eq!(d.silent_orders, 1);
         assert_eq!(d.unattended_sales, dec!(72));
         assert_eq!(asked, ["old"]);
@@ -804,6 +782,7 @@ mod tests {
             end: at(h, m, 0) + dur_s * 1000,
             outcome: outcome.into(),
             deadline_ms: 20_000,
+            robot: dur_s == 900,
         };
         b.wait(&w(7, 59, 30, "answered")); // before 08:00: not platform; breach
         b.wait(&w(8, 0, 10, "answered")); // platform, within 3 min
@@ -817,6 +796,7 @@ mod tests {
         assert_eq!((a.waits, a.answered, a.unanswered, a.transferred), (6, 4, 1, 1));
         assert_eq!(a.response_ms, (30 + 10 + 900 + 5) * 1000);
         assert_eq!(a.breaches, 4);
+        assert_eq!(a.robot_answered, 1, "the one wait the engine says the robot wrote in");
         assert_eq!(
             (a.platform_waits, a.platform_ms, a.platform_within_3min),
             (3, (10 + 600 + 600) * 1000, 1)
