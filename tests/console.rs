@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use fantoccini::Locator;
 use kefu::alerts::Plan;
 use kefu::console::users::{self, Role, User};
 use kefu::console::{Console, ConsoleConfig};
@@ -75,7 +76,8 @@ async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_t
     // The console first, with the board the runtime will feed.
     let plan = Plan::default();
     let (feed, board) = Console::board(plan, 1.0);
-    let config = ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false };
+    let config =
+        ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false, rules: None };
     let console = Console::start(&config, board).await.expect("console starts");
     let base = console.url();
 
@@ -136,8 +138,7 @@ async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_t
     let committed = committed.await.expect("commit watcher");
     let latency = seen.saturating_duration_since(committed);
     assert!(latency <= Duration::from_secs(1), "the buyer appeared {latency:?} after the commit");
-    let class =
-        browser.client.find(fantoccini::Locator::Css(row)).await.unwrap().attr("class").await.unwrap();
+    let class = browser.client.find(Locator::Css(row)).await.unwrap().attr("class").await.unwrap();
     assert!(!class.unwrap_or_default().contains("breach"), "not red before its deadline");
     let text = browser.text(row).await.unwrap_or_default();
     assert!(text.contains("a2") && text.contains("请问发货了吗"), "agent and question shown: {text}");
@@ -164,14 +165,14 @@ async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_t
     browser.sign_out().await;
     browser.sign_in(&base, "li", PASSWORD).await;
     browser.wait_css("#waiting tr[data-conversation='t-c3']", Duration::from_secs(10)).await;
-    let rows = browser.client.find_all(fantoccini::Locator::Css("#waiting tbody tr")).await.unwrap();
+    let rows = browser.client.find_all(Locator::Css("#waiting tbody tr")).await.unwrap();
     let mut convs = Vec::new();
     for r in rows {
         convs.push(r.attr("data-conversation").await.unwrap().unwrap_or_default());
     }
     assert_eq!(convs, ["t-c3"], "only a1's waiting buyer");
     assert!(!browser.has("#shops").await, "no shop totals for an agent");
-    let agents = browser.client.find_all(fantoccini::Locator::Css("#agents tbody tr")).await.unwrap();
+    let agents = browser.client.find_all(Locator::Css("#agents tbody tr")).await.unwrap();
     assert_eq!(agents.len(), 1, "only their own row");
     assert_eq!(browser.status_of(&format!("/c/t-c2?day={day}")).await, 403, "another agent's conversation");
     assert_eq!(browser.status_of(&format!("/c/t-c1?day={day}")).await, 200, "their own conversation");
@@ -280,7 +281,8 @@ async fn forms_without_their_csrf_token_are_refused_and_bad_parameters_are_named
     let db = dir.path().join("kefu.db");
     add_users(&db);
     let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config = ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: true };
+    let config =
+        ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: true, rules: None };
     let console = Console::start(&config, board).await.expect("console starts");
     let mut http = Http::new(&console.url());
 
@@ -368,4 +370,66 @@ fn kefu_users_adds_lists_changes_and_removes_logins_with_clear_errors() {
     assert!(!ok && out.contains("no user `nobody`"), "{out}");
     let (ok, _) = kefu(&["users", "remove", "li", "--db", db], "");
     assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_added_appealed_and_accepted_in_the_browser_leave_an_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+    let (_feed, board) = Console::board(Plan::default(), 1.0);
+    let config =
+        ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false, rules: None };
+    let console = Console::start(&config, board).await.expect("console starts");
+    let base = console.url();
+    let b = Browser::start().await;
+    let fill = |css: &'static str, text: &'static str| {
+        let c = b.client.clone();
+        async move { c.find(Locator::Css(css)).await.expect(css).send_keys(text).await.expect("type") }
+    };
+
+    // The supervisor deducts 2 points.
+    b.sign_in(&base, "wang", PASSWORD).await;
+    b.wait_css("form.logout", Duration::from_secs(10)).await;
+    b.client.goto(&format!("{base}points?month=2026-11")).await.unwrap();
+    fill("form.points-add input[name=agent]", "a1").await;
+    fill("form.points-add input[name=day]", "2026-11-11").await;
+    fill("form.points-add input[name=points]", "-2").await;
+    fill("form.points-add input[name=reason]", "迟到").await;
+    b.client.find(Locator::Css("form.points-add button")).await.unwrap().click().await.unwrap();
+    b.wait_css("#sums tr[data-agent=a1]", Duration::from_secs(5)).await;
+    assert_eq!(b.text("#sums tr[data-agent=a1] td.num").await.as_deref(), Some("-2"));
+    b.sign_out().await;
+
+    // The agent appeals.
+    b.sign_in(&base, "li", PASSWORD).await;
+    b.wait_css("form.logout", Duration::from_secs(10)).await;
+    b.client.goto(&format!("{base}points?month=2026-11")).await.unwrap();
+    fill("form.appeal input[name=reason]", "堵车，有证明").await;
+    b.client.find(Locator::Css("form.appeal button")).await.unwrap().click().await.unwrap();
+    b.wait_css("#points q", Duration::from_secs(5)).await;
+    assert!(
+        !b.has("form.points-add").await && !b.has("form.resolve").await,
+        "an agent neither adds nor decides"
+    );
+    b.sign_out().await;
+
+    // The supervisor accepts: the entry is voided and the month's points are back.
+    b.sign_in(&base, "wang", PASSWORD).await;
+    b.wait_css("form.logout", Duration::from_secs(10)).await;
+    b.client.goto(&format!("{base}points?month=2026-11")).await.unwrap();
+    fill("form.resolve input[name=note]", "情况属实").await;
+    b.client.find(Locator::Css("form.resolve button[value=accept]")).await.unwrap().click().await.unwrap();
+    b.wait_css("#points tr.voided", Duration::from_secs(5)).await;
+    assert!(!b.has("#sums tr[data-agent=a1]").await, "no points left for a1");
+    let mut actions = Vec::new();
+    for li in b.client.find_all(Locator::Css("#audit li")).await.unwrap() {
+        actions.push(li.attr("data-action").await.unwrap().unwrap_or_default());
+    }
+    assert_eq!(actions, ["points.add", "points.appeal", "points.accept"]);
+    let trail = b.text("#audit").await.unwrap_or_default();
+    assert!(trail.contains("wang") && trail.contains("li") && trail.contains("堵车"), "{trail}");
+    screenshot(&b, "console-points.png").await;
+    b.close().await;
+    console.stop();
 }

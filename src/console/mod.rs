@@ -7,6 +7,7 @@
 //! - [`server`]: the HTTP routes (axum), the login check, CSRF, the event stream.
 //! - [`pages`]: the HTML templates and the embedded assets.
 //! - [`reports`]: pages read from the database on request: an agent's day ("my day").
+//! - [`points`]: points and appeals (日常考核 / 复核) with the audit trail.
 //! - [`transcript`]: a conversation's day from the database, findings at their spans.
 //! - [`auth`]: sessions, CSRF tokens, the login rate limit.
 //! - [`users`]: users and roles, argon2 password hashes.
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod board;
 pub mod cli;
 pub mod pages;
+pub mod points;
 pub mod reports;
 pub mod server;
 pub mod transcript;
@@ -46,6 +48,8 @@ pub struct ConsoleConfig {
     pub db: PathBuf,
     /// Mark cookies `Secure` (set when browsers reach it over HTTPS).
     pub secure_cookies: bool,
+    /// Rules folder, for the scoring sheet's appeal window (none: the embedded sheet).
+    pub rules: Option<PathBuf>,
 }
 
 /// Why the console could not start.
@@ -102,7 +106,14 @@ impl Console {
             listener.local_addr().map_err(|source| ConsoleError::Bind { addr: config.addr, source })?;
         let store = Store::open(&config.db).map_err(ConsoleError::Store)?;
         let publisher = board.task;
-        let app = Arc::new(server::App::new(store.into_conn(), board.rx, config.secure_cookies));
+        let window = match crate::scoring::sheet::load(config.rules.as_deref()) {
+            Ok(sheet) => sheet.appeal_window_ms,
+            Err(e) => {
+                tracing::warn!(error = %e, "console: the scoring sheet does not load; appeals get a 24 h window");
+                24 * 3_600_000
+            }
+        };
+        let app = Arc::new(server::App::new(store.into_conn(), board.rx, config.secure_cookies, window));
         let router = server::router(app).into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {

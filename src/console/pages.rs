@@ -21,6 +21,7 @@ struct Nav {
 const NAV: &[Nav] = &[
     Nav { path: "/", label: "看板 Board", shown: |_| true },
     Nav { path: "/me", label: "我的一天 My day", shown: |u| u.role == Role::Agent },
+    Nav { path: "/points", label: "日常考核 Points", shown: |_| true },
     Nav { path: "/pay", label: "薪酬 Pay", shown: User::sees_pay },
 ];
 
@@ -304,4 +305,99 @@ pub fn agent_day(user: &User, csrf: &str, d: &AgentDay) -> Markup {
 /// Percent-encodes a path segment (conversation ids come from the platform).
 fn url_path(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// The points page (日常考核 / 复核): the month's entries with their appeals and the audit
+/// trail; a supervisor adds entries and decides appeals, an agent appeals their own.
+pub fn points(user: &User, csrf: &str, p: &PointsPage) -> Markup {
+    let supervises = user.role != Role::Agent;
+    let body = html! {
+        h1 { "日常考核 Points · " (p.month) }
+        form.month method="get" action="/points" {
+            input name="month" value=(p.month) pattern="[0-9]{4}-[0-9]{2}";
+            button type="submit" { "Show" }
+        }
+        @if let Some(msg) = &p.message { p.error role="alert" { (msg) } }
+        @if supervises {
+            h2 { "添加 Add an entry" }
+            form.points-add method="post" action="/points/add" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="month" value=(p.month);
+                label { "客服 Agent " input name="agent" required; }
+                label { "日期 Day " input name="day" placeholder="YYYY-MM-DD" required; }
+                label { "分 Points " input name="points" placeholder="-2" required; }
+                label { "类别 Category " input name="category"; }
+                label { "原因 Reason " input name="reason" required; }
+                button type="submit" { "添加 Add" }
+            }
+        }
+        h2 { "本月 Entries" }
+        table #points {
+            thead { tr { th { "#" } th { "客服 Agent" } th { "日期 Day" } th { "分 Points" } th { "来源 Source" } th { "原因 Reason" } th { "复核 Appeal" } } }
+            tbody {
+                @for e in &p.entries {
+                    tr id=(format!("L{}", e.id)) class=[e.voided.then_some("voided")] data-entry=(e.id) {
+                        td { (e.id) } td { (e.agent) } td { (e.day) } td.num { (e.points.to_string()) } td { (e.source) }
+                        td { (e.reason) @if let Some(c) = &e.category { " (" (c) ")" } }
+                        td {
+                            @if e.voided { "已撤销 overturned" }
+                            @else if let Some((dispute, reason)) = p.appeals.get(&e.id) {
+                                "申诉中 appealed: " q { (reason) }
+                                @if supervises {
+                                    form.resolve method="post" action="/points/resolve" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="month" value=(p.month);
+                                        input type="hidden" name="dispute" value=(dispute);
+                                        input name="note" placeholder="说明 note" required;
+                                        button type="submit" name="decision" value="accept" { "接受 Accept" }
+                                        button type="submit" name="decision" value="reject" { "驳回 Reject" }
+                                    }
+                                }
+                            } @else if !supervises {
+                                form.appeal method="post" action="/points/appeal" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="month" value=(p.month);
+                                    input type="hidden" name="entry" value=(e.id);
+                                    input name="reason" placeholder="申诉理由 why" required;
+                                    button type="submit" { "申诉 Appeal" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "合计 Sum this month" }
+        table #sums {
+            tbody {
+                @for (agent, sum) in &p.sums { tr data-agent=(agent) { td { (agent) } td.num { (sum.to_string()) } } }
+            }
+        }
+        h2 { "记录 Audit trail" }
+        ol #audit {
+            @for a in &p.trail {
+                li data-action=(a.action) {
+                    span.ts { (display_shanghai(a.at)) } (a.user) " · " (a.action) " · #" (a.entry) " · " (a.detail)
+                }
+            }
+        }
+    };
+    layout("Points", Some((user, csrf)), "/points", body)
+}
+
+/// What the points page shows.
+#[derive(Debug, Clone, Default)]
+pub struct PointsPage {
+    /// YYYY-MM.
+    pub month: String,
+    /// Entries of the month (the agent's own for an agent).
+    pub entries: Vec<crate::scoring::ledger::Entry>,
+    /// Open appeals by entry: (dispute id, reason).
+    pub appeals: std::collections::HashMap<i64, (i64, String)>,
+    /// Points summed per agent (voided entries left out).
+    pub sums: Vec<(String, rust_decimal::Decimal)>,
+    /// The audit trail of those entries.
+    pub trail: Vec<super::points::Audit>,
+    /// A refusal to show above the page (a bad form, a closed window).
+    pub message: Option<String>,
 }

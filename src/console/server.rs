@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use super::auth::{self, LOGIN_COOKIE, Limiter, SESSION_COOKIE, Session};
 use super::board::BoardState;
 use super::pages::{self, PayRow};
+use super::points;
 use super::reports;
 use super::transcript;
 use super::users;
@@ -33,14 +34,27 @@ pub struct App {
     board: watch::Receiver<Arc<BoardState>>,
     limiter: Mutex<Limiter>,
     secure_cookies: bool,
+    appeal_window_ms: i64,
 }
 
 type Shared = Arc<App>;
 
 impl App {
-    /// `db` is the console's own connection (reads, sessions, users).
-    pub fn new(db: Connection, board: watch::Receiver<Arc<BoardState>>, secure_cookies: bool) -> Self {
-        Self { db: Mutex::new(db), board, limiter: Mutex::new(Limiter::default()), secure_cookies }
+    /// `db` is the console's own connection (reads, sessions, users, points);
+    /// `appeal_window_ms` is the scoring sheet's 复核 window.
+    pub fn new(
+        db: Connection,
+        board: watch::Receiver<Arc<BoardState>>,
+        secure_cookies: bool,
+        appeal_window_ms: i64,
+    ) -> Self {
+        Self {
+            db: Mutex::new(db),
+            board,
+            limiter: Mutex::new(Limiter::default()),
+            secure_cookies,
+            appeal_window_ms,
+        }
     }
 
     fn limiter(&self) -> MutexGuard<'_, Limiter> {
@@ -94,6 +108,10 @@ pub fn router(app: Shared) -> Router {
         .route("/c/{conversation}", get(conversation_page))
         .route("/pay", get(pay_page))
         .route("/me", get(my_day))
+        .route("/points", get(points_page))
+        .route("/points/add", post(points_add))
+        .route("/points/appeal", post(points_appeal))
+        .route("/points/resolve", post(points_resolve))
         .route("/agent/{agent}", get(agent_page))
         .route("/assets/{name}", get(asset))
         .fallback(not_found)
@@ -474,4 +492,216 @@ async fn agent_page(
         return forbidden(&s, "this agent did not work in your shops that day");
     }
     page(StatusCode::OK, pages::agent_day(&s.user, &s.csrf, &d))
+}
+
+/// `?month=YYYY-MM` for the points page, and the month the forms come back to.
+#[derive(Deserialize)]
+struct PointsQuery {
+    month: Option<String>,
+}
+
+fn month_or_now(m: Option<String>) -> Option<(String, chrono::NaiveDate, chrono::NaiveDate)> {
+    let month = m.unwrap_or_else(|| shanghai_day(now_ms()).format("%Y-%m").to_string());
+    let (from, to) = crate::scoring::job::month_bounds(&month)?;
+    Some((month, from, to))
+}
+
+async fn points_view(
+    app: &Shared,
+    s: &Session,
+    month: Option<String>,
+    message: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let Some((month, from, to)) = month_or_now(month) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
+        );
+    };
+    let agent = match s.user.scope() {
+        super::board::Scope::Agent(a) => Some(a),
+        _ => None,
+    };
+    let m = month.clone();
+    let data = with_db(app, move |c| {
+        let (entries, trail) = points::month(c, from, to, agent.as_deref()).map_err(|e| e.to_string())?;
+        let appeals = points::open_appeals(c).map_err(|e| e.to_string())?;
+        Ok((entries, trail, appeals))
+    })
+    .await;
+    let (entries, trail, appeals) = match data {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let mut sums: std::collections::BTreeMap<String, rust_decimal::Decimal> =
+        std::collections::BTreeMap::new();
+    for e in entries.iter().filter(|e| !e.voided) {
+        *sums.entry(e.agent.clone()).or_default() += e.points;
+    }
+    let p =
+        pages::PointsPage { month: m, entries, appeals, sums: sums.into_iter().collect(), trail, message };
+    page(status, pages::points(&s.user, &s.csrf, &p))
+}
+
+async fn points_page(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<PointsQuery>,
+) -> Response {
+    match session(&app, &headers).await {
+        Ok(s) => points_view(&app, &s, q.month, None, StatusCode::OK).await,
+        Err(r) => r,
+    }
+}
+
+/// After a form: back to the month's page (a redirect, so a reload does not post again).
+fn back_to(month: &str) -> Response {
+    let m: String = url::form_urlencoded::byte_serialize(month.as_bytes()).collect();
+    redirect(&format!("/points?month={m}"))
+}
+
+/// The add form, plus the month to return to.
+#[derive(Deserialize)]
+struct AddPoints {
+    #[serde(flatten)]
+    form: points::AddForm,
+    #[serde(default)]
+    month: String,
+}
+
+async fn points_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<AddPoints>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !auth::same_token(&s.csrf, &f.form.csrf) {
+        return forbidden(&s, "CSRF token missing or wrong");
+    }
+    if s.user.role == users::Role::Agent {
+        return forbidden(&s, "agents do not add points");
+    }
+    let entry = match points::validate(&f.form) {
+        Ok(e) => e,
+        Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+    };
+    let user = s.user.name.clone();
+    let r =
+        with_db_mut(&app, move |c| points::add(c, &entry, &user, now_ms()).map_err(|e| e.to_string())).await;
+    match r {
+        Ok(Ok(_)) => back_to(&f.month),
+        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
+}
+
+/// The appeal form.
+#[derive(Deserialize)]
+struct AppealForm {
+    #[serde(default)]
+    entry: i64,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    month: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn points_appeal(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<AppealForm>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !auth::same_token(&s.csrf, &f.csrf) {
+        return forbidden(&s, "CSRF token missing or wrong");
+    }
+    let (Some(agent), users::Role::Agent) = (s.user.agent.clone(), s.user.role) else {
+        return forbidden(&s, "only the agent an entry is about appeals it");
+    };
+    let reason = f.reason.trim().chars().take(points::MAX_REASON).collect::<String>();
+    if reason.is_empty() {
+        return points_view(&app, &s, Some(f.month), Some("reason: say why".into()), StatusCode::BAD_REQUEST)
+            .await;
+    }
+    let (user, window) = (s.user.name.clone(), app.appeal_window_ms);
+    let entry = f.entry;
+    let r = with_db_mut(&app, move |c| {
+        points::appeal(c, entry, &agent, &reason, &user, now_ms(), window).map_err(|e| e.to_string())
+    })
+    .await;
+    match r {
+        Ok(Ok(_)) => back_to(&f.month),
+        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
+}
+
+/// The accept / reject form.
+#[derive(Deserialize)]
+struct ResolveForm {
+    #[serde(default)]
+    dispute: i64,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    month: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn points_resolve(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<ResolveForm>,
+) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !auth::same_token(&s.csrf, &f.csrf) {
+        return forbidden(&s, "CSRF token missing or wrong");
+    }
+    if s.user.role == users::Role::Agent {
+        return forbidden(&s, "agents do not decide appeals");
+    }
+    let accept = match f.decision.as_str() {
+        "accept" => true,
+        "reject" => false,
+        _ => {
+            let msg = "decision: expected accept or reject".to_string();
+            return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let note = f.note.trim().chars().take(points::MAX_REASON).collect::<String>();
+    let (user, dispute) = (s.user.name.clone(), f.dispute);
+    let r = with_db_mut(&app, move |c| {
+        points::resolve(c, dispute, accept, &note, &user, now_ms()).map_err(|e| e.to_string())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => back_to(&f.month),
+        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
+}
+
+/// Runs `f` on the console's connection (mutable, for transactions); the inner result is the
+/// operation's own refusal, shown in the page.
+async fn with_db_mut<T: Send + 'static>(
+    app: &Shared,
+    f: impl FnOnce(&mut Connection) -> Result<T, String> + Send + 'static,
+) -> Result<Result<T, String>, Response> {
+    let app = app.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut conn = app.db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    })
+    .await;
+    result.map_err(|e| {
+        warn!(error = %e, "console: task failed");
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    })
 }

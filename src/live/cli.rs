@@ -323,7 +323,12 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
         let console = match http {
             None => None,
             Some(addr) => {
-                let c = ConsoleConfig { addr, db: config.db.clone(), secure_cookies: config.secure_cookies };
+                let c = ConsoleConfig {
+                    addr,
+                    db: config.db.clone(),
+                    secure_cookies: config.secure_cookies,
+                    rules: rules_dir.clone(),
+                };
                 match Console::start(&c, board).await {
                     Ok(console) => {
                         info!(url = %console.url(), "console serving (users: kefu users add)");
@@ -536,7 +541,12 @@ async fn demo_console(
     users::add(store.conn(), &user, &password, now_ms()).map_err(LiveCliError::Users)?;
     drop(store);
     let default: SocketAddr = config::DEFAULT_HTTP.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let config = ConsoleConfig { addr: http.unwrap_or(default), db: db.to_path_buf(), secure_cookies: false };
+    let config = ConsoleConfig {
+        addr: http.unwrap_or(default),
+        db: db.to_path_buf(),
+        secure_cookies: false,
+        rules: None,
+    };
     let listener = match Console::bind(config.addr).await {
         Ok(l) => l,
         Err(ConsoleError::Bind { .. }) if http.is_none() => {

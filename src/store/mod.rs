@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/006_scoring_seeds.sql")),
     (7, include_str!("../../migrations/007_console.sql")),
     (8, include_str!("../../migrations/008_engine.sql")),
+    (9, include_str!("../../migrations/009_console_audit.sql")),
 ];
 
 /// Store failures.

@@ -1,0 +1,252 @@
+//! Points and appeals (日常考核 / 复核) in the console: a supervisor adds an entry, an agent
+//! appeals it, the supervisor accepts (the entry is voided) or rejects with a reason.
+//! The ledger's own rules (`scoring::ledger`) do the work; this module validates the forms
+//! and keeps the audit trail (`console_audit`, migration 009): who did what, when.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use rusqlite::{Connection, params};
+use rust_decimal::Decimal;
+
+use crate::scoring::ledger::{self, Entry, LedgerError, NewEntry};
+use crate::time::Millis;
+
+/// The largest number of points one entry may add or take.
+pub const MAX_POINTS: i64 = 100;
+/// The longest reason kept.
+pub const MAX_REASON: usize = 200;
+
+/// The add form as posted.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AddForm {
+    /// Agent id.
+    #[serde(default)]
+    pub agent: String,
+    /// YYYY-MM-DD.
+    #[serde(default)]
+    pub day: String,
+    /// A decimal, e.g. -2 or 1.5.
+    #[serde(default)]
+    pub points: String,
+    /// Deduction class or category (optional).
+    #[serde(default)]
+    pub category: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// The session's CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// Checks the add form; the error names the field and what it needs.
+pub fn validate(form: &AddForm) -> Result<NewEntry, String> {
+    let agent = form.agent.trim();
+    if agent.is_empty() || agent.chars().count() > 64 || agent.chars().any(char::is_control) {
+        return Err("agent: give the agent's id (1 to 64 characters)".into());
+    }
+    let day = crate::time::parse_day(form.day.trim())
+        .ok_or_else(|| format!("day `{}`: expected YYYY-MM-DD", cut(&form.day)))?;
+    let points: Decimal = form
+        .points
+        .trim()
+        .parse()
+        .map_err(|_| format!("points `{}`: expected a number such as -2 or 1.5", cut(&form.points)))?;
+    if points.is_zero() || points.abs() > Decimal::from(MAX_POINTS) {
+        return Err(format!(
+            "points {points}: expected a non-zero number between -{MAX_POINTS} and {MAX_POINTS}"
+        ));
+    }
+    let reason = form.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        return Err(format!("reason: say why, in 1 to {MAX_REASON} characters"));
+    }
+    let category = Some(form.category.trim()).filter(|c| !c.is_empty()).map(|c| c.chars().take(40).collect());
+    Ok(NewEntry {
+        agent: agent.into(),
+        day,
+        points,
+        source: "supervisor",
+        category,
+        reason: reason.into(),
+        reference: None,
+        minutes: None,
+    })
+}
+
+fn cut(s: &str) -> String {
+    s.chars().take(20).collect()
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audit {
+    /// When.
+    pub at: Millis,
+    /// Login name.
+    pub user: String,
+    /// `points.add`, `points.appeal`, `points.accept`, `points.reject`.
+    pub action: String,
+    /// The ledger entry.
+    pub entry: i64,
+    /// What, in words.
+    pub detail: String,
+}
+
+fn audit(
+    conn: &Connection,
+    at: Millis,
+    user: &str,
+    action: &str,
+    entry: i64,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO console_audit (at, user, action, entry, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![at, user, action, entry, detail],
+    )?;
+    Ok(())
+}
+
+/// Adds an entry and its audit line in one transaction; returns the entry id.
+pub fn add(conn: &mut Connection, e: &NewEntry, user: &str, now: Millis) -> Result<i64, LedgerError> {
+    let tx = conn.transaction()?;
+    let id = ledger::add(&tx, e, now)?;
+    let detail = format!("{} {} on {}: {}", e.agent, e.points, e.day, e.reason);
+    audit(&tx, now, user, "points.add", id, &detail)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+/// An agent appeals their own entry (within the sheet's window).
+pub fn appeal(
+    conn: &mut Connection,
+    entry: i64,
+    agent: &str,
+    reason: &str,
+    user: &str,
+    now: Millis,
+    window_ms: i64,
+) -> Result<i64, LedgerError> {
+    let tx = conn.transaction()?;
+    let owner: Option<String> =
+        tx.query_row("SELECT agent FROM ledger WHERE id = ?1", [entry], |r| r.get(0)).ok();
+    if owner.as_deref() != Some(agent) {
+        return Err(LedgerError::NoEntry(entry));
+    }
+    let id = ledger::open_dispute(&tx, entry, reason, now, window_ms)?;
+    audit(&tx, now, user, "points.appeal", entry, reason)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+/// A supervisor accepts (the entry is voided) or rejects an appeal, with a note.
+pub fn resolve(
+    conn: &mut Connection,
+    dispute: i64,
+    accept: bool,
+    note: &str,
+    user: &str,
+    now: Millis,
+) -> Result<(), LedgerError> {
+    let entry: i64 = conn
+        .query_row("SELECT entry FROM disputes WHERE id = ?1", [dispute], |r| r.get(0))
+        .map_err(|_| LedgerError::NoOpenDispute(dispute))?;
+    ledger::resolve(conn, dispute, accept, user, note, now)?;
+    let action = if accept { "points.accept" } else { "points.reject" };
+    audit(conn, now, user, action, entry, note)?;
+    Ok(())
+}
+
+/// The open appeal of each entry that has one: entry id → (dispute id, reason).
+pub fn open_appeals(conn: &Connection) -> Result<HashMap<i64, (i64, String)>, LedgerError> {
+    Ok(ledger::open_disputes(conn)?.into_iter().map(|(d, e)| (e.id, (d.id, d.reason))).collect())
+}
+
+/// A month's entries (every agent's, or one agent's) and their audit lines.
+pub fn month(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+    agent: Option<&str>,
+) -> Result<(Vec<Entry>, Vec<Audit>), LedgerError> {
+    let entries: Vec<Entry> =
+        ledger::entries(conn, from, to)?.into_iter().filter(|e| agent.is_none_or(|a| e.agent == a)).collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, user, action, entry, detail FROM console_audit WHERE entry = ?1 ORDER BY at, id",
+    )?;
+    let mut trail = Vec::new();
+    for e in &entries {
+        let rows = stmt.query_map([e.id], |r| {
+            Ok(Audit {
+                at: r.get(0)?,
+                user: r.get(1)?,
+                action: r.get(2)?,
+                entry: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        for r in rows {
+            trail.push(r?);
+        }
+    }
+    trail.sort_by_key(|a| a.at);
+    Ok((entries, trail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(agent: &str, day: &str, points: &str, reason: &str) -> AddForm {
+        AddForm {
+            agent: agent.into(),
+            day: day.into(),
+            points: points.into(),
+            reason: reason.into(),
+            ..AddForm::default()
+        }
+    }
+
+    #[test]
+    fn the_add_form_names_the_field_that_is_wrong() {
+        let cases = [
+            (form("agent01", "2026-11-11", "-2", "迟到"), None),
+            (form("", "2026-11-11", "-2", "迟到"), Some("agent:")),
+            (form("agent01", "11/11", "-2", "迟到"), Some("day `11/11`")),
+            (form("agent01", "2026-11-11", "two", "迟到"), Some("points `two`")),
+            (form("agent01", "2026-11-11", "0", "迟到"), Some("non-zero")),
+            (form("agent01", "2026-11-11", "-500", "迟到"), Some("between -100 and 100")),
+            (form("agent01", "2026-11-11", "-2", "  "), Some("reason:")),
+        ];
+        for (f, want) in cases {
+            match (validate(&f), want) {
+                (Ok(e), None) => assert_eq!((e.points, e.source), (Decimal::from(-2), "supervisor")),
+                (Err(e), Some(w)) => assert!(e.contains(w), "{e} should name {w}"),
+                (got, want) => panic!("{f:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn add_appeal_accept_void_the_entry_and_leave_three_audit_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::Store::open(&dir.path().join("k.db")).unwrap();
+        let conn = store.conn_mut();
+        let e = validate(&form("agent01", "2026-11-11", "-2", "迟到")).unwrap();
+        let id = add(conn, &e, "wang", 1_000).unwrap();
+        assert!(matches!(
+            appeal(conn, id, "agent02", "not me", "zhao", 2_000, 86_400_000),
+            Err(LedgerError::NoEntry(_))
+        ));
+        let dispute = appeal(conn, id, "agent01", "堵车", "li", 2_000, 86_400_000).unwrap();
+        assert_eq!(open_appeals(conn).unwrap().get(&id).map(|a| a.0), Some(dispute));
+        resolve(conn, dispute, true, "ok", "wang", 3_000).unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 11).unwrap();
+        let (entries, trail) = month(conn, day, day, Some("agent01")).unwrap();
+        assert!(entries[0].voided);
+        let actions: Vec<(&str, &str)> = trail.iter().map(|a| (a.user.as_str(), a.action.as_str())).collect();
+        assert_eq!(actions, [("wang", "points.add"), ("li", "points.appeal"), ("wang", "points.accept")]);
+    }
+}
