@@ -2,6 +2,7 @@
 //! port, a fresh profile per browser, every wait bounded.
 //! `scripts/install-test-deps.sh` (run by ./test.sh) installs Debian's chromium and chromium-driver.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -42,10 +43,12 @@ impl Browser {
         let driver_bin = find("chromedriver", "/usr/bin/chromedriver");
         let chromium = find("chromium", "/usr/bin/chromium");
         let port = free_port();
+        // Its own process group, so a failing test can end the browser it started too.
         let driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let profile = tempfile::tempdir().expect("profile dir");
@@ -148,16 +151,19 @@ impl Browser {
         self.client.source().await.expect("page source")
     }
 
-    /// Ends the session and chromedriver.
-    pub async fn close(mut self) {
+    /// Ends the session, then chromedriver and its browser (on drop).
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and every browser process it started (its process group), also
+    /// when a test fails before [`Browser::close`].
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
