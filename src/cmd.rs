@@ -32,7 +32,7 @@ pub fn replay_file(file: &Path, rules: Option<&Path>, db: Option<&Path>, json: b
         }
     };
     let (report, stats) =
-        replay_with(BufReader::with_capacity(1 << 20, f), &name, rules, plan, Some(guard), db)?;
+        replay_with(BufReader::with_capacity(1 << 20, f), &name, rules, plan, Some(guard), db, json)?;
     report_input(&name, &stats);
     print_report(&report, json)
 }

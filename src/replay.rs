@@ -102,6 +102,12 @@ impl Pipeline {
         }
     }
 
+    /// Keeps only the per-agent days and counts, not every wait (the table, not `--json`).
+    pub fn streaming(mut self) -> Self {
+        self.report = ReportBuilder::streaming();
+        self
+    }
+
     /// Whether the engine believes the event's time (see [`crate::engine::admit`]).
     pub fn admit(&self, event: &Event) -> Admission {
         self.limits.admit(event.ts, self.wall, self.engine.watermark())
@@ -259,11 +265,14 @@ pub fn replay_with_guard(
     guard: Option<Guard>,
     db: Option<&Path>,
 ) -> Result<(Report, InputStats), ReplayError> {
-    replay_with(input, source, rules, Plan::default(), guard, db)
+    replay_with(input, source, rules, Plan::default(), guard, db, true)
 }
 
 /// [`replay_with_guard`] with the alert plan `kefu run` uses (`rules/alerts.toml`), so the
 /// `alerts` table gets the same warnings, breaches, escalations and resolved notices.
+/// Without `keep_waits` the report holds the per-agent days and counts only
+/// ([`ReportBuilder::streaming`]): what the table shows, in memory that does not grow
+/// with the number of waits; `--json` needs every wait and keeps them.
 pub fn replay_with(
     input: impl BufRead + Send + 'static,
     source: &str,
@@ -271,9 +280,13 @@ pub fn replay_with(
     plan: Plan,
     guard: Option<Guard>,
     db: Option<&Path>,
+    keep_waits: bool,
 ) -> Result<(Report, InputStats), ReplayError> {
     let mut stats = InputStats::default();
     let mut pipeline = Pipeline::with_plan(rules, plan);
+    if !keep_waits {
+        pipeline = pipeline.streaming();
+    }
     let mut writer = db.map(Writer::start).transpose()?;
     let mut batch = Batch::default();
     let (chunks, reader) = spawn_reader(input, db.is_some(), guard);

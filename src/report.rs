@@ -102,7 +102,29 @@ pub struct Report {
     pub alerts: Vec<AlertRow>,
     /// Phrase-guard findings in input order, personal data masked.
     pub flags: Vec<crate::guard::Flag>,
+    /// Set by a streaming build ([`ReportBuilder::streaming`]): the counts of what was not
+    /// kept. `waits`, `alerts` and `flags` then hold only the last few, for the table.
+    #[serde(skip)]
+    pub totals: Option<Totals>,
 }
+
+/// Counts a streaming report keeps instead of the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Waits ended.
+    pub waits: usize,
+    /// Of them breached.
+    pub breached: usize,
+    /// Breach alerts.
+    pub alerts: usize,
+    /// Guard findings.
+    pub flags: usize,
+    /// Of them critical.
+    pub critical: usize,
+}
+
+/// Rows of each kind a streaming report keeps for the table.
+const KEEP_LAST: usize = 5;
 
 #[derive(Default)]
 struct DayAcc {
@@ -129,12 +151,21 @@ pub struct ReportBuilder {
     waits: Vec<Wait>,
     breaches: Vec<Notice>,
     flags: Vec<crate::guard::Flag>,
+    /// Streaming: only the per-agent days are accumulated; rows are counted, and the last
+    /// few breached waits (by start, conversation, end) and flags kept for the table.
+    streaming: Option<Totals>,
 }
 
 impl ReportBuilder {
     /// An empty report.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty report that keeps only the per-agent days and counts (memory independent
+    /// of how many waits there are): for the table, not for `--json`.
+    pub fn streaming() -> Self {
+        Self { streaming: Some(Totals::default()), ..Self::default() }
     }
 
     fn agent(&mut self, name: &str) -> u32 {
@@ -184,7 +215,11 @@ impl ReportBuilder {
 
     /// Takes the engine's notices; the report lists the breaches.
     pub fn add_notices(&mut self, notices: &[Notice]) {
-        self.breaches.extend(notices.iter().filter(|n| n.kind == Kind::Breach).cloned());
+        let breaches = notices.iter().filter(|n| n.kind == Kind::Breach);
+        match self.streaming.as_mut() {
+            Some(t) => t.alerts += breaches.count(),
+            None => self.breaches.extend(breaches.cloned()),
+        }
     }
 
     /// Takes one finished wait.
@@ -206,15 +241,37 @@ impl ReportBuilder {
             Outcome::Unanswered => acc.unanswered += 1,
             Outcome::Transferred => acc.transferred += 1,
         }
-        if w.breached() {
+        let breached = w.breached();
+        if breached {
             acc.breaches += 1;
         }
-        self.waits.push(w);
+        let Some(totals) = self.streaming.as_mut() else {
+            self.waits.push(w);
+            return;
+        };
+        totals.waits += 1;
+        if !breached {
+            return;
+        }
+        totals.breached += 1;
+        // Keep the KEEP_LAST greatest by the report's order; waits end roughly in order.
+        let key = |w: &Wait| (w.start, w.conversation.clone(), w.end);
+        let pos = self.waits.iter().position(|k| key(k) > key(&w)).unwrap_or(self.waits.len());
+        self.waits.insert(pos, w);
+        if self.waits.len() > KEEP_LAST {
+            self.waits.remove(0);
+        }
     }
 
     /// Adds a message's phrase-guard findings.
     pub fn add_flags(&mut self, flags: &[crate::guard::Flag]) {
         self.flags.extend_from_slice(flags);
+        if let Some(t) = self.streaming.as_mut() {
+            t.flags += flags.len();
+            t.critical += flags.iter().filter(|f| f.severity == crate::guard::Severity::Critical).count();
+            let extra = self.flags.len().saturating_sub(KEEP_LAST);
+            self.flags.drain(..extra);
+        }
     }
 
     /// The finished report.
@@ -275,7 +332,7 @@ impl ReportBuilder {
             })
             .collect();
         alerts.sort_by(|a, b| (a.fired_at, &a.conversation).cmp(&(b.fired_at, &b.conversation)));
-        Report { waits, agents, alerts, flags: self.flags }
+        Report { waits, agents, alerts, flags: self.flags, totals: self.streaming }
     }
 }
 
@@ -346,17 +403,19 @@ impl Report {
             );
         }
         let breached: Vec<&WaitRow> = self.waits.iter().filter(|w| w.breached).collect();
-        let _ = writeln!(
-            s,
-            "\n{} waits, {} breached, {} alerts",
-            self.waits.len(),
-            breached.len(),
-            self.alerts.len()
-        );
-        if !self.flags.is_empty() {
-            let critical =
-                self.flags.iter().filter(|f| f.severity == crate::guard::Severity::Critical).count();
-            let _ = writeln!(s, "{} guard flags, {} critical", self.flags.len(), critical);
+        let critical =
+            || self.flags.iter().filter(|f| f.severity == crate::guard::Severity::Critical).count();
+        let totals = self.totals.unwrap_or_else(|| Totals {
+            waits: self.waits.len(),
+            breached: breached.len(),
+            alerts: self.alerts.len(),
+            flags: self.flags.len(),
+            critical: critical(),
+        });
+        let _ =
+            writeln!(s, "\n{} waits, {} breached, {} alerts", totals.waits, totals.breached, totals.alerts);
+        if totals.flags > 0 {
+            let _ = writeln!(s, "{} guard flags, {} critical", totals.flags, totals.critical);
             for f in self.flags.iter().rev().take(5).rev() {
                 let _ = writeln!(
                     s,

@@ -245,3 +245,30 @@ fn bad_lines_are_reported_by_number_and_valid_events_kept() {
     assert_eq!((stats.lines, stats.events, stats.duplicates), (11, 4, 2));
     assert_eq!(waits(&r), [json!(["a1", 0, 5_000, "answered", 5.0, 20.0, 1, true, false])]);
 }
+
+#[test]
+fn the_table_without_json_keeps_no_wait_yet_reads_the_same() {
+    use kefu::simulate::{SimConfig, generate};
+    let events = generate(&SimConfig { events: 4_000, seed: 7, ..SimConfig::default() });
+    let jsonl: String = events.iter().map(|e| e.to_json() + "\n").collect();
+    let run = |keep: bool| {
+        let input = std::io::Cursor::new(jsonl.clone().into_bytes());
+        let guard = kefu::guard::Guard::load(None).ok();
+        kefu::replay::replay_with(
+            input,
+            "e.jsonl",
+            ResponseRules::default(),
+            Default::default(),
+            guard,
+            None,
+            keep,
+        )
+        .unwrap()
+        .0
+    };
+    let (full, streamed) = (run(true), run(false));
+    assert!(full.waits.len() > 1_000 && full.flags.len() > 5, "{} waits", full.waits.len());
+    assert_eq!(streamed.agents, full.agents, "the per-agent days are the same");
+    assert_eq!(streamed.to_table(), full.to_table(), "the table reads the same");
+    assert!(streamed.waits.len() <= 5 && streamed.alerts.is_empty() && streamed.flags.len() <= 5);
+}

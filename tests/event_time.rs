@@ -112,7 +112,7 @@ fn replayed(dir: &Path, events: &[Event]) -> std::path::PathBuf {
     let db = dir.join("replayed.db");
     let jsonl: String = events.iter().map(|e| e.to_json() + "\n").collect();
     let input = std::io::Cursor::new(jsonl.into_bytes());
-    kefu::replay::replay_with(input, "events.jsonl", ResponseRules::default(), plan(), None, Some(&db))
+    kefu::replay::replay_with(input, "events.jsonl", ResponseRules::default(), plan(), None, Some(&db), true)
         .unwrap();
     db
 }
