@@ -139,6 +139,7 @@ fn printing_into_a_closed_pipe_ends_quietly() {
         vec!["check-text", "亲，这款是全网最低价，加微信私聊"],
         vec!["replay", s(&events)],
         vec!["replies", "find", "发货"],
+        vec!["demo", "--duration", "2", "--speed", "120"],
     ];
     for args in cases {
         let out = kefu_into_closed_pipe(&args);

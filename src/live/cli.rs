@@ -31,6 +31,14 @@ use crate::simulate::{Item, ServerConfig, SimConfig, SimServer, generate};
 use crate::store::{Store, StoreError};
 use crate::time::{display_shanghai, now_ms};
 
+/// `println!` for the commands' stdout: a closed pipe (`kefu demo | head`) ends kefu
+/// quietly instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::textio::out::print_line_or_exit(&format!($($arg)*))
+    };
+}
+
 /// `kefu run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -388,7 +396,7 @@ pub fn simulate_listen(addr: SocketAddr, args: &ListenArgs, sim: &SimConfig) -> 
         let items = events.into_iter().map(Item::Event).collect();
         let mut srv =
             SimServer::start(addr, items, config).await.map_err(io(format!("cannot listen on {addr}")))?;
-        println!(
+        say!(
             "simulator on {} — {} frames at speed {}; Ctrl-C to stop",
             srv.url(),
             srv.last_seq(),
@@ -396,7 +404,7 @@ pub fn simulate_listen(addr: SocketAddr, args: &ListenArgs, sim: &SimConfig) -> 
         );
         shutdown_signal().await;
         let s = srv.stats();
-        println!(
+        say!(
             "acked {:?} of {} · {} connections · {} drops · {} replies received",
             s.acked,
             srv.last_seq(),
@@ -481,12 +489,12 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
         };
         let mut live = Live::start(options, Box::new(seam))?;
         let (console, login) = demo_console(args.http, &db, board).await?;
-        println!(
+        say!(
             "kefu demo: a simulated Tmall shop, {} agents, {}× real time ({:.0} s of shop time a second), {} s — Ctrl-C stops early",
             args.agents, args.speed, args.speed, args.duration
         );
-        println!("console {} — sign in as `demo` with password {login} (this run only)", console.url());
-        println!("simulator {} → kefu → alerts below (buyers masked)\n", srv.url());
+        say!("console {} — sign in as `demo` with password {login} (this run only)", console.url());
+        say!("simulator {} → kefu → alerts below (buyers masked)\n", srv.url());
         let counters = live.counters.clone();
         let status = Status::new(&counters, time);
         let end = Instant::now() + Duration::from_secs(args.duration);
@@ -508,21 +516,21 @@ pub fn demo(args: DemoArgs) -> Result<(), LiveCliError> {
         let store = Store::open(&db)?;
         let report = report_from_db(&store, rules)?;
         let g = LiveCounters::get;
-        println!(
+        say!(
             "\n{} events stored, {} alerts sent ({} breaches); per agent (open conversations closed at their idle time):\n",
             g(&counters.events),
             g(&counters.alerts_sent),
             g(&counters.breaches)
         );
-        print!("{}", report.to_table());
-        println!(
+        say!("{}", report.to_table().trim_end());
+        say!(
             "\nrobot: {} replies to buyers, {} suggestions/transfers, {} rule hits, {} questions without a rule",
             g(&counters.robot_sent),
             g(&counters.robot_other),
             g(&counters.robot_hits),
             g(&counters.robot_misses)
         );
-        println!("{}", guard_summary(&store)?);
+        say!("{}", guard_summary(&store)?);
         Ok(())
     })
 }
@@ -620,8 +628,7 @@ impl<'a> Status<'a> {
         if self.tty {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
         }
-        println!("{text}");
-        let _ = std::io::stdout().flush();
+        say!("{text}");
         self.draw();
     }
 
