@@ -219,7 +219,7 @@ impl Assistant {
                 RobotAction::Suggest { .. } | RobotAction::Transfer { .. } => counts.robot_other += 1,
                 RobotAction::Hit { .. } => counts.robot_hits += 1,
                 RobotAction::Miss { .. } => counts.robot_misses += 1,
-                RobotAction::PhraseUsed { .. } => {}
+                RobotAction::PhraseUsed { .. } | RobotAction::Figure { .. } => {}
             }
         }
         Ok((std::mem::take(&mut self.actions), counts))

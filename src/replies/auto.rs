@@ -14,8 +14,12 @@ use regex::{Regex, RegexSet};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::schedule::{RawWindow, Window};
+use super::similar::{Scratch, SimilarIndex};
 use super::vars::Template;
+use crate::event::OrderStatus;
 use crate::rules::{DataError, line_of, parse_toml, read_or_default};
+use crate::time::Millis;
 
 /// File name inside the replies folder.
 pub const FILE: &str = "auto.toml";
@@ -93,6 +97,84 @@ struct RawRule {
     /// Higher wins when several rules match; ties go to the earlier rule.
     #[serde(default)]
     priority: i32,
+    /// Example questions (相似问法): a question no keyword rule catches is answered by the
+    /// rule whose example it is closest to, when close enough.
+    #[serde(default)]
+    examples: Vec<String>,
+    /// Only for this shop; absent = every shop.
+    shop: Option<String>,
+    /// Only for this agent's buyers; absent = every agent.
+    agent: Option<String>,
+    /// From (inclusive), `YYYY-MM-DD` or `YYYY-MM-DD HH:MM`, Asia/Shanghai.
+    start: Option<Spanned<String>>,
+    /// Until (a date alone: through that day), same forms.
+    end: Option<Spanned<String>>,
+    /// Only on these weekdays, 1 = Monday … 7 = Sunday.
+    weekdays: Option<Spanned<Vec<u8>>>,
+    /// Only at these daily hours, `HH:MM-HH:MM`.
+    hours: Option<Spanned<String>>,
+    /// Only when the buyer's latest order is in one of these states: `created`, `paid`,
+    /// `shipped`, `refunded`, `closed`, or `none` (no order seen).
+    order: Option<Spanned<Vec<String>>>,
+}
+
+/// The states a rule's `order` condition admits, as bits (see [`order_bit`]).
+fn order_bits(file: &Path, text: &str, raw: &Spanned<Vec<String>>) -> Result<u8, DataError> {
+    let mut bits = 0;
+    for s in raw.get_ref() {
+        bits |= match s.as_str() {
+            "created" => order_bit(Some(OrderStatus::Created)),
+            "paid" => order_bit(Some(OrderStatus::Paid)),
+            "shipped" => order_bit(Some(OrderStatus::Shipped)),
+            "refunded" => order_bit(Some(OrderStatus::Refunded)),
+            "closed" => order_bit(Some(OrderStatus::Closed)),
+            "none" => order_bit(None),
+            other => {
+                return Err(DataError::at(
+                    file,
+                    Some(line_of(text, raw.span().start)),
+                    format!(
+                        "order state `{other}`: expected created, paid, shipped, refunded, closed or none"
+                    ),
+                ));
+            }
+        };
+    }
+    Ok(bits)
+}
+
+/// One bit per order state, and one for "no order".
+fn order_bit(status: Option<OrderStatus>) -> u8 {
+    match status {
+        Some(OrderStatus::Created) => 1,
+        Some(OrderStatus::Paid) => 2,
+        Some(OrderStatus::Shipped) => 4,
+        Some(OrderStatus::Refunded) => 8,
+        Some(OrderStatus::Closed) => 16,
+        None => 32,
+    }
+}
+
+/// Who asks, when, and about which order: what decides whether a rule may answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The shop.
+    pub shop: &'a str,
+    /// The conversation's agent.
+    pub agent: &'a str,
+    /// Event time of the question.
+    pub ts: Millis,
+    /// State of the buyer's latest order, `None` when no order was seen.
+    pub order: Option<OrderStatus>,
+}
+
+/// How a rule was found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum How {
+    /// Its keywords or regex matched.
+    Keyword,
+    /// The question is this similar (0 to 1) to one of its examples.
+    Similar(f32),
 }
 
 /// One compiled rule.
@@ -108,6 +190,16 @@ pub struct Rule {
     pub answers: Vec<Template>,
     /// Priority.
     pub priority: i32,
+    /// Only for this shop (`None`: every shop).
+    pub shop: Option<String>,
+    /// Only for this agent (`None`: every agent).
+    pub agent: Option<String>,
+    /// When the rule answers.
+    pub window: Window,
+    /// Order states admitted (bits of [`order_bit`]); 0 = any.
+    order: u8,
+    /// Example questions.
+    pub examples: Vec<String>,
     any: Vec<u32>,
     all: Vec<u32>,
     not: Vec<u32>,
@@ -124,6 +216,7 @@ pub struct AutoRules {
     /// Regexes of rules with no keyword trigger, and which rule each belongs to.
     regex_only: Option<RegexSet>,
     regex_only_rule: Vec<u32>,
+    similar: SimilarIndex,
 }
 
 impl AutoRules {
@@ -132,8 +225,45 @@ impl AutoRules {
         &self.rules
     }
 
-    /// The index of the best matching rule: highest priority, then earliest.
+    /// Whether rule `r` may answer `ask`: its shop, agent, window and order condition.
+    pub fn allowed(&self, r: usize, ask: &Ask<'_>) -> bool {
+        let rule = &self.rules[r];
+        rule.shop.as_deref().is_none_or(|s| s == ask.shop)
+            && rule.agent.as_deref().is_none_or(|a| a == ask.agent)
+            && rule.window.contains(ask.ts)
+            && (rule.order == 0 || rule.order & order_bit(ask.order) != 0)
+    }
+
+    /// The rule that answers `text` for `ask`: among keyword rules allowed for it, the most
+    /// specific (an agent's own rule, then the shop's, then everyone's), then the highest
+    /// priority, then the earliest; else, when none matches, the allowed rule with the
+    /// example most similar to `text`, if at least `threshold` similar.
+    pub fn find(
+        &self,
+        text: &str,
+        ask: &Ask<'_>,
+        threshold: f32,
+        scratch: &mut Scratch,
+    ) -> Option<(usize, How)> {
+        if let Some(r) = self.best_where(text, |r| self.allowed(r, ask)) {
+            return Some((r, How::Keyword));
+        }
+        let m = self.similar.best(text, scratch, |r| self.allowed(r as usize, ask))?;
+        (m.score >= threshold).then_some((m.rule as usize, How::Similar(m.score)))
+    }
+
+    /// The similarity index of every rule's examples.
+    pub fn similar(&self) -> &SimilarIndex {
+        &self.similar
+    }
+
+    /// The index of the best keyword rule, ignoring shop, agent, window and order
+    /// conditions: highest priority, then earliest.
     pub fn best(&self, text: &str) -> Option<usize> {
+        self.best_where(text, |_| true)
+    }
+
+    fn best_where(&self, text: &str, allowed: impl Fn(usize) -> bool) -> Option<usize> {
         let mut hits: Vec<u32> = Vec::new();
         let mut candidates: Vec<u32> = Vec::new();
         if let Some(ac) = &self.keywords {
@@ -150,7 +280,10 @@ impl AutoRules {
         }
         let mut best: Option<u32> = None;
         for &c in &candidates {
-            if best.is_some_and(|b| !self.beats(c, b)) || !self.matches(c, &hits, text) {
+            if best.is_some_and(|b| !self.beats(c, b))
+                || !self.matches(c, &hits, text)
+                || !allowed(c as usize)
+            {
                 continue;
             }
             best = Some(c);
@@ -160,7 +293,8 @@ impl AutoRules {
 
     fn beats(&self, a: u32, b: u32) -> bool {
         let (ra, rb) = (&self.rules[a as usize], &self.rules[b as usize]);
-        ra.priority > rb.priority || (ra.priority == rb.priority && a < b)
+        let key = |r: &Rule| (r.agent.is_some(), r.shop.is_some(), r.priority);
+        key(ra) > key(rb) || (key(ra) == key(rb) && a < b)
     }
 
     fn matches(&self, r: u32, hits: &[u32], text: &str) -> bool {
@@ -192,9 +326,20 @@ pub fn parse(file: &Path, text: &str) -> Result<AutoRules, DataError> {
         if id.trim().is_empty() {
             return Err(err(line, "rule id is empty".into()));
         }
-        if let Some(first) = ids.insert(id.clone(), line) {
+        // The same id may serve several shops or agents (each its own answer).
+        let scope_key =
+            format!("{id}\u{0}{}\u{0}{}", r.shop.as_deref().unwrap_or(""), r.agent.as_deref().unwrap_or(""));
+        if let Some(first) = ids.insert(scope_key, line) {
             return Err(err(line, format!("duplicate rule id `{id}` (first on line {first})")));
         }
+        let window = Window::build(
+            file,
+            text,
+            RawWindow { start: r.start, end: r.end, weekdays: r.weekdays, hours: r.hours },
+        )?;
+        let order = r.order.as_ref().map(|o| order_bits(file, text, o)).transpose()?.unwrap_or(0);
+        let examples: Vec<String> =
+            r.examples.iter().map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
         let mut intern = |words: &[String], field: &str| -> Result<Vec<u32>, DataError> {
             let mut out = Vec::new();
             for w in words {
@@ -223,8 +368,11 @@ pub fn parse(file: &Path, text: &str) -> Result<AutoRules, DataError> {
                 Some(Regex::new(re.get_ref()).map_err(|e| err(at, format!("rule `{id}`: bad regex: {e}")))?)
             }
         };
-        if any.is_empty() && all.is_empty() && regex.is_none() {
-            return Err(err(line, format!("rule `{id}` has no trigger: give `any`, `all` or `regex`")));
+        if any.is_empty() && all.is_empty() && regex.is_none() && examples.is_empty() {
+            return Err(err(
+                line,
+                format!("rule `{id}` has no trigger: give `any`, `all`, `regex` or `examples`"),
+            ));
         }
         let answers_line = line_of(text, r.answers.span().start);
         if r.answers.get_ref().is_empty() {
@@ -244,6 +392,11 @@ pub fn parse(file: &Path, text: &str) -> Result<AutoRules, DataError> {
             question: r.question,
             answers,
             priority: r.priority,
+            shop: r.shop,
+            agent: r.agent,
+            window,
+            order,
+            examples,
             any,
             all,
             not,
@@ -284,7 +437,10 @@ fn compile(file: &Path, rules: Vec<Rule>, keywords: Vec<String>) -> Result<AutoR
                 .map_err(|e| DataError::at(file, None, format!("cannot compile regexes: {e}")))?,
         )
     };
-    Ok(AutoRules { rules, keywords, postings, regex_only, regex_only_rule })
+    let similar = SimilarIndex::build(
+        rules.iter().enumerate().flat_map(|(i, r)| r.examples.iter().map(move |e| (i as u32, e.as_str()))),
+    );
+    Ok(AutoRules { rules, keywords, postings, regex_only, regex_only_rule, similar })
 }
 
 #[cfg(test)]

@@ -75,6 +75,26 @@ pub enum Command {
         /// Database file.
         #[arg(long)]
         db: PathBuf,
+        /// Group similar questions and count them, most asked first.
+        #[arg(long)]
+        grouped: bool,
+        /// Replies folder whose examples weigh the similarity (default ./replies when
+        /// present, else the embedded defaults).
+        #[arg(long)]
+        replies: Option<PathBuf>,
+    },
+    /// The robot's figures for one Shanghai day, per shop: answered, 转人工, resolved, 催付.
+    Figures {
+        /// Day, YYYY-MM-DD (Asia/Shanghai).
+        #[arg(long)]
+        date: String,
+        /// Database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Replies folder (for `resolved_after_min`; default ./replies when present, else
+        /// the embedded defaults).
+        #[arg(long)]
+        replies: Option<PathBuf>,
     },
 }
 
@@ -165,7 +185,56 @@ pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
                 }
             }
         }
-        Command::Misses { date, db } => {
+        Command::Misses { date, db, grouped: true, replies } => {
+            let day = parse_date(&date)?;
+            let store = Store::open(&db)?;
+            let rows = super::stats::misses(&store, day)?;
+            let auto =
+                super::auto::load(existing(replies).as_deref()).map_err(|e| CliError::Data(vec![e]))?;
+            let groups =
+                super::similar::group_misses(auto.similar(), rows.iter().map(|r| r.text.as_str()), 0.5);
+            if groups.is_empty() {
+                println!("no unanswered questions on {day}");
+            }
+            let show = |t: &str| {
+                crate::textio::escape::escape_for_terminal(&super::stats::mask_phones_in_text(t)).into_owned()
+            };
+            for g in groups {
+                let others: Vec<String> = g.others.iter().map(|o| show(o)).collect();
+                let also = if others.is_empty() {
+                    String::new()
+                } else {
+                    format!("  (also: {})", others.join(" / "))
+                };
+                println!("{:>5}  {}{also}", g.count, show(&g.question));
+            }
+        }
+        Command::Figures { date, db, replies } => {
+            let day = parse_date(&date)?;
+            let settings =
+                super::settings::load(existing(replies).as_deref()).map_err(|e| CliError::Data(vec![e]))?;
+            let store = Store::open(&db)?;
+            let rows = super::stats::figures(&store, day, settings.resolved_after_ms())?;
+            if rows.is_empty() {
+                println!("no robot figures on {day}");
+            }
+            let pct = |n: i64, d: i64| {
+                if d == 0 { "-".to_string() } else { format!("{:.1}%", n as f64 * 100.0 / d as f64) }
+            };
+            for f in rows {
+                println!(
+                    "{}  answered {}  转人工 {} ({})  resolved {} ({})  催付 {}",
+                    crate::textio::escape::escape_for_terminal(&f.shop),
+                    f.answered,
+                    f.handoffs,
+                    pct(f.handoffs, f.answered),
+                    f.resolved,
+                    pct(f.resolved, f.answered),
+                    f.reminders
+                );
+            }
+        }
+        Command::Misses { date, db, .. } => {
             let day = parse_date(&date)?;
             let store = Store::open(&db)?;
             let rows = super::stats::misses(&store, day)?;

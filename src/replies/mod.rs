@@ -5,8 +5,11 @@
 //! - [`qianniu_csv`]: Qianniu CSV import/export (GBK or UTF-8, `&#13;`/`&#44;` escapes).
 //! - [`auto`]: keyword auto-answer rules, compiled once into one automaton.
 //! - [`settings`]: `robot.toml`, per shop and per agent.
-//! - [`shifts`]: `rules/shifts.toml`, who is on shift when.
+//! - [`shifts`]: `rules/shifts.toml`, who is on shift when (weekly, and dated rosters).
+//! - [`schedule`]: time windows (dates, weekdays, hours) for rules and shifts.
+//! - [`similar`]: similar questions, by character n-grams; misses grouped alike.
 //! - [`vars`]: `{买家}`-style variables in reply text.
+//! - [`orders`]: buyers' latest orders and conversations, for order-aware answers and 催付.
 //! - [`robot`]: the pure robot: events and time in, actions out.
 //! - [`ops`]: websocket frames for the robot's actions and the `replies.find` op.
 //! - [`reload`]: hot reload of `replies/` and `rules/`, keeping the last valid set.
@@ -16,12 +19,15 @@
 pub mod auto;
 pub mod cli;
 pub mod ops;
+pub mod orders;
 pub mod qianniu_csv;
 pub mod quick;
 pub mod reload;
 pub mod robot;
+pub mod schedule;
 pub mod settings;
 pub mod shifts;
+pub mod similar;
 pub mod stats;
 pub mod vars;
 

@@ -134,7 +134,10 @@ pub fn action_frame(action: &RobotAction, id: &str) -> Option<Value> {
             from_agent: from_agent.clone(),
             to_agent: to_agent.clone(),
         }),
-        RobotAction::Hit { .. } | RobotAction::Miss { .. } | RobotAction::PhraseUsed { .. } => return None,
+        RobotAction::Hit { .. }
+        | RobotAction::Miss { .. }
+        | RobotAction::PhraseUsed { .. }
+        | RobotAction::Figure { .. } => return None,
     };
     v.ok()
 }

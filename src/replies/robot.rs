@@ -14,12 +14,17 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+use chrono::NaiveDate;
+
 use crate::engine::clock::session_closed_by;
 use crate::event::{Event, EventKind, Presence, Sender};
-use crate::time::Millis;
+use crate::time::{Millis, shanghai_day};
 
 use super::Replies;
+use super::auto::{Ask, How};
+use super::orders::{OrderBook, status_words};
 use super::settings::Settings;
+use super::similar::Scratch;
 use super::vars::{Template, Vars};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -36,6 +41,32 @@ pub enum Reason {
     Rescue,
     /// Offer of a transfer to another agent.
     TransferOffer,
+    /// 人工优先: the agent has too many buyers waiting; a known question is answered.
+    Load,
+    /// 催付: an order created and not paid.
+    PaymentReminder,
+}
+
+/// What a robot figure counts (`kefu replies figures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FigureKind {
+    /// The robot answered a buyer's question with a rule.
+    Answered,
+    /// The buyer asked for a human (转人工).
+    Handoff,
+    /// A 催付 reminder, the shop's work rather than an agent's.
+    Reminder,
+}
+
+impl FigureKind {
+    /// The name stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Handoff => "handoff",
+            Self::Reminder => "reminder",
+        }
+    }
 }
 
 /// What the robot wants done.
@@ -96,6 +127,18 @@ pub enum RobotAction {
         /// When the agent sent it.
         ts: Millis,
     },
+    /// Something the robot figures count, at event time; stored as decided (a backlog's
+    /// answers count though the wall clock kept them from being sent).
+    Figure {
+        /// Shop.
+        shop: String,
+        /// Conversation.
+        conversation: String,
+        /// Event time.
+        ts: Millis,
+        /// What.
+        kind: FigureKind,
+    },
     /// A buyer question the robot had to answer matched no rule; for `replies misses`.
     Miss {
         /// Shop.
@@ -133,6 +176,13 @@ struct Wait {
     away_text_sent: bool,
 }
 
+/// A timer: a conversation's rescue or an order's 催付.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Rescue(String),
+    Reminder(String),
+}
+
 /// The robot's state. One per process; events for every shop go through it.
 #[derive(Debug)]
 pub struct Robot {
@@ -143,14 +193,17 @@ pub struct Robot {
     /// thousands open, that walk was most of the live runtime's time).
     load: HashMap<String, usize>,
     presence: HashMap<String, (String, Presence)>,
-    orders: HashMap<String, String>,
+    orders: OrderBook,
+    /// The Shanghai day each (shop, buyer) was last greeted, for `greeting_per_day`.
+    greeted: HashMap<(String, String), NaiveDate>,
+    scratch: Scratch,
     rotation: HashMap<String, usize>,
-    due: BTreeSet<(Millis, String)>,
+    due: BTreeSet<(Millis, Due)>,
     /// Rescues whose deadline was already stale when the wall clock passed it (a backlog
     /// being caught up): decided by event time instead, when an event after the deadline
     /// arrives, so an agent reply further on in the backlog still cancels them and the
     /// recorded hits and misses do not depend on how the backlog was batched.
-    parked: BTreeSet<(Millis, String)>,
+    parked: BTreeSet<(Millis, Due)>,
     /// When idle conversations are next dropped.
     next_prune: Millis,
 }
@@ -163,7 +216,9 @@ impl Robot {
             convs: HashMap::new(),
             load: HashMap::new(),
             presence: HashMap::new(),
-            orders: HashMap::new(),
+            orders: OrderBook::default(),
+            greeted: HashMap::new(),
+            scratch: Scratch::default(),
             rotation: HashMap::new(),
             due: BTreeSet::new(),
             parked: BTreeSet::new(),
@@ -205,6 +260,9 @@ impl Robot {
             return;
         }
         self.next_prune = now.saturating_add(60_000);
+        self.orders.prune(now - 7 * 86_400_000);
+        let yesterday = shanghai_day(now).pred_opt();
+        self.greeted.retain(|_, d| Some(*d) >= yesterday);
         let idle = self.replies.idle_close_ms;
         let load = &mut self.load;
         self.convs.retain(|_, c| {
@@ -232,8 +290,12 @@ impl Robot {
             EventKind::Presence { agent, status } => {
                 self.presence.insert(agent.clone(), (ev.shop.clone(), *status));
             }
-            EventKind::Order { customer, order, .. } => {
-                self.orders.insert(customer.clone(), order.clone());
+            EventKind::Order { customer, order, status, shipment, .. } => {
+                let created = self.orders.apply(&ev.shop, customer, order, *status, shipment.as_ref(), ev.ts);
+                let set = self.replies.robot.resolve(&ev.shop, "");
+                if created && set.payment_reminder_after_ms > 0 && !set.payment_reminder_text.is_empty() {
+                    self.due.insert((ev.ts + set.payment_reminder_after_ms, Due::Reminder(order.clone())));
+                }
             }
             // A buyer's rating is for scoring; the robot neither answers nor counts it.
             EventKind::Evaluation { .. } => {}
@@ -290,18 +352,17 @@ impl Robot {
         self.prune(now);
     }
 
-    /// Moves the rescues due more than their `stale_after_s` before `now` to `parked`.
+    /// Moves the timers due more than `stale_after_s` before `now` to `parked`.
     fn park_stale(&mut self, now: Millis) {
-        while let Some((at, conv)) = self.due.first().cloned() {
-            let Some(c) = self.convs.get(&conv) else {
-                self.due.pop_first();
-                continue;
-            };
-            if now - at <= self.replies.robot.resolve(&c.shop, &c.agent).stale_after_ms {
+        // The shortest limit of any shop decides what is parked; a timer parked early is
+        // still fired by the next event after it, silently only if it is stale for its own.
+        let stale = self.replies.robot.min_stale_after_ms();
+        while let Some((at, d)) = self.due.first().cloned() {
+            if now - at <= stale {
                 break;
             }
             self.due.pop_first();
-            self.parked.insert((at, conv));
+            self.parked.insert((at, d));
         }
     }
 
@@ -321,20 +382,60 @@ impl Robot {
                 (Some(x), None) | (None, Some(x)) => x.clone(),
                 (None, None) => break,
             };
-            let (at, conv) = next;
+            let (at, d) = next;
             if at > until || (at == until && !inclusive) {
                 break;
             }
-            if !self.due.remove(&(at, conv.clone())) {
-                self.parked.remove(&(at, conv.clone()));
+            if !self.due.remove(&(at, d.clone())) {
+                self.parked.remove(&(at, d.clone()));
             }
-            self.rescue(&conv, at, now, out);
+            match d {
+                Due::Rescue(conv) => self.rescue(&conv, at, now, out),
+                Due::Reminder(order) => self.remind(&order, at, now, out),
+            }
         }
+    }
+
+    /// 催付: one reminder for an order still unpaid at its deadline, outside quiet hours,
+    /// in the buyer's latest conversation; counted for the shop.
+    fn remind(&mut self, order: &str, at: Millis, now: Millis, out: &mut Vec<RobotAction>) {
+        let Some((shop, customer, conv)) = self.orders.claim_reminder(order) else { return };
+        let replies = Arc::clone(&self.replies);
+        let set = replies.robot.resolve(&shop, "");
+        if set.quiet_hours.is_some_and(|q| q.covers_at(at)) {
+            return;
+        }
+        let Some(conversation) = conv else { return };
+        let info = self.orders.latest(&shop, &customer);
+        let vars = Vars {
+            buyer: Some(&customer),
+            shop: Some(&shop),
+            order: Some(order),
+            order_status: info.map(|o| status_words(o.status)),
+            ..Vars::default()
+        };
+        let Some(text) = set.payment_reminder_text.render(&vars).filter(|t| !t.trim().is_empty()) else {
+            return;
+        };
+        out.push(RobotAction::Figure {
+            shop: shop.clone(),
+            conversation: conversation.clone(),
+            ts: at,
+            kind: FigureKind::Reminder,
+        });
+        let said = vec![RobotAction::Send {
+            conversation,
+            text,
+            as_bot: true,
+            reason: Reason::PaymentReminder,
+            rule: None,
+        }];
+        out.extend(gate(said, now - at, set.stale_after_ms));
     }
 
     fn cancel_rescue(&mut self, conversation: &str, wait: Option<&Wait>) {
         if let Some(due) = wait.and_then(|w| w.rescue_due) {
-            let key = (due, conversation.to_string());
+            let key = (due, Due::Rescue(conversation.to_string()));
             if !self.due.remove(&key) {
                 self.parked.remove(&key);
             }
@@ -391,8 +492,17 @@ impl Robot {
         let now = ev.ts;
         let replies = Arc::clone(&self.replies);
         let set = replies.robot.resolve(&ev.shop, agent);
-        let away = set.away && self.is_away(agent, now);
+        let away = set.away && self.is_away(agent, now, set.busy_is_away);
         let transfer_to = if away { self.least_loaded(&ev.shop, agent, now) } else { None };
+        self.orders.saw_buyer(&ev.shop, customer, conversation, now);
+        if set.transfer_keywords.iter().any(|k| text.contains(k.as_str())) {
+            out.push(RobotAction::Figure {
+                shop: ev.shop.clone(),
+                conversation: conversation.to_string(),
+                ts: now,
+                kind: FigureKind::Handoff,
+            });
+        }
 
         let c = self.session(ev, conversation, customer, agent);
         c.customer = customer.to_string();
@@ -418,13 +528,17 @@ impl Robot {
         }
         if !c.greeted {
             c.greeted = true;
-            let greeting = set.greeting;
-            if !greeting.is_empty() {
-                self.say(conversation, now, &set, greeting, Reason::Greeting, out);
+            // Once per buyer per Shanghai day (or per session, if the shop says so).
+            let today = shanghai_day(now);
+            let key = (ev.shop.clone(), customer.to_string());
+            let again = set.greeting_per_day && self.greeted.get(&key) == Some(&today);
+            self.greeted.insert(key, today);
+            if !again {
+                self.say(conversation, now, &set, set.greeting, Reason::Greeting, out);
             }
         }
 
-        let rule = self.answer(conversation, text);
+        let rule = self.answer(conversation, text, now, &set);
         if away {
             match rule {
                 Some((rule_id, answer)) => {
@@ -458,6 +572,14 @@ impl Robot {
             return;
         }
 
+        // 人工优先: an agent with more than `load_answer_above` buyers waiting has the
+        // questions the robot knows answered at once; the rest stay theirs (and the rescue).
+        if let (true, Some((rule_id, answer))) = (set.load_answer_above > 0, &rule)
+            && self.waiting(agent) > set.load_answer_above as usize
+        {
+            self.send(conversation, now, &set, answer.clone(), Reason::Load, Some(rule_id.clone()), out);
+            return;
+        }
         if let (true, Some((rule_id, answer))) = (set.suggest, rule) {
             out.push(RobotAction::Hit { shop: ev.shop.clone(), rule: rule_id.clone(), ts: ev.ts });
             out.push(RobotAction::Suggest {
@@ -474,7 +596,7 @@ impl Robot {
             // in away mode: usually the wait's start, as the response clock counts it.
             let due = ev.ts + set.rescue_after_ms;
             w.rescue_due = Some(due);
-            self.due.insert((due, conversation.to_string()));
+            self.due.insert((due, Due::Rescue(conversation.to_string())));
         }
     }
 
@@ -490,7 +612,7 @@ impl Robot {
         let replies = Arc::clone(&self.replies);
         let set = replies.robot.resolve(&c.shop, &c.agent);
         let mut said = Vec::new();
-        match self.answer(conversation, &text) {
+        match self.answer(conversation, &text, at, &set) {
             Some((rule, answer)) => {
                 self.send(conversation, at, &set, answer, Reason::Rescue, Some(rule), &mut said);
             }
@@ -502,11 +624,27 @@ impl Robot {
         out.extend(gate(said, now - at, set.stale_after_ms));
     }
 
-    /// The best rule's next answer variant, rendered; `None` when no rule matches or no
-    /// variant can be filled in.
-    fn answer(&mut self, conversation: &str, text: &str) -> Option<(String, String)> {
+    /// The next answer variant of the rule that answers `text` at `ts` (keywords, then
+    /// similar questions; the conversation's shop, agent and order decide which rules may),
+    /// rendered; `None` when no rule answers or no variant can be filled in.
+    fn answer(
+        &mut self,
+        conversation: &str,
+        text: &str,
+        ts: Millis,
+        set: &Settings<'_>,
+    ) -> Option<(String, String)> {
         let replies = Arc::clone(&self.replies);
-        let rule = &replies.auto.rules()[replies.auto.best(text)?];
+        let c = self.convs.get(conversation)?;
+        let ask = Ask {
+            shop: &c.shop,
+            agent: &c.agent,
+            ts,
+            order: self.orders.latest(&c.shop, &c.customer).map(|o| o.status),
+        };
+        let (r, _how): (usize, How) =
+            replies.auto.find(text, &ask, set.similar_threshold, &mut self.scratch)?;
+        let rule = &replies.auto.rules()[r];
         let vars = self.vars(conversation);
         let n = rule.answers.len();
         let turn = self.rotation.get(&rule.id).copied().unwrap_or(0);
@@ -517,12 +655,17 @@ impl Robot {
 
     fn vars(&self, conversation: &str) -> Vars<'_> {
         let Some(c) = self.convs.get(conversation) else { return Vars::default() };
+        let order = self.orders.latest(&c.shop, &c.customer);
+        let shipment = order.and_then(|o| o.shipment.as_ref());
         Vars {
             buyer: Some(&c.customer),
             agent: Some(&c.agent),
             shop: Some(&c.shop),
-            order: self.orders.get(&c.customer).map(String::as_str),
+            order: order.map(|o| o.order.as_str()),
             transfer_agent: None,
+            order_status: order.map(|o| status_words(o.status)),
+            courier: shipment.map(|s| s.courier.as_str()),
+            tracking: shipment.map(|s| s.tracking.as_str()),
         }
     }
 
@@ -570,6 +713,12 @@ impl Robot {
         c.sent.push_back(now);
         if let Some(r) = &rule {
             out.push(RobotAction::Hit { shop: c.shop.clone(), rule: r.clone(), ts: now });
+            out.push(RobotAction::Figure {
+                shop: c.shop.clone(),
+                conversation: conversation.to_string(),
+                ts: now,
+                kind: FigureKind::Answered,
+            });
         }
         out.push(RobotAction::Send {
             conversation: conversation.to_string(),
@@ -591,10 +740,17 @@ impl Robot {
         });
     }
 
-    fn is_away(&self, agent: &str, now: Millis) -> bool {
+    fn is_away(&self, agent: &str, now: Millis, busy_is_away: bool) -> bool {
         let status = self.presence.get(agent).map(|p| p.1);
         matches!(status, Some(Presence::Away | Presence::Offline))
+            || (busy_is_away && status == Some(Presence::Busy))
             || !self.replies.shifts.on_shift(agent, now)
+    }
+
+    /// How many of `agent`'s buyers are waiting for a reply (a walk over the open
+    /// conversations, done only when a load trigger is set and a rule would answer).
+    fn waiting(&self, agent: &str) -> usize {
+        self.convs.values().filter(|c| c.agent == agent && c.wait.is_some()).count()
     }
 
     /// The online, on-shift agent of `shop` (other than `except`) with the fewest open
@@ -669,7 +825,8 @@ mod tests {
             ts,
             EventKind::Message {
                 conversation: conv.into(),
-                customer: "tb_buyer_1".into(),
+                // One buyer per conversation.
+                customer: format!("tb_buyer_{conv}"),
                 agent: agent.into(),
                 from,
                 text: text.into(),
@@ -781,8 +938,13 @@ mod tests {
     }
 
     #[test]
-    fn greeting_once_per_session() {
-        let mut r = robot();
+    fn greeting_once_per_session_when_the_shop_says_so() {
+        let text = include_str!("../../replies/robot.toml")
+            .replace("greeting_per_day = true", "greeting_per_day = false");
+        assert!(text.contains("greeting_per_day = false"));
+        let mut replies = crate::replies::load(None, None).unwrap();
+        replies.robot = crate::replies::settings::parse(std::path::Path::new("robot.toml"), &text).unwrap();
+        let mut r = Robot::new(Arc::new(replies));
         let t = t0();
         let greets = |out: Vec<RobotAction>| reasons(&out).iter().filter(|x| **x == Reason::Greeting).count();
         let steps = [
@@ -800,6 +962,23 @@ mod tests {
         let later = t + 5_000 + r.replies().idle_close_ms;
         let out = r.handle(&msg(later, "c1", "小美", Sender::Customer, "在吗"), later);
         assert_eq!(greets(out), 1, "a long silence opens a new session");
+    }
+
+    /// Issue 15: by default a buyer is greeted at most once per Shanghai day, however many
+    /// sessions (a close, 30 idle minutes) they open.
+    #[test]
+    fn greeting_once_per_buyer_per_day() {
+        let mut r = robot();
+        let t = t0();
+        let greets = |out: Vec<RobotAction>| reasons(&out).iter().filter(|x| **x == Reason::Greeting).count();
+        assert_eq!(greets(r.handle(&msg(t, "c1", "小美", Sender::Customer, "在吗"), t)), 1);
+        r.handle(&ev(t + 4_000, EventKind::Close { conversation: "c1".into() }), t + 4_000);
+        let out = r.handle(&msg(t + 5_000, "c1", "小美", Sender::Customer, "又来了"), t + 5_000);
+        assert_eq!(greets(out), 0, "same day, new session: no second greeting");
+        let later = t + 2 * 3_600_000;
+        assert_eq!(greets(r.handle(&msg(later, "c1", "小美", Sender::Customer, "在吗"), later)), 0);
+        let next_day = parse_rfc3339_ms("2026-11-12T09:00:00+08:00").unwrap();
+        assert_eq!(greets(r.handle(&msg(next_day, "c1", "小美", Sender::Customer, "在吗"), next_day)), 1);
     }
 
     #[test]
@@ -851,11 +1030,19 @@ mod tests {
         let out = r.handle(&msg(t + 20, "c1", "小美", Sender::Customer, "转人工"), t + 20);
         assert_eq!(
             out,
-            vec![RobotAction::Transfer {
-                conversation: "c1".into(),
-                from_agent: "小美".into(),
-                to_agent: "阿强".into()
-            }]
+            vec![
+                RobotAction::Figure {
+                    shop: SHOP.into(),
+                    conversation: "c1".into(),
+                    ts: t + 20,
+                    kind: FigureKind::Handoff
+                },
+                RobotAction::Transfer {
+                    conversation: "c1".into(),
+                    from_agent: "小美".into(),
+                    to_agent: "阿强".into()
+                }
+            ]
         );
     }
 
@@ -877,7 +1064,7 @@ mod tests {
         let t = t0();
         r.handle(&presence(t, "小美", Presence::Away), t);
         let order = EventKind::Order {
-            customer: "tb_buyer_1".into(),
+            customer: "tb_buyer_c1".into(),
             order: "T2026111100042".into(),
             status: crate::event::OrderStatus::Paid,
             amount: rust_decimal::Decimal::new(19900, 2),

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::schedule::{Span, span};
 use super::vars::Template;
 use crate::rules::{DataError, line_of, parse_toml, read_or_default};
 
@@ -52,6 +53,26 @@ struct RawLayer {
     /// would act on) is more than this many seconds behind the wall clock: a backlog
     /// caught up after an outage gets no stale greeting, answer or rescue. Default 20.
     stale_after_s: Option<u32>,
+    /// Greet a buyer at most once per Shanghai day (true, the default) rather than once
+    /// per session.
+    greeting_per_day: Option<bool>,
+    /// Treat an agent marked `busy` (千牛 挂起) as away. Default false.
+    busy_is_away: Option<bool>,
+    /// 人工优先 under load: when the agent has more than this many buyers waiting, a
+    /// question a rule answers is answered at once. 0 (the default) turns it off.
+    load_answer_above: Option<u32>,
+    /// How similar (0 to 1) a question must be to a rule's example to be answered by it.
+    similar_threshold: Option<f32>,
+    /// 催付: seconds after an order is created, unpaid, before one reminder; 0 = off.
+    payment_reminder_after_s: Option<u32>,
+    /// The reminder's text; `""` turns it off.
+    payment_reminder_text: Option<Spanned<String>>,
+    /// No reminder falls due in these daily hours, `HH:MM-HH:MM` (e.g. `22:00-08:00`);
+    /// `""` = none.
+    quiet_hours: Option<Spanned<String>>,
+    /// A robot answer counts as resolved when the buyer does not ask for a human within
+    /// this many minutes. Default 10.
+    resolved_after_min: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -66,6 +87,14 @@ struct Layer {
     transfer_offer: Option<Template>,
     transfer_keywords: Option<Vec<String>>,
     stale_after_ms: Option<i64>,
+    greeting_per_day: Option<bool>,
+    busy_is_away: Option<bool>,
+    load_answer_above: Option<u32>,
+    similar_threshold: Option<f32>,
+    payment_reminder_after_ms: Option<i64>,
+    payment_reminder_text: Option<Template>,
+    quiet_hours: Option<Option<Span>>,
+    resolved_after_ms: Option<i64>,
 }
 
 /// The settings that apply to one conversation.
@@ -91,6 +120,22 @@ pub struct Settings<'a> {
     pub transfer_keywords: &'a [String],
     /// How far behind the wall clock a message may be for the robot still to speak to it.
     pub stale_after_ms: i64,
+    /// Greet once per buyer per day (else once per session).
+    pub greeting_per_day: bool,
+    /// `busy` counts as away.
+    pub busy_is_away: bool,
+    /// Answer known questions at once above this many waiting buyers; 0 = off.
+    pub load_answer_above: u32,
+    /// Similar-question threshold.
+    pub similar_threshold: f32,
+    /// 催付 delay in ms; 0 = off.
+    pub payment_reminder_after_ms: i64,
+    /// 催付 text; empty = off.
+    pub payment_reminder_text: &'a Template,
+    /// Hours with no 催付.
+    pub quiet_hours: Option<Span>,
+    /// Window after a robot answer in which a request for a human means not resolved.
+    pub resolved_after_ms: i64,
 }
 
 /// `[defaults]`, with every field present.
@@ -106,7 +151,18 @@ struct Defaults {
     transfer_offer: Template,
     transfer_keywords: Vec<String>,
     stale_after_ms: i64,
+    greeting_per_day: bool,
+    busy_is_away: bool,
+    load_answer_above: u32,
+    similar_threshold: f32,
+    payment_reminder_after_ms: i64,
+    payment_reminder_text: Template,
+    quiet_hours: Option<Span>,
+    resolved_after_ms: i64,
 }
+
+/// The built-in similar-question threshold (see `docs/replies.md` for how it was chosen).
+pub const DEFAULT_SIMILAR_THRESHOLD: f32 = 0.5;
 
 /// The built-in `stale_after_s` when `[defaults]` does not set it: long enough for a live
 /// batch and a rescue to go out, far shorter than any outage.
@@ -121,6 +177,21 @@ pub struct RobotSettings {
 }
 
 impl RobotSettings {
+    /// `[defaults]`' `resolved_after_min`, in ms (the figures are per shop, but one window
+    /// keeps 解决率 comparable across shops).
+    pub fn resolved_after_ms(&self) -> i64 {
+        self.defaults.resolved_after_ms
+    }
+
+    /// The shortest `stale_after_s` of any layer, in ms.
+    pub fn min_stale_after_ms(&self) -> i64 {
+        self.shops
+            .values()
+            .chain(self.agents.values())
+            .filter_map(|l| l.stale_after_ms)
+            .fold(self.defaults.stale_after_ms, i64::min)
+    }
+
     /// The settings for `agent` in `shop`.
     pub fn resolve(&self, shop: &str, agent: &str) -> Settings<'_> {
         let over = [self.agents.get(agent), self.shops.get(shop)];
@@ -140,6 +211,14 @@ impl RobotSettings {
             transfer_offer: pick!(transfer_offer),
             transfer_keywords: pick!(transfer_keywords),
             stale_after_ms: *pick!(stale_after_ms),
+            greeting_per_day: *pick!(greeting_per_day),
+            busy_is_away: *pick!(busy_is_away),
+            load_answer_above: *pick!(load_answer_above),
+            similar_threshold: *pick!(similar_threshold),
+            payment_reminder_after_ms: *pick!(payment_reminder_after_ms),
+            payment_reminder_text: pick!(payment_reminder_text),
+            quiet_hours: *pick!(quiet_hours),
+            resolved_after_ms: *pick!(resolved_after_ms),
         }
     }
 }
@@ -167,6 +246,14 @@ pub fn parse(file: &Path, text: &str) -> Result<RobotSettings, DataError> {
         transfer_offer: d.transfer_offer.ok_or_else(|| missing("transfer_offer"))?,
         transfer_keywords: d.transfer_keywords.ok_or_else(|| missing("transfer_keywords"))?,
         stale_after_ms: d.stale_after_ms.unwrap_or(DEFAULT_STALE_AFTER_MS),
+        greeting_per_day: d.greeting_per_day.unwrap_or(true),
+        busy_is_away: d.busy_is_away.unwrap_or(false),
+        load_answer_above: d.load_answer_above.unwrap_or(0),
+        similar_threshold: d.similar_threshold.unwrap_or(DEFAULT_SIMILAR_THRESHOLD),
+        payment_reminder_after_ms: d.payment_reminder_after_ms.unwrap_or(0),
+        payment_reminder_text: d.payment_reminder_text.unwrap_or_default(),
+        quiet_hours: d.quiet_hours.unwrap_or(None),
+        resolved_after_ms: d.resolved_after_ms.unwrap_or(600_000),
     };
     let mut shops = HashMap::new();
     for (k, v) in raw.shops {
@@ -202,6 +289,38 @@ fn layer(file: &Path, text: &str, raw: RawLayer) -> Result<Layer, DataError> {
         transfer_offer: template(raw.transfer_offer)?,
         transfer_keywords: keywords,
         stale_after_ms: raw.stale_after_s.map(|s| i64::from(s) * 1000),
+        greeting_per_day: raw.greeting_per_day,
+        busy_is_away: raw.busy_is_away,
+        load_answer_above: raw.load_answer_above,
+        similar_threshold: raw
+            .similar_threshold
+            .map(|t| {
+                if (0.0..=1.0).contains(&t) {
+                    Ok(t)
+                } else {
+                    let line = crate::rules::line_containing(text, "similar_threshold");
+                    Err(DataError::at(file, line, format!("similar_threshold {t}: expected 0 to 1")))
+                }
+            })
+            .transpose()?,
+        payment_reminder_after_ms: raw.payment_reminder_after_s.map(|s| i64::from(s) * 1000),
+        payment_reminder_text: template(raw.payment_reminder_text)?,
+        quiet_hours: raw
+            .quiet_hours
+            .map(|q| {
+                if q.get_ref().trim().is_empty() {
+                    return Ok(None);
+                }
+                span(q.get_ref()).map(Some).ok_or_else(|| {
+                    DataError::at(
+                        file,
+                        Some(line_of(text, q.span().start)),
+                        format!("quiet_hours `{}`: expected HH:MM-HH:MM or \"\"", q.get_ref()),
+                    )
+                })
+            })
+            .transpose()?,
+        resolved_after_ms: raw.resolved_after_min.map(|m| i64::from(m) * 60_000),
     })
 }
 

@@ -2,6 +2,8 @@
 //!
 //! The robot's away mode answers for an agent outside their shifts. An agent the file
 //! does not list is treated as always on shift, so a shop without a schedule loses nothing.
+//! A shift may hold only on some weekdays; a dated roster (`[roster."2026-11-11"]`, a 双11
+//! roster) replaces the weekly shifts of the agents it lists on that Shanghai date.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,8 +11,11 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use chrono::NaiveDate;
+
+use super::schedule::{clock, weekday};
 use crate::rules::{DataError, line_of, parse_toml, read_or_default};
-use crate::time::{Millis, shanghai_ms_of_day};
+use crate::time::{Millis, shanghai_day, shanghai_ms_of_day};
 
 /// File name inside the rules folder.
 pub const FILE: &str = "shifts.toml";
@@ -23,6 +28,9 @@ struct Raw {
     shift: Vec<RawShift>,
     #[serde(default)]
     agents: HashMap<String, Spanned<Vec<String>>>,
+    /// Dated rosters: date → agent → shifts that day (an empty list: off that day).
+    #[serde(default)]
+    roster: HashMap<Spanned<String>, HashMap<String, Spanned<Vec<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +41,8 @@ struct RawShift {
     start: Spanned<String>,
     /// `HH:MM`; `24:00` is midnight at the end of the day; before `start` means overnight.
     end: Spanned<String>,
+    /// Weekdays the shift holds on (1 = Monday … 7 = Sunday); absent = every day.
+    weekdays: Option<Spanned<Vec<u8>>>,
 }
 
 /// A named daily time span, in milliseconds since Shanghai midnight.
@@ -44,6 +54,8 @@ pub struct Shift {
     pub start_ms: i64,
     /// End, exclusive; below `start_ms` for an overnight shift.
     pub end_ms: i64,
+    /// Bit `d` set: holds on weekday `d` (1 = Monday); 0 = every day. Rosters ignore it.
+    pub weekdays: u8,
 }
 
 impl Shift {
@@ -63,14 +75,25 @@ pub struct Shifts {
     pub shifts: Vec<Shift>,
     /// Each listed agent's shifts, as indexes into `shifts`.
     agents: HashMap<String, Vec<usize>>,
+    /// Dated rosters: on that Shanghai date, the agents listed work these shifts instead.
+    roster: HashMap<NaiveDate, HashMap<String, Vec<usize>>>,
 }
 
 impl Shifts {
-    /// Whether `agent` is on shift at `now`; agents the file does not list always are.
+    /// Whether `agent` is on shift at `now` (by the Shanghai date and time of `now`): the
+    /// date's roster if it lists the agent, else their weekly shifts held that weekday;
+    /// agents listed nowhere always are.
     pub fn on_shift(&self, agent: &str, now: Millis) -> bool {
-        let Some(list) = self.agents.get(agent) else { return true };
         let t = shanghai_ms_of_day(now);
-        list.iter().any(|&i| self.shifts[i].covers(t))
+        if let Some(list) = self.roster.get(&shanghai_day(now)).and_then(|r| r.get(agent)) {
+            return list.iter().any(|&i| self.shifts[i].covers(t));
+        }
+        let Some(list) = self.agents.get(agent) else { return true };
+        let day = weekday(now);
+        list.iter().any(|&i| {
+            let s = &self.shifts[i];
+            (s.weekdays == 0 || s.weekdays & (1 << day) != 0) && s.covers(t)
+        })
     }
 }
 
@@ -78,14 +101,6 @@ impl Shifts {
 pub fn load(dir: Option<&Path>) -> Result<Shifts, DataError> {
     let (path, text) = read_or_default(dir, FILE, DEFAULT)?;
     parse(&path, &text)
-}
-
-/// Parses `HH:MM` (00:00–24:00) to milliseconds since midnight.
-fn clock(s: &str) -> Option<i64> {
-    let (h, m) = s.trim().split_once(':')?;
-    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    let ok = (h < 24 && m < 60) || (h == 24 && m == 0);
-    ok.then_some((h * 60 + m) * 60_000)
 }
 
 /// Parses and validates the schedule; `file` is used in error messages.
@@ -110,24 +125,56 @@ pub fn parse(file: &Path, text: &str) -> Result<Shifts, DataError> {
         if start_ms == end_ms {
             return Err(DataError::at(file, Some(line), "shift starts and ends at the same time"));
         }
-        shifts.push(Shift { name: s.name.get_ref().clone(), start_ms, end_ms });
-    }
-    let mut agents = HashMap::new();
-    for (agent, names) in raw.agents {
-        let mut list = Vec::new();
-        for n in names.get_ref() {
-            let Some(i) = shifts.iter().position(|s| s.name == *n) else {
-                return Err(DataError::at(
-                    file,
-                    Some(line_of(text, names.span().start)),
-                    format!("agent `{agent}`: no shift named `{n}`"),
-                ));
-            };
-            list.push(i);
+        let mut weekdays = 0u8;
+        if let Some(w) = &s.weekdays {
+            for &d in w.get_ref() {
+                if !(1..=7).contains(&d) {
+                    return Err(DataError::at(
+                        file,
+                        Some(line_of(text, w.span().start)),
+                        format!("weekday {d}: expected 1 (Monday) to 7 (Sunday)"),
+                    ));
+                }
+                weekdays |= 1 << d;
+            }
         }
-        agents.insert(agent, list);
+        shifts.push(Shift { name: s.name.get_ref().clone(), start_ms, end_ms, weekdays });
     }
-    Ok(Shifts { shifts, agents })
+    let lookup = |agent: &str, names: &Spanned<Vec<String>>| -> Result<Vec<usize>, DataError> {
+        names
+            .get_ref()
+            .iter()
+            .map(|n| {
+                shifts.iter().position(|s| s.name == *n).ok_or_else(|| {
+                    DataError::at(
+                        file,
+                        Some(line_of(text, names.span().start)),
+                        format!("agent `{agent}`: no shift named `{n}`"),
+                    )
+                })
+            })
+            .collect()
+    };
+    let mut agents = HashMap::new();
+    for (agent, names) in &raw.agents {
+        agents.insert(agent.clone(), lookup(agent, names)?);
+    }
+    let mut roster = HashMap::new();
+    for (date, list) in &raw.roster {
+        let day = NaiveDate::parse_from_str(date.get_ref(), "%Y-%m-%d").map_err(|_| {
+            DataError::at(
+                file,
+                Some(line_of(text, date.span().start)),
+                format!("roster `{}`: expected a date YYYY-MM-DD", date.get_ref()),
+            )
+        })?;
+        let mut day_list = HashMap::new();
+        for (agent, names) in list {
+            day_list.insert(agent.clone(), lookup(agent, names)?);
+        }
+        roster.insert(day, day_list);
+    }
+    Ok(Shifts { shifts, agents, roster })
 }
 
 #[cfg(test)]
@@ -153,6 +200,54 @@ mod tests {
         for (agent, t, want) in cases {
             assert_eq!(s.on_shift(agent, at(t)), want, "{agent} {t}");
         }
+    }
+
+    /// Issue 15: the 双11 roster overrides the weekly shift for that date only; a weekday
+    /// shift is off at the weekend.
+    #[test]
+    fn a_dated_roster_overrides_the_weekly_shift() {
+        let text = r#"
+[[shift]]
+name = "白班"
+start = "08:30"
+end = "16:30"
+
+[[shift]]
+name = "双11通宵"
+start = "00:00"
+end = "24:00"
+
+[[shift]]
+name = "工作日晚班"
+start = "16:00"
+end = "24:00"
+weekdays = [1, 2, 3, 4, 5]
+
+[agents]
+"小美" = ["白班"]
+"阿强" = ["工作日晚班"]
+
+[roster."2026-11-11"]
+"小美" = ["双11通宵"]
+"阿强" = []
+"#;
+        let s = parse(Path::new("rules/shifts.toml"), text).unwrap();
+        let at = |t: &str| parse_rfc3339_ms(t).unwrap();
+        let cases = [
+            ("小美", "2026-11-10T22:00:00+08:00", false),
+            ("小美", "2026-11-11T22:00:00+08:00", true),
+            ("小美", "2026-11-12T22:00:00+08:00", false),
+            ("小美", "2026-11-12T09:00:00+08:00", true),
+            ("阿强", "2026-11-10T20:00:00+08:00", true),
+            ("阿强", "2026-11-11T20:00:00+08:00", false),
+            // 2026-11-14 is a Saturday.
+            ("阿强", "2026-11-14T20:00:00+08:00", false),
+        ];
+        for (agent, t, want) in cases {
+            assert_eq!(s.on_shift(agent, at(t)), want, "{agent} {t}");
+        }
+        let e = parse(Path::new("rules/shifts.toml"), "[roster.\"11-11\"]\n\"小美\" = []\n").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
     }
 
     #[test]

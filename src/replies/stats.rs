@@ -54,6 +54,12 @@ pub fn record_on(tx: &rusqlite::Connection, actions: &[RobotAction]) -> Result<(
                 )?
                 .execute(params![ts, shanghai_day(*ts).to_string(), shop, conversation, text])?;
             }
+            RobotAction::Figure { shop, conversation, ts, kind } => {
+                tx.prepare_cached(
+                    "INSERT INTO robot_figures (ts, day, shop, conversation, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![ts, shanghai_day(*ts).to_string(), shop, conversation, kind.name()])?;
+            }
             _ => {}
         }
     }
@@ -96,6 +102,47 @@ pub fn misses(store: &Store, day: NaiveDate) -> Result<Vec<MissRow>, StoreError>
         .prepare("SELECT ts, shop, conversation, text FROM reply_misses WHERE day = ?1 ORDER BY ts, rowid")?;
     let rows = stmt.query_map([day.to_string()], |r| {
         Ok(MissRow { ts: r.get(0)?, shop: r.get(1)?, conversation: r.get(2)?, text: r.get(3)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A shop's robot figures for one Shanghai day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figures {
+    /// Shop.
+    pub shop: String,
+    /// Questions the robot answered with a rule.
+    pub answered: i64,
+    /// Requests for a human (转人工).
+    pub handoffs: i64,
+    /// Answers not followed by a request for a human in the same conversation within
+    /// `resolved_after_ms` (解决率 = resolved / answered).
+    pub resolved: i64,
+    /// 催付 reminders.
+    pub reminders: i64,
+}
+
+/// The robot figures of `day`, per shop. An answer late on the day looks for handoffs past
+/// midnight too: the window follows the answer, not the calendar.
+pub fn figures(store: &Store, day: NaiveDate, resolved_after_ms: i64) -> Result<Vec<Figures>, StoreError> {
+    let mut stmt = store.conn().prepare(
+        "SELECT f.shop,
+                SUM(f.kind = 'answered'),
+                SUM(f.kind = 'handoff'),
+                SUM(f.kind = 'answered' AND NOT EXISTS (
+                    SELECT 1 FROM robot_figures h WHERE h.conversation = f.conversation AND h.shop = f.shop
+                      AND h.kind = 'handoff' AND h.ts > f.ts AND h.ts <= f.ts + ?2)),
+                SUM(f.kind = 'reminder')
+         FROM robot_figures f WHERE f.day = ?1 GROUP BY f.shop ORDER BY f.shop",
+    )?;
+    let rows = stmt.query_map(params![day.to_string(), resolved_after_ms], |r| {
+        Ok(Figures {
+            shop: r.get(0)?,
+            answered: r.get(1)?,
+            handoffs: r.get(2)?,
+            resolved: r.get(3)?,
+            reminders: r.get(4)?,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -1,4 +1,6 @@
-//! Variables in reply text: `{买家}`, `{客服}`, `{店铺}`, `{订单号}`, `{转接客服}`.
+//! Variables in reply text: `{买家}`, `{客服}`, `{店铺}`, `{订单号}`, `{转接客服}`, and the
+//! buyer's latest order's `{订单状态}` (待付款, 已付款, 已发货, 已退款, 已关闭), `{快递}` and
+//! `{运单号}` (known once it shipped).
 //!
 //! Templates are parsed once when a file loads, so an unknown variable is a file error
 //! rather than a surprise in front of a buyer.
@@ -16,6 +18,12 @@ pub enum Var {
     Order,
     /// `{转接客服}`: the agent a transfer is offered to.
     TransferAgent,
+    /// `{订单状态}`: the latest order's state in words.
+    OrderStatus,
+    /// `{快递}`: the courier of the latest order, once shipped.
+    Courier,
+    /// `{运单号}`: its tracking number.
+    Tracking,
 }
 
 /// Every variable name, as written between braces.
@@ -25,6 +33,9 @@ pub const NAMES: &[(&str, Var)] = &[
     ("店铺", Var::Shop),
     ("订单号", Var::Order),
     ("转接客服", Var::TransferAgent),
+    ("订单状态", Var::OrderStatus),
+    ("快递", Var::Courier),
+    ("运单号", Var::Tracking),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +63,12 @@ pub struct Vars<'a> {
     pub order: Option<&'a str>,
     /// Agent a transfer is offered to.
     pub transfer_agent: Option<&'a str>,
+    /// The latest order's state in words.
+    pub order_status: Option<&'a str>,
+    /// Courier of the latest order.
+    pub courier: Option<&'a str>,
+    /// Tracking number of the latest order.
+    pub tracking: Option<&'a str>,
 }
 
 impl Template {
@@ -107,6 +124,9 @@ impl<'a> Vars<'a> {
             Var::Shop => self.shop,
             Var::Order => self.order,
             Var::TransferAgent => self.transfer_agent,
+            Var::OrderStatus => self.order_status,
+            Var::Courier => self.courier,
+            Var::Tracking => self.tracking,
         }
     }
 }

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/007_console.sql")),
     (8, include_str!("../../migrations/008_engine.sql")),
     (9, include_str!("../../migrations/009_console_audit.sql")),
+    (10, include_str!("../../migrations/010_robot_figures.sql")),
 ];
 
 /// Store failures.

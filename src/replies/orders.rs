@@ -1,0 +1,143 @@
+//! What the robot knows of buyers' orders: the latest order of each buyer per shop (its
+//! state, courier and tracking number, for rule conditions and `{订单状态}` `{快递}`
+//! `{运单号}`), the buyer's latest conversation (where a 催付 reminder goes), and whether an
+//! order was already reminded. Fed by order and message events only.
+
+use std::collections::HashMap;
+
+use crate::event::{OrderStatus, Shipment};
+use crate::time::Millis;
+
+/// One buyer's latest order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderInfo {
+    /// Order id.
+    pub order: String,
+    /// Its state.
+    pub status: OrderStatus,
+    /// Courier and tracking number, once shipped.
+    pub shipment: Option<Shipment>,
+    /// When it was created (or first seen).
+    pub created: Millis,
+}
+
+/// The order state in the words a buyer reads (`{订单状态}`).
+pub fn status_words(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Created => "待付款",
+        OrderStatus::Paid => "已付款",
+        OrderStatus::Shipped => "已发货",
+        OrderStatus::Refunded => "已退款",
+        OrderStatus::Closed => "已关闭",
+    }
+}
+
+type Buyer = (String, String);
+
+/// Orders and buyers' conversations, per shop.
+#[derive(Debug, Default)]
+pub struct OrderBook {
+    latest: HashMap<Buyer, OrderInfo>,
+    /// Each order's buyer, and its state (an order may not be the buyer's latest).
+    orders: HashMap<String, (Buyer, OrderStatus)>,
+    /// Orders already reminded (or whose reminder was skipped): at most one per order.
+    reminded: std::collections::HashSet<String>,
+    /// Each buyer's latest conversation and when they last wrote in it.
+    conversation: HashMap<Buyer, (String, Millis)>,
+}
+
+impl OrderBook {
+    /// Takes an order event; returns true when it is a newly created order (a 催付
+    /// candidate).
+    pub fn apply(
+        &mut self,
+        shop: &str,
+        customer: &str,
+        order: &str,
+        status: OrderStatus,
+        shipment: Option<&Shipment>,
+        ts: Millis,
+    ) -> bool {
+        let buyer = (shop.to_string(), customer.to_string());
+        let new = !self.orders.contains_key(order);
+        self.orders.insert(order.to_string(), (buyer.clone(), status));
+        let info = self.latest.entry(buyer).or_insert_with(|| OrderInfo {
+            order: order.to_string(),
+            status,
+            shipment: None,
+            created: ts,
+        });
+        if info.order != order {
+            *info = OrderInfo { order: order.to_string(), status, shipment: None, created: ts };
+        }
+        info.status = status;
+        if let Some(s) = shipment {
+            info.shipment = Some(s.clone());
+        }
+        new && status == OrderStatus::Created
+    }
+
+    /// Notes the buyer's conversation (from their messages).
+    pub fn saw_buyer(&mut self, shop: &str, customer: &str, conversation: &str, ts: Millis) {
+        let buyer = (shop.to_string(), customer.to_string());
+        match self.conversation.get_mut(&buyer) {
+            Some(c) if c.0 == conversation => c.1 = ts,
+            _ => {
+                self.conversation.insert(buyer, (conversation.to_string(), ts));
+            }
+        }
+    }
+
+    /// The buyer's latest order in `shop`.
+    pub fn latest(&self, shop: &str, customer: &str) -> Option<&OrderInfo> {
+        self.latest.get(&(shop.to_string(), customer.to_string()))
+    }
+
+    /// Claims the one reminder of `order`: its shop, buyer and the buyer's conversation
+    /// when the order is still unpaid and was never reminded; `None` otherwise. A claim
+    /// counts even when the caller then stays silent (quiet hours), so it is never retried.
+    pub fn claim_reminder(&mut self, order: &str) -> Option<(String, String, Option<String>)> {
+        let ((shop, customer), status) = self.orders.get(order)?;
+        if *status != OrderStatus::Created || !self.reminded.insert(order.to_string()) {
+            return None;
+        }
+        let conv = self.conversation.get(&(shop.clone(), customer.clone())).map(|c| c.0.clone());
+        Some((shop.clone(), customer.clone(), conv))
+    }
+
+    /// Forgets buyers whose conversation and order are both older than `before`, so a
+    /// long-running robot does not grow.
+    pub fn prune(&mut self, before: Millis) {
+        self.conversation.retain(|_, c| c.1 >= before);
+        let latest = &mut self.latest;
+        latest.retain(|_, o| o.created >= before);
+        let live: std::collections::HashSet<&str> = latest.values().map(|o| o.order.as_str()).collect();
+        let keep: std::collections::HashSet<String> =
+            self.orders.keys().filter(|k| live.contains(k.as_str())).cloned().collect();
+        self.orders.retain(|k, _| keep.contains(k));
+        self.reminded.retain(|k| keep.contains(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_reminder_per_unpaid_order() {
+        let mut b = OrderBook::default();
+        assert!(b.apply("s", "b1", "T1", OrderStatus::Created, None, 0));
+        assert!(!b.apply("s", "b1", "T1", OrderStatus::Created, None, 1), "seen before");
+        b.saw_buyer("s", "b1", "c1", 2);
+        assert_eq!(b.claim_reminder("T1"), Some(("s".into(), "b1".into(), Some("c1".into()))));
+        assert_eq!(b.claim_reminder("T1"), None, "at most once");
+        b.apply("s", "b2", "T2", OrderStatus::Created, None, 0);
+        b.apply("s", "b2", "T2", OrderStatus::Paid, None, 5);
+        assert_eq!(b.claim_reminder("T2"), None, "paid meanwhile");
+        let ship = Shipment { courier: "中通快递".into(), tracking: "73".into() };
+        b.apply("s", "b2", "T2", OrderStatus::Shipped, Some(&ship), 6);
+        let o = b.latest("s", "b2").unwrap();
+        assert_eq!((o.status, o.shipment.as_ref()), (OrderStatus::Shipped, Some(&ship)));
+        assert!(b.latest("other shop", "b2").is_none());
+    }
+}
