@@ -1,6 +1,8 @@
 //! Replies benchmark: keyword auto-answer matching with 1,000 rules (messages/s),
+//! similar-question matching with 1,000 rules and 10,000 examples (messages/s),
 //! quick-reply lookup latency with 5,000 phrases (p50/p99), and Qianniu import of 10,000,
-//! 40,000 and 100,000 rows (`cargo bench --bench replies -- qianniu` for that one alone).
+//! 40,000 and 100,000 rows (`cargo bench --bench replies -- qianniu` for that one alone;
+//! `-- similar` for the similar-question one alone).
 //!
 //! Run: `cargo bench --bench replies`. Figures go into docs/benchmarks.md (## Replies).
 
@@ -311,12 +313,77 @@ fn bench_qianniu_import(rng: &mut SmallRng) {
     }
 }
 
+/// 1,000 rules with 10 example questions each (10,000 examples) and no keywords, so every
+/// message goes through the similar-question matcher: the worst case for `AutoRules::find`.
+fn bench_similar(rng: &mut SmallRng) {
+    let mut text = String::new();
+    let example = |rng: &mut SmallRng| -> String {
+        let mut s = String::new();
+        for _ in 0..rng.gen_range(2..5) {
+            s.push_str(if rng.gen_bool(0.6) {
+                WORDS.choose(rng).unwrap_or(&"快递")
+            } else {
+                FILLERS.choose(rng).unwrap_or(&"亲")
+            });
+        }
+        s
+    };
+    for i in 0..1000 {
+        let ex: Vec<String> = (0..10).map(|_| format!("\"{}\"", example(rng))).collect();
+        text.push_str(&format!(
+            "[[rule]]\nid = \"s{i}\"\ncategory = \"自定义问题\"\nquestion = \"q{i}\"\nexamples = [{}]\nanswers = [\"亲,第{i}条\"]\n\n",
+            ex.join(", ")
+        ));
+    }
+    let started = Instant::now();
+    let rules = match auto::parse(Path::new("bench/auto.toml"), &text) {
+        Ok(r) => r,
+        Err(e) => panic!("generated rules are invalid: {e}"),
+    };
+    let compile = started.elapsed();
+    assert_eq!(rules.similar().len(), 10_000);
+    let messages: Vec<String> = (0..20_000).map(|_| message(rng)).collect();
+    let ask = auto::Ask { shop: "毛菇小象", agent: "小美", ts: 1_794_362_400_000, order: None };
+    let mut scratch = kefu::replies::similar::Scratch::default();
+    let answered = messages.iter().filter(|m| rules.find(m, &ask, 0.5, &mut scratch).is_some()).count();
+    let rounds = 10;
+    let cpu0 = cpu_secs();
+    let started = Instant::now();
+    let mut hits = 0usize;
+    for _ in 0..rounds {
+        for m in &messages {
+            hits += usize::from(black_box(rules.find(black_box(m), &ask, 0.5, &mut scratch)).is_some());
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu0.and_then(|c0| cpu_secs().map(|c1| c1 - c0)).unwrap_or(f64::NAN);
+    let n = (rounds * messages.len()) as f64;
+    println!(
+        "similar questions: {} rules, {} examples compiled in {:.1} ms; {} messages x {rounds}: {:.0} messages/s wall ({:.2} µs/message), {:.0} messages per CPU-second, {:.0}% answered at 0.5",
+        rules.rules().len(),
+        rules.similar().len(),
+        compile.as_secs_f64() * 1000.0,
+        messages.len(),
+        n / secs,
+        secs / n * 1e6,
+        n / cpu,
+        100.0 * answered as f64 / messages.len() as f64,
+    );
+    black_box(hits);
+}
+
 fn main() {
     let mut rng = SmallRng::seed_from_u64(5);
     let only_import = std::env::args().any(|a| a == "qianniu");
+    let only_similar = std::env::args().any(|a| a == "similar");
     if !only_import {
+        bench_similar(&mut rng);
+    }
+    if !only_import && !only_similar {
         bench_auto(&mut rng);
         bench_quick(&mut rng);
     }
-    bench_qianniu_import(&mut rng);
+    if !only_similar {
+        bench_qianniu_import(&mut rng);
+    }
 }

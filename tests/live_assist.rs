@@ -670,3 +670,56 @@ async fn empty_texts_send_nothing() {
     assert_eq!(LiveCounters::get(&counters.robot_sent), 0);
     assert_eq!(LiveCounters::get(&counters.robot_misses), 2, "the away miss and the rescue miss");
 }
+
+fn order_event(id: &str, ts: Millis, customer: &str, status: &str, extra: serde_json::Value) -> Event {
+    let mut v = json!({"type":"order","id":id,"ts":format_rfc3339_shanghai(ts),"shop":SHOP,
+        "customer":customer,"order":"T20261111007","status":status,"amount":"199.00"});
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    kefu::event::from_value(&v).unwrap()
+}
+
+/// Issue 15, end to end over the websocket: an away agent's buyer asking in words no
+/// keyword catches (a paraphrase of an example) gets the rule's answer; a buyer whose
+/// order was paid and shipped asking 发货了吗 gets the courier and the tracking number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paraphrase_and_a_shipped_orders_question_are_answered_over_the_websocket() {
+    timeout(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kefu.db");
+        let t = now_ms();
+        let events = [
+            presence("p1", t, "阿花", "away"),
+            message_for("m1", t + 10, "para", "阿花", "customer", "收货地址填错了咋办"),
+            order_event("o1", t + 20, "tb_ship", "created", json!({})),
+            order_event("o2", t + 30, "tb_ship", "paid", json!({})),
+            order_event(
+                "o3",
+                t + 40,
+                "tb_ship",
+                "shipped",
+                json!({"courier":"中通快递","tracking":"73100012345678"}),
+            ),
+            message_for("m2", t + 50, "ship", "阿花", "customer", "发货了吗"),
+        ];
+        let srv = server(&events, ServerConfig::default()).await;
+        let (live, _alerts) =
+            start(&srv.url(), &db, AssistConfig::with_sets(&embedded()), TimeSource::wall());
+        wait_for("both answers", LIMIT, || {
+            let s = srv.stats().sends;
+            s.iter().any(|x| x.conversation == "para" && x.text.contains("修改地址"))
+                && s.iter().any(|x| x.conversation == "ship" && x.text.contains("运单号"))
+        })
+        .await;
+        live.stop().await.unwrap();
+        let sends = srv.stats().sends;
+        let ship: Vec<&str> =
+            sends.iter().filter(|s| s.conversation == "ship").map(|s| s.text.as_str()).collect();
+        let answer = ship.iter().find(|t| t.contains("运单号")).expect("the shipped answer");
+        assert!(answer.contains("中通快递") && answer.contains("73100012345678"), "{answer}");
+        assert!(answer.contains("T20261111007"), "{answer}");
+    })
+    .await
+    .expect("test timed out");
+}

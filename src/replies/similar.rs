@@ -21,7 +21,21 @@ use rustc_hash::FxHashMap;
 /// A normalised text: the characters that carry meaning.
 pub fn normalise(text: &str) -> Vec<char> {
     let mut s = String::with_capacity(text.len());
+    // The platform's placeholders ([图片], [表情], [商品链接] …) are not words the buyer typed.
+    let mut in_placeholder = false;
     for c in text.chars() {
+        match c {
+            '[' => {
+                in_placeholder = true;
+                continue;
+            }
+            ']' if in_placeholder => {
+                in_placeholder = false;
+                continue;
+            }
+            _ if in_placeholder => continue,
+            _ => {}
+        }
         let c = match c {
             // Full-width ASCII to half-width.
             '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
@@ -283,6 +297,8 @@ mod tests {
             ("能开票不", "能开票吗"),
             ("ＳＦ 可以吗~", "sf可以吗"),
             ("有没有优惠卷 😀", "有优惠券"),
+            ("[图片]", ""),
+            ("[表情]好的", "好的"),
         ];
         for (text, want) in cases {
             assert_eq!(normalise(text).into_iter().collect::<String>(), want, "{text}");
