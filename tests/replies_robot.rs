@@ -192,7 +192,7 @@ answers = ["亲,阿茶的客户都发京东哦~"]
 
 #[test]
 fn a_busy_agent_with_4_buyers_waiting_has_known_questions_answered_at_once() {
-    let r = replies("", &[("load_answer_above = 5", "load_answer_above = 3")], None);
+    let r = replies("", &[("load_answer_above = 0", "load_answer_above = 3")], None);
     let mut robot = Robot::new(r);
     let t = at("2026-11-11T10:00:00+08:00");
     robot.handle(&presence(t, "小美", Presence::Busy), t);

@@ -38,10 +38,12 @@ type Buyer = (String, String);
 #[derive(Debug, Default)]
 pub struct OrderBook {
     latest: HashMap<Buyer, OrderInfo>,
-    /// Each order's buyer, and its state (an order may not be the buyer's latest).
-    orders: HashMap<String, (Buyer, OrderStatus)>,
-    /// Orders already reminded (or whose reminder was skipped): at most one per order.
-    reminded: std::collections::HashSet<String>,
+    /// Each order's buyer, its state (an order may not be the buyer's latest) and when it
+    /// last changed.
+    orders: HashMap<String, (Buyer, OrderStatus, Millis)>,
+    /// Orders already reminded (or whose reminder was skipped), with when: at most one per
+    /// order.
+    reminded: HashMap<String, Millis>,
     /// Each buyer's latest conversation and when they last wrote in it.
     conversation: HashMap<Buyer, (String, Millis)>,
 }
@@ -60,7 +62,7 @@ impl OrderBook {
     ) -> bool {
         let buyer = (shop.to_string(), customer.to_string());
         let new = !self.orders.contains_key(order);
-        self.orders.insert(order.to_string(), (buyer.clone(), status));
+        self.orders.insert(order.to_string(), (buyer.clone(), status, ts));
         let info = self.latest.entry(buyer).or_insert_with(|| OrderInfo {
             order: order.to_string(),
             status,
@@ -96,9 +98,9 @@ impl OrderBook {
     /// Claims the one reminder of `order`: its shop, buyer and the buyer's conversation
     /// when the order is still unpaid and was never reminded; `None` otherwise. A claim
     /// counts even when the caller then stays silent (quiet hours), so it is never retried.
-    pub fn claim_reminder(&mut self, order: &str) -> Option<(String, String, Option<String>)> {
-        let ((shop, customer), status) = self.orders.get(order)?;
-        if *status != OrderStatus::Created || !self.reminded.insert(order.to_string()) {
+    pub fn claim_reminder(&mut self, order: &str, at: Millis) -> Option<(String, String, Option<String>)> {
+        let ((shop, customer), status, _) = self.orders.get(order)?;
+        if *status != OrderStatus::Created || self.reminded.insert(order.to_string(), at).is_some() {
             return None;
         }
         let conv = self.conversation.get(&(shop.clone(), customer.clone())).map(|c| c.0.clone());
@@ -107,15 +109,12 @@ impl OrderBook {
 
     /// Forgets buyers whose conversation and order are both older than `before`, so a
     /// long-running robot does not grow.
+    /// (One pass over each map: the caller does this rarely, e.g. hourly.)
     pub fn prune(&mut self, before: Millis) {
         self.conversation.retain(|_, c| c.1 >= before);
-        let latest = &mut self.latest;
-        latest.retain(|_, o| o.created >= before);
-        let live: std::collections::HashSet<&str> = latest.values().map(|o| o.order.as_str()).collect();
-        let keep: std::collections::HashSet<String> =
-            self.orders.keys().filter(|k| live.contains(k.as_str())).cloned().collect();
-        self.orders.retain(|k, _| keep.contains(k));
-        self.reminded.retain(|k| keep.contains(k));
+        self.latest.retain(|_, o| o.created >= before);
+        self.orders.retain(|_, o| o.2 >= before);
+        self.reminded.retain(|_, at| *at >= before);
     }
 }
 
@@ -129,11 +128,11 @@ mod tests {
         assert!(b.apply("s", "b1", "T1", OrderStatus::Created, None, 0));
         assert!(!b.apply("s", "b1", "T1", OrderStatus::Created, None, 1), "seen before");
         b.saw_buyer("s", "b1", "c1", 2);
-        assert_eq!(b.claim_reminder("T1"), Some(("s".into(), "b1".into(), Some("c1".into()))));
-        assert_eq!(b.claim_reminder("T1"), None, "at most once");
+        assert_eq!(b.claim_reminder("T1", 10), Some(("s".into(), "b1".into(), Some("c1".into()))));
+        assert_eq!(b.claim_reminder("T1", 10), None, "at most once");
         b.apply("s", "b2", "T2", OrderStatus::Created, None, 0);
         b.apply("s", "b2", "T2", OrderStatus::Paid, None, 5);
-        assert_eq!(b.claim_reminder("T2"), None, "paid meanwhile");
+        assert_eq!(b.claim_reminder("T2", 10), None, "paid meanwhile");
         let ship = Shipment { courier: "中通快递".into(), tracking: "73".into() };
         b.apply("s", "b2", "T2", OrderStatus::Shipped, Some(&ship), 6);
         let o = b.latest("s", "b2").unwrap();

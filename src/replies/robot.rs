@@ -206,6 +206,8 @@ pub struct Robot {
     parked: BTreeSet<(Millis, Due)>,
     /// When idle conversations are next dropped.
     next_prune: Millis,
+    /// When old orders and greetings are next dropped.
+    next_long_prune: Millis,
 }
 
 impl Robot {
@@ -223,6 +225,7 @@ impl Robot {
             due: BTreeSet::new(),
             parked: BTreeSet::new(),
             next_prune: Millis::MIN,
+            next_long_prune: Millis::MIN,
         }
     }
 
@@ -260,9 +263,13 @@ impl Robot {
             return;
         }
         self.next_prune = now.saturating_add(60_000);
-        self.orders.prune(now - 7 * 86_400_000);
-        let yesterday = shanghai_day(now).pred_opt();
-        self.greeted.retain(|_, d| Some(*d) >= yesterday);
+        // Orders and greetings are kept for days: a pass over them once an hour is enough.
+        if now >= self.next_long_prune {
+            self.next_long_prune = now.saturating_add(HOUR_MS);
+            self.orders.prune(now - 7 * 86_400_000);
+            let yesterday = shanghai_day(now).pred_opt();
+            self.greeted.retain(|_, d| Some(*d) >= yesterday);
+        }
         let idle = self.replies.idle_close_ms;
         let load = &mut self.load;
         self.convs.retain(|_, c| {
@@ -399,7 +406,7 @@ impl Robot {
     /// 催付: one reminder for an order still unpaid at its deadline, outside quiet hours,
     /// in the buyer's latest conversation; counted for the shop.
     fn remind(&mut self, order: &str, at: Millis, now: Millis, out: &mut Vec<RobotAction>) {
-        let Some((shop, customer, conv)) = self.orders.claim_reminder(order) else { return };
+        let Some((shop, customer, conv)) = self.orders.claim_reminder(order, at) else { return };
         let replies = Arc::clone(&self.replies);
         let set = replies.robot.resolve(&shop, "");
         if set.quiet_hours.is_some_and(|q| q.covers_at(at)) {
