@@ -1,5 +1,5 @@
-//! Scoring benchmark: one month of a 200-agent shop (about 6 million events and the
-//! clock's waits in the database), scored from scratch.
+//! Scoring benchmark: one month of a 200-agent shop (about 6 million events — messages,
+//! orders, buyers' ratings — and the clock's waits in the database), scored from scratch.
 //!
 //! `cargo bench --bench scoring` (use `/usr/bin/time -v` around the bench binary for peak
 //! memory). The database is generated on first run with the store and reused after:
@@ -109,6 +109,21 @@ fn generate(store: &mut Store) {
                     ));
                     ts += delay + rng.gen_range(5_000..120_000);
                 }
+                // One buyer in five rates the agent (千牛 客服评价).
+                if rng.gen_bool(0.2) {
+                    events.push(Event {
+                        id: id(),
+                        ts: ts + 30_000,
+                        shop: "s".into(),
+                        kind: EventKind::Evaluation {
+                            agent: agent.clone(),
+                            customer: customer.clone(),
+                            conversation: conversation.clone(),
+                            score: rng.gen_range(1..=5),
+                            tag: None,
+                        },
+                    });
+                }
                 if rng.gen_bool(0.3) {
                     let order = format!("o{buyer_no}");
                     let amount = Decimal::new(rng.gen_range(3_000..60_000), 2);
@@ -158,7 +173,8 @@ fn generate(store: &mut Store) {
         let tx = store.conn_mut().transaction().expect("tx");
         {
             let mut st = tx
-                .prepare("INSERT OR IGNORE INTO waits VALUES (?1, ?2, ?3, 's', ?4, ?5, ?6, ?7, 1, 0)")
+                .prepare("INSERT OR IGNORE INTO waits (conversation, start, end, shop, customer, agent, outcome, deadline_ms, load, first)
+                 VALUES (?1, ?2, ?3, 's', ?4, ?5, ?6, ?7, 1, 0)")
                 .expect("prepare");
             for w in &waits {
                 st.execute(rusqlite::params![w.0, w.1, w.2, w.3, w.4, w.5, w.6]).expect("insert wait");

@@ -97,6 +97,9 @@ enum Command {
     /// Order data: import a shop's order export.
     #[command(subcommand)]
     Orders(kefu::scoring::cli::OrdersCmd),
+    /// Buyers' ratings of agents (千牛 客服评价): import an export.
+    #[command(subcommand)]
+    Ratings(kefu::scoring::cli::RatingsCmd),
     /// The 日常考核 points ledger: add, import, list, dispute, resolve.
     #[command(subcommand)]
     Ledger(kefu::scoring::cli::LedgerCmd),
@@ -200,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ScoreInput(a) => return print(kefu::scoring::cli::input(a)?),
         Command::Orders(c) => return print(kefu::scoring::cli::orders(c)?),
         Command::Ledger(c) => return print(kefu::scoring::cli::ledger_cmd(c)?),
+        Command::Ratings(c) => return print(kefu::scoring::cli::ratings(c)?),
         Command::Users(c) => return print(kefu::console::cli::run(c)?),
         Command::CheckText { text, rules, json } => {
             let rules = folder(rules, "rules");

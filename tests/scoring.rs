@@ -1159,3 +1159,88 @@ fn report_csvs_round_decimals_carry_a_bom_and_neutralise_formulas() {
     assert!(row.contains(",0.3333,"), "rounded for people: {row}");
     assert!(row.starts_with("2026-11,\"'=HYPERLINK("), "formula neutralised: {row}");
 }
+
+/// Buyers' ratings from the platform's export (GBK, as 千牛 saves it) reach the daily
+/// metrics and the sheet's 客户满意度 row; importing twice adds nothing.
+#[test]
+fn ratings_imported_from_a_file_reach_daily_metrics_and_the_sheet() {
+    let (dir, db, rules) = input_shop();
+    let csv = "评价时间,客服昵称,买家昵称,评价结果,评价标签\n\
+               2026-11-03 09:30:00,A,b1,非常满意,回复及时\n\
+               2026-11-03 09:40:00,A,b3,满意,\n\
+               2026-11-03 09:50:00,A,b4,一般,\n\
+               2026-11-03 09:55:00,A,b5,5,\n";
+    let file = dir.path().join("ratings.csv");
+    std::fs::write(&file, encoding_rs::GBK.encode(csv).0).unwrap();
+    let (ok, out) = kefu(&["ratings", "import", file.to_str().unwrap(), "--db", &db, "--shop", "s"]);
+    assert!(ok && out.contains("4 rating(s), 4 new"), "{out}");
+    let (ok, out) = kefu(&["ratings", "import", file.to_str().unwrap(), "--db", &db, "--shop", "s"]);
+    assert!(ok && out.contains("4 rating(s), 0 new"), "{out}");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "time,agent,customer,score\n2026-11-03 10:00:00,A,b9,6\n").unwrap();
+    let (ok, out) = kefu(&["ratings", "import", bad.to_str().unwrap(), "--db", &db]);
+    assert!(!ok && out.contains("bad.csv:2: `score` value `6` is not a rating"), "{out}");
+    let (ok, out) = kefu(&["score", "--db", &db, "--rules", &rules, "--date", "2026-11-03", "--no-reports"]);
+    assert!(ok, "{out}");
+    let s = Store::open(Path::new(&db)).unwrap();
+    let (ratings, satisfied): (i64, i64) = s
+        .conn()
+        .query_row("SELECT ratings, satisfied FROM daily_metrics WHERE agent = 'A'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((ratings, satisfied), (4, 3));
+    let line: (String, String) = s
+        .conn()
+        .query_row(
+            "SELECT value, weighted FROM score_lines WHERE agent = 'A' AND indicator = 'satisfaction'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(line, ("0.75".into(), "7.5".into()), "满意率 3/4 → 75 points × 10 %");
+}
+
+/// Issue 11 item 5, through the binary: orders and ledger files read as Excel writes them.
+#[test]
+fn order_and_ledger_imports_read_csv_as_excel_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let db = db.to_str().unwrap();
+    let f = dir.path().join("orders.csv");
+    let run = |args: &[&str]| kefu(args);
+    // A 买家留言 with a quoted line break: accepted, one order.
+    std::fs::write(&f, "订单编号,买家会员名,买家留言,买家实际支付金额,订单创建时间\nT1,tb_a,\"请发顺丰\n谢谢\",99.00,2026-11-11 10:00:00\n").unwrap();
+    let (ok, out) = run(&["orders", "import", f.to_str().unwrap(), "--db", db]);
+    assert!(ok && out.contains("1 order event(s), 1 new"), "{out}");
+    // -50.00 and 1e5 refused, each with its line; nothing imported.
+    std::fs::write(
+        &f,
+        "order,customer,amount,created\nT2,b,-50.00,2026-11-11 10:00:00\nT3,b,1e5,2026-11-11 10:00:00\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&["orders", "import", f.to_str().unwrap(), "--db", db]);
+    assert!(
+        !ok && out.contains("orders.csv:2: `amount` `-50.00` is negative") && out.contains("orders.csv:3:"),
+        "{out}"
+    );
+    let events = Store::open(Path::new(db)).unwrap().event_count().unwrap();
+    assert_eq!(events, 1);
+
+    let l = dir.path().join("ledger.csv");
+    std::fs::write(&l, "agent,date,points,reason,category\nA,2026-11-02,-2,\"迟到,早退\",A\n").unwrap();
+    let (ok, out) = run(&["ledger", "import", l.to_str().unwrap(), "--db", db]);
+    assert!(ok && out.contains("1 entr(ies)"), "{out}");
+    let (ok, out) = run(&["ledger", "list", "--month", "2026-11", "--db", db]);
+    assert!(ok && out.contains("迟到,早退") && out.contains(" A "), "one reason, category A: {out}");
+    for (body, want) in [
+        ("A,2026-11-02,-2,迟到\n", "ledger.csv:1:"),
+        ("agent,date,points,reason\nA,2026-11-02,99999999999999999999999,x\n", "ledger.csv:2: points"),
+    ] {
+        std::fs::write(&l, body).unwrap();
+        let (ok, out) = run(&["ledger", "import", l.to_str().unwrap(), "--db", db]);
+        assert!(!ok && out.contains(want) && out.contains("nothing was recorded"), "{body}: {out}");
+    }
+    let (_, out) = run(&["ledger", "list", "--month", "2026-11", "--db", db]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+}

@@ -384,6 +384,34 @@ pub fn orders(cmd: OrdersCmd) -> Result<String, CliError> {
     }
 }
 
+/// `kefu ratings …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RatingsCmd {
+    /// Import buyers' ratings of agents (千牛 客服评价 export, CSV, UTF-8 or GBK) as
+    /// evaluation events (columns: see `kefu::scoring::ratings`).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Shop for rows without a shop column.
+        #[arg(long, default_value = "shop")]
+        shop: String,
+    },
+}
+
+/// Runs `kefu ratings …`.
+pub fn ratings(cmd: RatingsCmd) -> Result<String, CliError> {
+    match cmd {
+        RatingsCmd::Import { file, db, shop } => {
+            let mut store = Store::open(&db)?;
+            let (n, added) = super::ratings::import(&mut store, &file, &shop)?;
+            Ok(format!("{}: {n} rating(s), {added} new (rerun `kefu score` for their days)", file.display()))
+        }
+    }
+}
+
 /// `kefu ledger …`: the 日常考核 points.
 #[derive(Debug, clap::Subcommand)]
 pub enum LedgerCmd {
@@ -518,7 +546,7 @@ pub fn ledger_cmd(cmd: LedgerCmd) -> Result<String, CliError> {
             let name = file.display().to_string();
             let bytes =
                 std::fs::read(&file).map_err(|e| CliError::Arg(format!("cannot read {name}: {e}")))?;
-            let rows = ledger::parse_csv(&name, &orders::decode(&bytes))?;
+            let rows = ledger::parse_csv(&file, &bytes)?;
             let mut store = Store::open(&db)?;
             let now = now_ms();
             let tx = store.conn_mut().transaction()?;

@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use thiserror::Error;
 
 use super::sheet::LedgerRule;
+use crate::textio::csv::{Column, Others};
 use crate::time::Millis;
 
 /// Ledger failures.
@@ -41,17 +42,13 @@ pub enum LedgerError {
         /// Window length.
         hours: i64,
     },
-    /// A bad row in an imported CSV.
-    #[error("{file}:{line}: {message}")]
-    Csv {
-        /// File name.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// What was wrong.
-        message: String,
-    },
+    /// Bad lines of an imported CSV (each with its file and line); nothing was recorded.
+    #[error("{}; nothing was recorded", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Lines(Vec<crate::rules::DataError>),
 }
+
+/// The most points one entry may carry either way (no seed's scheme comes near it).
+pub const MAX_POINTS: i64 = 1000;
 
 /// Where an entry came from.
 pub const SOURCES: [&str; 3] = ["guard", "supervisor", "import"];
@@ -220,44 +217,69 @@ pub fn import_flags(conn: &Connection, from: Millis, to: Millis) -> Result<usize
     Ok((after - before) as usize)
 }
 
-/// Parses a supervisor CSV: `agent,date,points,reason[,category]` with a header line.
-/// Every row is checked before any is stored; errors name the file and line.
-pub fn parse_csv(file: &str, text: &str) -> Result<Vec<NewEntry>, LedgerError> {
-    let bad = |line: usize, message: String| LedgerError::Csv { file: file.to_string(), line, message };
+const COLUMNS: [Column; 6] = [
+    Column::required("agent", &["客服", "客服名", "旺旺"]),
+    Column::required("date", &["日期"]),
+    Column::required("points", &["分", "分数", "扣分"]),
+    Column::required("reason", &["原因", "事由"]),
+    Column::optional("category", &["类别", "分类"]),
+    Column::optional("minutes", &["分钟", "迟到分钟"]),
+];
+
+/// Parses a supervisor CSV (UTF-8 or GBK): a header naming `agent,date,points,reason`
+/// and optionally `category`, `minutes` (or their Chinese names), any order. Quoted cells
+/// may hold commas (`"迟到,早退"` is one reason). A file without that header is refused
+/// rather than losing its first row. Points are plain decimals within ±[`MAX_POINTS`]; they
+/// may be left empty for a category (its sheet rule decides). Every row is checked before
+/// any is returned; every bad line is named.
+pub fn parse_csv(file: &std::path::Path, bytes: &[u8]) -> Result<Vec<NewEntry>, LedgerError> {
+    use crate::rules::DataError;
+    let table =
+        crate::textio::csv::read(file, bytes, &COLUMNS, Others::Refuse).map_err(LedgerError::Lines)?;
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let row = raw.trim_start_matches('\u{feff}').trim();
-        if row.is_empty() || (i == 0 && row.to_ascii_lowercase().starts_with("agent")) {
-            continue;
+    let mut errors = Vec::new();
+    for row in &table.rows {
+        let cell = |c: usize| row.get(c).trim();
+        let category = Some(cell(4)).filter(|c| !c.is_empty()).map(str::to_string);
+        let entry = (|| -> Result<NewEntry, String> {
+            let agent = cell(0);
+            if agent.is_empty() {
+                return Err("agent is empty".into());
+            }
+            let day = crate::time::parse_day(cell(1))
+                .ok_or_else(|| format!("date `{}` is not YYYY-MM-DD", cell(1)))?;
+            let points = match (cell(2), &category) {
+                ("", Some(_)) => Decimal::ZERO,
+                (p, _) => super::sheet::plain_decimal(p)
+                    .filter(|d| d.abs() <= Decimal::from(MAX_POINTS))
+                    .ok_or_else(|| {
+                        format!("points `{p}` is not a number from -{MAX_POINTS} to {MAX_POINTS}")
+                    })?,
+            };
+            let minutes = match cell(5) {
+                "" => None,
+                m => Some(
+                    m.parse::<u32>()
+                        .map_err(|_| format!("minutes `{m}` is not a whole number of minutes"))?,
+                ),
+            };
+            Ok(NewEntry {
+                agent: agent.to_string(),
+                day,
+                points,
+                source: "import",
+                category: category.clone(),
+                reason: cell(3).to_string(),
+                reference: Some(format!("{}:{}:{agent}:{day}:{}", file.display(), row.line, cell(3))),
+                minutes: minutes.map(i64::from),
+            })
+        })();
+        match entry {
+            Ok(e) => out.push(e),
+            Err(m) => errors.push(DataError::at(file, Some(row.line), m)),
         }
-        let cols: Vec<&str> = row.split(',').map(str::trim).collect();
-        if !(4..=5).contains(&cols.len()) {
-            return Err(bad(
-                line,
-                format!("expected agent,date,points,reason[,category], found {} columns", cols.len()),
-            ));
-        }
-        if cols[0].is_empty() {
-            return Err(bad(line, "agent is empty".into()));
-        }
-        let day = crate::time::parse_day(cols[1])
-            .ok_or_else(|| bad(line, format!("date `{}` is not YYYY-MM-DD", cols[1])))?;
-        let points = cols[2]
-            .parse::<Decimal>()
-            .map_err(|_| bad(line, format!("points `{}` is not a number", cols[2])))?;
-        out.push(NewEntry {
-            agent: cols[0].to_string(),
-            day,
-            points,
-            source: "import",
-            category: cols.get(4).filter(|c| !c.is_empty()).map(|c| c.to_string()),
-            reason: cols[3].to_string(),
-            reference: Some(format!("{file}:{line}:{row}")),
-            minutes: None,
-        });
     }
-    Ok(out)
+    if errors.is_empty() { Ok(out) } else { Err(LedgerError::Lines(errors)) }
 }
 
 /// Entries whose day lies in `[from, to]`, oldest first.
@@ -554,19 +576,28 @@ mod tests {
 
     #[test]
     fn csv_rows_are_checked_with_lines() {
-        let ok = parse_csv(
-            "d.csv",
-            "agent,date,points,reason,category\nA,2026-11-02,-2,迟到,A\nB,2026-11-03,5,顶班\n",
-        )
-        .unwrap();
+        let f = std::path::Path::new("d.csv");
+        let p = |t: &str| parse_csv(f, t.as_bytes());
+        let ok =
+            p("agent,date,points,reason,category\nA,2026-11-02,-2,\"迟到,早退\",A\nB,2026-11-03,5,顶班,\n")
+                .unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].points, dec!(-2));
+        assert_eq!(ok[0].reason, "迟到,早退", "a quoted comma stays in its cell");
         assert_eq!(ok[0].category.as_deref(), Some("A"));
         assert_eq!(ok[1].category, None);
-        let e =
-            parse_csv("d.csv", "agent,date,points,reason\nA,2026-11-02,-2,迟到\nB,11/03,5,x\n").unwrap_err();
-        assert_eq!(e.to_string(), "d.csv:3: date `11/03` is not YYYY-MM-DD");
-        let e = parse_csv("d.csv", "A,2026-11-02,minus two,迟到\n").unwrap_err();
-        assert_eq!(e.to_string(), "d.csv:1: points `minus two` is not a number");
+        let e = p("agent,date,points,reason\nA,2026-11-02,-2,迟到\nB,11/03,5,x\n").unwrap_err();
+        assert_eq!(e.to_string(), "d.csv:3: date `11/03` is not YYYY-MM-DD; nothing was recorded");
+        // Headerless: refused, the first row is not silently lost.
+        let e = p("A,2026-11-02,-2,迟到\n").unwrap_err().to_string();
+        assert!(e.starts_with("d.csv:1:") && e.contains("agent"), "{e}");
+        let e = p("agent,date,points,reason\nA,2026-11-02,99999999999999999999999,x\nA,2026-11-02,1e5,x\nA,2026-11-02,minus two,x\n")
+            .unwrap_err()
+            .to_string();
+        for line in [2, 3, 4] {
+            assert!(e.contains(&format!("d.csv:{line}: points")), "{e}");
+        }
+        let ok = p("客服,日期,分,原因,类别,分钟\nA,2026-11-02,,迟到,迟到早退,45\n").unwrap();
+        assert_eq!((ok[0].points, ok[0].minutes), (Decimal::ZERO, Some(45)));
     }
 }
