@@ -169,3 +169,127 @@ async fn a_sink_taking_3_s_a_request_delivers_in_parallel_and_digests_its_backlo
     // The rate limit holds: 60 a minute + a burst of 10, over four minutes and a half.
     assert!(slow.requests().len() <= 10 + 60 * 5, "{} requests", slow.requests().len());
 }
+
+/// The alert keys `(conversation, wait_start, kind)` a webhook body carries: one for a
+/// single alert, every notice of a digest.
+fn keys(body: &str) -> Vec<(String, i64, String)> {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let one = |n: &serde_json::Value| {
+        (
+            n["conversation"].as_str().unwrap().to_string(),
+            n["wait_start"].as_i64().unwrap(),
+            n["kind"].as_str().unwrap().to_string(),
+        )
+    };
+    match v["notices"].as_array() {
+        Some(all) => all.iter().map(one).collect(),
+        None => vec![one(&v)],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_while_a_slow_sink_delivers_sends_no_alert_twice() {
+    use kefu::simulate::ServerConfig;
+    let limit = Duration::from_secs(60);
+    let events = util::ws::traffic(400, 21);
+    // Played over 20 s, so breaches keep falling due while the sink works.
+    let speed = util::ws::speed_for(&events, 20.0);
+    let srv = util::ws::server(&events, ServerConfig { speed, ..ServerConfig::default() }).await;
+    let last = srv.last_seq();
+    // 1.5 s an answer, one request at a time: a kill can land while an alert waits for its
+    // answer with others already answered.
+    let hook = HttpServer::start(vec![], Reply::After(Duration::from_millis(1_500), 200, "{}".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let config = dir.path().join("kefu.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "log = \"warn\"\ndb = {db:?}\n[platform]\nurl = \"{}\"\n\
+             [alerts]\nescalation_at = 0\nstale_after_s = 100000\n\
+             [[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nconcurrency = 1\n",
+            srv.url(),
+            hook.url("/alerts")
+        ),
+    )
+    .unwrap();
+    let start = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut first = start();
+    // Kill when two answers are in and the request now in flight is half-way: far from
+    // any answer, so what was answered had time to be recorded.
+    let half_way = || {
+        let reqs = hook.requests();
+        let answered = reqs.iter().filter(|r| r.answered).count();
+        let newest = reqs.last().filter(|r| !r.answered).map(|r| r.received.elapsed());
+        answered >= 2 && newest.is_some_and(|age| (500..1_000).contains(&age.as_millis()))
+    };
+    tokio::time::timeout(limit, async {
+        while !half_way() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("two answers, then a request in flight");
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+    let before = hook.answered().len();
+    // What was answered before the kill is already marked in the outbox, message by
+    // message — not at the end of a round the kill cut short.
+    let marked: std::collections::HashSet<(String, i64, String)> = Outbox::open(&db)
+        .unwrap()
+        .rows()
+        .unwrap()
+        .into_iter()
+        .filter(|r| matches!(r.status, Status::Sent | Status::Digested))
+        .map(|r| (r.notice.conversation, r.notice.wait_start, r.notice.kind.as_str().to_string()))
+        .collect();
+    for r in hook.answered() {
+        for k in keys(&r.body) {
+            assert!(marked.contains(&k), "{k:?} was answered before the kill but is not marked delivered");
+        }
+    }
+
+    let mut second = start();
+    let settled = || {
+        let mut o = Outbox::open(&db).unwrap();
+        let rows = o.rows().unwrap();
+        !rows.is_empty() && rows.iter().all(|r| matches!(r.status, Status::Sent | Status::Digested))
+    };
+    let done = tokio::time::timeout(limit, async {
+        while srv.acked() < Some(last) || !settled() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let pid = second.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(second.wait().await.unwrap().success());
+    assert!(done.is_ok(), "every alert delivered after the restart: {:?}", statuses(&db));
+
+    let mut seen = std::collections::HashMap::new();
+    for (i, r) in hook.answered().iter().enumerate() {
+        for k in keys(&r.body) {
+            if let Some(j) = seen.insert(k.clone(), i) {
+                panic!("{k:?} answered twice (requests {j} and {i}; {before} answered before the kill)");
+            }
+        }
+    }
+    let delivered =
+        statuses(&db).into_iter().filter(|r| matches!(r.1, Status::Sent | Status::Digested)).count();
+    assert!(
+        delivered > 0 && seen.len() >= delivered,
+        "every delivered alert was answered: {delivered} > {}",
+        seen.len()
+    );
+    assert!(before >= 2 && hook.answered().len() > before, "deliveries on both sides of the kill");
+}

@@ -154,6 +154,17 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             Reply::Redirect(code, to) => (code, String::new(), Some(to)),
             Reply::Hang => std::future::pending().await,
         };
+        // A client that went away while the answer waited (killed, timed out) gets none:
+        // the write could still succeed into the socket buffer, but nobody reads it.
+        let mut probe = [0u8; 1];
+        match stream.try_read(&mut probe) {
+            Ok(0) => {
+                state.lock().unwrap().open -= 1;
+                return;
+            }
+            Ok(n) => buf.extend_from_slice(&probe[..n]),
+            Err(_) => {}
+        }
         let location = location.map_or_else(String::new, |to| format!("location: {to}\r\n"));
         // One write: head and body in two small writes would meet Nagle and delayed ACK (40 ms).
         let answer = format!(
