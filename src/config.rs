@@ -67,6 +67,10 @@ pub struct Overrides {
     pub token: Option<String>,
     /// `--db`.
     pub db: Option<PathBuf>,
+    /// `--rules`.
+    pub rules: Option<PathBuf>,
+    /// `--replies`.
+    pub replies: Option<PathBuf>,
 }
 
 /// The compiled configuration of `kefu run`.
@@ -163,8 +167,8 @@ pub fn build(
         url,
         token,
         db: overrides.db.or(raw.db).unwrap_or_else(|| PathBuf::from("kefu.db")),
-        rules: raw.rules,
-        replies: raw.replies,
+        rules: overrides.rules.or(raw.rules),
+        replies: overrides.replies.or(raw.replies),
         log: raw.log.unwrap_or_else(|| "info".into()),
         alerts,
         console_http,
@@ -192,6 +196,23 @@ mod tests {
         assert!(c.alerts.is_some());
     }
 
+    /// Issue 15: `kefu run --rules DIR --replies DIR` win over the file's folders.
+    #[test]
+    fn rules_and_replies_flags_override_the_file() {
+        let file = "rules = \"r1\"\nreplies = \"p1\"\n[platform]\nurl = \"ws://10.0.0.1:1\"\n";
+        let c = parse_str(file, Overrides::default()).unwrap();
+        assert_eq!(
+            (c.rules.as_deref(), c.replies.as_deref()),
+            (Some(Path::new("r1")), Some(Path::new("p1")))
+        );
+        let o = Overrides { rules: Some("r2".into()), replies: Some("p2".into()), ..Overrides::default() };
+        let c = parse_str(file, o).unwrap();
+        assert_eq!(
+            (c.rules.as_deref(), c.replies.as_deref()),
+            (Some(Path::new("r2")), Some(Path::new("p2")))
+        );
+    }
+
     #[test]
     fn flags_override_the_file_and_work_without_one() {
         let file = "db = \"a.db\"\n[platform]\nurl = \"ws://10.0.0.1:1\"\ntoken = \"t\"\n";
@@ -199,6 +220,7 @@ mod tests {
             url: Some("ws://127.0.0.1:9000".into()),
             token: Some("flag".into()),
             db: Some("b.db".into()),
+            ..Overrides::default()
         };
         let c = parse_str(file, o.clone()).unwrap();
         assert_eq!(

@@ -17,7 +17,7 @@
 //!   with the phrase guard, the robot, hot reload and the nightly scoring job wired in.
 //! - [`privacy`]: masking buyers' ids and phone numbers for alerts, logs and reports.
 //! - [`replay`]: `kefu replay` / `kefu report`: dedup → clock → report over a file or the store.
-//! - [`replies`]: quick phrases, keyword auto-answers and the robot (greeting, away, rescue, suggest).
+//! - [`replies`]: quick phrases, keyword and similar-question auto-answers and the robot (greeting, away, rescue, suggest, 人工优先, 催付, figures).
 //! - [`report`]: the clock report (waits, per-agent days, alerts) as JSON or a table.
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
 //! - [`scoring`]: nightly job — daily metrics, order attribution, KPI sheet, points ledger, pay, reports.

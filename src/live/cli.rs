@@ -54,6 +54,14 @@ pub struct RunArgs {
     /// SQLite database file.
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// Rules folder (default: `rules` in the config file, else ./rules when present, else
+    /// the embedded rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Replies folder (default: `replies` in the config file, else ./replies when present,
+    /// else the embedded replies).
+    #[arg(long)]
+    pub replies: Option<PathBuf>,
     /// Serve the console on this address (default: `[console] http`, else 127.0.0.1:8080).
     #[arg(long)]
     pub http: Option<SocketAddr>,
@@ -289,7 +297,8 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
         let _entered = rt.enter();
         StopSignals::install()
     };
-    let overrides = Overrides { url: args.url, token: args.token, db: args.db };
+    let overrides =
+        Overrides { url: args.url, token: args.token, db: args.db, rules: args.rules, replies: args.replies };
     let config = config::load(args.config.as_deref(), overrides, &|v| std::env::var(v).ok())?;
     init_logging(&config.log)?;
     let rules_dir = config.rules.clone().or_else(|| existing("rules"));
