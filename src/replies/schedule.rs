@@ -106,19 +106,7 @@ impl Window {
         {
             return Err(at(raw_end, "after `start`"));
         }
-        let mut weekdays = 0u8;
-        if let Some(w) = &raw.weekdays {
-            for &d in w.get_ref() {
-                if !(1..=7).contains(&d) {
-                    return Err(DataError::at(
-                        file,
-                        Some(line_of(text, w.span().start)),
-                        format!("weekday {d}: expected 1 (Monday) to 7 (Sunday)"),
-                    ));
-                }
-                weekdays |= 1 << d;
-            }
-        }
+        let weekdays = weekday_mask(raw.weekdays.as_ref(), file, text)?;
         let hours = raw
             .hours
             .as_ref()
@@ -126,6 +114,28 @@ impl Window {
             .transpose()?;
         Ok(Self { start, end, weekdays, hours })
     }
+}
+
+/// A rule file's `weekdays = [1, …, 7]` as a bit set (bit d for weekday d), each day
+/// checked; shared by rule windows and shifts so both read and report it alike.
+pub fn weekday_mask(
+    weekdays: Option<&Spanned<Vec<u8>>>,
+    file: &std::path::Path,
+    text: &str,
+) -> Result<u8, DataError> {
+    let mut mask = 0u8;
+    let Some(w) = weekdays else { return Ok(mask) };
+    for &d in w.get_ref() {
+        if !(1..=7).contains(&d) {
+            return Err(DataError::at(
+                file,
+                Some(line_of(text, w.span().start)),
+                format!("weekday {d}: expected 1 (Monday) to 7 (Sunday)"),
+            ));
+        }
+        mask |= 1 << d;
+    }
+    Ok(mask)
 }
 
 /// The Shanghai weekday of `ts`, 1 = Monday … 7 = Sunday.

@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use chrono::NaiveDate;
 
-use super::schedule::{clock, weekday};
+use super::schedule::{clock, weekday, weekday_mask};
 use crate::rules::{DataError, line_of, parse_toml, read_or_default};
 use crate::time::{Millis, shanghai_day, shanghai_ms_of_day};
 
@@ -125,19 +125,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Shifts, DataError> {
         if start_ms == end_ms {
             return Err(DataError::at(file, Some(line), "shift starts and ends at the same time"));
         }
-        let mut weekdays = 0u8;
-        if let Some(w) = &s.weekdays {
-            for &d in w.get_ref() {
-                if !(1..=7).contains(&d) {
-                    return Err(DataError::at(
-                        file,
-                        Some(line_of(text, w.span().start)),
-                        format!("weekday {d}: expected 1 (Monday) to 7 (Sunday)"),
-                    ));
-                }
-                weekdays |= 1 << d;
-            }
-        }
+        let weekdays = weekday_mask(s.weekdays.as_ref(), file, text)?;
         shifts.push(Shift { name: s.name.get_ref().clone(), start_ms, end_ms, weekdays });
     }
     let lookup = |agent: &str, names: &Spanned<Vec<String>>| -> Result<Vec<usize>, DataError> {
