@@ -13,6 +13,7 @@ use kefu::alerts::outbox::{Outbox, Status};
 use kefu::alerts::{AlertConfig, AlertService, Kind, Notice};
 use sha2::Sha256;
 use util::http::{HttpServer, Reply};
+use util::wait_until;
 
 /// 2025-11-11 10:00:00 +08:00.
 const WAIT_START: i64 = 1_762_826_400_000;
@@ -63,20 +64,6 @@ fn outbox_statuses(db: &Path) -> Vec<(String, String, Status)> {
 
 fn count(db: &Path, status: Status) -> usize {
     outbox_statuses(db).into_iter().filter(|r| r.2 == status).count()
-}
-
-/// Lets virtual time run in 50 ms steps until `cond` holds (at most `max` virtual time).
-async fn wait_until(max: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let step = Duration::from_millis(50);
-    let mut waited = Duration::ZERO;
-    while !cond() {
-        if waited >= max {
-            return false;
-        }
-        tokio::time::sleep(step).await;
-        waited += step;
-    }
-    true
 }
 
 const MARKDOWN: &str = r"### 响应超时 · 小王\n- 店铺: 旗舰店\n- 客服: 小王 (售前)\n- 买家: t***2\n- 已等待: 20 秒 (时限 20 秒, 接待 3 人)\n- 买家最后消息: 在吗?我的电话是138****5678\n- 时间: 11-11 10:00:20 (北京时间)";

@@ -11,6 +11,7 @@ use std::time::Duration;
 use kefu::alerts::outbox::{Outbox, Status};
 use kefu::alerts::{AlertConfig, AlertService, Kind, Notice};
 use util::http::{HttpServer, Reply};
+use util::wait_until;
 
 fn breach(conversation: &str, due_at: i64) -> Notice {
     Notice {
@@ -41,20 +42,6 @@ fn statuses(db: &Path) -> Vec<(String, Status, Option<String>)> {
 
 fn count(db: &Path, status: Status) -> usize {
     statuses(db).into_iter().filter(|r| r.1 == status).count()
-}
-
-/// Lets virtual time run in 50 ms steps until `cond` holds (at most `max` virtual time).
-async fn wait_until(max: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let step = Duration::from_millis(50);
-    let mut waited = Duration::ZERO;
-    while !cond() {
-        if waited >= max {
-            return false;
-        }
-        tokio::time::sleep(step).await;
-        waited += step;
-    }
-    true
 }
 
 /// Log lines written while the guard lives (this thread only).

@@ -5,3 +5,17 @@
 pub mod browser;
 pub mod http;
 pub mod ws;
+
+/// Lets virtual time run in 50 ms steps until `cond` holds (at most `max` virtual time).
+pub async fn wait_until(max: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let step = std::time::Duration::from_millis(50);
+    let mut waited = std::time::Duration::ZERO;
+    while !cond() {
+        if waited >= max {
+            return false;
+        }
+        tokio::time::sleep(step).await;
+        waited += step;
+    }
+    true
+}
