@@ -170,7 +170,9 @@ async fn a_day_played_as_it_happens_stores_what_replay_stores() {
         let bot = start_bot_with(&srv.url(), &db, None, as_it_happens(&events, &srv, speed));
         wait_for("the day acked", LIMIT, || srv.stats().acked == Some(last)).await;
         bot.live.stop().await.unwrap();
-        assert_same_as_replay(dir.path(), &db, &events, Alerts::Same);
+        // Played at many times real speed, a scheduling pause of a few ms is minutes of shop
+        // time: the wall clock may add a live alert (seen in CI); waits and scores stay equal.
+        assert_same_as_replay(dir.path(), &db, &events, Alerts::AtLeast);
     })
     .await
     .expect("test timed out");
