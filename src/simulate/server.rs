@@ -64,7 +64,7 @@ pub struct ReceivedSend {
 /// What the server saw, for tests and the CLI.
 #[derive(Debug, Clone, Default)]
 pub struct ServerStats {
-    /// Highest seq acked.
+    /// Highest seq acknowledged, by an ack frame or a hello's `resume_after`.
     pub acked: Option<u64>,
     /// Ack frames received.
     pub acks: u64,
@@ -325,6 +325,9 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bo
         let mut s = shared.stats();
         s.connections += 1;
         s.hellos.push(resume_after);
+        // `resume_after` is what kefu has persisted: it acknowledges that seq as an ack
+        // frame would. A cut right after the last frame leaves no other ack for it.
+        s.acked = s.acked.max(resume_after);
     }
     let mut len_rx = shared.len.subscribe();
     let mut next = resume_after.map_or(1, |s| s.saturating_add(1));
