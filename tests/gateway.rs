@@ -50,7 +50,8 @@ async fn a_seq_of_u64_max_is_rejected_and_later_frames_are_acked_and_resumed_acr
         let stats = srv.stats();
         assert_eq!(stats.acked, Some(last), "the huge seq was never acked");
         let resumed = stats.hellos[before];
-        assert!(resumed.is_some_and(|r| r >= 300 && r < last), "resumed after {resumed:?}");
+        // A real seq of the stream; on a slow machine the first bot may already have it all.
+        assert!(resumed.is_some_and(|r| r >= 300 && r <= last), "resumed after {resumed:?}");
         assert!(stats.hellos.iter().all(|h| h.is_none_or(|r| r <= last)), "{:?}", stats.hellos);
 
         let store = Store::open(&db).unwrap();
