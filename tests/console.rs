@@ -373,10 +373,29 @@ fn kefu_users_adds_lists_changes_and_removes_logins_with_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn points_added_appealed_and_accepted_in_the_browser_leave_an_audit_trail() {
+async fn points_added_appealed_accepted_edited_and_removed_in_the_browser_move_the_month_score_and_leave_an_audit_trail()
+ {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kefu.db");
     add_users(&db);
+    // A scored month for a1 to come back to: +1 on the 2nd, the month scored by the job.
+    {
+        let mut store = Store::open(&db).unwrap();
+        let day = kefu::time::parse_day("2026-11-02").unwrap();
+        let bonus = kefu::scoring::ledger::NewEntry {
+            agent: "a1".into(),
+            day,
+            points: 1.into(),
+            source: "supervisor",
+            category: None,
+            reason: "顶班".into(),
+            reference: None,
+            minutes: None,
+        };
+        kefu::scoring::ledger::add(store.conn(), &bonus, now_ms()).unwrap();
+        let sheet = kefu::scoring::sheet::load(None).unwrap();
+        kefu::scoring::job::score_range(&mut store, &sheet, day, day, now_ms()).unwrap();
+    }
     let (_feed, board) = Console::board(Plan::default(), 1.0);
     let config =
         ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false, rules: None };
@@ -392,21 +411,32 @@ async fn points_added_appealed_and_accepted_in_the_browser_leave_an_audit_trail(
     b.sign_in(&base, "wang", PASSWORD).await;
     b.wait_css("form.logout", Duration::from_secs(10)).await;
     b.client.goto(&format!("{base}points?month=2026-11")).await.unwrap();
+    let score = "#sums tr[data-agent=a1] td.score";
+    let before = b.text(score).await.expect("a1's month score");
+    assert_ne!(before, "—", "a1's month was scored");
     fill("form.points-add input[name=agent]", "a1").await;
     fill("form.points-add input[name=day]", "2026-11-11").await;
     fill("form.points-add input[name=points]", "-2").await;
     fill("form.points-add input[name=reason]", "迟到").await;
     b.client.find(Locator::Css("form.points-add button")).await.unwrap().click().await.unwrap();
-    b.wait_css("#sums tr[data-agent=a1]", Duration::from_secs(5)).await;
-    assert_eq!(b.text("#sums tr[data-agent=a1] td.num").await.as_deref(), Some("-2"));
+    b.wait_css("#points tr[data-entry='2']", Duration::from_secs(5)).await;
+    assert_eq!(b.text("#sums tr[data-agent=a1] td.num").await.as_deref(), Some("-1"), "+1 − 2");
+    let lowered = b.text(score).await.unwrap_or_default();
+    assert_ne!(lowered, before, "the month score follows the deduction");
     b.sign_out().await;
 
     // The agent appeals.
     b.sign_in(&base, "li", PASSWORD).await;
     b.wait_css("form.logout", Duration::from_secs(10)).await;
     b.client.goto(&format!("{base}points?month=2026-11")).await.unwrap();
-    fill("form.appeal input[name=reason]", "堵车，有证明").await;
-    b.client.find(Locator::Css("form.appeal button")).await.unwrap().click().await.unwrap();
+    fill("#points tr[data-entry='2'] form.appeal input[name=reason]", "堵车，有证明").await;
+    b.client
+        .find(Locator::Css("#points tr[data-entry='2'] form.appeal button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.wait_css("#points q", Duration::from_secs(5)).await;
     assert!(
         !b.has("form.points-add").await && !b.has("form.resolve").await,
@@ -421,15 +451,135 @@ async fn points_added_appealed_and_accepted_in_the_browser_leave_an_audit_trail(
     fill("form.resolve input[name=note]", "情况属实").await;
     b.client.find(Locator::Css("form.resolve button[value=accept]")).await.unwrap().click().await.unwrap();
     b.wait_css("#points tr.voided", Duration::from_secs(5)).await;
-    assert!(!b.has("#sums tr[data-agent=a1]").await, "no points left for a1");
-    let mut actions = Vec::new();
-    for li in b.client.find_all(Locator::Css("#audit li")).await.unwrap() {
-        actions.push(li.attr("data-action").await.unwrap().unwrap_or_default());
-    }
-    assert_eq!(actions, ["points.add", "points.appeal", "points.accept"]);
+    assert_eq!(b.text("#sums tr[data-agent=a1] td.num").await.as_deref(), Some("1"), "only the +1 left");
+    assert_eq!(b.text(score).await, Some(before.clone()), "the month score is back to its earlier value");
+    let audit_actions = |b: &Browser| {
+        let c = b.client.clone();
+        async move {
+            let mut actions = Vec::new();
+            for li in c.find_all(Locator::Css("#audit li")).await.unwrap() {
+                actions.push(li.attr("data-action").await.unwrap().unwrap_or_default());
+            }
+            actions
+        }
+    };
+    assert_eq!(audit_actions(&b).await, ["points.add", "points.appeal", "points.accept"]);
     let trail = b.text("#audit").await.unwrap_or_default();
     assert!(trail.contains("wang") && trail.contains("li") && trail.contains("堵车"), "{trail}");
     screenshot(&b, "console-points.png").await;
+
+    // Edit the +1 to -3 (category and reason too): the trail keeps before and after, the score follows.
+    let edit = "#points tr[data-entry='1'] form.points-edit";
+    b.client.find(Locator::Css("#points tr[data-entry='1'] summary")).await.unwrap().click().await.unwrap();
+    for (field, text) in [("points", "-3"), ("category", "服务态度"), ("reason", "<b>顶撞</b>")] {
+        let input = b.client.find(Locator::Css(&format!("{edit} input[name={field}]"))).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+    b.client.find(Locator::Css(&format!("{edit} button"))).await.unwrap().click().await.unwrap();
+    b.wait_css("#audit li[data-action='points.edit']", Duration::from_secs(5)).await;
+    assert_eq!(b.text("#sums tr[data-agent=a1] td.num").await.as_deref(), Some("-3"));
+    assert_ne!(b.text(score).await, Some(before.clone()), "the score follows the edit");
+    let edited = b.text("#audit li[data-action='points.edit']").await.unwrap_or_default();
+    assert!(edited.contains("1 — (2026-11-02): 顶班 → -3 服务态度 (2026-11-02): <b>顶撞</b>"), "{edited}");
+
+    // Remove it: nothing counts for a1 any more; the row stays, marked removed.
+    b.client.find(Locator::Css("#points tr[data-entry='1'] summary")).await.unwrap().click().await.unwrap();
+    let remove = "#points tr[data-entry='1'] form.points-remove";
+    b.client
+        .find(Locator::Css(&format!("{remove} input[name=reason]")))
+        .await
+        .unwrap()
+        .send_keys("录错了")
+        .await
+        .unwrap();
+    b.client.find(Locator::Css(&format!("{remove} button"))).await.unwrap().click().await.unwrap();
+    b.wait_css("#points tr.voided[data-entry='1']", Duration::from_secs(5)).await;
+    assert!(b.text("#points tr[data-entry='1']").await.unwrap_or_default().contains("removed"));
+    assert_eq!(b.text("#sums tr[data-agent=a1] td.num").await.as_deref(), Some("0"));
+    assert_eq!(
+        audit_actions(&b).await,
+        ["points.add", "points.appeal", "points.accept", "points.edit", "points.remove"]
+    );
     b.close().await;
+    console.stop();
+}
+
+impl Http {
+    /// Signs in through the form; returns the session's CSRF token (from the board page).
+    async fn sign_in(&mut self, name: &str) -> String {
+        let (_, page) = self.get("login").await;
+        let token = csrf_in(&page);
+        let (status, _) =
+            self.post("login", &[("name", name), ("password", PASSWORD), ("csrf", &token)]).await;
+        assert_eq!(status, 303, "{name} signs in");
+        let (_, page) = self.get("").await;
+        csrf_in(&page)
+    }
+}
+
+#[tokio::test]
+async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+    let (_feed, board) = Console::board(Plan::default(), 1.0);
+    let config =
+        ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false, rules: None };
+    let console = Console::start(&config, board).await.expect("console starts");
+
+    // The agent: every supervisor or owner form and page is 403, whatever it carries.
+    let mut agent = Http::new(&console.url());
+    let csrf = agent.sign_in("li").await;
+    let posts: &[(&str, &[(&str, &str)])] = &[
+        ("points/add", &[("agent", "a1"), ("day", "2026-11-11"), ("points", "-2"), ("reason", "x")]),
+        ("points/edit", &[("entry", "1"), ("points", "-2"), ("reason", "x")]),
+        ("points/remove", &[("entry", "1"), ("reason", "x")]),
+        ("points/resolve", &[("dispute", "1"), ("decision", "accept"), ("note", "x")]),
+    ];
+    for (path, fields) in posts {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let (status, _) = agent.post(path, &form).await;
+        assert_eq!(status, 403, "an agent posting /{path}");
+    }
+    for path in ["pay?month=2026-11", "agent/a2?day=2026-11-11"] {
+        assert_eq!(agent.get(path).await.0, 403, "an agent reading /{path}");
+    }
+
+    // The supervisor: bad fields are refused naming the field, escaped, nothing stored.
+    let mut sup = Http::new(&console.url());
+    let csrf = sup.sign_in("wang").await;
+    let (status, _) = sup.post("points/edit", &[("entry", "1"), ("points", "-1"), ("reason", "x")]).await;
+    assert_eq!(status, 403, "no CSRF token");
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        (
+            "points/add",
+            &[("agent", "a1"), ("day", "<script>"), ("points", "-2"), ("reason", "x")],
+            "day `&lt;script&gt;`",
+        ),
+        (
+            "points/add",
+            &[("agent", "a1"), ("day", "2026-11-11"), ("points", "1e9"), ("reason", "x")],
+            "points `1e9`",
+        ),
+        ("points/edit", &[("entry", "abc"), ("points", "-2"), ("reason", "x")], "entry `abc`"),
+        ("points/edit", &[("entry", "99"), ("points", "-2"), ("reason", "x")], "no ledger entry #99"),
+        ("points/edit", &[("entry", "1"), ("points", "-2"), ("reason", " ")], "reason:"),
+        ("points/remove", &[("entry", "1"), ("reason", "")], "reason:"),
+        ("points/remove", &[("entry", "-4"), ("reason", "x")], "entry `-4`"),
+    ];
+    for (path, fields, want) in cases {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &csrf));
+        form.push(("month", "2026-11"));
+        let (status, page) = sup.post(path, &form).await;
+        assert_eq!(status, 400, "/{path} {fields:?}");
+        assert!(page.contains(want), "/{path} {fields:?} should say {want}");
+        assert!(!page.contains("<script>"), "escaped");
+    }
+    let store = Store::open(&db).unwrap();
+    let n: i64 = store.conn().query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 0, "nothing stored from a bad form");
     console.stop();
 }

@@ -106,14 +106,15 @@ impl Console {
             listener.local_addr().map_err(|source| ConsoleError::Bind { addr: config.addr, source })?;
         let store = Store::open(&config.db).map_err(ConsoleError::Store)?;
         let publisher = board.task;
-        let window = match crate::scoring::sheet::load(config.rules.as_deref()) {
-            Ok(sheet) => sheet.appeal_window_ms,
-            Err(e) => {
-                tracing::warn!(error = %e, "console: the scoring sheet does not load; appeals get a 24 h window");
-                24 * 3_600_000
-            }
-        };
-        let app = Arc::new(server::App::new(store.into_conn(), board.rx, config.secure_cookies, window));
+        if let Err(e) = crate::scoring::sheet::load(config.rules.as_deref()) {
+            tracing::warn!(error = %e, "console: the scoring sheet does not load; appeals get a 24 h window and months are not rescored");
+        }
+        let app = Arc::new(server::App::new(
+            store.into_conn(),
+            board.rx,
+            config.secure_cookies,
+            config.rules.clone(),
+        ));
         let router = server::router(app).into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {

@@ -333,14 +333,14 @@ pub fn points(user: &User, csrf: &str, p: &PointsPage) -> Markup {
         }
         h2 { "本月 Entries" }
         table #points {
-            thead { tr { th { "#" } th { "客服 Agent" } th { "日期 Day" } th { "分 Points" } th { "来源 Source" } th { "原因 Reason" } th { "复核 Appeal" } } }
+            thead { tr { th { "#" } th { "客服 Agent" } th { "日期 Day" } th { "分 Points" } th { "来源 Source" } th { "原因 Reason" } th { "复核 Appeal" } @if supervises { th { "修改 Change" } } } }
             tbody {
                 @for e in &p.entries {
                     tr id=(format!("L{}", e.id)) class=[e.voided.then_some("voided")] data-entry=(e.id) {
-                        td { (e.id) } td { (e.agent) } td { (e.day) } td.num { (e.points.to_string()) } td { (e.source) }
+                        td { (e.id) } td { (e.agent) } td { (e.day) } td.num { (e.points.normalize().to_string()) } td { (e.source) }
                         td { (e.reason) @if let Some(c) = &e.category { " (" (c) ")" } }
                         td {
-                            @if e.voided { "已撤销 overturned" }
+                            @if e.voided { (void_text(p.codes.get(&e.id).copied())) }
                             @else if let Some((dispute, reason)) = p.appeals.get(&e.id) {
                                 "申诉中 appealed: " q { (reason) }
                                 @if supervises {
@@ -363,26 +363,90 @@ pub fn points(user: &User, csrf: &str, p: &PointsPage) -> Markup {
                                 }
                             }
                         }
+                        @if supervises {
+                            td {
+                                @if !e.voided {
+                                    details {
+                                        summary { "修改 Edit / 删除 Remove" }
+                                        form.points-edit method="post" action="/points/edit" {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            input type="hidden" name="month" value=(p.month);
+                                            input type="hidden" name="entry" value=(e.id);
+                                            label { "分 " input name="points" value=(e.points.normalize().to_string()) size="5" required; }
+                                            label { "类别 " input name="category" value=(e.category.as_deref().unwrap_or("")) size="8"; }
+                                            label { "原因 " input name="reason" value=(e.reason) required; }
+                                            button type="submit" { "保存 Save" }
+                                        }
+                                        form.points-remove method="post" action="/points/remove" {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            input type="hidden" name="month" value=(p.month);
+                                            input type="hidden" name="entry" value=(e.id);
+                                            input name="reason" placeholder="删除原因 why" required;
+                                            button type="submit" { "删除 Remove" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
-        h2 { "合计 Sum this month" }
+        h2 { "合计 This month" }
+        p.meta { "日常考核分 = base " (p.base.normalize().to_string()) " + the counted entries"
+            @if let Some(c) = p.cap { ", held within ±" (c.normalize().to_string()) }
+            ". 月得分 is the month's score as last computed from the stored days (recomputed after every change here)." }
         table #sums {
+            thead { tr { th { "客服 Agent" } th { "分 Σ entries" } th { "日常考核分 Ledger score" } th { "月得分 Month score" } } }
             tbody {
-                @for (agent, sum) in &p.sums { tr data-agent=(agent) { td { (agent) } td.num { (sum.to_string()) } } }
-            }
-        }
-        h2 { "记录 Audit trail" }
-        ol #audit {
-            @for a in &p.trail {
-                li data-action=(a.action) {
-                    span.ts { (display_shanghai(a.at)) } (a.user) " · " (a.action) " · #" (a.entry) " · " (a.detail)
+                @for r in &p.sums {
+                    tr data-agent=(r.agent) {
+                        td { (r.agent) } td.num { (r.sum.normalize().to_string()) }
+                        td.num.ledger { (r.ledger.normalize().to_string()) }
+                        td.num.score { (r.score.as_deref().unwrap_or("—")) }
+                    }
                 }
             }
         }
+        h2 { "记录 Audit trail" }
+        (audit_list(&p.trail))
     };
     layout("Points", Some((user, csrf)), "/points", body)
+}
+
+/// The audit lines, oldest first.
+pub fn audit_list(trail: &[super::points::Audit]) -> Markup {
+    html! {
+        ol #audit {
+            @for a in trail {
+                li data-action=(a.action) {
+                    span.ts { (display_shanghai(a.at)) } (a.user) " · " (a.action)
+                    @if let Some(e) = a.entry { " · #" (e) } " · " (a.detail)
+                }
+            }
+        }
+    }
+}
+
+fn void_text(code: Option<i64>) -> &'static str {
+    match code {
+        Some(crate::scoring::ledger::REMOVED) => "已删除 removed",
+        Some(crate::scoring::ledger::DISMISSED) => "违规已驳回 finding dismissed",
+        _ => "已撤销 overturned",
+    }
+}
+
+/// One agent's month on the points page.
+#[derive(Debug, Clone, Default)]
+pub struct SumRow {
+    /// Agent.
+    pub agent: String,
+    /// Σ points of the entries that count.
+    pub sum: rust_decimal::Decimal,
+    /// The ledger score (base + counted entries, capped), computed now.
+    pub ledger: rust_decimal::Decimal,
+    /// The month's total as stored by the last scoring (none: not scored).
+    pub score: Option<String>,
 }
 
 /// What the points page shows.
@@ -394,8 +458,14 @@ pub struct PointsPage {
     pub entries: Vec<crate::scoring::ledger::Entry>,
     /// Open appeals by entry: (dispute id, reason).
     pub appeals: std::collections::HashMap<i64, (i64, String)>,
-    /// Points summed per agent (voided entries left out).
-    pub sums: Vec<(String, rust_decimal::Decimal)>,
+    /// Per agent: the sum, the ledger score, the month score.
+    pub sums: Vec<SumRow>,
+    /// `voided` codes of the entries that do not count.
+    pub codes: std::collections::HashMap<i64, i64>,
+    /// The sheet's ledger base and cap.
+    pub base: rust_decimal::Decimal,
+    /// Cap (±).
+    pub cap: Option<rust_decimal::Decimal>,
     /// The audit trail of those entries.
     pub trail: Vec<super::points::Audit>,
     /// A refusal to show above the page (a bad form, a closed window).

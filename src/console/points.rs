@@ -48,31 +48,126 @@ pub fn validate(form: &AddForm) -> Result<NewEntry, String> {
     }
     let day = crate::time::parse_day(form.day.trim())
         .ok_or_else(|| format!("day `{}`: expected YYYY-MM-DD", cut(&form.day)))?;
-    let points: Decimal = form
-        .points
-        .trim()
-        .parse()
-        .map_err(|_| format!("points `{}`: expected a number such as -2 or 1.5", cut(&form.points)))?;
-    if points.is_zero() || points.abs() > Decimal::from(MAX_POINTS) {
-        return Err(format!(
-            "points {points}: expected a non-zero number between -{MAX_POINTS} and {MAX_POINTS}"
-        ));
-    }
-    let reason = form.reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        return Err(format!("reason: say why, in 1 to {MAX_REASON} characters"));
-    }
-    let category = Some(form.category.trim()).filter(|c| !c.is_empty()).map(|c| c.chars().take(40).collect());
+    let (points, category, reason) = fields(&form.points, &form.category, &form.reason)?;
     Ok(NewEntry {
         agent: agent.into(),
         day,
         points,
         source: "supervisor",
         category,
-        reason: reason.into(),
+        reason,
         reference: None,
         minutes: None,
     })
+}
+
+/// Points, category and reason as the add and edit forms take them.
+fn fields(points: &str, category: &str, reason: &str) -> Result<(Decimal, Option<String>, String), String> {
+    // Plain decimals only, as the ledger import takes them (no `1e9`, no `NaN`).
+    let points = crate::scoring::sheet::plain_decimal(points.trim().trim_start_matches('+'))
+        .ok_or_else(|| format!("points `{}`: expected a number such as -2 or 1.5", cut(points)))?;
+    if points.is_zero() || points.abs() > Decimal::from(MAX_POINTS) {
+        return Err(format!(
+            "points {points}: expected a non-zero number between -{MAX_POINTS} and {MAX_POINTS}"
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        return Err(format!("reason: say why, in 1 to {MAX_REASON} characters"));
+    }
+    let category = category.trim();
+    if category.chars().count() > 40 || category.chars().any(char::is_control) {
+        return Err("category: at most 40 characters".into());
+    }
+    let category = Some(category).filter(|c| !c.is_empty()).map(str::to_string);
+    Ok((points.normalize(), category, reason.to_string()))
+}
+
+/// The edit and remove forms as posted (remove uses `entry` and `reason` only).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct EditForm {
+    /// The ledger entry's id.
+    #[serde(default)]
+    pub entry: String,
+    /// New points.
+    #[serde(default)]
+    pub points: String,
+    /// New category.
+    #[serde(default)]
+    pub category: String,
+    /// New reason (for a removal: why it is removed).
+    #[serde(default)]
+    pub reason: String,
+    /// The session's CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// The entry id of a form, or the error naming it.
+pub fn entry_id(text: &str) -> Result<i64, String> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| format!("entry `{}`: expected an entry number", cut(text)))
+}
+
+/// What an edit sets, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edit {
+    /// The entry.
+    pub entry: i64,
+    /// Points.
+    pub points: Decimal,
+    /// Category.
+    pub category: Option<String>,
+    /// Reason.
+    pub reason: String,
+}
+
+/// Checks the edit form; the error names the field.
+pub fn validate_edit(form: &EditForm) -> Result<Edit, String> {
+    let entry = entry_id(&form.entry)?;
+    let (points, category, reason) = fields(&form.points, &form.category, &form.reason)?;
+    Ok(Edit { entry, points, category, reason })
+}
+
+fn show(e: &Entry) -> String {
+    format!("{} {} ({}): {}", e.points.normalize(), e.category.as_deref().unwrap_or("—"), e.day, e.reason)
+}
+
+/// Edits an entry; the audit line keeps it before and after. Returns the entry as it was.
+pub fn edit(conn: &mut Connection, e: &Edit, user: &str, now: Millis) -> Result<Entry, LedgerError> {
+    let tx = conn.transaction()?;
+    let before = ledger::update(&tx, e.entry, e.points, e.category.as_deref(), &e.reason)?;
+    let after =
+        Entry { points: e.points, category: e.category.clone(), reason: e.reason.clone(), ..before.clone() };
+    let detail = format!("{}: {} → {}", before.agent, show(&before), show(&after));
+    audit(&tx, now, user, "points.edit", e.entry, &detail)?;
+    tx.commit()?;
+    Ok(before)
+}
+
+/// Removes an entry (it stops counting and is kept, marked removed); an open appeal on it
+/// is closed as overturned. The audit line keeps what it was and why it went.
+pub fn remove(
+    conn: &mut Connection,
+    entry: i64,
+    why: &str,
+    user: &str,
+    now: Millis,
+) -> Result<Entry, LedgerError> {
+    let tx = conn.transaction()?;
+    let before = ledger::void(&tx, entry, ledger::REMOVED)?;
+    tx.execute(
+        "UPDATE disputes SET status = 'overturned', resolved_at = ?2, resolved_by = ?3, note = 'entry removed' \
+         WHERE entry = ?1 AND status = 'open'",
+        params![entry, now, user],
+    )?;
+    let detail = format!("{}: {} — removed: {why}", before.agent, show(&before));
+    audit(&tx, now, user, "points.remove", entry, &detail)?;
+    tx.commit()?;
+    Ok(before)
 }
 
 fn cut(s: &str) -> String {
@@ -86,25 +181,27 @@ pub struct Audit {
     pub at: Millis,
     /// Login name.
     pub user: String,
-    /// `points.add`, `points.appeal`, `points.accept`, `points.reject`.
+    /// `points.add`, `points.edit`, `points.remove`, `points.appeal`, `points.accept`,
+    /// `points.reject`, `finding.confirm`, `finding.dismiss`, `inputs.set`, `inputs.import`,
+    /// `rules.auto_add`.
     pub action: String,
-    /// The ledger entry.
-    pub entry: i64,
+    /// The ledger entry, when the change is about one.
+    pub entry: Option<i64>,
     /// What, in words.
     pub detail: String,
 }
 
-fn audit(
+pub(crate) fn audit(
     conn: &Connection,
     at: Millis,
     user: &str,
     action: &str,
-    entry: i64,
+    entry: impl Into<Option<i64>>,
     detail: &str,
 ) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO console_audit (at, user, action, entry, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![at, user, action, entry, detail],
+        params![at, user, action, entry.into(), detail],
     )?;
     Ok(())
 }
@@ -149,14 +246,14 @@ pub fn resolve(
     note: &str,
     user: &str,
     now: Millis,
-) -> Result<(), LedgerError> {
+) -> Result<i64, LedgerError> {
     let entry: i64 = conn
         .query_row("SELECT entry FROM disputes WHERE id = ?1", [dispute], |r| r.get(0))
         .map_err(|_| LedgerError::NoOpenDispute(dispute))?;
     ledger::resolve(conn, dispute, accept, user, note, now)?;
     let action = if accept { "points.accept" } else { "points.reject" };
     audit(conn, now, user, action, entry, note)?;
-    Ok(())
+    Ok(entry)
 }
 
 /// The open appeal of each entry that has one: entry id → (dispute id, reason).
@@ -193,6 +290,28 @@ pub fn month(
     }
     trail.sort_by_key(|a| a.at);
     Ok((entries, trail))
+}
+
+/// The latest `limit` audit lines whose action starts with `prefix` (`finding.`,
+/// `inputs.`, `rules.`), oldest first.
+pub fn trail(conn: &Connection, prefix: &str, limit: usize) -> rusqlite::Result<Vec<Audit>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, user, action, entry, detail FROM console_audit WHERE substr(action, 1, length(?1)) = ?1 \
+         ORDER BY at DESC, id DESC LIMIT ?2",
+    )?;
+    let mut rows = stmt
+        .query_map(params![prefix, limit as i64], |r| {
+            Ok(Audit {
+                at: r.get(0)?,
+                user: r.get(1)?,
+                action: r.get(2)?,
+                entry: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.reverse();
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -248,5 +367,49 @@ mod tests {
         assert!(entries[0].voided);
         let actions: Vec<(&str, &str)> = trail.iter().map(|a| (a.user.as_str(), a.action.as_str())).collect();
         assert_eq!(actions, [("wang", "points.add"), ("li", "points.appeal"), ("wang", "points.accept")]);
+    }
+
+    #[test]
+    fn edit_and_remove_keep_before_and_after_and_stop_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::Store::open(&dir.path().join("k.db")).unwrap();
+        let conn = store.conn_mut();
+        let id = add(conn, &validate(&form("agent01", "2026-11-11", "-2", "迟到")).unwrap(), "wang", 1_000)
+            .unwrap();
+        let bad =
+            EditForm { entry: "x".into(), points: "-1".into(), reason: "r".into(), ..EditForm::default() };
+        assert!(validate_edit(&bad).unwrap_err().starts_with("entry `x`"));
+        let bad =
+            EditForm { entry: id.to_string(), points: "".into(), reason: "r".into(), ..EditForm::default() };
+        assert!(validate_edit(&bad).unwrap_err().starts_with("points ``"));
+        let ok = EditForm {
+            entry: id.to_string(),
+            points: "-1.50".into(),
+            category: "态度".into(),
+            reason: "改".into(),
+            ..EditForm::default()
+        };
+        let e = validate_edit(&ok).unwrap();
+        edit(conn, &e, "wang", 2_000).unwrap();
+        remove(conn, id, "录错", "wang", 3_000).unwrap();
+        assert!(matches!(remove(conn, id, "again", "wang", 4_000), Err(LedgerError::NoEntry(_))), "once");
+        assert!(
+            matches!(edit(conn, &e, "wang", 4_000), Err(LedgerError::NoEntry(_))),
+            "a removed entry stays"
+        );
+        let day = NaiveDate::from_ymd_opt(2026, 11, 11).unwrap();
+        let (entries, trail) = month(conn, day, day, None).unwrap();
+        assert!(entries[0].voided);
+        assert_eq!(entries[0].points, Decimal::new(-15, 1));
+        assert_eq!(ledger::void_codes(conn, day, day).unwrap().get(&id), Some(&ledger::REMOVED));
+        let details: Vec<&str> = trail.iter().map(|a| a.detail.as_str()).collect();
+        assert_eq!(
+            details,
+            [
+                "agent01 -2 on 2026-11-11: 迟到",
+                "agent01: -2 — (2026-11-11): 迟到 → -1.5 态度 (2026-11-11): 改",
+                "agent01: -1.5 态度 (2026-11-11): 改 — removed: 录错"
+            ]
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
@@ -25,6 +26,7 @@ use super::points;
 use super::reports;
 use super::transcript;
 use super::users;
+use crate::scoring::sheet::Sheet;
 use crate::textio::escape::escape_for_log;
 use crate::time::{Millis, now_ms, shanghai_day};
 
@@ -34,27 +36,32 @@ pub struct App {
     board: watch::Receiver<Arc<BoardState>>,
     limiter: Mutex<Limiter>,
     secure_cookies: bool,
-    appeal_window_ms: i64,
+    rules: Option<PathBuf>,
 }
 
 type Shared = Arc<App>;
 
 impl App {
-    /// `db` is the console's own connection (reads, sessions, users, points);
-    /// `appeal_window_ms` is the scoring sheet's 复核 window.
+    /// `db` is the console's own connection (reads, sessions, users, points); `rules` the
+    /// rules folder (the scoring sheet: 复核 window, indicators; none: the embedded sheet).
     pub fn new(
         db: Connection,
         board: watch::Receiver<Arc<BoardState>>,
         secure_cookies: bool,
-        appeal_window_ms: i64,
+        rules: Option<PathBuf>,
     ) -> Self {
-        Self {
-            db: Mutex::new(db),
-            board,
-            limiter: Mutex::new(Limiter::default()),
-            secure_cookies,
-            appeal_window_ms,
-        }
+        Self { db: Mutex::new(db), board, limiter: Mutex::new(Limiter::default()), secure_cookies, rules }
+    }
+
+    /// The scoring sheet as the rules folder holds it now (read on each use, so an edit
+    /// of `scoring.toml` shows without a restart).
+    fn sheet(&self) -> Result<Sheet, String> {
+        crate::scoring::sheet::load(self.rules.as_deref()).map_err(|e| format!("rules/scoring.toml: {e}"))
+    }
+
+    /// The 复核 window (24 h when the sheet does not load).
+    fn appeal_window_ms(&self) -> i64 {
+        self.sheet().map_or(24 * 3_600_000, |s| s.appeal_window_ms)
     }
 
     fn limiter(&self) -> MutexGuard<'_, Limiter> {
@@ -112,6 +119,8 @@ pub fn router(app: Shared) -> Router {
         .route("/points/add", post(points_add))
         .route("/points/appeal", post(points_appeal))
         .route("/points/resolve", post(points_resolve))
+        .route("/points/edit", post(points_edit))
+        .route("/points/remove", post(points_remove))
         .route("/agent/{agent}", get(agent_page))
         .route("/assets/{name}", get(asset))
         .fallback(not_found)
@@ -523,25 +532,66 @@ async fn points_view(
         super::board::Scope::Agent(a) => Some(a),
         _ => None,
     };
+    let sheet = app.sheet().ok();
+    let (base, cap, rules) = sheet.as_ref().map_or((rust_decimal::Decimal::ZERO, None, vec![]), |s| {
+        (s.ledger_base, s.ledger_cap, s.ledger_rules.clone())
+    });
     let m = month.clone();
     let data = with_db(app, move |c| {
-        let (entries, trail) = points::month(c, from, to, agent.as_deref()).map_err(|e| e.to_string())?;
-        let appeals = points::open_appeals(c).map_err(|e| e.to_string())?;
-        Ok((entries, trail, appeals))
+        let err = |e: crate::scoring::ledger::LedgerError| e.to_string();
+        let (entries, trail) = points::month(c, from, to, agent.as_deref()).map_err(err)?;
+        let appeals = points::open_appeals(c).map_err(err)?;
+        let codes = crate::scoring::ledger::void_codes(c, from, to).map_err(err)?;
+        let all = crate::scoring::ledger::entries(c, from, to).map_err(err)?;
+        let ledger = crate::scoring::ledger::month_scores(&all, &rules, base, cap);
+        let mut stmt =
+            c.prepare("SELECT agent, total FROM scores WHERE month = ?1").map_err(|e| e.to_string())?;
+        let scores: std::collections::HashMap<String, String> = stmt
+            .query_map([&m], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| e.to_string())?;
+        Ok((entries, trail, appeals, codes, ledger, scores))
     })
     .await;
-    let (entries, trail, appeals) = match data {
+    let (entries, trail, appeals, codes, ledger, scores) = match data {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let mut sums: std::collections::BTreeMap<String, rust_decimal::Decimal> =
-        std::collections::BTreeMap::new();
-    for e in entries.iter().filter(|e| !e.voided) {
-        *sums.entry(e.agent.clone()).or_default() += e.points;
+    let mut sums: std::collections::BTreeMap<String, pages::SumRow> = std::collections::BTreeMap::new();
+    for e in &entries {
+        let row = sums.entry(e.agent.clone()).or_insert_with(|| pages::SumRow {
+            agent: e.agent.clone(),
+            ledger: ledger.get(&e.agent).map_or(base, |l| l.score),
+            score: scores.get(&e.agent).cloned(),
+            ..Default::default()
+        });
+        if !e.voided {
+            row.sum += e.points;
+        }
     }
-    let p =
-        pages::PointsPage { month: m, entries, appeals, sums: sums.into_iter().collect(), trail, message };
+    let p = pages::PointsPage {
+        month: month.clone(),
+        entries,
+        appeals,
+        sums: sums.into_values().collect(),
+        codes,
+        base,
+        cap,
+        trail,
+        message,
+    };
     page(status, pages::points(&s.user, &s.csrf, &p))
+}
+
+/// Recomputes the month of `day` from its stored days after a change (the scoring job's own
+/// `score_month`; a month with no stored day has no score to follow). A failure is logged:
+/// the change itself is stored, and the nightly job scores the month again.
+fn rescore(conn: &mut Connection, sheet: Option<&Sheet>, day: &str) {
+    let Some(sheet) = sheet else { return };
+    let month: String = day.chars().take(7).collect();
+    if let Err(e) = crate::scoring::job::score_month(conn, sheet, &month) {
+        warn!(error = %e, month = %month, "console: rescoring the month after a change");
+    }
 }
 
 async fn points_page(
@@ -585,9 +635,13 @@ async fn points_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
         Ok(e) => e,
         Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
     };
-    let user = s.user.name.clone();
-    let r =
-        with_db_mut(&app, move |c| points::add(c, &entry, &user, now_ms()).map_err(|e| e.to_string())).await;
+    let (user, sheet) = (s.user.name.clone(), app.sheet().ok());
+    let r = with_db_mut(&app, move |c| {
+        let id = points::add(c, &entry, &user, now_ms()).map_err(|e| e.to_string())?;
+        rescore(c, sheet.as_ref(), &entry.day.to_string());
+        Ok(id)
+    })
+    .await;
     match r {
         Ok(Ok(_)) => back_to(&f.month),
         Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
@@ -624,7 +678,7 @@ async fn points_appeal(State(app): State<Shared>, headers: HeaderMap, Form(f): F
         return points_view(&app, &s, Some(f.month), Some("reason: say why".into()), StatusCode::BAD_REQUEST)
             .await;
     }
-    let (user, window) = (s.user.name.clone(), app.appeal_window_ms);
+    let (user, window) = (s.user.name.clone(), app.appeal_window_ms());
     let entry = f.entry;
     let r = with_db_mut(&app, move |c| {
         points::appeal(c, entry, &agent, &reason, &user, now_ms(), window).map_err(|e| e.to_string())
@@ -676,9 +730,13 @@ async fn points_resolve(
         }
     };
     let note = f.note.trim().chars().take(points::MAX_REASON).collect::<String>();
-    let (user, dispute) = (s.user.name.clone(), f.dispute);
+    let (user, dispute, sheet) = (s.user.name.clone(), f.dispute, app.sheet().ok());
     let r = with_db_mut(&app, move |c| {
-        points::resolve(c, dispute, accept, &note, &user, now_ms()).map_err(|e| e.to_string())
+        let entry = points::resolve(c, dispute, accept, &note, &user, now_ms()).map_err(|e| e.to_string())?;
+        if let Ok(Some(e)) = crate::scoring::ledger::entry(c, entry) {
+            rescore(c, sheet.as_ref(), &e.day);
+        }
+        Ok(())
     })
     .await;
     match r {
@@ -686,6 +744,86 @@ async fn points_resolve(
         Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
         Err(r) => r,
     }
+}
+
+/// The edit form, plus the month to return to.
+#[derive(Deserialize)]
+struct EditPoints {
+    #[serde(flatten)]
+    form: points::EditForm,
+    #[serde(default)]
+    month: String,
+}
+
+/// A supervisor changes an entry's points, category or reason.
+async fn points_edit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<EditPoints>) -> Response {
+    let s = match supervisor_form(&app, &headers, &f.form.csrf, "agents do not change points").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let edit = match points::validate_edit(&f.form) {
+        Ok(e) => e,
+        Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+    };
+    let (user, sheet) = (s.user.name.clone(), app.sheet().ok());
+    let r = with_db_mut(&app, move |c| {
+        let before = points::edit(c, &edit, &user, now_ms()).map_err(|e| e.to_string())?;
+        rescore(c, sheet.as_ref(), &before.day);
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => back_to(&f.month),
+        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
+}
+
+/// A supervisor removes an entry, saying why.
+async fn points_remove(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<EditPoints>) -> Response {
+    let s = match supervisor_form(&app, &headers, &f.form.csrf, "agents do not remove points").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let entry = match points::entry_id(&f.form.entry) {
+        Ok(e) => e,
+        Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+    };
+    let why = f.form.reason.trim().chars().take(points::MAX_REASON).collect::<String>();
+    if why.is_empty() {
+        let msg = "reason: say why the entry is removed".to_string();
+        return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await;
+    }
+    let (user, sheet) = (s.user.name.clone(), app.sheet().ok());
+    let r = with_db_mut(&app, move |c| {
+        let before = points::remove(c, entry, &why, &user, now_ms()).map_err(|e| e.to_string())?;
+        rescore(c, sheet.as_ref(), &before.day);
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => back_to(&f.month),
+        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
+}
+
+/// The session of a supervisor's or the owner's form with its CSRF token checked, or the
+/// answer to send instead (403 for a wrong token or an agent, with `why`).
+async fn supervisor_form(
+    app: &Shared,
+    headers: &HeaderMap,
+    csrf: &str,
+    why: &str,
+) -> Result<Session, Response> {
+    let s = session(app, headers).await?;
+    if !auth::same_token(&s.csrf, csrf) {
+        return Err(forbidden(&s, "CSRF token missing or wrong"));
+    }
+    if s.user.role == users::Role::Agent {
+        return Err(forbidden(&s, why));
+    }
+    Ok(s)
 }
 
 /// Runs `f` on the console's connection (mutable, for transactions); the inner result is the

@@ -288,21 +288,7 @@ pub fn entries(conn: &Connection, from: NaiveDate, to: NaiveDate) -> Result<Vec<
         "SELECT id, agent, day, points, source, category, reason, ref, published_at, voided, minutes
          FROM ledger WHERE day BETWEEN ?1 AND ?2 ORDER BY day, id",
     )?;
-    let rows = stmt.query_map(params![from.to_string(), to.to_string()], |r| {
-        Ok(Entry {
-            id: r.get(0)?,
-            agent: r.get(1)?,
-            day: r.get(2)?,
-            points: r.get::<_, String>(3)?.parse().unwrap_or_default(),
-            source: r.get(4)?,
-            category: r.get(5)?,
-            reason: r.get(6)?,
-            reference: r.get(7)?,
-            published_at: r.get(8)?,
-            voided: r.get::<_, i64>(9)? != 0,
-            minutes: r.get(10)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![from.to_string(), to.to_string()], row_entry)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -446,6 +432,86 @@ pub fn resolve(
     }
     tx.commit()?;
     Ok(())
+}
+
+/// `ledger.voided` codes (migration 011): the entry counts.
+pub const COUNTS: i64 = 0;
+/// Overturned on appeal (复核).
+pub const OVERTURNED: i64 = 1;
+/// Removed by a supervisor (kept, with its audit line, rather than deleted: a guard
+/// entry deleted would come back with the next import of its finding).
+pub const REMOVED: i64 = 2;
+/// Its phrase-guard finding was dismissed.
+pub const DISMISSED: i64 = 3;
+
+/// Changes an entry's points, category and reason; returns the entry as it was. Only an
+/// entry that still counts may change.
+pub fn update(
+    conn: &Connection,
+    id: i64,
+    points: Decimal,
+    category: Option<&str>,
+    reason: &str,
+) -> Result<Entry, LedgerError> {
+    let before = entry(conn, id)?.ok_or(LedgerError::NoEntry(id))?;
+    if before.voided {
+        return Err(LedgerError::NoEntry(id));
+    }
+    conn.execute(
+        "UPDATE ledger SET points = ?2, category = ?3, reason = ?4 WHERE id = ?1",
+        params![id, points.to_string(), category, reason],
+    )?;
+    Ok(before)
+}
+
+/// Voids an entry that still counts with `code` ([`REMOVED`], [`DISMISSED`]); returns it as it was.
+pub fn void(conn: &Connection, id: i64, code: i64) -> Result<Entry, LedgerError> {
+    let before = entry(conn, id)?.ok_or(LedgerError::NoEntry(id))?;
+    if before.voided {
+        return Err(LedgerError::NoEntry(id));
+    }
+    conn.execute("UPDATE ledger SET voided = ?2 WHERE id = ?1", params![id, code])?;
+    Ok(before)
+}
+
+/// The `voided` code of each entry of days `[from, to]` that does not count.
+pub fn void_codes(
+    conn: &Connection,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<std::collections::HashMap<i64, i64>, LedgerError> {
+    let mut stmt =
+        conn.prepare("SELECT id, voided FROM ledger WHERE voided != 0 AND day BETWEEN ?1 AND ?2")?;
+    let rows = stmt.query_map(params![from.to_string(), to.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One entry by id.
+pub fn entry(conn: &Connection, id: i64) -> Result<Option<Entry>, LedgerError> {
+    Ok(conn
+        .query_row(
+            "SELECT id, agent, day, points, source, category, reason, ref, published_at, voided, minutes
+             FROM ledger WHERE id = ?1",
+            [id],
+            row_entry,
+        )
+        .optional()?)
+}
+
+fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        id: r.get(0)?,
+        agent: r.get(1)?,
+        day: r.get(2)?,
+        points: r.get::<_, String>(3)?.parse().unwrap_or_default(),
+        source: r.get(4)?,
+        category: r.get(5)?,
+        reason: r.get(6)?,
+        reference: r.get(7)?,
+        published_at: r.get(8)?,
+        voided: r.get::<_, i64>(9)? != 0,
+        minutes: r.get(10)?,
+    })
 }
 
 /// Open disputes with their entries, oldest first.

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../migrations/008_engine.sql")),
     (9, include_str!("../../migrations/009_console_audit.sql")),
     (10, include_str!("../../migrations/010_robot_figures.sql")),
+    (11, include_str!("../../migrations/011_console_reviews.sql")),
 ];
 
 /// Store failures.
