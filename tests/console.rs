@@ -518,6 +518,9 @@ impl Http {
     }
 }
 
+/// A form's fields.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 #[tokio::test]
 async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -531,7 +534,7 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
     // The agent: every supervisor or owner form and page is 403, whatever it carries.
     let mut agent = Http::new(&console.url());
     let csrf = agent.sign_in("li").await;
-    let posts: &[(&str, &[(&str, &str)])] = &[
+    let posts: &[(&str, Fields)] = &[
         ("points/add", &[("agent", "a1"), ("day", "2026-11-11"), ("points", "-2"), ("reason", "x")]),
         ("points/edit", &[("entry", "1"), ("points", "-2"), ("reason", "x")]),
         ("points/remove", &[("entry", "1"), ("reason", "x")]),
@@ -543,7 +546,7 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
         let (status, _) = agent.post(path, &form).await;
         assert_eq!(status, 403, "an agent posting /{path}");
     }
-    for path in ["pay?month=2026-11", "agent/a2?day=2026-11-11"] {
+    for path in ["pay?month=2026-11", "pay.csv?month=2026-11", "agent/a2?day=2026-11-11"] {
         assert_eq!(agent.get(path).await.0, 403, "an agent reading /{path}");
     }
 
@@ -552,7 +555,7 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
     let csrf = sup.sign_in("wang").await;
     let (status, _) = sup.post("points/edit", &[("entry", "1"), ("points", "-1"), ("reason", "x")]).await;
     assert_eq!(status, 403, "no CSRF token");
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[(&str, Fields, &str)] = &[
         (
             "points/add",
             &[("agent", "a1"), ("day", "<script>"), ("points", "-2"), ("reason", "x")],
@@ -581,5 +584,46 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
     let store = Store::open(&db).unwrap();
     let n: i64 = store.conn().query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0, "nothing stored from a bad form");
+    for path in ["pay?month=2026-11", "pay.csv?month=2026-11"] {
+        assert_eq!(sup.get(path).await.0, 403, "a supervisor reading /{path}");
+    }
+
+    // The owner's payroll CSV: a BOM for Excel, a formula-looking agent id neutralised.
+    {
+        let mut store = Store::open(&db).unwrap();
+        let day = kefu::time::parse_day("2026-11-02").unwrap();
+        let e = kefu::scoring::ledger::NewEntry {
+            agent: "=HYPERLINK(\"http://x\")".into(),
+            day,
+            points: (-1).into(),
+            source: "supervisor",
+            category: None,
+            reason: "x".into(),
+            reference: None,
+            minutes: None,
+        };
+        kefu::scoring::ledger::add(store.conn(), &e, now_ms()).unwrap();
+        let sheet = kefu::scoring::sheet::load(None).unwrap();
+        kefu::scoring::job::score_range(&mut store, &sheet, day, day, now_ms()).unwrap();
+    }
+    let mut owner = Http::new(&console.url());
+    owner.sign_in("boss").await;
+    let res = owner
+        .client
+        .get(format!("{}pay.csv?month=2026-11", owner.base))
+        .header("cookie", owner.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    let bytes = res.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "UTF-8 with BOM for Excel");
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("客服 agent,名次 rank,得分 score"), "{text}");
+    let row = lines.next().expect("one agent's row");
+    assert!(row.starts_with("\"'=HYPERLINK("), "the formula is neutralised: {row}");
+    assert_eq!(owner.get("pay.csv?month=13").await.0, 400);
     console.stop();
 }

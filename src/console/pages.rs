@@ -200,6 +200,7 @@ pub fn pay(user: &User, csrf: &str, month: &str, rows: &[PayRow]) -> Markup {
             input name="month" value=(month) pattern="[0-9]{4}-[0-9]{2}";
             button type="submit" { "Show" }
         }
+        p { a.download href=(format!("/pay.csv?month={month}")) { "导出 CSV (Excel)" } }
         @if rows.is_empty() {
             p { "No scores for this month yet (the nightly job or `kefu score` writes them)." }
         } @else {

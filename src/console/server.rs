@@ -114,6 +114,7 @@ pub fn router(app: Shared) -> Router {
         .route("/board/stream", get(board_stream))
         .route("/c/{conversation}", get(conversation_page))
         .route("/pay", get(pay_page))
+        .route("/pay.csv", get(pay_csv))
         .route("/me", get(my_day))
         .route("/points", get(points_page))
         .route("/points/add", post(points_add))
@@ -443,6 +444,81 @@ async fn pay_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query
     .await;
     match rows {
         Ok(rows) => page(StatusCode::OK, pages::pay(&s.user, &s.csrf, &month, &rows)),
+        Err(r) => r,
+    }
+}
+
+/// The payroll columns of the export: (header, `scores` column). Money as stored (exact, to the fen).
+const PAYROLL: [(&str, &str); 14] = [
+    ("客服 agent", "agent"),
+    ("名次 rank", "rank"),
+    ("得分 score", "total"),
+    ("等级 grade", "grade"),
+    ("日常考核 ledger", "ledger_points"),
+    ("底薪 base salary", "base_salary"),
+    ("工龄 seniority", "seniority"),
+    ("奖金 bonus", "bonus"),
+    ("提成比例 commission rate", "commission_rate"),
+    ("个人提成 personal commission", "personal_commission"),
+    ("公共提成 public commission", "public_commission"),
+    ("提成 commission paid", "commission_paid"),
+    ("月薪 salary", "salary"),
+    ("缺少录入 missing inputs", "missing"),
+];
+
+/// The month's payroll as CSV for Excel (owner only): UTF-8 with a BOM, every cell
+/// neutralised against formulas (`textio::PeopleCsv`, the reports' own writer).
+async fn pay_csv(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !s.user.sees_pay() {
+        return forbidden(&s, "pay is for the owner only");
+    }
+    let month = q.month.unwrap_or_else(|| shanghai_day(now_ms()).format("%Y-%m").to_string());
+    if crate::scoring::job::month_bounds(&month).is_none() {
+        let msg = format!("month `{}`: expected YYYY-MM", month.chars().take(20).collect::<String>());
+        return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
+    }
+    let m = month.clone();
+    let bytes = with_db(&app, move |c| {
+        let columns: Vec<&str> = PAYROLL.iter().map(|(_, c)| *c).collect();
+        let sql = format!("SELECT {} FROM scores WHERE month = ?1 ORDER BY rank, agent", columns.join(", "));
+        let mut stmt = c.prepare(&sql).map_err(|e| e.to_string())?;
+        let mut csv = crate::textio::PeopleCsv::new(PAYROLL.iter().map(|(h, _)| *h));
+        let mut rows = stmt.query([&m]).map_err(|e| e.to_string())?;
+        while let Some(r) = rows.next().map_err(|e| e.to_string())? {
+            let mut cells = Vec::with_capacity(PAYROLL.len());
+            for i in 0..PAYROLL.len() {
+                let cell = match r.get_ref(i).map_err(|e| e.to_string())? {
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                    _ => String::new(),
+                };
+                cells.push(cell);
+            }
+            csv.row(cells);
+        }
+        Ok(csv.into_utf8_with_bom())
+    })
+    .await;
+    match bytes {
+        Ok(bytes) => {
+            let disposition = format!("attachment; filename=\"payroll-{month}.csv\"");
+            (
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
         Err(r) => r,
     }
 }
