@@ -506,6 +506,28 @@ async fn points_added_appealed_accepted_edited_and_removed_in_the_browser_move_t
 }
 
 impl Http {
+    /// Posts a multipart form with the session's token, month 2026-11 and `csv` as the file.
+    async fn upload(&mut self, path: &str, csrf: &str, csv: &str) -> (u16, String) {
+        let b = "kefu-test-boundary";
+        let body = format!(
+            "--{b}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+             --{b}\r\nContent-Disposition: form-data; name=\"month\"\r\n\r\n2026-11\r\n\
+             --{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"g.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n\
+             --{b}--\r\n"
+        );
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", format!("multipart/form-data; boundary={b}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&res);
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
     /// Signs in through the form; returns the session's CSRF token (from the board page).
     async fn sign_in(&mut self, name: &str) -> String {
         let (_, page) = self.get("login").await;
@@ -539,6 +561,8 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
         ("points/edit", &[("entry", "1"), ("points", "-2"), ("reason", "x")]),
         ("points/remove", &[("entry", "1"), ("reason", "x")]),
         ("points/resolve", &[("dispute", "1"), ("decision", "accept"), ("note", "x")]),
+        ("inputs", &[("month", "2026-11"), ("agent", "a1"), ("key", "service_rating"), ("v0_0", "90")]),
+        ("findings/review", &[("message", "s2"), ("category", "x"), ("start", "3"), ("decision", "dismiss")]),
     ];
     for (path, fields) in posts {
         let mut form = fields.to_vec();
@@ -546,9 +570,17 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
         let (status, _) = agent.post(path, &form).await;
         assert_eq!(status, 403, "an agent posting /{path}");
     }
-    for path in ["pay?month=2026-11", "pay.csv?month=2026-11", "agent/a2?day=2026-11-11"] {
+    for path in [
+        "pay?month=2026-11",
+        "pay.csv?month=2026-11",
+        "agent/a2?day=2026-11-11",
+        "inputs?month=2026-11",
+        "findings",
+    ] {
         assert_eq!(agent.get(path).await.0, 403, "an agent reading /{path}");
     }
+    let (status, _) = agent.upload("inputs/import", &csrf, "agent,service_rating\na1,90\n").await;
+    assert_eq!(status, 403, "an agent uploading score inputs");
 
     // The supervisor: bad fields are refused naming the field, escaped, nothing stored.
     let mut sup = Http::new(&console.url());
@@ -581,6 +613,29 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
         assert!(page.contains(want), "/{path} {fields:?} should say {want}");
         assert!(!page.contains("<script>"), "escaped");
     }
+    let more: &[(&str, Fields, &str)] = &[
+        (
+            "findings/review",
+            &[("message", "m"), ("category", "c"), ("start", "1"), ("decision", "drop")],
+            "decision:",
+        ),
+        (
+            "findings/review",
+            &[("message", "<i>"), ("category", "c"), ("start", "x"), ("decision", "dismiss")],
+            "finding: no phrase-guard finding &lt;i&gt;",
+        ),
+        ("inputs", &[("month", "2026-11"), ("v9_9", "1")], "not a cell of the grid"),
+    ];
+    for (path, fields, want) in more {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let (status, page) = sup.post(path, &form).await;
+        assert_eq!(status, 400, "/{path} {fields:?}");
+        assert!(page.contains(want), "/{path} {fields:?} should say {want}");
+    }
+    let (status, page) = sup.upload("inputs/import", &csrf, "").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("file: choose a CSV file"), "an empty upload is named");
     let store = Store::open(&db).unwrap();
     let n: i64 = store.conn().query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0, "nothing stored from a bad form");
@@ -625,5 +680,168 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
     let row = lines.next().expect("one agent's row");
     assert!(row.starts_with("\"'=HYPERLINK("), "the formula is neutralised: {row}");
     assert_eq!(owner.get("pay.csv?month=13").await.0, 400);
+    console.stop();
+}
+
+/// A rules folder with seed 000's sheet (five supervisor-scored indicators), a day of
+/// events for a1 and a2 with one banned phrase by a1, the guard's finding stored and the
+/// day scored: what the grid and the findings review work on.
+fn seeded_month(dir: &Path, db: &Path) -> (std::path::PathBuf, String) {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("scoring.toml"), include_str!("../rules/examples/scoring_seed000.toml"))
+        .unwrap();
+    let t0 = kefu::time::parse_rfc3339_ms("2026-11-11T10:00:00+08:00").unwrap();
+    let events = [
+        message("s1", t0, "s-c1", "a1", "customer", "这件有M码吗"),
+        message("s2", t0 + 5_000, "s-c1", "a1", "agent", "亲，爱买不买哦"),
+        message("s3", t0 + 9_000, "s-c2", "a2", "customer", "发什么快递"),
+        message("s4", t0 + 12_000, "s-c2", "a2", "agent", "中通快递哦"),
+    ];
+    let mut store = Store::open(db).unwrap();
+    let bodies: Vec<String> = events.iter().map(|e| e.to_json()).collect();
+    store.insert_events(events.iter().zip(bodies.iter().map(String::as_str))).unwrap();
+    let guard = kefu::guard::Guard::load(None).unwrap();
+    let flags = guard.check_event(&events[1]);
+    assert_eq!(flags.len(), 1, "the seeded phrase is a finding");
+    kefu::guard::store::save_flags(&store, &events[1], &flags).unwrap();
+    let sheet = kefu::scoring::sheet::load(Some(&rules)).unwrap();
+    let day = kefu::time::parse_day("2026-11-11").unwrap();
+    kefu::scoring::job::score_range(&mut store, &sheet, day, day, now_ms()).unwrap();
+    (rules, "2026-11-11".to_string())
+}
+
+async fn count(b: &Browser, css: &str) -> usize {
+    b.client.find_all(Locator::Css(css)).await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_fills_the_score_grid_by_upload_and_by_hand_and_dismisses_a_finding_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+    let (rules, day) = seeded_month(dir.path(), &db);
+    let (_feed, board) = Console::board(Plan::default(), 1.0);
+    let config = ConsoleConfig {
+        addr: util::ws::any_port(),
+        db: db.clone(),
+        secure_cookies: false,
+        rules: Some(rules),
+    };
+    let console = Console::start(&config, board).await.expect("console starts");
+    let base = console.url();
+    let b = Browser::start().await;
+    b.sign_in(&base, "wang", PASSWORD).await;
+    b.wait_css("form.logout", Duration::from_secs(10)).await;
+
+    // The grid: a1 and a2 × five indicators, every cell missing.
+    b.client.goto(&format!("{base}inputs?month=2026-11")).await.unwrap();
+    b.wait_css("#grid", Duration::from_secs(5)).await;
+    assert_eq!(count(&b, "#grid tbody tr").await, 2);
+    assert_eq!(count(&b, "#grid td.missing").await, 10, "nothing entered yet");
+    let score = |agent: &'static str| format!("#grid tr[data-agent={agent}] td.score");
+    let unfinished = b.text(&score("a1")).await.unwrap_or_default();
+
+    // An upload with one bad line: refused whole, the line and the column named.
+    let upload = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let c = b.client.clone();
+        async move {
+            let input = c.find(Locator::Css("form.upload input[type=file]")).await.unwrap();
+            input.send_keys(path.to_str().unwrap()).await.unwrap();
+            c.find(Locator::Css("form.upload button")).await.unwrap().click().await.unwrap();
+        }
+    };
+    let header = "客服,service_rating,问题解决率,efficiency,teamwork,growth\n";
+    upload("bad.csv", &format!("{header}a1,90,95,80,85,70\na2,88,九十,80,85,70\n")).await;
+    b.wait_css("div.error", Duration::from_secs(5)).await;
+    let error = b.text("div.error").await.unwrap_or_default();
+    assert!(error.contains("bad.csv:3") && error.contains("resolution_rate"), "{error}");
+    assert!(error.contains("nothing was recorded"), "{error}");
+    assert_eq!(count(&b, "#grid td.missing").await, 10, "a bad line changes nothing");
+
+    // A good one fills the grid and the score.
+    upload("good.csv", &format!("{header}a1,90,95,80,85,70\na2,88,90,80,85,70\n")).await;
+    b.wait_css("#audit li[data-action='inputs.import']", Duration::from_secs(5)).await;
+    assert_eq!(count(&b, "#grid td.missing").await, 0, "every cell entered");
+    let value = |agent: &str, key: &str| {
+        let c = b.client.clone();
+        let css = format!("#grid tr[data-agent={agent}] td[data-key={key}] input");
+        async move { c.find(Locator::Css(&css)).await.unwrap().prop("value").await.unwrap().unwrap_or_default() }
+    };
+    assert_eq!(value("a2", "resolution_rate").await, "90", "a percent row shows as typed");
+    let filled = b.text(&score("a1")).await.unwrap_or_default();
+    assert_ne!(filled, unfinished, "the month score follows the inputs");
+    screenshot(&b, "console-inputs.png").await;
+
+    // By hand: a bad cell is named with its agent and indicator; a good one is saved.
+    let cell = b
+        .client
+        .find(Locator::Css("#grid tr[data-agent=a1] td[data-key=service_rating] input"))
+        .await
+        .unwrap();
+    cell.clear().await.unwrap();
+    cell.send_keys("120").await.unwrap();
+    b.client.find(Locator::Css("form.grid button")).await.unwrap().click().await.unwrap();
+    b.wait_css("div.error", Duration::from_secs(5)).await;
+    let error = b.text("div.error").await.unwrap_or_default();
+    assert!(
+        error.contains("agent a1") && error.contains("service_rating") && error.contains("0–100"),
+        "{error}"
+    );
+    assert_eq!(value("a1", "service_rating").await, "90", "nothing stored");
+    let cell = b
+        .client
+        .find(Locator::Css("#grid tr[data-agent=a1] td[data-key=service_rating] input"))
+        .await
+        .unwrap();
+    cell.clear().await.unwrap();
+    cell.send_keys("60").await.unwrap();
+    b.client.find(Locator::Css("form.grid button")).await.unwrap().click().await.unwrap();
+    b.wait_css("#audit li[data-action='inputs.set']", Duration::from_secs(5)).await;
+    assert_eq!(value("a1", "service_rating").await, "60");
+    assert_ne!(b.text(&score("a1")).await.unwrap_or_default(), filled, "the score follows the edit");
+
+    // Findings review: a1's day counts −1 for the finding until it is dismissed.
+    b.client.goto(&format!("{base}agent/a1?day={day}")).await.unwrap();
+    b.wait_css("#day-points", Duration::from_secs(5)).await;
+    assert_eq!(b.text("#day-points").await.as_deref(), Some("-1"));
+    b.client.goto(&format!("{base}findings?day={day}")).await.unwrap();
+    b.wait_css("#findings-review form.review", Duration::from_secs(5)).await;
+    assert_eq!(b.text("#findings-review mark.finding").await.as_deref(), Some("爱买不买"));
+    b.client
+        .find(Locator::Css("#findings-review form.review input[name=note]"))
+        .await
+        .unwrap()
+        .send_keys("买家先骂人，玩笑话")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#findings-review button[value=dismiss]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_css("#findings-review tr.voided", Duration::from_secs(5)).await;
+    assert_eq!(
+        b.text("#candidates code").await.as_deref(),
+        Some("亲，爱买不买哦"),
+        "kept as a candidate exception"
+    );
+    assert!(b.text("#audit").await.unwrap_or_default().contains("finding.dismiss"));
+    screenshot(&b, "console-findings.png").await;
+    b.client.goto(&format!("{base}agent/a1?day={day}")).await.unwrap();
+    b.wait_css("#day-points", Duration::from_secs(5)).await;
+    assert_eq!(b.text("#day-points").await.as_deref(), Some("0"), "the dismissed finding's points are back");
+    // The guard's ledger entry no longer counts, and a rescore does not bring it back.
+    let store = Store::open(&db).unwrap();
+    let counting: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM ledger WHERE source = 'guard' AND voided = 0", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(counting, 0);
+    b.close().await;
     console.stop();
 }

@@ -8,6 +8,8 @@
 //! - [`pages`]: the HTML templates and the embedded assets.
 //! - [`reports`]: pages read from the database on request: an agent's day ("my day").
 //! - [`points`]: points and appeals (日常考核 / 复核) with the audit trail.
+//! - [`inputs`]: the score-input grid (agents × supervisor-scored indicators, CSV upload).
+//! - [`findings`]: findings review — confirm or dismiss a phrase-guard finding.
 //! - [`transcript`]: a conversation's day from the database, findings at their spans.
 //! - [`auth`]: sessions, CSRF tokens, the login rate limit.
 //! - [`users`]: users and roles, argon2 password hashes.
@@ -16,6 +18,8 @@
 pub mod auth;
 pub mod board;
 pub mod cli;
+pub mod findings;
+pub mod inputs;
 pub mod pages;
 pub mod points;
 pub mod reports;

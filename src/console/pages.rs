@@ -22,6 +22,8 @@ const NAV: &[Nav] = &[
     Nav { path: "/", label: "看板 Board", shown: |_| true },
     Nav { path: "/me", label: "我的一天 My day", shown: |u| u.role == Role::Agent },
     Nav { path: "/points", label: "日常考核 Points", shown: |_| true },
+    Nav { path: "/inputs", label: "考核录入 Inputs", shown: |u| u.role != Role::Agent },
+    Nav { path: "/findings", label: "违规复核 Findings", shown: |u| u.role != Role::Agent },
     Nav { path: "/pay", label: "薪酬 Pay", shown: User::sees_pay },
 ];
 
@@ -261,6 +263,8 @@ pub fn agent_day(user: &User, csrf: &str, d: &AgentDay) -> Markup {
             (d.waits.len()) " waits · " (answered) " answered · average " (avg.map_or("—".to_string(), duration))
             " · " (breaches) " breaches · " (d.findings.len()) " findings · " (d.points.len()) " points entries"
         }
+        p.meta { "今日分数变动 Points today: " b #day-points { (d.day_points().normalize().to_string()) }
+            " (findings not dismissed, and the day's 日常考核 entries that count)" }
         h2 { "等待 Waits" }
         table {
             thead { tr { th { "开始 Start" } th { "会话 Conversation" } th { "结果 Outcome" } th { "等待 Waited" } th { "时限 Deadline" } th { "接待 Load" } } }
@@ -282,8 +286,8 @@ pub fn agent_day(user: &User, csrf: &str, d: &AgentDay) -> Markup {
             thead { tr { th { "时间 Time" } th { "类别 Category" } th { "级别 Severity" } th { "扣分 Points" } th { "内容 Matched" } th { "会话 Conversation" } } }
             tbody {
                 @for f in &d.findings {
-                    tr {
-                        td { (display_shanghai(f.ts)) } td { (f.category) } td { (f.severity) } td.num { (f.points) }
+                    tr class=[f.dismissed.then_some("voided")] {
+                        td { (display_shanghai(f.ts)) } td { (f.category) @if f.dismissed { " · 已驳回 dismissed" } } td { (f.severity) } td.num { (f.points) }
                         td { mark class=(format!("finding {}", f.severity)) { (f.shown) } }
                         td { a href=(link(&f.conversation)) { (f.conversation) } }
                     }
@@ -470,5 +474,162 @@ pub struct PointsPage {
     /// The audit trail of those entries.
     pub trail: Vec<super::points::Audit>,
     /// A refusal to show above the page (a bad form, a closed window).
+    pub message: Option<String>,
+}
+
+/// The score-input grid page: a month of agents × input indicators, missing cells marked,
+/// cells editable, a CSV upload, the month score per agent and the audit trail.
+pub fn inputs(user: &User, csrf: &str, p: &InputsPage) -> Markup {
+    let g = &p.grid;
+    let body = html! {
+        h1 { "考核录入 Score inputs · " (p.month) }
+        form.month method="get" action="/inputs" {
+            input name="month" value=(p.month) pattern="[0-9]{4}-[0-9]{2}";
+            button type="submit" { "Show" }
+        }
+        @if let Some(msg) = &p.message { div.error role="alert" { @for line in msg.lines() { p { (line) } } } }
+        @if g.columns.is_empty() {
+            p { "The scoring sheet (rules/scoring.toml) has no supervisor-scored indicator (metric = \"input\")." }
+        } @else {
+            p.meta { "Empty cells (marked) are not entered yet: the month's score stays unfinished until they are, unless the row has a default. Percent rows take 0–100. Emptying a cell removes its value." }
+            form.grid method="post" action="/inputs" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="month" value=(p.month);
+                @for c in &g.columns { input type="hidden" name="key" value=(c.key); }
+                @for r in &g.rows { input type="hidden" name="agent" value=(r.agent); }
+                table #grid {
+                    thead { tr {
+                        th { "客服 Agent" }
+                        @for c in &g.columns { th title=(c.key) { (c.name) br; small { (c.takes) @if let Some(d) = &c.default { " · default " (d) } } } }
+                        th { "月得分 Month score" }
+                    } }
+                    tbody {
+                        @for (i, r) in g.rows.iter().enumerate() {
+                            tr data-agent=(r.agent) {
+                                td { (r.agent) }
+                                @for (j, cell) in r.cells.iter().enumerate() {
+                                    td class=[cell.is_none().then_some("missing")] data-key=(g.columns[j].key) {
+                                        input name=(format!("v{i}_{j}")) value=(cell.as_deref().unwrap_or("")) size="6" inputmode="decimal";
+                                    }
+                                }
+                                td.num.score { (r.score.as_deref().unwrap_or("—")) }
+                            }
+                        }
+                    }
+                }
+                button type="submit" { "保存 Save" }
+            }
+            h2 { "上传 Upload a CSV" }
+            p.meta {
+                "The same file as " code { "kefu score-input import" } " takes: a header " code { "agent" } " (or 客服) and one column per indicator, by key or name ("
+                @for (j, c) in g.columns.iter().enumerate() { @if j > 0 { ", " } code { (c.key) } " / " (c.name) }
+                "); UTF-8 or GBK as Excel saves it. Every line is checked first: one bad line and nothing is stored."
+            }
+            form.upload method="post" action="/inputs/import" enctype="multipart/form-data" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="month" value=(p.month);
+                input type="file" name="file" accept=".csv,text/csv" required;
+                button type="submit" { "上传 Upload" }
+            }
+        }
+        h2 { "记录 Audit trail" }
+        (audit_list(&p.trail))
+    };
+    layout("Score inputs", Some((user, csrf)), "/inputs", body)
+}
+
+/// What the score-input page shows.
+#[derive(Debug, Clone, Default)]
+pub struct InputsPage {
+    /// YYYY-MM.
+    pub month: String,
+    /// The grid.
+    pub grid: super::inputs::Grid,
+    /// The latest changes to score inputs.
+    pub trail: Vec<super::points::Audit>,
+    /// A refusal (every bad cell or line, one per line).
+    pub message: Option<String>,
+}
+
+/// The findings review page: the day's phrase-guard findings with confirm / dismiss, the
+/// candidate exceptions from dismissed findings, and the review trail.
+pub fn findings(user: &User, csrf: &str, p: &FindingsPage) -> Markup {
+    let link = |conversation: &str| format!("/c/{}?day={}", url_path(conversation), p.day);
+    let body = html! {
+        h1 { "违规复核 Findings review · " (p.day) }
+        form.month method="get" action="/findings" {
+            input name="day" value=(p.day) pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}";
+            button type="submit" { "Show" }
+        }
+        @if let Some(msg) = &p.message { p.error role="alert" { (msg) } }
+        p.meta { "Confirm a finding to keep its points; dismiss it (a false alarm) to take its points back from the agent's day and month. A dismissed finding's wording is kept below as a candidate exception for rules/guard.toml." }
+        table #findings-review {
+            thead { tr { th { "时间 Time" } th { "客服 Agent" } th { "店铺 Shop" } th { "类别 Category" } th { "扣分 Points" } th { "内容 Matched" } th { "会话 Conversation" } th { "复核 Review" } } }
+            tbody {
+                @for f in &p.findings {
+                    tr class=[f.dismissed().then_some("voided")] data-message=(f.message) data-category=(f.category) {
+                        td { (display_shanghai(f.ts)) } td { (f.agent) } td { (f.shop) } td { (f.category) " (" (f.severity) ")" } td.num { (f.points) }
+                        td { mark class=(format!("finding {}", f.severity)) { (f.shown) } }
+                        td { a href=(link(&f.conversation)) { (f.conversation) } }
+                        td {
+                            @if let Some((status, by, note)) = &f.review {
+                                span.review data-status=(status) {
+                                    @if status == "dismissed" { "已驳回 dismissed" } @else { "已确认 confirmed" }
+                                    " · " (by) @if !note.is_empty() { " · " (note) }
+                                }
+                            }
+                            form.review method="post" action="/findings/review" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="day" value=(p.day);
+                                input type="hidden" name="message" value=(f.message);
+                                input type="hidden" name="category" value=(f.category);
+                                input type="hidden" name="start" value=(f.start);
+                                input name="note" placeholder="说明 note";
+                                @if !matches!(&f.review, Some((s, _, _)) if s == "confirmed") {
+                                    button type="submit" name="decision" value="confirm" { "确认 Confirm" }
+                                }
+                                @if !f.dismissed() {
+                                    button type="submit" name="decision" value="dismiss" { "驳回 Dismiss" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if p.findings.is_empty() { p { "No phrase-guard finding that day." } }
+        h2 { "候选例外 Candidate exceptions for rules/guard.toml" }
+        p.meta {
+            "Each dismissed finding's words around the match (masked). To stop the guard flagging that wording, add it to the category's "
+            code { "exceptions = [...]" } " in " code { "rules/guard.toml" } " (a hit lying inside an exception is not a finding), run "
+            code { "kefu check" } ", and the running service picks it up at its next reload (every 2 s, or at once on SIGHUP). "
+            "The console does not edit guard.toml itself: an exception silences the phrase for every agent, which is the shop's decision."
+        }
+        table #candidates {
+            thead { tr { th { "类别 Category" } th { "例外 Exception text" } th { "匹配 Match" } th { "驳回 Dismissed by" } th { "说明 Note" } } }
+            tbody {
+                @for c in &p.candidates {
+                    tr { td { (c.category) } td { code { (c.text) } } td { (c.shown) } td { (c.user) " · " (display_shanghai(c.at)) } td { (c.note) } }
+                }
+            }
+        }
+        h2 { "记录 Audit trail" }
+        (audit_list(&p.trail))
+    };
+    layout("Findings", Some((user, csrf)), "/findings", body)
+}
+
+/// What the findings review page shows.
+#[derive(Debug, Clone, Default)]
+pub struct FindingsPage {
+    /// YYYY-MM-DD.
+    pub day: String,
+    /// The day's findings in the login's shops.
+    pub findings: Vec<super::findings::Finding>,
+    /// Dismissed findings as candidate exceptions.
+    pub candidates: Vec<super::findings::Candidate>,
+    /// Review changes.
+    pub trail: Vec<super::points::Audit>,
+    /// A refusal.
     pub message: Option<String>,
 }

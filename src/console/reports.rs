@@ -48,6 +48,8 @@ pub struct FindingRow {
     pub points: i32,
     /// The matched text, personal data masked.
     pub shown: String,
+    /// A supervisor dismissed it (its points do not count).
+    pub dismissed: bool,
 }
 
 /// One 日常考核 entry of the day.
@@ -74,7 +76,8 @@ pub struct AgentDay {
     pub waits: Vec<WaitRow>,
     /// Findings by time.
     pub findings: Vec<FindingRow>,
-    /// Points entries (voided ones left out).
+    /// Points entries other than the guard's (those are the findings above); entries that
+    /// do not count are left out.
     pub points: Vec<PointsRow>,
 }
 
@@ -93,6 +96,14 @@ impl AgentDay {
             self.waits.iter().filter(|w| w.outcome == "answered").map(|w| w.end - w.start).collect();
         let n = answered.len();
         (n, (n > 0).then(|| answered.iter().sum::<i64>() / n as i64))
+    }
+
+    /// The day's points: every finding not dismissed, and every other entry that counts.
+    pub fn day_points(&self) -> rust_decimal::Decimal {
+        let findings: i64 = self.findings.iter().filter(|f| !f.dismissed).map(|f| i64::from(f.points)).sum();
+        let entries: rust_decimal::Decimal =
+            self.points.iter().map(|p| p.points.parse::<rust_decimal::Decimal>().unwrap_or_default()).sum();
+        rust_decimal::Decimal::from(findings) + entries
     }
 }
 
@@ -118,8 +129,10 @@ pub fn agent_day(conn: &Connection, agent: &str, day: NaiveDate) -> rusqlite::Re
         })?
         .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare_cached(
-        "SELECT ts, conversation, category, severity, points, shown FROM flags \
-         WHERE agent = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts",
+        "SELECT f.ts, f.conversation, f.category, f.severity, f.points, f.shown, \
+                EXISTS (SELECT 1 FROM finding_reviews r WHERE r.message_id = f.message_id \
+                        AND r.category = f.category AND r.start = f.start AND r.status = 'dismissed') \
+         FROM flags f WHERE f.agent = ?1 AND f.ts >= ?2 AND f.ts < ?3 ORDER BY f.ts",
     )?;
     let findings = stmt
         .query_map(params![agent, from, to], |r| {
@@ -130,12 +143,13 @@ pub fn agent_day(conn: &Connection, agent: &str, day: NaiveDate) -> rusqlite::Re
                 severity: r.get(3)?,
                 points: r.get(4)?,
                 shown: r.get(5)?,
+                dismissed: r.get(6)?,
             })
         })?
         .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare_cached(
         "SELECT points, source, category, reason FROM ledger \
-         WHERE agent = ?1 AND day = ?2 AND voided = 0 ORDER BY id",
+         WHERE agent = ?1 AND day = ?2 AND voided = 0 AND source != 'guard' ORDER BY id",
     )?;
     let points = stmt
         .query_map(params![agent, day.to_string()], |r| {

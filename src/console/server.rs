@@ -21,6 +21,8 @@ use tracing::{info, warn};
 
 use super::auth::{self, LOGIN_COOKIE, Limiter, SESSION_COOKIE, Session};
 use super::board::BoardState;
+use super::findings;
+use super::inputs;
 use super::pages::{self, PayRow};
 use super::points;
 use super::reports;
@@ -121,6 +123,10 @@ pub fn router(app: Shared) -> Router {
         .route("/points/appeal", post(points_appeal))
         .route("/points/resolve", post(points_resolve))
         .route("/points/edit", post(points_edit))
+        .route("/inputs", get(inputs_page).post(inputs_set))
+        .route("/inputs/import", post(inputs_import))
+        .route("/findings", get(findings_page))
+        .route("/findings/review", post(findings_review))
         .route("/points/remove", post(points_remove))
         .route("/agent/{agent}", get(agent_page))
         .route("/assets/{name}", get(asset))
@@ -900,6 +906,306 @@ async fn supervisor_form(
         return Err(forbidden(&s, why));
     }
     Ok(s)
+}
+
+/// The score-input grid of a month (supervisors and the owner).
+async fn inputs_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.user.role == users::Role::Agent {
+        return forbidden(&s, "score inputs are entered by supervisors");
+    }
+    inputs_view(&app, &s, q.month, None, StatusCode::OK).await
+}
+
+async fn inputs_view(
+    app: &Shared,
+    s: &Session,
+    month: Option<String>,
+    message: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let Some((month, from, to)) = month_or_now(month) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
+        );
+    };
+    let sheet = match app.sheet() {
+        Ok(sheet) => sheet,
+        Err(e) => {
+            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
+        }
+    };
+    let m = month.clone();
+    let data = with_db(app, move |c| {
+        let grid =
+            inputs::read(c, &sheet, &m, &from.to_string(), &to.to_string()).map_err(|e| e.to_string())?;
+        let trail = points::trail(c, "inputs.", 50).map_err(|e| e.to_string())?;
+        Ok((grid, trail))
+    })
+    .await;
+    match data {
+        Ok((grid, trail)) => {
+            let p = pages::InputsPage { month, grid, trail, message };
+            page(status, pages::inputs(&s.user, &s.csrf, &p))
+        }
+        Err(r) => r,
+    }
+}
+
+fn back_to_inputs(month: &str) -> Response {
+    let m: String = url::form_urlencoded::byte_serialize(month.as_bytes()).collect();
+    redirect(&format!("/inputs?month={m}"))
+}
+
+/// The grid form: every cell checked by the sheet's own rule, all stored or none.
+async fn inputs_set(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let field =
+        |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let s = match supervisor_form(&app, &headers, &field("csrf"), "score inputs are entered by supervisors")
+        .await
+    {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some((month, from, to)) = month_or_now(Some(field("month"))) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
+        );
+    };
+    let sheet = match app.sheet() {
+        Ok(sheet) => sheet,
+        Err(e) => {
+            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
+        }
+    };
+    let (m, user) = (month.clone(), s.user.name.clone());
+    let r = with_db_mut(&app, move |c| {
+        let grid =
+            inputs::read(c, &sheet, &m, &from.to_string(), &to.to_string()).map_err(|e| e.to_string())?;
+        let changes = inputs::changes(&sheet, &grid, &fields).map_err(|e| e.join("\n"))?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let detail = inputs::apply(c, &m, &changes).map_err(|e| e.to_string())?;
+        points::audit(c, now_ms(), &user, "inputs.set", None, &detail).map_err(|e| e.to_string())?;
+        if let Err(e) = crate::scoring::job::score_month(c, &sheet, &m) {
+            warn!(error = %e, month = %m, "console: rescoring the month after score inputs");
+        }
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => back_to_inputs(&month),
+        Ok(Err(msg)) => inputs_view(&app, &s, Some(month), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
+}
+
+/// The findings review page (supervisors and the owner; a supervisor sees their shops).
+async fn findings_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<DayQuery>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.user.role == users::Role::Agent {
+        return forbidden(&s, "findings are reviewed by supervisors");
+    }
+    findings_view(&app, &s, q.day, None, StatusCode::OK).await
+}
+
+async fn findings_view(
+    app: &Shared,
+    s: &Session,
+    day: Option<String>,
+    message: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let day = match day.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        None => shanghai_day(now_ms()),
+        Some(d) => match crate::time::parse_day(d) {
+            Some(day) => day,
+            None => {
+                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
+                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
+            }
+        },
+    };
+    let data = with_db(app, move |c| {
+        let f = findings::day(c, day, None).map_err(|e| e.to_string())?;
+        let candidates = findings::candidates(c, 100).map_err(|e| e.to_string())?;
+        let trail = points::trail(c, "finding.", 50).map_err(|e| e.to_string())?;
+        Ok((f, candidates, trail))
+    })
+    .await;
+    let (mut list, candidates, trail) = match data {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if let super::board::Scope::Shops(mine) = s.user.scope() {
+        list.retain(|f| mine.contains(&f.shop));
+    }
+    let p = pages::FindingsPage { day: day.to_string(), findings: list, candidates, trail, message };
+    page(status, pages::findings(&s.user, &s.csrf, &p))
+}
+
+/// The largest grid file taken (a month's grid for a few hundred agents is a few kB).
+const MAX_UPLOAD: usize = 1 << 20;
+
+/// A grid CSV uploaded: the file is checked by `scoring::cli::check_input_grid`, the one
+/// path with `kefu score-input import` (every line first; one bad line and nothing is stored).
+async fn inputs_import(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let (mut csrf, mut month, mut file) = (String::new(), String::new(), None::<(String, Vec<u8>)>);
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                let filename = field.file_name().unwrap_or("upload.csv").chars().take(80).collect::<String>();
+                let bytes = match field.bytes().await {
+                    Ok(b) => b,
+                    Err(e) => return StatusCode::BAD_REQUEST.into_response_with(&format!("upload: {e}")),
+                };
+                match name.as_str() {
+                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+                    "month" => month = String::from_utf8_lossy(&bytes).into_owned(),
+                    "file" if bytes.len() > MAX_UPLOAD => {
+                        return StatusCode::PAYLOAD_TOO_LARGE.into_response_with("file: larger than 1 MB");
+                    }
+                    "file" => file = Some((filename, bytes.to_vec())),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return StatusCode::BAD_REQUEST.into_response_with(&format!("upload: {e}")),
+        }
+    }
+    let s = match supervisor_form(&app, &headers, &csrf, "score inputs are entered by supervisors").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some((month_ok, _, _)) = month_or_now(Some(month.clone())) else {
+        return inputs_view(&app, &s, None, Some("month: expected YYYY-MM".into()), StatusCode::BAD_REQUEST)
+            .await;
+    };
+    let Some((name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
+        let msg = "file: choose a CSV file (agent, then one column per indicator)".to_string();
+        return inputs_view(&app, &s, Some(month_ok), Some(msg), StatusCode::BAD_REQUEST).await;
+    };
+    let sheet = match app.sheet() {
+        Ok(sheet) => sheet,
+        Err(e) => {
+            return inputs_view(&app, &s, Some(month_ok), Some(e), StatusCode::INTERNAL_SERVER_ERROR).await;
+        }
+    };
+    let (m, user) = (month_ok.clone(), s.user.name.clone());
+    let r = with_db_mut(&app, move |c| {
+        let path = std::path::Path::new(&name);
+        let grid =
+            crate::scoring::cli::check_input_grid(c, &sheet, path, &bytes).map_err(|e| e.to_string())?;
+        crate::scoring::cli::store_inputs(c, &m, &grid.values).map_err(|e| e.to_string())?;
+        let detail = format!("{m}: {name}: {} value(s) for {} agent(s)", grid.values.len(), grid.agents);
+        points::audit(c, now_ms(), &user, "inputs.import", None, &detail).map_err(|e| e.to_string())?;
+        if let Err(e) = crate::scoring::job::score_month(c, &sheet, &m) {
+            warn!(error = %e, month = %m, "console: rescoring the month after an upload");
+        }
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => back_to_inputs(&month_ok),
+        Ok(Err(msg)) => inputs_view(&app, &s, Some(month_ok), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
+}
+
+/// A plain-text refusal for a request too broken to show a page for.
+trait PlainRefusal {
+    fn into_response_with(self, message: &str) -> Response;
+}
+
+impl PlainRefusal for StatusCode {
+    fn into_response_with(self, message: &str) -> Response {
+        (self, [(CONTENT_TYPE, "text/plain; charset=utf-8")], message.to_string()).into_response()
+    }
+}
+
+/// The confirm / dismiss form.
+#[derive(Deserialize)]
+struct ReviewForm {
+    #[serde(flatten)]
+    key: findings::Key,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    day: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A supervisor confirms or dismisses a finding; a dismissal takes its points back and the
+/// month is rescored.
+async fn findings_review(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<ReviewForm>,
+) -> Response {
+    let s = match supervisor_form(&app, &headers, &f.csrf, "findings are reviewed by supervisors").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let dismiss = match f.decision.as_str() {
+        "dismiss" => true,
+        "confirm" => false,
+        _ => {
+            let msg = "decision: expected confirm or dismiss".to_string();
+            return findings_view(&app, &s, Some(f.day), Some(msg), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let note = f.note.trim().chars().take(points::MAX_REASON).collect::<String>();
+    let (user, sheet, key) = (s.user.name.clone(), app.sheet().ok(), f.key.clone());
+    let scope = s.user.scope();
+    let r = with_db_mut(&app, move |c| {
+        // A supervisor reviews the findings of their shops only.
+        if let super::board::Scope::Shops(mine) = &scope {
+            let shop: Option<String> = c
+                .query_row(
+                    "SELECT shop FROM flags WHERE message_id = ?1 AND category = ?2",
+                    rusqlite::params![key.message, key.category],
+                    |r| r.get(0),
+                )
+                .ok();
+            if shop.is_some_and(|x| !mine.contains(&x)) {
+                return Err("finding: not in your shops".to_string());
+            }
+        }
+        let (_, day) =
+            findings::review(c, &key, dismiss, &note, &user, now_ms()).map_err(|e| e.to_string())?;
+        rescore(c, sheet.as_ref(), &day.to_string());
+        Ok(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => {
+            let d: String = url::form_urlencoded::byte_serialize(f.day.as_bytes()).collect();
+            redirect(&format!("/findings?day={d}"))
+        }
+        Ok(Err(msg)) => findings_view(&app, &s, Some(f.day), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
 }
 
 /// Runs `f` on the console's connection (mutable, for transactions); the inner result is the

@@ -208,7 +208,7 @@ pub fn input(a: InputArgs) -> Result<String, CliError> {
 }
 
 /// The sheet's input row `key`, or why not.
-fn input_indicator<'a>(sheet: &'a sheet::Sheet, key: &str) -> Result<&'a sheet::Indicator, String> {
+pub fn input_indicator<'a>(sheet: &'a sheet::Sheet, key: &str) -> Result<&'a sheet::Indicator, String> {
     let inputs: Vec<&sheet::Indicator> =
         sheet.indicators.iter().filter(|i| i.metric == sheet::Metric::Input).collect();
     inputs.iter().find(|i| i.key == key || i.name == key).copied().ok_or_else(|| {
@@ -222,7 +222,7 @@ fn input_indicator<'a>(sheet: &'a sheet::Sheet, key: &str) -> Result<&'a sheet::
 
 /// Of `agents`, those the shop does not have, each with the reason: not on the sheet's
 /// roster, or (without a roster) never seen in the events, metrics or ledger.
-fn unknown_agents(
+pub fn unknown_agents(
     conn: &rusqlite::Connection,
     sheet: &sheet::Sheet,
     agents: &[&str],
@@ -262,25 +262,54 @@ fn import_inputs(
     db: &std::path::Path,
     rules: Option<PathBuf>,
 ) -> Result<String, CliError> {
-    use crate::textio::csv::{Column, Others, read};
     let sheet = sheet::load(rules_dir(rules).as_deref())?;
     month_bounds(month).ok_or_else(|| CliError::Arg(format!("--month `{month}`: expected YYYY-MM")))?;
+    let bytes = std::fs::read(file)
+        .map_err(|e| CliError::File(vec![DataError::at(file, None, format!("cannot read: {e}"))]))?;
+    let mut store = Store::open(db)?;
+    let grid = check_input_grid(store.conn(), &sheet, file, &bytes)?;
+    store_inputs(store.conn_mut(), month, &grid.values)?;
+    Ok(format!(
+        "{}: {} value(s) for {} agent(s) recorded for {month} (rerun `kefu score --month {month}` to rescore)",
+        file.display(),
+        grid.values.len(),
+        grid.agents
+    ))
+}
+
+/// A checked grid of supervisor-entered values: `(agent, indicator key, stored value)`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InputGrid {
+    /// Every non-empty cell, as stored (a percent row's value as a ratio).
+    pub values: Vec<(String, String, Decimal)>,
+    /// Agents (rows) in the file.
+    pub agents: usize,
+}
+
+/// Checks a month's grid CSV (UTF-8 or GBK, as Excel saves it) against the sheet's input
+/// indicators: a header `agent` (or 客服) then one column per input indicator (its key or
+/// its name), one row per agent; an empty cell is not entered. Every row is checked; any
+/// bad line makes the whole file refused, each bad line named with its column. The one
+/// path for `kefu score-input import` and the console's upload.
+pub fn check_input_grid(
+    conn: &rusqlite::Connection,
+    sheet: &sheet::Sheet,
+    file: &std::path::Path,
+    bytes: &[u8],
+) -> Result<InputGrid, CliError> {
+    use crate::textio::csv::{Column, Others, read};
     let inputs: Vec<&sheet::Indicator> =
         sheet.indicators.iter().filter(|i| i.metric == sheet::Metric::Input).collect();
     if inputs.is_empty() {
         return Err(CliError::Arg(format!("the sheet `{}` has no input indicators", sheet.name)));
     }
-    // The grid's columns come from the sheet; a one-shot command may keep their names.
+    // The grid's columns come from the sheet; the names live as long as this call.
+    let names: Vec<(String, [&str; 1])> = inputs.iter().map(|i| (i.key.clone(), [i.name.as_str()])).collect();
     let mut columns = vec![Column::required("agent", &["客服", "客服名", "旺旺", "子账号"])];
-    for i in &inputs {
-        let name: &'static str = Box::leak(i.key.clone().into_boxed_str());
-        let alias: &'static [&'static str] =
-            Box::leak(vec![&*Box::leak(i.name.clone().into_boxed_str())].into_boxed_slice());
-        columns.push(Column::optional(name, alias));
+    for (key, alias) in &names {
+        columns.push(Column::optional(key, alias));
     }
-    let bytes = std::fs::read(file)
-        .map_err(|e| CliError::File(vec![DataError::at(file, None, format!("cannot read: {e}"))]))?;
-    let table = read(file, &bytes, &columns, Others::Refuse).map_err(CliError::File)?;
+    let table = read(file, bytes, &columns, Others::Refuse).map_err(CliError::File)?;
     if !table.present.iter().skip(1).any(|p| *p) {
         return Err(CliError::File(vec![DataError::at(
             file,
@@ -291,9 +320,8 @@ fn import_inputs(
             ),
         )]));
     }
-    let store = Store::open(db)?;
     let mut errors = Vec::new();
-    let mut values: Vec<(String, &str, Decimal)> = Vec::new();
+    let mut values = Vec::new();
     let mut agents_seen: Vec<(String, usize)> = Vec::new();
     for row in &table.rows {
         let agent = row.get(0).trim();
@@ -313,7 +341,7 @@ fn import_inputs(
             continue;
         }
         agents_seen.push((agent.to_string(), row.line));
-        if let Some(m) = unknown_agents(store.conn(), &sheet, &[agent])?.first() {
+        if let Some(m) = unknown_agents(conn, sheet, &[agent])?.first() {
             errors.push(DataError::at(file, Some(row.line), m.clone()));
             continue;
         }
@@ -323,7 +351,7 @@ fn import_inputs(
                 continue;
             }
             match ind.input.as_ref().map(|i| i.accept(cell)) {
-                Some(Ok(v)) => values.push((agent.to_string(), ind.key.as_str(), v)),
+                Some(Ok(v)) => values.push((agent.to_string(), ind.key.clone(), v)),
                 Some(Err(m)) => errors.push(DataError::at(
                     file,
                     Some(row.line),
@@ -340,21 +368,23 @@ fn import_inputs(
     if !errors.is_empty() {
         return Err(CliError::File(errors));
     }
-    let mut store = store;
-    let tx = store.conn_mut().transaction()?;
-    for (agent, key, v) in &values {
+    Ok(InputGrid { values, agents: agents_seen.len() })
+}
+
+/// Stores checked values for `month` in one transaction (a value entered again replaces it).
+pub fn store_inputs(
+    conn: &mut rusqlite::Connection,
+    month: &str,
+    values: &[(String, String, Decimal)],
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for (agent, key, v) in values {
         tx.execute(
             "INSERT INTO score_inputs VALUES (?1, ?2, ?3, ?4) ON CONFLICT(month, agent, indicator) DO UPDATE SET value = excluded.value",
             rusqlite::params![month, agent, key, v.normalize().to_string()],
         )?;
     }
-    tx.commit()?;
-    Ok(format!(
-        "{}: {} value(s) for {} agent(s) recorded for {month} (rerun `kefu score --month {month}` to rescore)",
-        file.display(),
-        values.len(),
-        agents_seen.len()
-    ))
+    tx.commit()
 }
 
 /// `kefu orders …`.

@@ -184,7 +184,10 @@ pub fn import_flags(conn: &Connection, from: Millis, to: Millis) -> Result<usize
         return Ok(0);
     }
     let mut stmt = conn.prepare(
-        "SELECT message_id, ts, agent, category, points, start FROM flags WHERE ts >= ?1 AND ts < ?2 AND points != 0",
+        // A finding a supervisor dismissed in the console (migration 011) earns no entry.
+        "SELECT message_id, ts, agent, category, points, start FROM flags f WHERE ts >= ?1 AND ts < ?2 AND points != 0
+           AND NOT EXISTS (SELECT 1 FROM finding_reviews r WHERE r.message_id = f.message_id
+                           AND r.category = f.category AND r.start = f.start AND r.status = 'dismissed')",
     )?;
     let rows = stmt
         .query_map(params![from, to], |r| {

@@ -21,23 +21,25 @@ use super::escape::escape_for_terminal;
 
 /// A column the caller expects in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Column {
+/// Names are `'static` for a fixed file layout, borrowed for one built from a rule file
+/// (the score-input grid's columns are the sheet's indicators).
+pub struct Column<'a> {
     /// The name shown in errors (and written by exports).
-    pub name: &'static str,
+    pub name: &'a str,
     /// Other header names accepted for it (e.g. a Chinese export's).
-    pub aliases: &'static [&'static str],
+    pub aliases: &'a [&'a str],
     /// Whether a file without it is refused.
     pub required: bool,
 }
 
-impl Column {
+impl<'a> Column<'a> {
     /// A column the file must have.
-    pub const fn required(name: &'static str, aliases: &'static [&'static str]) -> Self {
+    pub const fn required(name: &'a str, aliases: &'a [&'a str]) -> Self {
         Self { name, aliases, required: true }
     }
 
     /// A column the file may have; its cells read as empty when it is absent.
-    pub const fn optional(name: &'static str, aliases: &'static [&'static str]) -> Self {
+    pub const fn optional(name: &'a str, aliases: &'a [&'a str]) -> Self {
         Self { name, aliases, required: false }
     }
 
