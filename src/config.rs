@@ -31,6 +31,18 @@ pub struct ConfigFile {
     pub alerts: Option<AlertsFile>,
     /// The web console.
     pub console: Option<ConsoleFile>,
+    /// How often the engine's state is stored for fast restarts.
+    pub snapshots: Option<SnapshotsFile>,
+}
+
+/// `[snapshots]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsFile {
+    /// Seconds between snapshots (default 60).
+    pub every_s: Option<i64>,
+    /// New events between snapshots (default 100,000), whichever comes first.
+    pub every_events: Option<i64>,
 }
 
 /// `[console]` as written.
@@ -94,6 +106,8 @@ pub struct RunConfig {
     pub console_http: Option<std::net::SocketAddr>,
     /// Console cookies carry `Secure`.
     pub secure_cookies: bool,
+    /// When the engine's state is stored (`[snapshots]`).
+    pub snapshots: crate::live::SnapshotPolicy,
 }
 
 /// Reads `path` when given (a missing file is an error), else starts from an empty file.
@@ -163,7 +177,25 @@ pub fn build(
             )
         })?),
     };
+    let mut snapshots = crate::live::SnapshotPolicy::default();
+    if let Some(sf) = raw.snapshots {
+        let positive = |key: &str, v: Option<i64>| match v {
+            Some(n) if n < 1 => Err(DataError::at(
+                file,
+                line_containing(text, key),
+                format!("snapshots {key} = {n}: expected a whole number of at least 1"),
+            )),
+            _ => Ok(v),
+        };
+        if let Some(s) = positive("every_s", sf.every_s)? {
+            snapshots.every_ms = s.saturating_mul(1000);
+        }
+        if let Some(n) = positive("every_events", sf.every_events)? {
+            snapshots.every_events = n as u64;
+        }
+    }
     Ok(RunConfig {
+        snapshots,
         url,
         token,
         db: overrides.db.or(raw.db).unwrap_or_else(|| PathBuf::from("kefu.db")),
@@ -223,6 +255,10 @@ mod tests {
             ..Overrides::default()
         };
         let c = parse_str(file, o.clone()).unwrap();
+        assert_eq!(c.snapshots, crate::live::SnapshotPolicy::default());
+        let with = format!("{file}[snapshots]\nevery_s = 5\nevery_events = 1000\n");
+        let p = parse_str(&with, Overrides::default()).unwrap().snapshots;
+        assert_eq!((p.every_ms, p.every_events), (5_000, 1_000));
         assert_eq!(
             (c.url.as_str(), c.token.as_deref(), c.db.as_path()),
             ("ws://127.0.0.1:9000", Some("flag"), Path::new("b.db"))
@@ -243,6 +279,8 @@ mod tests {
             ("[platform]\nurl = \"ws://x\"\ntoken_env = \"NOPE\"\n", Some(3), "NOPE is not set"),
             ("[platform]\nurl = \"ws://x\"\n[alerts]\nwarning_at = 2.0\n", Some(4), "warning_at"),
             ("[platform]\nurl = \"ws://x\"\n[console]\nhttp = \"localhost\"\n", Some(4), "console http"),
+            ("[platform]\nurl = \"ws://x\"\n[snapshots]\nevery_events = 0\n", Some(4), "every_events = 0"),
+            ("[platform]\nurl = \"ws://x\"\n[snapshots]\nevery_s = -5\n", Some(4), "every_s = -5"),
         ];
         for (text, line, want) in cases {
             let e = parse_str(text, Overrides::default()).unwrap_err();

@@ -156,7 +156,7 @@ pub fn rating_score(text: &str) -> Option<u8> {
 }
 
 /// Where a shipped order went: what a buyer asking 发货了吗 wants to hear.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Shipment {
     /// 快递公司, e.g. 中通快递.
     pub courier: String,

@@ -5,11 +5,12 @@
 //!
 //! - [`alerts`]: live alerts to supervisors (DingTalk, WeCom, Feishu, webhooks) via a SQLite outbox.
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
-//! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`) behind `main.rs`.
+//! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`, `snapshot`) behind `main.rs`.
 //! - [`config`]: `kefu.toml` for `kefu run` (platform, database, folders, alert sinks), flags override it.
 //! - [`console`]: the web console: live board, conversation view, logins and roles (axum, maud).
 //! - [`engine`]: pure decisions: sessions, waits, loads, deadlines and their alert timers, by event
-//!   time; which event times are believable. The only owner of the session/wait rule.
+//!   time; which event times are believable; snapshots of its state (and the robot's) for
+//!   restarts. The only owner of the session/wait rule.
 //! - [`event`]: the event model, one JSON object per event on the wire and in JSONL files.
 //! - [`gateway`]: the websocket client to the chat platform (resume, ack after commit, heartbeat).
 //! - [`guard`]: the phrase guard: banned phrases, evasions and personal data in messages.
@@ -22,8 +23,8 @@
 //! - [`rules`]: the rule files a shop edits (`rules/`), with embedded defaults and located errors.
 //! - [`scoring`]: nightly job — daily metrics, order attribution, KPI sheet, points ledger, pay, reports.
 //! - [`simulate`]: seeded shop traffic (JSONL) and a websocket server playing it, with faults.
-//! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input; the one
-//!   batch writer replay and live share.
+//! - [`store`]: SQLite (WAL, numbered migrations): events, waits, alerts, rejected input, engine
+//!   snapshots; the one batch writer replay and live share.
 //! - [`textio`]: one path for outside text: GBK/UTF-8 decoding, CSV read (`csv` crate) and CSV for
 //!   people (BOM, formulas neutralised), escaping for terminals and logs.
 //! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.

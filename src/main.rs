@@ -48,6 +48,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Store a snapshot of the engine's and the robot's state as `kefu run` would, or with
+    /// --verify check that the latest one plus the events after it equals a rebuild from every event.
+    Snapshot {
+        /// The SQLite file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Rules folder (default: ./rules when present, else the embedded defaults).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Replies folder, for the robot (default: ./replies when present, else the embedded defaults).
+        #[arg(long)]
+        replies: Option<PathBuf>,
+        /// Compare instead of storing; exit status 1 when they differ.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Realistic simulated shop traffic: written as JSONL (--out) or served over the websocket protocol (--listen).
     Simulate {
         /// Output file (or serve the traffic with --listen).
@@ -169,6 +185,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Report { db, rules, json } => {
             kefu::cmd::report_db(&db, folder(rules, "rules").as_deref(), json)?;
+        }
+        Command::Snapshot { db, rules, replies, verify } => {
+            let (text, same) = kefu::cmd::snapshot(
+                &db,
+                folder(rules, "rules").as_deref(),
+                folder(replies, "replies").as_deref(),
+                verify,
+            )?;
+            kefu::textio::out::print(&text)?;
+            if !same {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Simulate { out, serve, events, agents, seed, shop, date, violations } => {
             if !(0.0..=1.0).contains(&violations) {

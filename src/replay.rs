@@ -4,7 +4,7 @@
 //! live bot produce the same report. With a database, a writer thread stores events, waits
 //! and alerts while the main thread runs the clock: SQLite, not the clock, sets the pace.
 
-use rustc_hash::FxHashSet as HashSet;
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::io::BufRead;
 use std::path::Path;
@@ -66,9 +66,17 @@ pub struct InputStats {
     pub stored: usize,
 }
 
+/// How often (in event time) the dedup set drops ids too old to matter.
+const SWEEP_EVERY_MS: i64 = 86_400_000;
+
 /// Dedup → engine (and phrase guard) → report, fed one event at a time.
 pub struct Pipeline {
-    seen: HashSet<Box<str>>,
+    /// Ids seen, with their event time, back to the oldest time still admitted (the
+    /// watermark − [`TimeLimits::behind_ms`]) plus at most a day: a redelivered event has
+    /// its original's time, so an older one is rejected before it gets here, and the set
+    /// does not grow with the history (see `docs/protocol.md`, "Duplicates").
+    seen: HashMap<Box<str>, Millis>,
+    swept_at: Millis,
     engine: Engine,
     limits: TimeLimits,
     /// The wall clock when the replay started: events dated after it (+ the tolerance)
@@ -90,7 +98,8 @@ impl Pipeline {
     /// A pipeline on these rules whose alert timers follow `plan` (as `kefu run`'s do).
     pub fn with_plan(rules: ResponseRules, plan: Plan) -> Self {
         Self {
-            seen: HashSet::default(),
+            seen: HashMap::default(),
+            swept_at: Millis::MIN,
             engine: Engine::new(rules, plan),
             limits: TimeLimits::default(),
             wall: now_ms(),
@@ -132,7 +141,7 @@ impl Pipeline {
         self.out.clear();
         self.notices.clear();
         self.flags.clear();
-        if !self.seen.insert(event.id.as_str().into()) {
+        if !self.remember(event) {
             return false;
         }
         self.engine.handle(event, &mut self.out, &mut self.notices);
@@ -144,6 +153,28 @@ impl Pipeline {
             self.report.add_flags(&self.flags);
         }
         true
+    }
+
+    /// Records the event's id; false when it was seen (a duplicate). Once a day of event
+    /// time, ids older than anything still admitted are dropped.
+    fn remember(&mut self, event: &Event) -> bool {
+        if self.seen.contains_key(event.id.as_str()) {
+            return false;
+        }
+        self.seen.insert(event.id.as_str().into(), event.ts);
+        let watermark = self.engine.watermark().max(event.ts);
+        if watermark.saturating_sub(self.swept_at) >= SWEEP_EVERY_MS {
+            let oldest = watermark.saturating_sub(self.limits.behind_ms);
+            self.seen.retain(|_, ts| *ts >= oldest);
+            self.seen.shrink_to(self.seen.len() * 2);
+            self.swept_at = watermark;
+        }
+        true
+    }
+
+    /// Ids the dedup set holds now (bounded by event time, not by the history).
+    pub fn remembered_ids(&self) -> usize {
+        self.seen.len()
     }
 
     /// The phrase guard's findings for the last event.

@@ -128,7 +128,8 @@ fn buyer(ts: i64, text: &str) -> Event {
 }
 
 fn away_answer(robot: &mut Robot, ts: i64, text: &str) -> Option<(Option<String>, String)> {
-    robot.handle(&buyer(ts, text), ts).into_iter().find_map(|a| match a {
+    // One conversation, no session closing between these messages: no engine outputs.
+    robot.handle(&buyer(ts, text), &[], ts).into_iter().find_map(|a| match a {
         RobotAction::Send { reason: Reason::Away, rule, text, .. } => Some((rule, text)),
         _ => None,
     })
@@ -143,7 +144,7 @@ fn reload_swaps_in_valid_edits_and_keeps_the_last_good_set() {
     let mut watcher = Watcher::new(Some(rules.clone()), Some(replies.clone()));
     assert!(matches!(watcher.poll(), Reload::Unchanged));
     let t = kefu::time::parse_rfc3339_ms("2026-11-11T10:00:00+08:00").unwrap();
-    robot.handle(&away_event(t), t);
+    robot.handle(&away_event(t), &[], t);
     assert_eq!(away_answer(&mut robot, t, "可以用花呗吗").map(|a| a.0), Some(None), "no rule yet");
 
     let auto = replies.join("auto.toml");
@@ -231,8 +232,9 @@ fn clock_with_robot(events: &[Event], echo: bool) -> (Vec<kefu::engine::Output>,
             (Some(due), None) => (due, robot.advance(due)),
             (_, Some(ts)) => {
                 let Some(ev) = queue.pop_front() else { break };
+                let from = outputs.len();
                 clock.handle(&ev, &mut outputs);
-                (ts, robot.handle(&ev, ts))
+                (ts, robot.handle(&ev, &outputs[from..], ts))
             }
             (None, None) => break,
         };

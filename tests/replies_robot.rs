@@ -5,13 +5,41 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use kefu::engine::Engine;
 use kefu::event::{Event, EventKind, OrderStatus, Presence, Sender};
-use kefu::replies::robot::{Reason, Robot, RobotAction};
+use kefu::replies::robot::{Reason, RobotAction};
 use kefu::replies::{Replies, auto, settings, shifts};
 use kefu::time::{Millis, parse_rfc3339_ms};
 use rust_decimal::Decimal;
 
 const SHOP: &str = "毛菇小象";
+
+/// The robot beside the engine whose session and wait outputs it takes, as the runtime
+/// runs them.
+struct Robot {
+    robot: kefu::replies::robot::Robot,
+    engine: Engine,
+}
+
+impl Robot {
+    fn new(replies: Arc<Replies>) -> Self {
+        let rules = kefu::rules::response_time::ResponseRules::default();
+        Self {
+            robot: kefu::replies::robot::Robot::new(replies),
+            engine: Engine::new(rules, kefu::alerts::Plan::default()),
+        }
+    }
+
+    fn handle(&mut self, ev: &Event, now: Millis) -> Vec<RobotAction> {
+        let mut out = Vec::new();
+        self.engine.handle(ev, &mut out, &mut Vec::new());
+        self.robot.handle(ev, &out, now)
+    }
+
+    fn advance(&mut self, now: Millis) -> Vec<RobotAction> {
+        self.robot.advance(now)
+    }
+}
 
 fn at(s: &str) -> Millis {
     parse_rfc3339_ms(s).unwrap()

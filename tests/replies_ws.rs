@@ -18,6 +18,11 @@ async fn gateway(url: String) {
     let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else { return };
     let mut robot =
         Robot::new(Arc::new(kefu::replies::load(None, None).expect("embedded replies are valid")));
+    // The engine decides sessions and waits; the robot takes its outputs.
+    let mut engine = kefu::engine::Engine::new(
+        kefu::rules::response_time::ResponseRules::default(),
+        kefu::alerts::Plan::default(),
+    );
     let mut next_id = 1;
     loop {
         let wait = robot.next_due().map(|d| Duration::from_millis((d - now_ms()).max(0) as u64));
@@ -34,7 +39,9 @@ async fn gateway(url: String) {
                 if let Some(reply) = ops::handle_op(robot.replies(), &v) {
                     vec![reply]
                 } else if let (Some("event"), Ok(ev)) = (v["op"].as_str(), kefu::event::from_value(&v["event"])) {
-                    ops::frames(&robot.handle(&ev, now_ms()), &mut next_id)
+                    let mut outputs = Vec::new();
+                    engine.handle(&ev, &mut outputs, &mut Vec::new());
+                    ops::frames(&robot.handle(&ev, &outputs, now_ms()), &mut next_id)
                 } else {
                     Vec::new()
                 }

@@ -61,7 +61,7 @@ impl Outcome {
 }
 
 /// A wait that just started.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WaitStart {
     /// Conversation id.
     pub conversation: Arc<str>,
@@ -140,10 +140,9 @@ pub fn idle_close_at(last_message: Millis, idle_close_ms: i64) -> Millis {
 
 /// The session rule: a session whose last message was at `last_message` has closed by
 /// time `t` — a message exactly `idle_close_ms` later finds it closed and opens a new one.
-/// The clock decides sessions with it; the robot, which keeps per-conversation state of
-/// its own, asks it rather than writing the rule again.
+/// Only the clock decides sessions with it; everything else takes its outputs.
 #[must_use]
-pub fn session_closed_by(last_message: Millis, t: Millis, idle_close_ms: i64) -> bool {
+fn session_closed_by(last_message: Millis, t: Millis, idle_close_ms: i64) -> bool {
     t >= idle_close_at(last_message, idle_close_ms)
 }
 
@@ -210,6 +209,50 @@ pub enum Output {
     Breach(Breach),
 }
 
+/// A wait still pending, as a snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingState {
+    start: Millis,
+    agent: Arc<str>,
+    customer: Arc<str>,
+    deadline_ms: i64,
+    load: u32,
+    first: bool,
+    robot: bool,
+}
+
+/// A conversation the clock still holds (an open session, or a closed one whose idle
+/// close is still queued), as a snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConvState {
+    name: Arc<str>,
+    shop: Arc<str>,
+    agent: Option<Arc<str>>,
+    open: bool,
+    last_msg: Millis,
+    /// The queued idle close, if any.
+    close_due: Option<Millis>,
+    had_wait: bool,
+    pending: Option<PendingState>,
+}
+
+/// The clock's whole state, in conversation order (so equal clocks give equal states,
+/// whatever slots their histories used). The rules are configuration, not state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClockState {
+    now: Millis,
+    convs: Vec<ConvState>,
+}
+
+impl ClockState {
+    /// The waits pending, as `(conversation, agent, start, deadline_ms)`, in conversation order.
+    pub fn pending(&self) -> impl Iterator<Item = (&str, &str, Millis, i64)> {
+        self.convs
+            .iter()
+            .filter_map(|c| c.pending.as_ref().map(|p| (&*c.name, &*p.agent, p.start, p.deadline_ms)))
+    }
+}
+
 /// A queued idle close: `(due, conversation)`, earliest first.
 type Entry = Reverse<(Millis, u32)>;
 
@@ -224,6 +267,7 @@ struct Pending {
 }
 
 struct Conv {
+    /// Empty while the slot is free (see [`Clock::release`]).
     name: Arc<str>,
     shop: Arc<str>,
     agent: Option<u32>,
@@ -245,6 +289,9 @@ pub struct Clock {
     /// Per agent: its open conversations keyed by last message time, for load.
     active: Vec<BTreeSet<(Millis, u32)>>,
     queue: BinaryHeap<Entry>,
+    /// Slots of `convs` released by closed conversations, reused by new ones: memory
+    /// follows the conversations open now, not every conversation ever seen.
+    free: Vec<u32>,
     now: Millis,
     open_count: usize,
     pending_count: usize,
@@ -261,6 +308,7 @@ impl Clock {
             agent_names: Vec::new(),
             active: Vec::new(),
             queue: BinaryHeap::new(),
+            free: Vec::new(),
             now: Millis::MIN,
             open_count: 0,
             pending_count: 0,
@@ -310,9 +358,12 @@ impl Clock {
                 self.on_message(c, a, customer, *from, t, out);
             }
             EventKind::Transfer { conversation, to_agent, .. } => {
-                let c = self.conv(conversation, &event.shop);
-                let a = self.agent(to_agent);
-                self.on_transfer(c, a, t, out);
+                // A transfer outside a session changes nothing: the next message names
+                // the agent of the session it opens.
+                if let Some(&c) = self.conv_ids.get(conversation.as_str()) {
+                    let a = self.agent(to_agent);
+                    self.on_transfer(c, a, t, out);
+                }
             }
             EventKind::Close { conversation } => {
                 if let Some(&c) = self.conv_ids.get(conversation.as_str()) {
@@ -326,12 +377,22 @@ impl Clock {
     /// Lets event time run to `now`: sessions idle until then close (a pending wait ends
     /// `unanswered`). Only event time may call this: see `docs/protocol.md`.
     pub fn advance(&mut self, now: Millis, out: &mut Vec<Output>) {
-        while let Some(&Reverse((t, c))) = self.queue.peek() {
+        let mut same = Vec::new();
+        while let Some(&Reverse((t, _))) = self.queue.peek() {
             if t > now {
                 break;
             }
-            self.queue.pop();
-            self.on_close_due(c, t, out);
+            // Closes due at the same instant go in conversation order, not slot order, so
+            // the outputs do not depend on which slots a history left free (a restored
+            // snapshot and a full rebuild emit the same sequence).
+            while let Some(&Reverse((u, c))) = self.queue.peek().filter(|Reverse((u, _))| *u == t) {
+                self.queue.pop();
+                same.push((self.convs[c as usize].name.clone(), u, c));
+            }
+            same.sort_unstable();
+            for (_, u, c) in same.drain(..) {
+                self.on_close_due(c, u, out);
+            }
         }
         self.now = self.now.max(now);
     }
@@ -341,13 +402,91 @@ impl Clock {
         self.advance(Millis::MAX, out);
     }
 
+    /// The clock's state, for a snapshot ([`super::snapshot`]).
+    #[must_use]
+    pub fn state(&self) -> ClockState {
+        let due: HashMap<u32, Millis> = self.queue.iter().map(|Reverse((t, c))| (*c, *t)).collect();
+        let name = |a: u32| self.agent_names[a as usize].clone();
+        let mut convs: Vec<ConvState> = self
+            .conv_ids
+            .values()
+            .map(|&c| {
+                let conv = &self.convs[c as usize];
+                ConvState {
+                    name: conv.name.clone(),
+                    shop: conv.shop.clone(),
+                    agent: conv.agent.map(name),
+                    open: conv.open,
+                    last_msg: conv.last_msg,
+                    close_due: due.get(&c).copied(),
+                    had_wait: conv.had_wait,
+                    pending: conv.pending.as_ref().map(|p| PendingState {
+                        start: p.start,
+                        agent: name(p.agent),
+                        customer: p.customer.clone(),
+                        deadline_ms: p.deadline_ms,
+                        load: p.load,
+                        first: p.first,
+                        robot: p.robot,
+                    }),
+                }
+            })
+            .collect();
+        convs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        ClockState { now: self.now, convs }
+    }
+
+    /// A clock in `state`, serving `rules`: it goes on exactly as the clock the state was
+    /// taken from would.
+    #[must_use]
+    pub fn restore(rules: ResponseRules, state: ClockState) -> Self {
+        let mut clock = Self::new(rules);
+        clock.now = state.now;
+        for s in state.convs {
+            let c = clock.conv(&s.name, &s.shop);
+            let agent = s.agent.map(|a| clock.agent(&a));
+            let pending = s.pending.map(|p| Pending {
+                start: p.start,
+                agent: clock.agent(&p.agent),
+                customer: p.customer,
+                deadline_ms: p.deadline_ms,
+                load: p.load,
+                first: p.first,
+                robot: p.robot,
+            });
+            if s.open {
+                clock.open_count += 1;
+                if let Some(a) = agent {
+                    clock.active[a as usize].insert((s.last_msg, c));
+                }
+            }
+            clock.pending_count += usize::from(pending.is_some());
+            if let Some(t) = s.close_due {
+                clock.queue.push(Reverse((t, c)));
+            }
+            let conv = &mut clock.convs[c as usize];
+            conv.agent = agent;
+            conv.open = s.open;
+            conv.last_msg = s.last_msg;
+            conv.close_queued = s.close_due.is_some();
+            conv.had_wait = s.had_wait;
+            conv.pending = pending;
+        }
+        clock
+    }
+
+    /// Conversation slots in use (open sessions and closed ones awaiting their queued
+    /// close); the rest were released.
+    pub fn held_conversations(&self) -> usize {
+        self.conv_ids.len()
+    }
+
     fn conv(&mut self, name: &str, shop: &str) -> u32 {
         if let Some(&c) = self.conv_ids.get(name) {
             return c;
         }
-        let id = self.convs.len() as u32;
         let name: Arc<str> = name.into();
-        self.convs.push(Conv {
+        let conv = Conv {
             name: name.clone(),
             shop: shop.into(),
             agent: None,
@@ -356,9 +495,33 @@ impl Clock {
             close_queued: false,
             had_wait: false,
             pending: None,
-        });
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.convs[id as usize] = conv;
+                id
+            }
+            None => {
+                self.convs.push(conv);
+                (self.convs.len() - 1) as u32
+            }
+        };
         self.conv_ids.insert(name, id);
         id
+    }
+
+    /// Frees a closed conversation's slot once no idle close is queued for it: what a
+    /// closed session leaves behind decides nothing (its next message opens a new one).
+    fn release(&mut self, c: u32) {
+        let conv = &mut self.convs[c as usize];
+        if conv.open || conv.close_queued || conv.name.is_empty() {
+            return;
+        }
+        self.conv_ids.remove(&conv.name);
+        conv.name = Arc::from("");
+        conv.shop = Arc::from("");
+        conv.agent = None;
+        self.free.push(c);
     }
 
     fn agent(&mut self, name: &str) -> u32 {
@@ -383,6 +546,8 @@ impl Clock {
         } else {
             conv.open = true;
             conv.had_wait = false;
+            // A session starts at its first message, whatever came before it.
+            conv.last_msg = t;
             self.open_count += 1;
             if !conv.close_queued {
                 conv.close_queued = true;
@@ -503,6 +668,7 @@ impl Clock {
             at: t,
             reason,
         });
+        self.release(c);
     }
 
     fn on_close_due(&mut self, c: u32, t: Millis, out: &mut Vec<Output>) {
@@ -510,6 +676,7 @@ impl Clock {
         let conv = &mut self.convs[c as usize];
         conv.close_queued = false;
         if !conv.open {
+            self.release(c);
             return;
         }
         let at = idle_close_at(conv.last_msg, idle);

@@ -6,6 +6,8 @@
 //!   that rule: everything else consumes its [`Output`]s).
 //! - [`notices`]: the alert timers of a wait (warning, breach, escalation, resolved).
 //! - [`admit`]: which event times are believable (not ahead of the wall clock, not absurd).
+//! - [`snapshot`]: the engine's (and the robot's) state as versioned bytes with the event
+//!   position they cover, so a restart need not process the whole history.
 //!
 //! [`Engine`] puts them together: event time (the watermark, the latest `ts` seen) decides
 //! everything that is stored; the wall clock may only make alerts fall due early, through
@@ -14,10 +16,12 @@
 pub mod admit;
 pub mod clock;
 pub mod notices;
+pub mod snapshot;
 
 pub use admit::{Admission, TimeLimits};
 pub use clock::{Breach, Clock, CloseReason, Outcome, Output, Wait, WaitStart};
 pub use notices::Notices;
+pub use snapshot::{EngineState, Snapshot, SnapshotError};
 
 use std::sync::Arc;
 
@@ -36,6 +40,24 @@ impl Engine {
     /// An engine with no conversations.
     pub fn new(rules: ResponseRules, plan: Plan) -> Self {
         Self { clock: Clock::new(rules), notices: Notices::new(plan) }
+    }
+
+    /// The engine's state, for a snapshot (see [`snapshot`]).
+    #[must_use]
+    pub fn state(&self) -> EngineState {
+        EngineState { clock: self.clock.state(), notices: self.notices.state() }
+    }
+
+    /// An engine in `state`, on these rules and plan: it goes on exactly as the engine the
+    /// state was taken from would.
+    #[must_use]
+    pub fn restore(rules: ResponseRules, plan: Plan, state: EngineState) -> Self {
+        Self { clock: Clock::restore(rules, state.clock), notices: Notices::restore(plan, state.notices) }
+    }
+
+    /// The waits pending now, with their deadlines (in no particular order).
+    pub fn pending_waits(&self) -> impl Iterator<Item = &WaitStart> {
+        self.notices.pending()
     }
 
     /// The response clock (read-only: only events move it).

@@ -25,6 +25,16 @@ const PREVIEW_BYTES: usize = 512;
 /// A timer: `(due_at, kind, conversation, wait_start)`, ordered by due time.
 type Timer = (Millis, Kind, Arc<str>, Millis);
 
+/// The alert timers' state, in a canonical order (equal timers give equal states): the
+/// waits pending, the timers still to fire for them, the previews of open sessions. The
+/// plan is configuration, not state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoticesState {
+    pending: Vec<WaitStart>,
+    timers: Vec<Timer>,
+    previews: Vec<(Arc<str>, Box<str>)>,
+}
+
 /// The pending waits' alert timers.
 pub struct Notices {
     plan: Plan,
@@ -40,6 +50,32 @@ impl Notices {
     /// No waits yet, alerting by `plan`.
     pub fn new(plan: Plan) -> Self {
         Self { plan, pending: HashMap::default(), timers: BinaryHeap::new(), previews: HashMap::default() }
+    }
+
+    /// The timers' state, for a snapshot ([`super::snapshot`]). Timers of waits that
+    /// ended are left out: they would never fire.
+    #[must_use]
+    pub fn state(&self) -> NoticesState {
+        let mut pending: Vec<WaitStart> = self.pending.values().cloned().collect();
+        pending.sort_unstable_by(|a, b| a.conversation.cmp(&b.conversation));
+        let live = |(_, _, c, start): &Timer| self.pending.get(c).is_some_and(|w| w.start == *start);
+        let mut timers: Vec<Timer> = self.timers.iter().map(|Reverse(t)| t.clone()).filter(live).collect();
+        timers.sort_unstable();
+        let mut previews: Vec<(Arc<str>, Box<str>)> =
+            self.previews.iter().map(|(c, p)| (c.clone(), p.clone())).collect();
+        previews.sort_unstable();
+        NoticesState { pending, timers, previews }
+    }
+
+    /// Timers in `state`, alerting by `plan`.
+    #[must_use]
+    pub fn restore(plan: Plan, state: NoticesState) -> Self {
+        Self {
+            plan,
+            pending: state.pending.into_iter().map(|w| (w.conversation.clone(), w)).collect(),
+            timers: state.timers.into_iter().map(Reverse).collect(),
+            previews: state.previews.into_iter().collect(),
+        }
     }
 
     /// The plan in force.

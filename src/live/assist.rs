@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::alerts::Notice;
+use crate::engine::Output;
 use crate::event::{Event, EventKind};
 use crate::guard::store::raw_matched;
 use crate::guard::{Flag, Guard};
@@ -139,25 +140,46 @@ impl Assistant {
         }
     }
 
-    /// Replays a stored event into the robot's conversation state (nothing is said: it was
-    /// answered, or not, before the restart). The guard's flags for it are already stored.
-    pub(crate) fn rebuild(&mut self, event: &Event) {
-        if let Some(r) = &mut self.robot {
-            r.handle(event, event.ts);
+    /// The robot's state for a snapshot (`None` when the robot is off).
+    pub(crate) fn robot_state(&self) -> Option<crate::replies::robot::RobotState> {
+        self.robot.as_ref().map(Robot::state)
+    }
+
+    /// Whether a snapshot with (`true`) or without a robot state can restore this assistant:
+    /// a robot that is on needs its state; one that is off ignores it.
+    pub(crate) fn accepts(&self, has_robot: bool) -> bool {
+        self.robot.is_none() || has_robot
+    }
+
+    /// Puts the robot in a snapshot's state (it keeps the replies it serves).
+    pub(crate) fn restore(&mut self, state: Option<crate::replies::robot::RobotState>) {
+        if let (Some(r), Some(state)) = (self.robot.as_mut(), state) {
+            *r = Robot::restore(r.replies().clone(), state);
         }
     }
 
-    /// Forgets what fell due while kefu was down: a restart does not flood old rescues.
+    /// Replays a stored event (with the engine's outputs for it) into the robot's state
+    /// (nothing is said: it was answered, or not, before the restart). The guard's flags
+    /// for it are already stored.
+    pub(crate) fn rebuild(&mut self, event: &Event, outputs: &[Output]) {
+        if let Some(r) = &mut self.robot {
+            r.handle(event, outputs, event.ts);
+        }
+    }
+
+    /// A restart: what fell due while kefu was down is left to event time or dropped
+    /// unsaid ([`Robot::skip_to`]), so old rescues do not flood out.
     pub(crate) fn skip_to(&mut self, now: Millis) {
         if let Some(r) = &mut self.robot {
             r.skip_to(now);
         }
     }
 
-    /// A new event: the robot's answer to it, the guard's flags and alerts.
-    pub(crate) fn event(&mut self, event: &Event, now: Millis) {
+    /// A new event, with the engine's outputs for it: the robot's answer to it, the
+    /// guard's flags and alerts.
+    pub(crate) fn event(&mut self, event: &Event, outputs: &[Output], now: Millis) {
         if let Some(r) = &mut self.robot {
-            self.actions.extend(r.handle(event, now));
+            self.actions.extend(r.handle(event, outputs, now));
         }
         let Some(guard) = &self.guard else { return };
         let flags = guard.check_event(event);

@@ -330,6 +330,7 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
                 time: TimeSource::wall(),
                 assist,
                 board: http.map(|_| feed),
+                snapshots: config.snapshots,
                 ..LiveConfig::new(rules)
             },
         };

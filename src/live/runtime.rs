@@ -24,6 +24,7 @@ use super::assist::{Assistant, NightlyJob, Sets};
 use super::{LiveConfig, LiveCounters};
 use crate::alerts::plan::Disposition;
 use crate::alerts::{Kind, Notice, Plan};
+use crate::engine::snapshot::{self, Snapshot};
 use crate::engine::{Admission, Engine, Output, TimeLimits, Wait};
 use crate::event::Event;
 use crate::gateway::{Incoming, SendHandle};
@@ -33,7 +34,7 @@ use crate::replies::robot::RobotAction;
 use crate::rules::response_time::ResponseRules;
 use crate::scoring::job::{self as scoring_job, JobError};
 use crate::scoring::sheet::Sheet;
-use crate::store::{BatchWriter, RejectedRow, Store, StoreError};
+use crate::store::{BatchWriter, RejectedRow, Store, StoreError, snapshots};
 use crate::time::Millis;
 
 /// The `meta` key holding the last seq committed (the resume point).
@@ -173,6 +174,9 @@ pub struct Runtime {
     gateway: Option<Arc<crate::gateway::GatewayCounters>>,
     /// Disconnects counted when `live` was last set.
     live_disconnects: u64,
+    /// When the last snapshot was stored (engine time), and events stored since.
+    snapshot_at: Millis,
+    since_snapshot: u64,
 }
 
 impl Runtime {
@@ -191,13 +195,23 @@ impl Runtime {
         // must not leave the first set alive.
         let assist = std::mem::take(&mut config.assist);
         let mut assistant = Assistant::new(&assist);
-        let bad = store.for_each_event(|e| {
+        let from = restore(&store, &config, &mut state, &mut assistant)?;
+        let mut tail = 0u64;
+        let bad = store.for_each_event_after(from, |e| {
+            tail += 1;
             state.handle(&e);
+            assistant.rebuild(&e, &state.out);
             // Everything these decided is stored already: the waits, the alerts.
             state.out.clear();
             state.notices.clear();
-            assistant.rebuild(&e);
         })?;
+        let now = config.time.now_ms();
+        if tail >= config.snapshots.every_events {
+            // The next restart need not do this again, whenever it comes.
+            let tx = store.conn().unchecked_transaction()?;
+            take_snapshot(&tx, &state, &assistant, now)?;
+            tx.commit()?;
+        }
         assistant.skip_to(config.time.now_ms());
         if let Some(b) = state.board.as_mut() {
             b.commit(config.time.now_ms());
@@ -228,7 +242,7 @@ impl Runtime {
         if bad > 0 {
             warn!(bad, "stored events that no longer parse were skipped");
         }
-        info!(last_seq = ?last_seq, pending = state.engine.clock().pending_waits(), "runtime rebuilt from the store");
+        info!(last_seq = ?last_seq, after_snapshot = tail, pending = state.engine.clock().pending_waits(), "runtime rebuilt from the store");
         let (committed, rx) = watch::channel(last_seq);
         if let Some(seq) = last_seq {
             counters.last_seq.store(seq, Ordering::Relaxed);
@@ -249,8 +263,21 @@ impl Runtime {
             live: false,
             gateway: None,
             live_disconnects: 0,
+            snapshot_at: now,
+            since_snapshot: 0,
         };
         Ok((runtime, rx))
+    }
+
+    /// What a snapshot taken now would hold (the engine's and the robot's state, covering
+    /// every event stored): what a restart must reproduce.
+    pub fn snapshot(&self) -> Result<Snapshot, LiveError> {
+        let position = snapshots::last_position(self.store.conn())?;
+        Ok(Snapshot {
+            position: u64::try_from(position).unwrap_or(0),
+            engine: self.state.engine.state(),
+            robot: self.assistant.robot_state(),
+        })
     }
 
     /// Reads the gateway's connection counters: the wall clock alerts only while connected
@@ -410,10 +437,12 @@ impl Runtime {
                         continue;
                     }
                     c.events.fetch_add(1, Ordering::Relaxed);
+                    self.since_snapshot += 1;
                     accepted = true;
+                    let from = self.state.out.len();
                     self.state.handle(e);
+                    self.assistant.event(e, &self.state.out[from..], now);
                     self.state.settle();
-                    self.assistant.event(e, now);
                 }
                 Incoming::Rejected(r) => {
                     // A seq that broke the seq rule is kept, never acked.
@@ -451,6 +480,15 @@ impl Runtime {
             w.resume_point(seq)?;
         }
         drop(w);
+        let policy = self.config.snapshots;
+        if accepted
+            && (self.since_snapshot >= policy.every_events || now - self.snapshot_at >= policy.every_ms)
+        {
+            // In the batch's transaction: the snapshot covers exactly the events stored.
+            take_snapshot(&tx, &self.state, &self.assistant, now)?;
+            self.snapshot_at = now;
+            self.since_snapshot = 0;
+        }
         tx.commit()?;
         if let Some(seq) = advanced {
             self.last_seq = Some(seq);
@@ -543,6 +581,82 @@ impl Runtime {
         self.counters.open.store(clock.open_sessions() as u64, Ordering::Relaxed);
         self.counters.waiting.store(clock.pending_waits() as u64, Ordering::Relaxed);
     }
+}
+
+/// Loads the newest snapshot that can be read into `state` and `assistant`; returns the
+/// last event it covers (`i64::MIN` when none could be used: rebuild from every event).
+/// An unreadable snapshot (another kefu version, corrupt) costs a log line, never the
+/// start: the events are the truth, a snapshot only a shortcut.
+fn restore(
+    store: &Store,
+    config: &LiveConfig,
+    state: &mut State,
+    assistant: &mut Assistant,
+) -> Result<i64, LiveError> {
+    if !config.snapshots.load {
+        return Ok(i64::MIN);
+    }
+    for stored in snapshots::newest_first(store.conn())? {
+        let snap = match snapshot::decode(&stored.bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(position = stored.position, error = %chain(&e), "snapshot ignored: rebuilding from the events");
+                continue;
+            }
+        };
+        if i64::try_from(snap.position).ok() != Some(stored.position)
+            || !assistant.accepts(snap.robot.is_some())
+        {
+            warn!(
+                position = stored.position,
+                "snapshot ignored: it does not match this store or this configuration"
+            );
+            continue;
+        }
+        state.engine = Engine::restore(config.rules.clone(), config.plan, snap.engine);
+        assistant.restore(snap.robot);
+        if let Some(b) = state.board.as_mut() {
+            // The board learns who waits now; the events after the snapshot follow.
+            for w in state.engine.pending_waits() {
+                b.output(&Output::WaitStarted(w.clone()));
+            }
+        }
+        info!(position = stored.position, "engine restored from a snapshot");
+        return Ok(stored.position);
+    }
+    Ok(i64::MIN)
+}
+
+/// An error with its causes, `a: b: c`, for one log line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+/// Stores a snapshot of the engine and the robot covering every event stored so far, in
+/// `tx` (the batch's transaction), and drops the older ones.
+fn take_snapshot(
+    tx: &rusqlite::Connection,
+    state: &State,
+    assistant: &Assistant,
+    now: Millis,
+) -> Result<(), LiveError> {
+    let position = snapshots::last_position(tx)?;
+    let snap = Snapshot {
+        position: u64::try_from(position).unwrap_or(0),
+        engine: state.engine.state(),
+        robot: assistant.robot_state(),
+    };
+    let bytes = snapshot::encode(&snap);
+    snapshots::save(tx, position, snapshot::VERSION, now, state.engine.watermark(), &bytes)?;
+    info!(position, bytes = bytes.len(), "snapshot stored");
+    Ok(())
 }
 
 /// The guard's and the robot's part of a transaction; the guard's alerts join the clock's

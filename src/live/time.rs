@@ -30,6 +30,12 @@ impl TimeSource {
         Self { origin, origin_ms, speed }
     }
 
+    /// Engine time standing still at `ms` (commands that must see one instant throughout).
+    pub fn frozen(ms: Millis) -> Self {
+        // A speed this small moves engine time by less than a millisecond in any run.
+        Self { origin: Instant::now(), origin_ms: ms, speed: 1e-300 }
+    }
+
     /// Engine milliseconds now.
     pub fn now_ms(&self) -> Millis {
         self.ms_at(Instant::now())

@@ -33,7 +33,7 @@ pub mod vars;
 
 use std::path::Path;
 
-use crate::rules::{DataError, response_time};
+use crate::rules::DataError;
 
 /// Everything the robot and the lookup serve from, loaded and validated together so a
 /// reload swaps all of it or none.
@@ -47,9 +47,6 @@ pub struct Replies {
     pub robot: settings::RobotSettings,
     /// Agents' shifts.
     pub shifts: shifts::Shifts,
-    /// A conversation idle this long starts a new session (from `rules/response_time.toml`,
-    /// so the robot's sessions are the response clock's sessions).
-    pub idle_close_ms: i64,
 }
 
 /// Loads every file the replies need; all problems are returned, not just the first.
@@ -58,12 +55,9 @@ pub fn load(rules: Option<&Path>, replies: Option<&Path>) -> Result<Replies, Vec
     let auto = auto::load(replies);
     let robot = settings::load(replies);
     let shifts = shifts::load(rules);
-    let response = response_time::load(rules);
-    match (quick, auto, robot, shifts, response) {
-        (Ok(quick), Ok(auto), Ok(robot), Ok(shifts), Ok(response)) => {
-            Ok(Replies { quick, auto, robot, shifts, idle_close_ms: response.idle_close_ms })
-        }
-        (q, a, r, s, t) => Err([q.err(), a.err(), r.err(), s.err(), t.err()].into_iter().flatten().collect()),
+    match (quick, auto, robot, shifts) {
+        (Ok(quick), Ok(auto), Ok(robot), Ok(shifts)) => Ok(Replies { quick, auto, robot, shifts }),
+        (q, a, r, s) => Err([q.err(), a.err(), r.err(), s.err()].into_iter().flatten().collect()),
     }
 }
 

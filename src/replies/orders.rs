@@ -9,7 +9,7 @@ use crate::event::{OrderStatus, Shipment};
 use crate::time::Millis;
 
 /// One buyer's latest order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderInfo {
     /// Order id.
     pub order: String,
@@ -34,17 +34,21 @@ pub fn status_words(s: OrderStatus) -> &'static str {
 
 type Buyer = (String, String);
 
-/// Orders and buyers' conversations, per shop.
-#[derive(Debug, Default)]
+/// Orders and buyers' conversations, per shop (kept in the robot's snapshot).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderBook {
+    #[serde(with = "crate::engine::snapshot::pairs")]
     latest: HashMap<Buyer, OrderInfo>,
     /// Each order's buyer, its state (an order may not be the buyer's latest) and when it
     /// last changed.
+    #[serde(with = "crate::engine::snapshot::pairs")]
     orders: HashMap<String, (Buyer, OrderStatus, Millis)>,
     /// Orders already reminded (or whose reminder was skipped), with when: at most one per
     /// order.
+    #[serde(with = "crate::engine::snapshot::pairs")]
     reminded: HashMap<String, Millis>,
     /// Each buyer's latest conversation and when they last wrote in it.
+    #[serde(with = "crate::engine::snapshot::pairs")]
     conversation: HashMap<Buyer, (String, Millis)>,
 }
 

@@ -1,5 +1,8 @@
-//! The robot (智能机器人), pure: it takes events and the current time and returns what to
-//! say; the gateway sends it. It keeps its own per-conversation state.
+//! The robot (智能机器人), pure: it takes events, the engine's outputs for them and the
+//! current time, and returns what to say; the gateway sends it. Sessions and waits are the
+//! engine's: a conversation's state lives from the first message of a session to the
+//! engine's `SessionClosed`, a buyer's wait ends at the engine's `WaitEnded` (answered);
+//! the robot keeps only what it adds to them (greeted, rescue timer, rate limit, offers).
 //!
 //! - greeting (进门问好): a session's first buyer message gets the greeting, once.
 //! - away: the assigned agent is away/offline or off shift → a keyword answer, or the away
@@ -16,7 +19,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::engine::clock::session_closed_by;
+use crate::engine::{Outcome, Output};
 use crate::event::{Event, EventKind, Presence, Sender};
 use crate::time::{Millis, shanghai_day};
 
@@ -152,12 +155,11 @@ pub enum RobotAction {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Conv {
     shop: String,
     customer: String,
     agent: String,
-    last_message: Millis,
     greeted: bool,
     /// The agent a transfer was offered to in this session, awaiting the buyer's yes.
     offered_to: Option<String>,
@@ -167,7 +169,7 @@ struct Conv {
 }
 
 /// The buyer's current wait: from their first unanswered message to an agent's reply.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Wait {
     last_text: String,
     last_ts: Millis,
@@ -177,10 +179,29 @@ struct Wait {
 }
 
 /// A timer: a conversation's rescue or an order's 催付.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 enum Due {
     Rescue(String),
     Reminder(String),
+}
+
+/// The robot's state as a snapshot keeps it ([`crate::engine::snapshot`]): everything but
+/// the replies it serves (configuration) and its scratch space; the per-agent load is
+/// recounted from the conversations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RobotState {
+    #[serde(with = "crate::engine::snapshot::pairs")]
+    convs: HashMap<String, Conv>,
+    #[serde(with = "crate::engine::snapshot::pairs")]
+    presence: HashMap<String, (String, Presence)>,
+    orders: OrderBook,
+    #[serde(with = "crate::engine::snapshot::pairs")]
+    greeted: HashMap<(String, String), NaiveDate>,
+    #[serde(with = "crate::engine::snapshot::pairs")]
+    rotation: HashMap<String, usize>,
+    due: BTreeSet<(Millis, Due)>,
+    parked: BTreeSet<(Millis, Due)>,
+    next_prune: Millis,
 }
 
 /// The robot's state. One per process; events for every shop go through it.
@@ -204,10 +225,8 @@ pub struct Robot {
     /// arrives, so an agent reply further on in the backlog still cancels them and the
     /// recorded hits and misses do not depend on how the backlog was batched.
     parked: BTreeSet<(Millis, Due)>,
-    /// When idle conversations are next dropped.
-    next_prune: Millis,
     /// When old orders and greetings are next dropped.
-    next_long_prune: Millis,
+    next_prune: Millis,
 }
 
 impl Robot {
@@ -225,7 +244,44 @@ impl Robot {
             due: BTreeSet::new(),
             parked: BTreeSet::new(),
             next_prune: Millis::MIN,
-            next_long_prune: Millis::MIN,
+        }
+    }
+
+    /// The robot's state, for a snapshot.
+    #[must_use]
+    pub fn state(&self) -> RobotState {
+        RobotState {
+            convs: self.convs.clone(),
+            presence: self.presence.clone(),
+            orders: self.orders.clone(),
+            greeted: self.greeted.clone(),
+            rotation: self.rotation.clone(),
+            due: self.due.clone(),
+            parked: self.parked.clone(),
+            next_prune: self.next_prune,
+        }
+    }
+
+    /// A robot in `state`, serving `replies`: it goes on as the robot the state was taken
+    /// from would.
+    #[must_use]
+    pub fn restore(replies: Arc<Replies>, state: RobotState) -> Self {
+        let mut load: HashMap<String, usize> = HashMap::new();
+        for c in state.convs.values() {
+            *load.entry(c.agent.clone()).or_default() += 1;
+        }
+        Self {
+            replies,
+            convs: state.convs,
+            load,
+            presence: state.presence,
+            orders: state.orders,
+            greeted: state.greeted,
+            scratch: Scratch::default(),
+            rotation: state.rotation,
+            due: state.due,
+            parked: state.parked,
+            next_prune: state.next_prune,
         }
     }
 
@@ -252,47 +308,57 @@ impl Robot {
         self.park_stale(now);
         // Parked rescues are left to event time.
         self.fire_due(now, true, false, now, &mut out);
-        self.prune(now);
         out
     }
 
-    /// Drops conversations whose session has closed by idleness (their next message opens
-    /// a new session anyway), once a minute, so a long-running robot does not grow.
+    /// Drops old orders and greetings, once an hour of event time (they are kept for days).
+    /// Conversations need no pass: each goes with its session's close, which the engine says.
     fn prune(&mut self, now: Millis) {
         if now < self.next_prune {
             return;
         }
-        self.next_prune = now.saturating_add(60_000);
-        // Orders and greetings are kept for days: a pass over them once an hour is enough.
-        if now >= self.next_long_prune {
-            self.next_long_prune = now.saturating_add(HOUR_MS);
-            self.orders.prune(now - 7 * 86_400_000);
-            let yesterday = shanghai_day(now).pred_opt();
-            self.greeted.retain(|_, d| Some(*d) >= yesterday);
-        }
-        let idle = self.replies.idle_close_ms;
-        let load = &mut self.load;
-        self.convs.retain(|_, c| {
-            let keep = !session_closed_by(c.last_message, now, idle)
-                || c.wait.as_ref().is_some_and(|w| w.rescue_due.is_some());
-            if !keep {
-                unload(load, &c.agent);
-            }
-            keep
-        });
+        self.next_prune = now.saturating_add(HOUR_MS);
+        self.orders.prune(now - 7 * 86_400_000);
+        let yesterday = shanghai_day(now).pred_opt();
+        self.greeted.retain(|_, d| Some(*d) >= yesterday);
     }
 
-    /// Takes one event at wall-clock `now`. What the robot decides is a function of the
-    /// events alone (shifts, rate limits and rescues go by event time); `now` only gates
-    /// speaking: nothing is said to a message more than `stale_after_s` older than `now`,
-    /// so a backlog caught up after an outage is recorded but not answered.
-    /// Rescues due strictly before the event's time fire first, so an agent reply at the
-    /// very millisecond of the deadline still cancels it, and a backlog's waits answered
-    /// within it are never rescued.
-    pub fn handle(&mut self, ev: &Event, now: Millis) -> Vec<RobotAction> {
+    /// Takes what the engine decided: a closed session's conversation is forgotten (its
+    /// rescue cancelled), an answered wait ends the buyer's wait here too. A transfer keeps
+    /// the wait (the buyer still waits; the new agent owes the answer).
+    fn observe(&mut self, outputs: &[Output]) {
+        for o in outputs {
+            match o {
+                Output::SessionClosed { conversation, .. } => {
+                    if let Some(c) = self.convs.remove(&**conversation) {
+                        unload(&mut self.load, &c.agent);
+                        self.cancel_rescue(conversation, c.wait.as_ref());
+                    }
+                }
+                Output::WaitEnded(w) if w.outcome == Outcome::Answered => {
+                    let wait = self.convs.get_mut(&*w.conversation).and_then(|c| c.wait.take());
+                    self.cancel_rescue(&w.conversation, wait.as_ref());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes one event, with the engine's `outputs` for it (`Engine::handle`'s: the sessions
+    /// it closed and opened, the waits it ended and started), at wall-clock `now`. What the
+    /// robot decides is a function of the events alone (shifts, rate limits and rescues go
+    /// by event time); `now` only gates speaking: nothing is said to a message more than
+    /// `stale_after_s` older than `now`, so a backlog caught up after an outage is recorded
+    /// but not answered.
+    /// Rescues due strictly before the event's time fire first, then the outputs are taken,
+    /// so an agent reply at the very millisecond of the deadline still cancels it, and a
+    /// backlog's waits answered within it are never rescued.
+    pub fn handle(&mut self, ev: &Event, outputs: &[Output], now: Millis) -> Vec<RobotAction> {
         let mut out = Vec::new();
         self.fire_due(ev.ts, false, true, now, &mut out);
-        self.prune(now);
+        // By event time, so what the robot keeps is a function of the events.
+        self.prune(ev.ts);
+        self.observe(outputs);
         match &ev.kind {
             EventKind::Presence { agent, status } => {
                 self.presence.insert(agent.clone(), (ev.shop.clone(), *status));
@@ -314,22 +380,14 @@ impl Robot {
                     c.offered_to = None;
                 }
             }
-            EventKind::Close { conversation } => {
-                if let Some(c) = self.convs.remove(conversation) {
-                    unload(&mut self.load, &c.agent);
-                    self.cancel_rescue(conversation, c.wait.as_ref());
-                }
-            }
+            // The session's close comes as the engine's output.
+            EventKind::Close { .. } => {}
             EventKind::Message { conversation, customer, agent, from, text } => match from {
-                // Never answered, and never the end of a wait; they only keep the session
-                // alive, as in the response clock.
-                Sender::Bot | Sender::System => {
-                    if let Some(c) = self.convs.get_mut(conversation) {
-                        c.last_message = c.last_message.max(ev.ts);
-                    }
-                }
+                // Never answered, and never the end of a wait (the engine's rule).
+                Sender::Bot | Sender::System => {}
                 Sender::Agent => {
-                    self.agent_message(ev, conversation, agent);
+                    // The wait it answers has ended through the engine's output.
+                    self.session(ev, conversation, "", agent);
                     if let Some(p) = self.replies.quick.sent_by(agent, text) {
                         out.push(RobotAction::PhraseUsed {
                             shop: ev.shop.clone(),
@@ -350,13 +408,15 @@ impl Robot {
         out
     }
 
-    /// Forgets what fell due before `now` without deciding it: a restart does not flood
-    /// (or count twice) the rescues of the stored history.
+    /// A restart at wall-clock `now`: timers that fell due more than `stale_after_s` ago are
+    /// left to event time, as a stale one always is (decided by the first event after their
+    /// deadline, never said), so what is decided does not depend on when kefu restarted;
+    /// fresher ones may have fired before the restart and are dropped unsaid, so nothing is
+    /// said or counted twice.
     pub fn skip_to(&mut self, now: Millis) {
+        self.park_stale(now);
         let mut gone = Vec::new();
-        self.fire_due(now, true, true, now, &mut gone);
-        self.parked.clear();
-        self.prune(now);
+        self.fire_due(now, true, false, now, &mut gone);
     }
 
     /// Moves the timers due more than `stale_after_s` before `now` to `parked`.
@@ -449,23 +509,15 @@ impl Robot {
         }
     }
 
-    /// Opens a conversation, or a new session of it after a close or a long silence.
+    /// The conversation's state in its session (the first message of a session starts it
+    /// afresh: the engine's close removed the last one), assigned to `agent`.
     fn session(&mut self, ev: &Event, conversation: &str, customer: &str, agent: &str) -> &mut Conv {
-        let idle = self.replies.idle_close_ms;
-        // The response clock's session rule, asked, not copied.
-        let stale =
-            self.convs.get(conversation).is_some_and(|c| session_closed_by(c.last_message, ev.ts, idle));
-        if stale && let Some(c) = self.convs.remove(conversation) {
-            unload(&mut self.load, &c.agent);
-            self.cancel_rescue(conversation, c.wait.as_ref());
-        }
         let c = self.convs.entry(conversation.to_string()).or_insert_with(|| {
             *self.load.entry(agent.to_string()).or_default() += 1;
             Conv {
                 shop: ev.shop.clone(),
                 customer: customer.to_string(),
                 agent: agent.to_string(),
-                last_message: ev.ts,
                 greeted: false,
                 offered_to: None,
                 wait: None,
@@ -477,14 +529,7 @@ impl Robot {
             *self.load.entry(agent.to_string()).or_default() += 1;
             c.agent = agent.to_string();
         }
-        c.last_message = ev.ts;
         c
-    }
-
-    fn agent_message(&mut self, ev: &Event, conversation: &str, agent: &str) {
-        let c = self.session(ev, conversation, "", agent);
-        let wait = c.wait.take();
-        self.cancel_rescue(conversation, wait.as_ref());
     }
 
     fn buyer_message(
@@ -819,8 +864,46 @@ mod tests {
         parse_rfc3339_ms("2026-11-11T10:00:00+08:00").unwrap()
     }
 
-    fn robot() -> Robot {
-        Robot::new(Arc::new(crate::replies::load(None, None).unwrap()))
+    /// The robot beside the engine whose outputs it takes, as the runtime runs them.
+    struct Bot {
+        robot: Robot,
+        engine: crate::engine::Engine,
+    }
+
+    impl Bot {
+        fn new(robot: Robot) -> Self {
+            let rules = crate::rules::response_time::ResponseRules::default();
+            Self { robot, engine: crate::engine::Engine::new(rules, crate::alerts::Plan::default()) }
+        }
+
+        /// The engine, then the robot, on one event.
+        fn handle(&mut self, ev: &Event, now: Millis) -> Vec<RobotAction> {
+            let mut out = Vec::new();
+            self.engine.handle(ev, &mut out, &mut Vec::new());
+            self.robot.handle(ev, &out, now)
+        }
+    }
+
+    impl std::ops::Deref for Bot {
+        type Target = Robot;
+        fn deref(&self) -> &Robot {
+            &self.robot
+        }
+    }
+
+    impl std::ops::DerefMut for Bot {
+        fn deref_mut(&mut self) -> &mut Robot {
+            &mut self.robot
+        }
+    }
+
+    /// The session's idle time, the engine's rule.
+    fn idle_close_ms() -> Millis {
+        crate::rules::response_time::ResponseRules::default().idle_close_ms
+    }
+
+    fn robot() -> Bot {
+        Bot::new(Robot::new(Arc::new(crate::replies::load(None, None).unwrap())))
     }
 
     fn ev(ts: Millis, kind: EventKind) -> Event {
@@ -951,7 +1034,7 @@ mod tests {
         assert!(text.contains("greeting_per_day = false"));
         let mut replies = crate::replies::load(None, None).unwrap();
         replies.robot = crate::replies::settings::parse(std::path::Path::new("robot.toml"), &text).unwrap();
-        let mut r = Robot::new(Arc::new(replies));
+        let mut r = Bot::new(Robot::new(Arc::new(replies)));
         let t = t0();
         let greets = |out: Vec<RobotAction>| reasons(&out).iter().filter(|x| **x == Reason::Greeting).count();
         let steps = [
@@ -966,7 +1049,7 @@ mod tests {
         r.handle(&ev(t + 4_000, EventKind::Close { conversation: "c1".into() }), t + 4_000);
         let out = r.handle(&msg(t + 5_000, "c1", "小美", Sender::Customer, "又来了"), t + 5_000);
         assert_eq!(greets(out), 1, "a closed conversation's next message opens a new session");
-        let later = t + 5_000 + r.replies().idle_close_ms;
+        let later = t + 5_000 + idle_close_ms();
         let out = r.handle(&msg(later, "c1", "小美", Sender::Customer, "在吗"), later);
         assert_eq!(greets(out), 1, "a long silence opens a new session");
     }
@@ -1103,12 +1186,14 @@ mod tests {
         r.handle(&msg(t, "busy", "阿珍", Sender::Customer, "在吗"), t);
         r.advance(t + 20_000);
         assert_eq!(r.convs.len(), 4);
-        // 阿强's three conversations go quiet; 阿珍's stays active.
-        let later = t + r.replies().idle_close_ms;
+        // 阿强's three conversations go quiet; 阿珍's stays active. Their sessions close when
+        // event time passes their idle close (the engine's rule; the wall clock closes none).
+        let later = t + idle_close_ms();
         r.handle(&msg(later - 1, "busy", "阿珍", Sender::Customer, "还在吗"), later - 1);
         r.advance(later + 60_000);
-        assert_eq!(r.convs.len(), 1);
+        assert_eq!(r.convs.len(), 4, "no event has passed their idle close yet");
         let out = r.handle(&msg(later + 60_001, "c1", "小美", Sender::Customer, "面料"), later + 60_001);
+        assert_eq!(r.convs.len(), 2, "busy and c1: the three idle ones were dropped");
         let offer = sends(&out).into_iter().find(|s| s.0 == Reason::TransferOffer).unwrap();
         assert!(offer.2.contains("阿强"), "阿强 has no open conversation left: {}", offer.2);
     }
@@ -1161,7 +1246,7 @@ mod tests {
     fn a_backlog_is_recorded_but_never_answered() {
         let t = t0();
         let wall = t + 3 * HOUR_MS;
-        let feed = |r: &mut Robot, now: &dyn Fn(Millis) -> Millis| {
+        let feed = |r: &mut Bot, now: &dyn Fn(Millis) -> Millis| {
             let mut out = Vec::new();
             out.extend(r.handle(&presence(t, "小美", Presence::Away), now(t)));
             out.extend(r.handle(&msg(t + 1, "c1", "小美", Sender::Customer, "发什么快递"), now(t + 1)));
@@ -1227,7 +1312,7 @@ mod tests {
         let settings = crate::replies::settings::parse(std::path::Path::new("robot.toml"), &text).unwrap();
         let mut replies = crate::replies::load(None, None).unwrap();
         replies.robot = settings;
-        let mut r = Robot::new(Arc::new(replies));
+        let mut r = Bot::new(Robot::new(Arc::new(replies)));
         let t = t0();
         r.handle(&presence(t, "小美", Presence::Away), t);
         let out = r.handle(&msg(t, "c1", "小美", Sender::Customer, "你们老板是谁"), t);

@@ -2,6 +2,7 @@
 //!
 //! - [`writer`]: the one writer of a batch (events, waits, alerts, flags, robot stats,
 //!   rejected input, resume point) for `kefu replay --db` and `kefu run` alike.
+//! - [`snapshots`]: the engine's state as of an event, for restarts.
 //!
 //! WAL mode, numbered migrations applied in one transaction with their versions (a file
 //! that fails them is left as it was).
@@ -15,6 +16,7 @@ use thiserror::Error;
 use crate::event::Event;
 use crate::time::Millis;
 
+pub mod snapshots;
 pub mod writer;
 
 pub use writer::{BatchWriter, LAST_SEQ_KEY, RejectedRow};
@@ -32,6 +34,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../../migrations/009_console_audit.sql")),
     (10, include_str!("../../migrations/010_robot_figures.sql")),
     (11, include_str!("../../migrations/011_console_reviews.sql")),
+    (12, include_str!("../../migrations/012_snapshots.sql")),
 ];
 
 /// Store failures.
@@ -157,9 +160,14 @@ impl Store {
     }
 
     /// Calls `f` with every stored event in the order it was first stored.
-    pub fn for_each_event(&self, mut f: impl FnMut(Event)) -> Result<usize, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT body FROM events ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
+    pub fn for_each_event(&self, f: impl FnMut(Event)) -> Result<usize, StoreError> {
+        self.for_each_event_after(i64::MIN, f)
+    }
+
+    /// Calls `f` with every stored event after `position` (`events.seq`), in stored order.
+    pub fn for_each_event_after(&self, position: i64, mut f: impl FnMut(Event)) -> Result<usize, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT body FROM events WHERE seq > ?1 ORDER BY seq")?;
+        let mut rows = stmt.query([position])?;
         let mut bad = 0;
         while let Some(row) = rows.next()? {
             let body: String = row.get(0)?;
