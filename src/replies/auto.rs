@@ -248,8 +248,8 @@ impl AutoRules {
         if let Some(r) = self.best_where(text, |r| self.allowed(r, ask)) {
             return Some((r, How::Keyword));
         }
-        let m = self.similar.best(text, scratch, |r| self.allowed(r as usize, ask))?;
-        (m.score >= threshold).then_some((m.rule as usize, How::Similar(m.score)))
+        let m = self.similar.best(text, scratch, threshold, |r| self.allowed(r as usize, ask))?;
+        Some((m.rule as usize, How::Similar(m.score)))
     }
 
     /// The similarity index of every rule's examples.
