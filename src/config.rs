@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::alerts::AlertConfig;
 use crate::alerts::config::AlertsFile;
+use crate::privacy::Secret;
 use crate::rules::{DataError, line_containing, parse_toml};
 
 /// The file as written; every key is optional.
@@ -65,7 +66,7 @@ pub struct PlatformFile {
     /// `ws://` or `wss://` URL.
     pub url: Option<String>,
     /// The bearer token itself (prefer `token_env`).
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Name of the environment variable holding the token, e.g. `KEFU_TOKEN`.
     pub token_env: Option<String>,
 }
@@ -76,7 +77,7 @@ pub struct Overrides {
     /// `--url`.
     pub url: Option<String>,
     /// `--token`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// `--db`.
     pub db: Option<PathBuf>,
     /// `--rules`.
@@ -91,7 +92,7 @@ pub struct RunConfig {
     /// Platform URL.
     pub url: String,
     /// Bearer token, if the platform wants one.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// SQLite file.
     pub db: PathBuf,
     /// Rules folder (none = embedded defaults).
@@ -156,7 +157,7 @@ pub fn build(
     }
     let token = match (overrides.token, platform.token, platform.token_env) {
         (Some(t), _, _) | (None, Some(t), _) => Some(t),
-        (None, None, Some(var)) => Some(env(&var).ok_or_else(|| {
+        (None, None, Some(var)) => Some(env(&var).map(Secret::from).ok_or_else(|| {
             DataError::at(
                 file,
                 line_containing(text, "token_env"),
@@ -224,8 +225,24 @@ mod tests {
     fn the_shipped_example_parses() {
         let c = parse_str(include_str!("../kefu.toml.example"), Overrides::default()).unwrap();
         assert_eq!(c.url, "wss://platform.example.com/kefu/v1");
-        assert_eq!(c.token.as_deref(), Some("from-env"));
+        assert_eq!(c.token.as_ref().map(Secret::expose), Some("from-env"));
         assert!(c.alerts.is_some());
+    }
+
+    /// Secrets never print: a config shown with `{:?}` holds no token, webhook URL or
+    /// signing secret.
+    #[test]
+    fn a_config_printed_for_debugging_shows_no_secret() {
+        let file = "[platform]\nurl = \"ws://10.0.0.1:1\"\ntoken = \"tok-123\"\n\
+                    [[alerts.sink]]\nname = \"d\"\ntype = \"dingtalk\"\n\
+                    url = \"https://oapi.dingtalk.com/robot/send?access_token=at-456\"\nsecret = \"SEC789\"\n";
+        let overrides = Overrides { token: Some(Secret::new("flag-000")), ..Overrides::default() };
+        let shown = format!("{:?} {overrides:?}", parse_str(file, overrides.clone()).unwrap());
+        for secret in ["tok-123", "at-456", "SEC789", "flag-000"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let c = parse_str(file, Overrides::default()).unwrap();
+        assert_eq!(c.token.as_ref().map(Secret::expose), Some("tok-123"));
     }
 
     /// Issue 15: `kefu run --rules DIR --replies DIR` win over the file's folders.
@@ -250,7 +267,7 @@ mod tests {
         let file = "db = \"a.db\"\n[platform]\nurl = \"ws://10.0.0.1:1\"\ntoken = \"t\"\n";
         let o = Overrides {
             url: Some("ws://127.0.0.1:9000".into()),
-            token: Some("flag".into()),
+            token: Some(Secret::new("flag")),
             db: Some("b.db".into()),
             ..Overrides::default()
         };
@@ -260,7 +277,7 @@ mod tests {
         let p = parse_str(&with, Overrides::default()).unwrap().snapshots;
         assert_eq!((p.every_ms, p.every_events), (5_000, 1_000));
         assert_eq!(
-            (c.url.as_str(), c.token.as_deref(), c.db.as_path()),
+            (c.url.as_str(), c.token.as_ref().map(Secret::expose), c.db.as_path()),
             ("ws://127.0.0.1:9000", Some("flag"), Path::new("b.db"))
         );
         let c = load(None, o, &env).unwrap();

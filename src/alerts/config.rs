@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::privacy::Secret;
 use crate::rules::{DataError, line_of, parse_toml, read_or_default};
 
 use super::format::{FeishuStyle, Vendor};
@@ -53,11 +54,11 @@ pub struct SinkFile {
     #[serde(rename = "type")]
     pub kind: String,
     /// Webhook URL (or use `url_env`).
-    pub url: Option<String>,
+    pub url: Option<Secret>,
     /// Environment variable holding the webhook URL.
     pub url_env: Option<String>,
     /// Signing secret for DingTalk (`SEC…`) or Feishu (or use `secret_env`).
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Environment variable holding the signing secret.
     pub secret_env: Option<String>,
     /// Feishu message type: `text`, `post` (default) or `interactive`.
@@ -105,9 +106,9 @@ pub struct Sink {
     /// What body it gets.
     pub vendor: Vendor,
     /// The URL, resolved from the environment when given as `url_env`; `None` for terminal and log.
-    pub url: Option<String>,
+    pub url: Option<Secret>,
     /// The signing secret, resolved.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Which notices it takes.
     pub route: Route,
     /// `(per_minute, burst)`; `None` = unlimited (terminal).
@@ -333,7 +334,7 @@ fn build_sink(s: SinkFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Sink,
         (Vendor::Terminal | Vendor::Log, Some(_)) => return Err(format!("a {} sink takes no url", s.kind)),
         (Vendor::Terminal | Vendor::Log, None) => {}
         (_, None) => return Err(format!("a {} sink needs url or url_env", s.kind)),
-        (_, Some(u)) => match url::Url::parse(u) {
+        (_, Some(u)) => match url::Url::parse(u.expose()) {
             Ok(p) if matches!(p.scheme(), "http" | "https") => {}
             Ok(p) => return Err(format!("url scheme {:?}: expected http or https", p.scheme())),
             Err(e) => return Err(format!("url is not a valid URL: {e}")),
@@ -388,15 +389,15 @@ fn build_sink(s: SinkFile, env: &dyn Fn(&str) -> Option<String>) -> Result<Sink,
 /// A value given inline or through an environment variable, never both.
 fn resolve(
     what: &str,
-    inline: Option<String>,
+    inline: Option<Secret>,
     var: Option<String>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<Secret>, String> {
     match (inline, var) {
         (Some(_), Some(_)) => Err(format!("give {what} or {what}_env, not both")),
         (Some(v), None) => Ok(Some(v)),
         (None, Some(name)) => match env(&name) {
-            Some(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+            Some(v) if !v.trim().is_empty() => Ok(Some(Secret::new(v.trim()))),
             _ => Err(format!("{what}_env: environment variable {name} is not set")),
         },
         (None, None) => Ok(None),
@@ -450,7 +451,10 @@ kinds = ["escalation"]
         .unwrap();
         assert_eq!(c.plan.warning_permille, Some(750));
         assert_eq!(c.plan.escalation_permille, Some(3000));
-        assert_eq!(c.sinks[0].url.as_deref(), Some("https://oapi.dingtalk.com/robot/send?access_token=x"));
+        assert_eq!(
+            c.sinks[0].url.as_ref().map(Secret::expose),
+            Some("https://oapi.dingtalk.com/robot/send?access_token=x")
+        );
         assert_eq!(c.sinks[0].rate, Some((15, 5)));
         assert_eq!(c.group_of("小李"), Some("售前"));
         let notice = |kind, shop: &str, group: Option<&str>| Notice {

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::privacy::Secret;
 use crate::store::StoreError;
 use crate::time::Millis;
 
@@ -494,7 +495,7 @@ async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Mill
         log(msg);
         return Outcome::Delivered;
     }
-    let Some(url) = sink.url.as_deref().filter(|_| sink.vendor != Vendor::Terminal) else {
+    let Some(url) = sink.url.as_ref().map(Secret::expose).filter(|_| sink.vendor != Vendor::Terminal) else {
         // A closed stdout must not panic the sender; the alert is in the outbox either way.
         let mut out = std::io::stdout().lock();
         return match writeln!(out, "{}", format::terminal_line(msg)) {
@@ -502,7 +503,7 @@ async fn send(sink: &Sink, client: &reqwest::Client, msg: Message<'_>, now: Mill
             Err(e) => Outcome::Retry(format!("cannot write to the terminal: {e}")),
         };
     };
-    let req = format::request(sink.vendor, url, sink.secret.as_deref(), msg, now);
+    let req = format::request(sink.vendor, url, sink.secret.as_ref().map(Secret::expose), msg, now);
     let sent = client
         .post(&req.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json; charset=utf-8")

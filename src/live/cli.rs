@@ -23,6 +23,7 @@ use crate::config::{self, Overrides};
 use crate::console::{Console, ConsoleConfig, ConsoleError};
 use crate::event::Event;
 use crate::gateway::GatewayConfig;
+use crate::privacy::Secret;
 use crate::replay::{ReplayError, report_from_db};
 use crate::rules::DataError;
 use crate::rules::response_time;
@@ -50,7 +51,7 @@ pub struct RunArgs {
     pub url: Option<String>,
     /// Bearer token (prefer `token_env` in the config file).
     #[arg(long)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// SQLite database file.
     #[arg(long)]
     pub db: Option<PathBuf>,
@@ -324,7 +325,10 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
         let (feed, board) = Console::board(alerts.plan, 1.0);
         let options = LiveOptions {
             db: config.db.clone(),
-            gateway: GatewayConfig::new(config.url.clone(), config.token.clone()),
+            gateway: GatewayConfig::new(
+                config.url.clone(),
+                config.token.as_ref().map(|t| t.expose().to_string()),
+            ),
             live: LiveConfig {
                 plan: alerts.plan,
                 time: TimeSource::wall(),
