@@ -152,8 +152,14 @@ async fn ingest(events: &[Event], db: &Path, sets: &Sets, boards: usize) -> anyh
         let cookie = session(db)?;
         let (feed, shared) = Console::board(live.plan, 1.0);
         live.board = Some(feed);
-        let config =
-            ConsoleConfig { addr: "127.0.0.1:0".parse()?, db: db.into(), secure_cookies: false, rules: None };
+        let config = ConsoleConfig {
+            addr: "127.0.0.1:0".parse()?,
+            db: db.into(),
+            secure_cookies: false,
+            rules: None,
+            replies: None,
+            reload: None,
+        };
         let c = Console::start(&config, shared).await?;
         for _ in 0..boards {
             let (url, cookie, states) = (format!("{}board/stream", c.url()), cookie.clone(), states.clone());
@@ -241,8 +247,14 @@ async fn latency_and_memory() -> anyhow::Result<()> {
         LiveOptions { db: db.clone(), gateway: GatewayConfig::new(srv.url(), None), live },
         Box::new(seam),
     )?;
-    let config =
-        ConsoleConfig { addr: "127.0.0.1:0".parse()?, db: db.clone(), secure_cookies: false, rules: None };
+    let config = ConsoleConfig {
+        addr: "127.0.0.1:0".parse()?,
+        db: db.clone(),
+        secure_cookies: false,
+        rules: None,
+        replies: None,
+        reload: None,
+    };
     let console = Console::start(&config, shared).await?;
     let url = format!("{}board/stream", console.url());
     // A board that notes when each waiting count first shows.

@@ -7,7 +7,8 @@
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
 //! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`, `snapshot`) behind `main.rs`.
 //! - [`config`]: `kefu.toml` for `kefu run` (platform, database, folders, alert sinks), flags override it.
-//! - [`console`]: the web console: live board, conversation view, logins and roles (axum, maud).
+//! - [`console`]: the web console: live board, conversation view, logins and roles, reports,
+//!   points and appeals, score inputs, findings review, auto-answers from misses (axum, maud).
 //! - [`engine`]: pure decisions: sessions, waits, loads, deadlines and their alert timers, by event
 //!   time; which event times are believable; snapshots of its state (and the robot's) for
 //!   restarts. The only owner of the session/wait rule.

@@ -76,8 +76,14 @@ async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_t
     // The console first, with the board the runtime will feed.
     let plan = Plan::default();
     let (feed, board) = Console::board(plan, 1.0);
-    let config =
-        ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false, rules: None };
+    let config = ConsoleConfig {
+        addr: util::ws::any_port(),
+        db: db.clone(),
+        secure_cookies: false,
+        rules: None,
+        replies: None,
+        reload: None,
+    };
     let console = Console::start(&config, board).await.expect("console starts");
     let base = console.url();
 
@@ -281,8 +287,14 @@ async fn forms_without_their_csrf_token_are_refused_and_bad_parameters_are_named
     let db = dir.path().join("kefu.db");
     add_users(&db);
     let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config =
-        ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: true, rules: None };
+    let config = ConsoleConfig {
+        addr: util::ws::any_port(),
+        db: db.clone(),
+        secure_cookies: true,
+        rules: None,
+        replies: None,
+        reload: None,
+    };
     let console = Console::start(&config, board).await.expect("console starts");
     let mut http = Http::new(&console.url());
 
@@ -397,8 +409,14 @@ async fn points_added_appealed_accepted_edited_and_removed_in_the_browser_move_t
         kefu::scoring::job::score_range(&mut store, &sheet, day, day, now_ms()).unwrap();
     }
     let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config =
-        ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false, rules: None };
+    let config = ConsoleConfig {
+        addr: util::ws::any_port(),
+        db: db.clone(),
+        secure_cookies: false,
+        rules: None,
+        replies: None,
+        reload: None,
+    };
     let console = Console::start(&config, board).await.expect("console starts");
     let base = console.url();
     let b = Browser::start().await;
@@ -549,8 +567,14 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
     let db = dir.path().join("kefu.db");
     add_users(&db);
     let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config =
-        ConsoleConfig { addr: util::ws::any_port(), db: db.clone(), secure_cookies: false, rules: None };
+    let config = ConsoleConfig {
+        addr: util::ws::any_port(),
+        db: db.clone(),
+        secure_cookies: false,
+        rules: None,
+        replies: None,
+        reload: None,
+    };
     let console = Console::start(&config, board).await.expect("console starts");
 
     // The agent: every supervisor or owner form and page is 403, whatever it carries.
@@ -563,6 +587,10 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
         ("points/resolve", &[("dispute", "1"), ("decision", "accept"), ("note", "x")]),
         ("inputs", &[("month", "2026-11"), ("agent", "a1"), ("key", "service_rating"), ("v0_0", "90")]),
         ("findings/review", &[("message", "s2"), ("category", "x"), ("start", "3"), ("decision", "dismiss")]),
+        (
+            "answers/add",
+            &[("id", "x"), ("category", "售后"), ("question", "q"), ("keywords", "k"), ("answer", "a")],
+        ),
     ];
     for (path, fields) in posts {
         let mut form = fields.to_vec();
@@ -576,6 +604,7 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
         "agent/a2?day=2026-11-11",
         "inputs?month=2026-11",
         "findings",
+        "answers",
     ] {
         assert_eq!(agent.get(path).await.0, 403, "an agent reading /{path}");
     }
@@ -625,6 +654,11 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
             "finding: no phrase-guard finding &lt;i&gt;",
         ),
         ("inputs", &[("month", "2026-11"), ("v9_9", "1")], "not a cell of the grid"),
+        (
+            "answers/add",
+            &[("id", "x"), ("keywords", "k"), ("answer", "a")],
+            "replies: kefu runs without a replies folder",
+        ),
     ];
     for (path, fields, want) in more {
         let mut form = fields.to_vec();
@@ -632,6 +666,16 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
         let (status, page) = sup.post(path, &form).await;
         assert_eq!(status, 400, "/{path} {fields:?}");
         assert!(page.contains(want), "/{path} {fields:?} should say {want}");
+    }
+    for (path, want) in [
+        ("answers?day=2026-13-01", "day `2026-13-01`"),
+        ("findings?day=x", "day `x`"),
+        ("reports/day?day=11/11", "day `11/11`"),
+        ("inputs?month=2026", "month: expected YYYY-MM"),
+    ] {
+        let (status, page) = sup.get(path).await;
+        assert_eq!(status, 400, "/{path}");
+        assert!(page.contains(want), "/{path} should say {want}");
     }
     let (status, page) = sup.upload("inputs/import", &csrf, "").await;
     assert_eq!(status, 400);
@@ -727,6 +771,8 @@ async fn a_supervisor_fills_the_score_grid_by_upload_and_by_hand_and_dismisses_a
         db: db.clone(),
         secure_cookies: false,
         rules: Some(rules),
+        replies: None,
+        reload: None,
     };
     let console = Console::start(&config, board).await.expect("console starts");
     let base = console.url();
@@ -842,6 +888,271 @@ async fn a_supervisor_fills_the_score_grid_by_upload_and_by_hand_and_dismisses_a
         .query_row("SELECT COUNT(*) FROM ledger WHERE source = 'guard' AND voided = 0", [], |r| r.get(0))
         .unwrap();
     assert_eq!(counting, 0);
+
+    // The shop's day and month, served from the database with the nightly job's templates.
+    b.client.goto(&format!("{base}reports/day?day={day}")).await.unwrap();
+    b.wait_css(".report table", Duration::from_secs(5)).await;
+    screenshot(&b, "console-report-day.png").await;
+    b.client.goto(&format!("{base}reports/month?month=2026-11")).await.unwrap();
+    b.wait_css(".report tr#A-a1", Duration::from_secs(5)).await;
+    screenshot(&b, "console-report-month.png").await;
+
+    // The agent's own day and month.
+    b.sign_out().await;
+    b.sign_in(&base, "li", PASSWORD).await;
+    b.wait_css("form.logout", Duration::from_secs(10)).await;
+    b.client.goto(&format!("{base}me?day={day}")).await.unwrap();
+    b.wait_css("#day-points", Duration::from_secs(5)).await;
+    screenshot(&b, "console-my-day.png").await;
+    b.client.goto(&format!("{base}me/month?month=2026-11")).await.unwrap();
+    b.wait_css("#indicators td.next", Duration::from_secs(5)).await;
+    screenshot(&b, "console-my-month.png").await;
     b.close().await;
+    console.stop();
+}
+
+/// A platform on loopback that the test drives frame by frame: it takes kefu's hello, sends
+/// the events it is handed (with increasing seqs) and hands back every frame kefu sends.
+async fn platform() -> (
+    String,
+    tokio::sync::mpsc::UnboundedSender<serde_json::Value>,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let (frames_tx, frames_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else { return };
+        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+        let mut seq = 0u64;
+        loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Ok(v) = serde_json::from_str(&text) {
+                            let _ = frames_tx.send(v);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+                event = events_rx.recv() => {
+                    let Some(event) = event else { return };
+                    seq += 1;
+                    let frame = serde_json::json!({"op": "event", "seq": seq, "event": event});
+                    if ws.send(Message::Text(frame.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    (url, events_tx, frames_rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_answer_added_from_a_miss_group_answers_the_next_buyer_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+    let replies = dir.path().join("replies");
+    std::fs::create_dir_all(&replies).unwrap();
+    let shipped = include_str!("../replies/auto.toml");
+    std::fs::write(replies.join("auto.toml"), shipped).unwrap();
+
+    // The running bot: the robot on the replies folder, reloaded only when nudged (its
+    // poll is an hour), so an answer within the second is the console's nudge at work.
+    let sets = Sets::load(None, Some(&replies)).expect("shipped replies");
+    let (updates_tx, updates) = tokio::sync::watch::channel(sets.clone());
+    let mut published = updates.clone();
+    let nudge = std::sync::Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(
+        kefu::live::Reloader::new(None, Some(replies.clone()))
+            .nudged_by(nudge.clone())
+            .run(Duration::from_secs(3_600), updates_tx),
+    );
+    let (url, events, mut frames) = platform().await;
+    let (seam, _alerts) = ChannelSeam::new();
+    let live = LiveConfig {
+        time: TimeSource::wall(),
+        assist: AssistConfig { updates: Some(updates), ..AssistConfig::with_sets(&sets) },
+        ..LiveConfig::new(quick_rules())
+    };
+    let live =
+        Live::start(LiveOptions { db: db.clone(), gateway: quick_gateway(&url, None), live }, Box::new(seam))
+            .expect("live starts");
+    let (_feed, board) = Console::board(Plan::default(), 1.0);
+    let config = ConsoleConfig {
+        addr: util::ws::any_port(),
+        db: db.clone(),
+        secure_cookies: false,
+        rules: None,
+        replies: Some(replies.clone()),
+        reload: Some(nudge),
+    };
+    let console = Console::start(&config, board).await.expect("console starts");
+    let base = console.url();
+
+    // The agent is away; two buyers ask what no rule answers.
+    let t0 = now_ms();
+    let ask = |id: &str, conversation: &str, text: &str| {
+        let e = message(id, now_ms(), conversation, "a1", "customer", text);
+        serde_json::from_str::<serde_json::Value>(&e.to_json()).unwrap()
+    };
+    let presence = serde_json::json!({"type": "presence", "id": "p1", "ts": format_rfc3339_shanghai(t0),
+        "shop": "tmall-test", "agent": "a1", "status": "away"});
+    events.send(presence).unwrap();
+    events.send(ask("q1", "m-c1", "你们家能用花呗分期付款吗")).unwrap();
+    events.send(ask("q2", "m-c2", "你们家能用花呗分期付款吗")).unwrap();
+    let store = Store::open(&db).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = store.conn().query_row("SELECT COUNT(*) FROM reply_misses", [], |r| r.get(0)).unwrap();
+        if n >= 2 {
+            break;
+        }
+        assert!(Instant::now() < end, "the two misses were never stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let b = Browser::start().await;
+    b.sign_in(&base, "wang", PASSWORD).await;
+    b.wait_css("form.logout", Duration::from_secs(10)).await;
+    let day = shanghai_day(t0);
+    b.client.goto(&format!("{base}answers?day={day}")).await.unwrap();
+    b.wait_css("#miss-groups li.group", Duration::from_secs(5)).await;
+    assert_eq!(b.text("#miss-groups li.group .count").await.as_deref(), Some("2×"), "one group of two");
+    let fill = |css: &'static str, text: &'static str| {
+        let c = b.client.clone();
+        async move {
+            let input = c.find(Locator::Css(css)).await.expect(css);
+            input.clear().await.unwrap();
+            input.send_keys(text).await.expect("type");
+        }
+    };
+
+    // An invalid rule (its id is taken) is refused with the check's reason; the file is untouched.
+    fill("form.auto-add input[name=id]", "greet-hello").await;
+    fill("form.auto-add input[name=keywords]", "花呗, 分期").await;
+    fill("form.auto-add input[name=answer]", "亲，支持花呗分期付款哦").await;
+    b.client.find(Locator::Css("form.auto-add button")).await.unwrap().click().await.unwrap();
+    b.wait_css("div.error", Duration::from_secs(5)).await;
+    let error = b.text("div.error").await.unwrap_or_default();
+    assert!(error.contains("auto.toml") && error.contains("duplicate rule id `greet-hello`"), "{error}");
+    assert_eq!(std::fs::read_to_string(replies.join("auto.toml")).unwrap(), shipped, "nothing written");
+
+    // A valid one is written (the file's comments kept) and the robot serves it at once.
+    fill("form.auto-add input[name=id]", "huabei").await;
+    fill("form.auto-add input[name=keywords]", "花呗, 分期").await;
+    fill("form.auto-add input[name=answer]", "亲，支持花呗分期付款哦").await;
+    b.client.find(Locator::Css("form.auto-add button")).await.unwrap().click().await.unwrap();
+    b.wait_css("#audit li[data-action='rules.auto_add']", Duration::from_secs(5)).await;
+    let written = std::fs::read_to_string(replies.join("auto.toml")).unwrap();
+    assert!(written.starts_with(shipped), "the file before the new rule is unchanged, comments and all");
+    assert!(written.contains("id = \"huabei\""), "{written}");
+    screenshot(&b, "console-answers.png").await;
+
+    tokio::time::timeout(Duration::from_secs(1), published.changed())
+        .await
+        .expect("the robot's rules reloaded within 1 s of the form")
+        .unwrap();
+    assert!(
+        published.borrow().replies.auto.rules().iter().any(|r| r.id == "huabei"),
+        "the new rule is served"
+    );
+    while frames.try_recv().is_ok() {}
+    let asked = Instant::now();
+    events.send(ask("q3", "m-c3", "花呗分期可以吗")).unwrap();
+    let answer = loop {
+        let left = Duration::from_secs(1).saturating_sub(asked.elapsed());
+        let frame = tokio::time::timeout(left, frames.recv()).await.expect("the new rule answers within 1 s");
+        let frame = frame.expect("the platform is up");
+        if frame["op"] == "send"
+            && frame["conversation"] == "m-c3"
+            && frame["text"].as_str().is_some_and(|t| t.contains("花呗分期"))
+        {
+            break frame;
+        }
+    };
+    assert_eq!(answer["as"], "bot");
+    assert!(asked.elapsed() <= Duration::from_secs(1), "answered after {:?}", asked.elapsed());
+    b.close().await;
+    console.stop();
+    let _ = tokio::time::timeout(Duration::from_secs(10), live.stop()).await;
+}
+
+#[tokio::test]
+async fn reports_are_served_from_the_database_with_pay_for_the_owner_only_and_agents_reach_only_their_month()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+    let (rules, day) = seeded_month(dir.path(), &db);
+    let (_feed, board) = Console::board(Plan::default(), 1.0);
+    let config = ConsoleConfig {
+        addr: util::ws::any_port(),
+        db: db.clone(),
+        secure_cookies: false,
+        rules: Some(rules.clone()),
+        replies: None,
+        reload: None,
+    };
+    let console = Console::start(&config, board).await.expect("console starts");
+
+    // One template: the owner's served month page holds the very body the nightly file holds.
+    let store = Store::open(&db).unwrap();
+    let sheet = kefu::scoring::sheet::load(Some(&rules)).unwrap();
+    let body = kefu::scoring::report::month_report(store.conn(), &sheet, "2026-11", true)
+        .unwrap()
+        .body
+        .into_string();
+    let file = kefu::scoring::report::month_page(store.conn(), &sheet, "2026-11").unwrap();
+    assert!(file.contains(&body), "the file is the template's body in a page");
+    let mut owner = Http::new(&console.url());
+    owner.sign_in("boss").await;
+    let (status, page) = owner.get("reports/month?month=2026-11").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&body), "the served page is the same body");
+    assert!(page.contains("月薪") && page.contains("工资合计"), "the owner sees pay");
+    let (status, page) = owner.get(&format!("reports/day?day={day}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("/reports/month?month=2026-11#A-a1"), "an agent links to their month score");
+
+    // A supervisor gets the same report without any pay figure (left out on the server).
+    let mut sup = Http::new(&console.url());
+    sup.sign_in("wang").await;
+    let (status, page) = sup.get("reports/month?month=2026-11").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"A-a1\""), "the ranking is there");
+    for pay in ["月薪", "工资合计", "奖金", "提成", "底薪"] {
+        assert!(!page.contains(pay), "a supervisor must not get {pay}");
+    }
+    let (status, page) = sup.get("agent/a1/month?month=2026-11").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("下一档 Next tier"), "per indicator, what the next tier asks");
+
+    // An agent: no shop report, their own month only, no pay on it.
+    let mut agent = Http::new(&console.url());
+    agent.sign_in("li").await;
+    for path in
+        ["reports/month?month=2026-11", &format!("reports/day?day={day}"), "agent/a2/month?month=2026-11"]
+    {
+        assert_eq!(agent.get(path).await.0, 403, "an agent reading /{path}");
+    }
+    let (status, _) = agent.get("me/month?month=2026-11").await;
+    assert_eq!(status, 303);
+    let (status, page) = agent.get("agent/a1/month?month=2026-11").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("id=\"month-score\"") && page.contains("tr data-key=\"service_rating\""),
+        "score and indicators"
+    );
+    assert!(page.contains("≥") || page.contains("每"), "the next tier is said");
+    for pay in ["月薪", "奖金", "提成", "底薪"] {
+        assert!(!page.contains(pay), "an agent must not get {pay}");
+    }
     console.stop();
 }

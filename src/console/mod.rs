@@ -10,11 +10,13 @@
 //! - [`points`]: points and appeals (日常考核 / 复核) with the audit trail.
 //! - [`inputs`]: the score-input grid (agents × supervisor-scored indicators, CSV upload).
 //! - [`findings`]: findings review — confirm or dismiss a phrase-guard finding.
+//! - [`answers`]: auto-answers from misses — grouped unanswered questions, a rule added to `replies/auto.toml`.
 //! - [`transcript`]: a conversation's day from the database, findings at their spans.
 //! - [`auth`]: sessions, CSRF tokens, the login rate limit.
 //! - [`users`]: users and roles, argon2 password hashes.
 //! - [`cli`]: `kefu users add|list|passwd|remove`.
 
+pub mod answers;
 pub mod auth;
 pub mod board;
 pub mod cli;
@@ -54,6 +56,11 @@ pub struct ConsoleConfig {
     pub secure_cookies: bool,
     /// Rules folder, for the scoring sheet's appeal window (none: the embedded sheet).
     pub rules: Option<PathBuf>,
+    /// Replies folder: auto-answers added from misses are written to its `auto.toml`
+    /// (none: the robot serves the shipped rules and the console cannot add any).
+    pub replies: Option<PathBuf>,
+    /// Notified after the console wrote a rule file: the running robot's reloader looks at once.
+    pub reload: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Why the console could not start.
@@ -113,12 +120,10 @@ impl Console {
         if let Err(e) = crate::scoring::sheet::load(config.rules.as_deref()) {
             tracing::warn!(error = %e, "console: the scoring sheet does not load; appeals get a 24 h window and months are not rescored");
         }
-        let app = Arc::new(server::App::new(
-            store.into_conn(),
-            board.rx,
-            config.secure_cookies,
-            config.rules.clone(),
-        ));
+        let app = Arc::new(
+            server::App::new(store.into_conn(), board.rx, config.secure_cookies, config.rules.clone())
+                .with_replies(config.replies.clone(), config.reload.clone()),
+        );
         let router = server::router(app).into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {

@@ -21,9 +21,13 @@ struct Nav {
 const NAV: &[Nav] = &[
     Nav { path: "/", label: "看板 Board", shown: |_| true },
     Nav { path: "/me", label: "我的一天 My day", shown: |u| u.role == Role::Agent },
+    Nav { path: "/me/month", label: "本月 My month", shown: |u| u.role == Role::Agent },
+    Nav { path: "/reports/day", label: "日报 Day", shown: |u| u.role != Role::Agent },
+    Nav { path: "/reports/month", label: "月报 Month", shown: |u| u.role != Role::Agent },
     Nav { path: "/points", label: "日常考核 Points", shown: |_| true },
     Nav { path: "/inputs", label: "考核录入 Inputs", shown: |u| u.role != Role::Agent },
     Nav { path: "/findings", label: "违规复核 Findings", shown: |u| u.role != Role::Agent },
+    Nav { path: "/answers", label: "自动回复 Auto-answers", shown: |u| u.role != Role::Agent },
     Nav { path: "/pay", label: "薪酬 Pay", shown: User::sees_pay },
 ];
 
@@ -237,6 +241,7 @@ pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
     match name {
         "board.js" => Some(("text/javascript; charset=utf-8", include_str!("assets/board.js"))),
         "console.css" => Some(("text/css; charset=utf-8", include_str!("assets/console.css"))),
+        "report.css" => Some(("text/css; charset=utf-8", crate::scoring::report::css())),
         _ => None,
     }
 }
@@ -632,4 +637,134 @@ pub struct FindingsPage {
     pub trail: Vec<super::points::Audit>,
     /// A refusal.
     pub message: Option<String>,
+}
+
+/// The auto-answers page: the day's unanswered questions grouped, most frequent first, each
+/// with a form that adds a keyword rule to `replies/auto.toml`.
+pub fn answers(user: &User, csrf: &str, p: &AnswersPage) -> Markup {
+    let body = html! {
+        h1 { "自动回复 Auto-answers from misses · " (p.day) }
+        form.month method="get" action="/answers" {
+            input name="day" value=(p.day) pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}";
+            button type="submit" { "Show" }
+        }
+        @if let Some(msg) = &p.message { div.error role="alert" { @for line in msg.lines() { p { (line) } } } }
+        p.meta {
+            "Buyers' questions no rule answered that day, same or similar ones together, most frequent first (as "
+            code { "kefu replies misses --grouped" } "). Add a keyword rule from a group: it is checked as "
+            code { "kefu check" } " checks " code { "replies/auto.toml" } ", written to the file (its comments kept) only when valid, and the running robot serves it at once."
+        }
+        @if !p.writable {
+            p.error { "kefu runs without a replies folder (--replies DIR): rules cannot be added here." }
+        }
+        @if p.groups.is_empty() { p { "No unanswered question that day." } }
+        ol #miss-groups {
+            @for g in &p.groups {
+                li.group data-count=(g.count) {
+                    div { b.count { (g.count) "×" } " " q.question { (g.question) }
+                        @if !g.others.is_empty() { span.meta { " also: " (g.others.join(" / ")) } } }
+                    @if p.writable {
+                        form.auto-add method="post" action="/answers/add" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="day" value=(p.day);
+                            input type="hidden" name="question" value=(g.question);
+                            label { "名称 id " input name="id" required size="12"; }
+                            label { "类别 " select name="category" {
+                                @for c in super::answers::CATEGORIES { option value=(c) { (c) } }
+                            } }
+                            label { "关键词 keywords " input name="keywords" placeholder="花呗, 分期" required size="16"; }
+                            label { "回复 answer " input name="answer" required size="40"; }
+                            button type="submit" { "添加 Add" }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "记录 Audit trail" }
+        (audit_list(&p.trail))
+    };
+    layout("Auto-answers", Some((user, csrf)), "/answers", body)
+}
+
+/// What the auto-answers page shows.
+#[derive(Debug, Clone, Default)]
+pub struct AnswersPage {
+    /// YYYY-MM-DD.
+    pub day: String,
+    /// The day's misses, grouped, most frequent first (masked).
+    pub groups: Vec<crate::replies::similar::MissGroup>,
+    /// A replies folder to write to.
+    pub writable: bool,
+    /// Rule changes made in the console.
+    pub trail: Vec<super::points::Audit>,
+    /// A refusal (the field, or the check's reason with file and line).
+    pub message: Option<String>,
+}
+
+/// "My month": an agent's score so far, per indicator what the next tier asks, breaches
+/// linking to their conversations, findings and 日常考核. No pay figures.
+pub fn agent_month(user: &User, csrf: &str, m: &super::reports::AgentMonth) -> Markup {
+    let link = |conversation: &str, start: Millis| {
+        format!("/c/{}?day={}", url_path(conversation), crate::time::shanghai_day(start))
+    };
+    let body = html! {
+        h1 { "客服 " (m.agent) " · " (m.month) " 本月 My month" }
+        form.month method="get" {
+            input name="month" value=(m.month) pattern="[0-9]{4}-[0-9]{2}";
+            button type="submit" { "Show" }
+        }
+        @match &m.through {
+            None => p.meta { "This month is not scored yet (the nightly job scores each day after it ends)." },
+            Some(t) => div.cards {
+                div.card { h3 { "得分 Score" } dl {
+                    dt { "至 through" } dd { (t) }
+                    dt { "得分 score" } dd #month-score { (m.total.as_deref().unwrap_or("—")) }
+                    dt { "等级 grade" } dd { (m.grade.as_deref().unwrap_or("—")) }
+                    dt { "名次 rank" } dd { (m.rank.map(|r| r.to_string()).unwrap_or_default()) }
+                    dt { "日常考核 ledger" } dd { (m.ledger.as_deref().unwrap_or("—")) }
+                } }
+                div.card { h3 { "本月 This month" } dl {
+                    dt { "等待 waits" } dd { (m.waits.0) }
+                    dt { "已回复 answered" } dd { (m.waits.1) }
+                    dt { "超时 breaches" } dd { (m.waits.2) }
+                    dt { "违规 findings" } dd { (m.findings.0) " (" (m.findings.1) " 分)" }
+                } }
+            },
+        }
+        @if !m.missing.is_empty() { p.error { "未完成 not final: " (m.missing) " not entered yet" } }
+        h2 { "指标 Indicators: what the next tier asks" }
+        table #indicators {
+            thead { tr { th { "指标 Indicator" } th { "权重 Weight" } th { "数值 Value" } th { "得分 Points" } th { "加权 Weighted" } th { "下一档 Next tier" } } }
+            tbody {
+                @for i in &m.indicators {
+                    tr data-key=(i.key) {
+                        td { (i.name) } td.num { (i.weight) "%" } td.num { (i.value.as_deref().unwrap_or("—")) }
+                        td.num { (i.points) } td.num { (i.weighted) } td.next { (i.next) }
+                    }
+                }
+            }
+        }
+        h2 { "超时 Breaches" }
+        table #breaches {
+            thead { tr { th { "开始 Start" } th { "会话 Conversation" } th { "等待 Waited" } th { "时限 Deadline" } } }
+            tbody {
+                @for b in &m.breaches {
+                    tr { td { (display_shanghai(b.start)) } td { a href=(link(&b.conversation, b.start)) { (b.conversation) } }
+                         td.num { (duration(b.waited_ms)) } td.num { (duration(b.deadline_ms)) } }
+                }
+            }
+        }
+        p.meta { "Findings and 日常考核 entries, each with its points: " a href="/points" { "日常考核 Points" } "; each day: the day pages." }
+    };
+    layout("My month", Some((user, csrf)), "/me/month", body)
+}
+
+/// A report page (day or month) served from the database: the nightly job's own template
+/// body (`scoring::report`) inside the console's layout, with the report style sheet.
+pub fn report(user: &User, csrf: &str, current: &str, r: &crate::scoring::report::Report) -> Markup {
+    let body = html! {
+        link rel="stylesheet" href="/assets/report.css";
+        div.report { h1 { (r.title) } div.sub { (r.sub) } (r.body) }
+    };
+    layout(&r.title, Some((user, csrf)), current, body)
 }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::answers;
 use super::auth::{self, LOGIN_COOKIE, Limiter, SESSION_COOKIE, Session};
 use super::board::BoardState;
 use super::findings;
@@ -39,6 +40,8 @@ pub struct App {
     limiter: Mutex<Limiter>,
     secure_cookies: bool,
     rules: Option<PathBuf>,
+    replies: Option<PathBuf>,
+    reload: Option<Arc<tokio::sync::Notify>>,
 }
 
 type Shared = Arc<App>;
@@ -52,7 +55,26 @@ impl App {
         secure_cookies: bool,
         rules: Option<PathBuf>,
     ) -> Self {
-        Self { db: Mutex::new(db), board, limiter: Mutex::new(Limiter::default()), secure_cookies, rules }
+        Self {
+            db: Mutex::new(db),
+            board,
+            limiter: Mutex::new(Limiter::default()),
+            secure_cookies,
+            rules,
+            replies: None,
+            reload: None,
+        }
+    }
+
+    /// The replies folder the console may add auto-answers to, and the reloader to nudge.
+    pub fn with_replies(
+        mut self,
+        replies: Option<PathBuf>,
+        reload: Option<Arc<tokio::sync::Notify>>,
+    ) -> Self {
+        self.replies = replies;
+        self.reload = reload;
+        self
     }
 
     /// The scoring sheet as the rules folder holds it now (read on each use, so an edit
@@ -127,6 +149,12 @@ pub fn router(app: Shared) -> Router {
         .route("/inputs/import", post(inputs_import))
         .route("/findings", get(findings_page))
         .route("/findings/review", post(findings_review))
+        .route("/reports/day", get(report_day))
+        .route("/reports/month", get(report_month))
+        .route("/me/month", get(my_month))
+        .route("/agent/{agent}/month", get(agent_month_page))
+        .route("/answers", get(answers_page))
+        .route("/answers/add", post(answers_add))
         .route("/points/remove", post(points_remove))
         .route("/agent/{agent}", get(agent_page))
         .route("/assets/{name}", get(asset))
@@ -1138,6 +1166,241 @@ trait PlainRefusal {
 impl PlainRefusal for StatusCode {
     fn into_response_with(self, message: &str) -> Response {
         (self, [(CONTENT_TYPE, "text/plain; charset=utf-8")], message.to_string()).into_response()
+    }
+}
+
+/// The auto-answers page: the day's unanswered questions grouped, each with an add form.
+async fn answers_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<DayQuery>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.user.role == users::Role::Agent {
+        return forbidden(&s, "auto-answers are set up by supervisors");
+    }
+    answers_view(&app, &s, q.day, None, StatusCode::OK).await
+}
+
+async fn answers_view(
+    app: &Shared,
+    s: &Session,
+    day: Option<String>,
+    message: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let day = match day.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        None => shanghai_day(app_now(app)),
+        Some(d) => match crate::time::parse_day(d) {
+            Some(day) => day,
+            None => {
+                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
+                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
+            }
+        },
+    };
+    let replies = app.replies.clone();
+    let data = with_db(app, move |c| {
+        let groups = answers::groups(c, replies.as_deref(), day)?;
+        let trail = points::trail(c, "rules.", 50).map_err(|e| e.to_string())?;
+        Ok((groups, trail))
+    })
+    .await;
+    match data {
+        Ok((groups, trail)) => {
+            let p = pages::AnswersPage {
+                day: day.to_string(),
+                groups,
+                writable: app.replies.is_some(),
+                trail,
+                message,
+            };
+            page(status, pages::answers(&s.user, &s.csrf, &p))
+        }
+        Err(r) => r,
+    }
+}
+
+/// Engine time when the board has it (the demo runs faster than the wall), else the wall clock.
+fn app_now(app: &Shared) -> Millis {
+    let board_now = app.board.borrow().now;
+    if board_now > 0 { board_now } else { now_ms() }
+}
+
+/// Adds a keyword auto-answer to `replies/auto.toml` (checked as `kefu check` checks it;
+/// nothing written when it fails) and nudges the running robot to reload.
+async fn answers_add(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Form(f): Form<answers::AddForm>,
+) -> Response {
+    let s = match supervisor_form(&app, &headers, &f.csrf, "auto-answers are set up by supervisors").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(dir) = app.replies.clone() else {
+        let msg = "replies: kefu runs without a replies folder (--replies DIR); the console has no auto.toml to add to".to_string();
+        return answers_view(&app, &s, Some(f.day), Some(msg), StatusCode::BAD_REQUEST).await;
+    };
+    let (user, today) = (s.user.name.clone(), shanghai_day(app_now(&app)));
+    let form = f.clone();
+    let written = tokio::task::spawn_blocking(move || answers::add(&dir, &form, &user, today)).await;
+    let path = match written {
+        Ok(Ok(path)) => path,
+        Ok(Err(msg)) => return answers_view(&app, &s, Some(f.day), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(e) => {
+            warn!(error = %e, "console: task failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    if let Some(n) = &app.reload {
+        n.notify_one();
+    }
+    let detail = format!(
+        "{}: rule `{}` ({}) any [{}] → {}",
+        path.display(),
+        f.id.trim(),
+        f.category.trim(),
+        answers::keywords(&f.keywords).join(", "),
+        f.answer.trim()
+    );
+    let user = s.user.name.clone();
+    let r = with_db(&app, move |c| {
+        points::audit(c, now_ms(), &user, "rules.auto_add", None, &detail).map_err(|e| e.to_string())
+    })
+    .await;
+    if let Err(r) = r {
+        return r;
+    }
+    let d: String = url::form_urlencoded::byte_serialize(f.day.as_bytes()).collect();
+    redirect(&format!("/answers?day={d}"))
+}
+
+/// The day report served live (supervisors and the owner): the nightly job's day page.
+async fn report_day(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<DayQuery>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.user.role == users::Role::Agent {
+        return forbidden(&s, "the shop's reports are for supervisors; yours is 我的一天 / 本月");
+    }
+    let day = match q.day.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        None => shanghai_day(app_now(&app)).pred_opt().unwrap_or(shanghai_day(app_now(&app))),
+        Some(d) => match crate::time::parse_day(d) {
+            Some(day) => day,
+            None => {
+                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
+                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
+            }
+        },
+    };
+    let sheet = match app.sheet() {
+        Ok(sheet) => sheet,
+        Err(e) => {
+            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
+        }
+    };
+    let link =
+        |month: &str, agent: &str| format!("/reports/month?month={month}#A-{}", url_path_segment(agent));
+    let r = with_db(&app, move |c| {
+        crate::scoring::report::day_report(c, &sheet, day, &link).map_err(|e| format!("{e:#}"))
+    })
+    .await;
+    match r {
+        Ok(r) => page(StatusCode::OK, pages::report(&s.user, &s.csrf, "/reports/day", &r)),
+        Err(r) => r,
+    }
+}
+
+/// The month report served live; pay columns only for the owner (left out on the server).
+async fn report_month(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.user.role == users::Role::Agent {
+        return forbidden(&s, "the shop's reports are for supervisors; yours is 我的一天 / 本月");
+    }
+    let Some((month, _, _)) = month_or_now(q.month) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
+        );
+    };
+    let sheet = match app.sheet() {
+        Ok(sheet) => sheet,
+        Err(e) => {
+            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
+        }
+    };
+    let pay = s.user.sees_pay();
+    let r = with_db(&app, move |c| {
+        crate::scoring::report::month_report(c, &sheet, &month, pay).map_err(|e| format!("{e:#}"))
+    })
+    .await;
+    match r {
+        Ok(r) => page(StatusCode::OK, pages::report(&s.user, &s.csrf, "/reports/month", &r)),
+        Err(r) => r,
+    }
+}
+
+fn url_path_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// "My month" for an agent login (others go to the month report).
+async fn my_month(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match (&s.user.agent, s.user.role) {
+        (Some(a), users::Role::Agent) => {
+            let month = q.month.map(|m| format!("?month={}", url_path_segment(&m))).unwrap_or_default();
+            redirect(&format!("/agent/{}/month{month}", url_path_segment(a)))
+        }
+        _ => redirect("/reports/month"),
+    }
+}
+
+/// An agent's month: their own for an agent, any agent's for a supervisor or the owner.
+async fn agent_month_page(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let super::board::Scope::Agent(me) = s.user.scope()
+        && me != agent
+    {
+        return forbidden(&s, "another agent's page is not yours to read");
+    }
+    let Some((month, _, _)) = month_or_now(q.month) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
+        );
+    };
+    let sheet = match app.sheet() {
+        Ok(sheet) => sheet,
+        Err(e) => {
+            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
+        }
+    };
+    let m =
+        with_db(&app, move |c| reports::agent_month(c, &sheet, &agent, &month).map_err(|e| e.to_string()))
+            .await;
+    match m {
+        Ok(m) => page(StatusCode::OK, pages::agent_month(&s.user, &s.csrf, &m)),
+        Err(r) => r,
     }
 }
 

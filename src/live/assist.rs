@@ -255,12 +255,20 @@ pub struct Reloader {
     watcher: Watcher,
     rules: Option<PathBuf>,
     replies: Option<PathBuf>,
+    nudge: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Reloader {
     /// Starts watching; the current contents count as seen (the caller loaded them).
     pub fn new(rules: Option<PathBuf>, replies: Option<PathBuf>) -> Self {
-        Self { watcher: Watcher::new(rules.clone(), replies.clone()), rules, replies }
+        Self { watcher: Watcher::new(rules.clone(), replies.clone()), rules, replies, nudge: None }
+    }
+
+    /// Also looks at once whenever `nudge` is notified: the console nudges it after writing
+    /// a rule file, so the robot serves the new rule within the second, not at the next poll.
+    pub fn nudged_by(mut self, nudge: Arc<tokio::sync::Notify>) -> Self {
+        self.nudge = Some(nudge);
+        self
     }
 
     /// Looks once: `None` when nothing changed, else the new sets or every error.
@@ -277,6 +285,9 @@ impl Reloader {
     /// each valid new set and logs each error of an invalid one (file, line, reason) once.
     pub async fn run(mut self, every: Duration, tx: watch::Sender<Sets>) {
         let mut trigger = Trigger::new(every);
+        if let Some(n) = self.nudge.take() {
+            trigger = trigger.nudged_by(n);
+        }
         while trigger.next(tx.closed()).await {
             match self.poll() {
                 None => {}

@@ -314,7 +314,9 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
     rt.block_on(async move {
         let service = AlertService::start(alerts.clone(), &config.db)?;
         let (updates_tx, updates) = watch::channel(sets.clone());
-        let reloader = Reloader::new(rules_dir.clone(), replies_dir.clone());
+        // The console nudges the reloader after it wrote a rule file.
+        let nudge = std::sync::Arc::new(tokio::sync::Notify::new());
+        let reloader = Reloader::new(rules_dir.clone(), replies_dir.clone()).nudged_by(nudge.clone());
         tokio::spawn(reloader.run(RELOAD_EVERY, updates_tx));
         // Report files go next to the database, whatever the working directory.
         let reports = config.db.parent().unwrap_or(Path::new(".")).join("reports");
@@ -350,6 +352,8 @@ pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
                     db: config.db.clone(),
                     secure_cookies: config.secure_cookies,
                     rules: rules_dir.clone(),
+                    replies: replies_dir.clone(),
+                    reload: Some(nudge.clone()),
                 };
                 match Console::start(&c, board).await {
                     Ok(console) => {
@@ -568,6 +572,8 @@ async fn demo_console(
         db: db.to_path_buf(),
         secure_cookies: false,
         rules: None,
+        replies: None,
+        reload: None,
     };
     let listener = match Console::bind(config.addr).await {
         Ok(l) => l,

@@ -23,7 +23,8 @@ use crate::time::Millis;
 
 /// File name inside the replies folder.
 pub const FILE: &str = "auto.toml";
-const DEFAULT: &str = include_str!("../../replies/auto.toml");
+/// The shipped rules, served when the replies folder has no `auto.toml`.
+pub const DEFAULT: &str = include_str!("../../replies/auto.toml");
 
 /// Qianniu's 配置回复 categories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]

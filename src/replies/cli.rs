@@ -188,11 +188,9 @@ pub fn run(cmd: Command) -> Result<ExitCode, CliError> {
         Command::Misses { date, db, grouped: true, replies } => {
             let day = parse_date(&date)?;
             let store = Store::open(&db)?;
-            let rows = super::stats::misses(&store, day)?;
             let auto =
                 super::auto::load(existing(replies).as_deref()).map_err(|e| CliError::Data(vec![e]))?;
-            let groups =
-                super::similar::group_misses(auto.similar(), rows.iter().map(|r| r.text.as_str()), 0.5);
+            let groups = super::stats::grouped_misses(store.conn(), &auto, day)?;
             if groups.is_empty() {
                 println!("no unanswered questions on {day}");
             }

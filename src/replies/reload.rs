@@ -80,6 +80,7 @@ impl Watcher {
 /// When to look at the folders again: every `every`, and at once on SIGHUP (unix).
 pub struct Trigger {
     tick: tokio::time::Interval,
+    nudge: Option<Arc<tokio::sync::Notify>>,
     #[cfg(unix)]
     hup: Option<tokio::signal::unix::Signal>,
 }
@@ -91,18 +92,33 @@ impl Trigger {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
             tick,
+            nudge: None,
             #[cfg(unix)]
             hup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
         }
     }
 
+    /// Also checks at once when `nudge` is notified (the console after it wrote a file).
+    pub fn nudged_by(mut self, nudge: Arc<tokio::sync::Notify>) -> Self {
+        self.nudge = Some(nudge);
+        self
+    }
+
     /// Waits for the next check; false once `closed` completes (nobody listens any more).
     pub async fn next(&mut self, closed: impl std::future::Future<Output = ()>) -> bool {
+        let nudge = self.nudge.clone();
+        let nudged = async move {
+            match nudge {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         #[cfg(unix)]
         {
             let hup = &mut self.hup;
             tokio::select! {
                 _ = self.tick.tick() => true,
+                () = nudged => true,
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {
                     tracing::info!("SIGHUP: checking rules and replies");
                     true
@@ -113,6 +129,7 @@ impl Trigger {
         #[cfg(not(unix))]
         tokio::select! {
             _ = self.tick.tick() => true,
+            () = nudged => true,
             () = closed => false,
         }
     }

@@ -357,6 +357,9 @@ pub struct MissGroup {
     pub others: Vec<String>,
 }
 
+/// How similar two unanswered questions must be to share a group.
+pub const MISS_GROUP_THRESHOLD: f32 = 0.5;
+
 /// Groups questions greedily: each joins the first group whose first question is at least
 /// `threshold` similar, else starts one. Largest groups first, ties by first arrival.
 pub fn group_misses<'a>(

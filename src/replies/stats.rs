@@ -97,13 +97,33 @@ pub fn hits(store: &Store, day: NaiveDate, kind: &str) -> Result<Vec<(String, St
 
 /// The unanswered questions of a Shanghai day, in time order.
 pub fn misses(store: &Store, day: NaiveDate) -> Result<Vec<MissRow>, StoreError> {
-    let mut stmt = store
-        .conn()
+    misses_on(store.conn(), day)
+}
+
+/// [`misses`] on a connection (the console has its own).
+pub fn misses_on(conn: &rusqlite::Connection, day: NaiveDate) -> Result<Vec<MissRow>, StoreError> {
+    let mut stmt = conn
         .prepare("SELECT ts, shop, conversation, text FROM reply_misses WHERE day = ?1 ORDER BY ts, rowid")?;
     let rows = stmt.query_map([day.to_string()], |r| {
         Ok(MissRow { ts: r.get(0)?, shop: r.get(1)?, conversation: r.get(2)?, text: r.get(3)? })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The day's unanswered questions grouped as `kefu replies misses --grouped` and the
+/// console show them: same or similar questions together (the rules' similarity index,
+/// [`super::similar::MISS_GROUP_THRESHOLD`]), most frequent first.
+pub fn grouped_misses(
+    conn: &rusqlite::Connection,
+    rules: &super::auto::AutoRules,
+    day: NaiveDate,
+) -> Result<Vec<super::similar::MissGroup>, StoreError> {
+    let rows = misses_on(conn, day)?;
+    Ok(super::similar::group_misses(
+        rules.similar(),
+        rows.iter().map(|r| r.text.as_str()),
+        super::similar::MISS_GROUP_THRESHOLD,
+    ))
 }
 
 /// A shop's robot figures for one Shanghai day.

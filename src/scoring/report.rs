@@ -2,6 +2,10 @@
 //! per day and per month (inline CSS and SVG, no external assets), plus a short text
 //! summary for the supervisors' alert sink.
 //!
+//! The pages are maud templates ([`day_report`], [`month_report`]): the same bodies are
+//! written to the files and served live by the console inside its layout, so the two
+//! cannot drift. Every value is escaped by the template engine.
+//!
 //! Buyers never appear by id: pages show agents and counts; ledger references are
 //! finding or import ids.
 
@@ -10,6 +14,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use rusqlite::Connection;
 use rust_decimal::Decimal;
 
@@ -17,10 +22,6 @@ use super::job::{JobError, month_bounds};
 use super::ledger;
 use super::metrics::{HIST_BOUNDS, HIST_OVER};
 use super::sheet::Sheet;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), JobError> {
     std::fs::write(path, bytes).map_err(|source| JobError::Report { path: path.to_path_buf(), source })
@@ -127,31 +128,41 @@ pub fn write_all(
     Ok(written)
 }
 
-const CSS: &str = r#"
-body{font-family:-apple-system,"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:24px;color:#1f2933;background:#f7f8fa}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-left:4px solid #2f6fde;padding-left:8px}
-.sub{color:#616e7c;font-size:13px;margin-bottom:16px}
-.cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#fff;border-radius:8px;padding:10px 16px;box-shadow:0 1px 2px #0001;min-width:120px}
-.card b{display:block;font-size:20px}.card span{font-size:12px;color:#616e7c}
-table{border-collapse:collapse;background:#fff;font-size:13px;box-shadow:0 1px 2px #0001}
-th,td{padding:5px 9px;border-bottom:1px solid #e4e7eb;text-align:right;white-space:nowrap}
-th{background:#eef2f7;position:sticky;top:0}td.l,th.l{text-align:left}
-tr:target{background:#fff3bf}.neg{color:#c92a2a}.pos{color:#2b8a3e}.muted{color:#9aa5b1}
-.flag{background:#ffe3e3;color:#c92a2a;border-radius:4px;padding:1px 6px;font-size:12px}
-.legend span{display:inline-block;margin-right:12px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
-a{color:#2f6fde;text-decoration:none}
-"#;
+const CSS: &str = include_str!("report.css");
 
-fn page(title: &str, sub: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{CSS}</style></head><body><h1>{t}</h1><div class=\"sub\">{s}</div>{body}</body></html>\n",
-        t = esc(title),
-        s = esc(sub)
-    )
+/// The style sheet of the report pages: inline in the written files (self-contained),
+/// served as `/assets/report.css` by the console (whose CSP allows no inline style).
+pub fn css() -> &'static str {
+    CSS
 }
 
-fn card(label: &str, value: &str) -> String {
-    format!("<div class=\"card\"><b>{}</b><span>{}</span></div>", esc(value), esc(label))
+/// A self-contained report file: the body with the style sheet inline.
+fn page(title: &str, sub: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head { meta charset="utf-8"; title { (title) } style { (PreEscaped(CSS)) } }
+            body.report { h1 { (title) } div.sub { (sub) } (body) }
+        }
+    }
+    .into_string()
+        + "\n"
+}
+
+/// A report page's title, subtitle and body, for a file ([`day_page`], [`month_page`]) or
+/// for the console, which serves the same body inside its own layout.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Title.
+    pub title: String,
+    /// The line under it.
+    pub sub: String,
+    /// The page's content.
+    pub body: Markup,
+}
+
+fn card(label: &str, value: &str) -> Markup {
+    html! { div.card { b { (value) } span { (label) } } }
 }
 
 fn pct(n: i64, d: i64) -> String {
@@ -188,27 +199,32 @@ fn bucket_index(b: i64) -> usize {
     HIST_BOUNDS.iter().position(|x| *x == b).unwrap_or(HIST_BOUNDS.len())
 }
 
+/// A colour swatch for a legend (an SVG fill: no inline style, which the console's CSP refuses).
+fn swatch(color: &str) -> Markup {
+    html! { svg.swatch width="10" height="10" { rect width="10" height="10" rx="2" fill=(color) {} } }
+}
+
 /// A horizontal stacked bar (SVG) of counts with their colours.
-fn stacked_bar(parts: &[(i64, &str, String)], width: f64) -> String {
+fn stacked_bar(parts: &[(i64, &str, String)], width: f64) -> Markup {
     let total: i64 = parts.iter().map(|p| p.0).sum();
-    let mut svg = format!("<svg width=\"{width}\" height=\"14\" role=\"img\">");
-    if total > 0 {
-        let mut x = 0.0;
-        for (n, color, title) in parts {
-            if *n == 0 {
-                continue;
-            }
+    let mut x = 0.0;
+    let rects: Vec<(f64, f64, &str, &str)> = parts
+        .iter()
+        .filter(|p| p.0 > 0 && total > 0)
+        .map(|(n, color, title)| {
             let w = *n as f64 / total as f64 * width;
-            let _ = write!(
-                svg,
-                "<rect x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"14\" fill=\"{color}\"><title>{}</title></rect>",
-                esc(title)
-            );
+            let r = (x, w, *color, title.as_str());
             x += w;
+            r
+        })
+        .collect();
+    html! {
+        svg width=(width) height="14" role="img" {
+            @for (x, w, color, title) in rects {
+                rect x=(format!("{x:.1}")) y="0" width=(format!("{w:.1}")) height="14" fill=(color) { title { (title) } }
+            }
         }
     }
-    svg.push_str("</svg>");
-    svg
 }
 
 struct AgentDay {
@@ -218,9 +234,21 @@ struct AgentDay {
     findings: String,
 }
 
-/// The day page: shop figures, per-agent table with response-time distribution,
-/// breaches by hour, and the day's ledger entries.
+/// The day page as a self-contained file (pay figures are not on it).
 pub fn day_page(conn: &Connection, sheet: &Sheet, day: NaiveDate) -> Result<String, JobError> {
+    let r = day_report(conn, sheet, day, &|month, agent| format!("month-{month}.html#A-{agent}"))?;
+    Ok(page(&r.title, &r.sub, r.body))
+}
+
+/// The day page: shop figures, per-agent table with response-time distribution,
+/// breaches by hour, and the day's ledger entries. `month_link(month, agent)` is where an
+/// agent's month score is (the file beside it, or the console's route).
+pub fn day_report(
+    conn: &Connection,
+    sheet: &Sheet,
+    day: NaiveDate,
+    month_link: &dyn Fn(&str, &str) -> String,
+) -> Result<Report, JobError> {
     let ds = day.to_string();
     let mut stmt = conn.prepare(
         "SELECT agent, consulted, replied, unreplied, ordered, paid, waits, answered, unanswered, response_ms,
@@ -266,122 +294,94 @@ pub fn day_page(conn: &Connection, sheet: &Sheet, day: NaiveDate) -> Result<Stri
         .unwrap_or_default();
     let sum = |i: usize| agents.iter().map(|a| a.v[i]).sum::<i64>();
     let total_sales: Decimal = agents.iter().map(|a| a.sales).sum();
-    let mut b = String::from("<div class=\"cards\">");
-    b += &card("客服", &agents.len().to_string());
-    b += &card("咨询人数", &sum(0).to_string());
-    b += &card("回复率", &pct(sum(1), sum(0)));
-    b += &card("等待次数", &sum(5).to_string());
-    b += &card("平均响应 (秒)", &secs(sum(8), sum(6)));
-    b += &card("慢响应", &sum(9).to_string());
-    b += &card("平台响应 (秒)", &secs(sum(12), sum(11)));
-    b += &card("3 分钟响应率", &pct(sum(13), sum(11)));
-    b += &card("销售额 (元)", &money(total_sales));
-    b += &card("静默下单 / 无人接待 (元)", &format!("{silent} / {}", money(unattended)));
-    b += "</div>";
-
-    b += "<h2>慢响应 by hour (shop)</h2>";
-    b += &hour_bars(&by_hour);
-
-    b += "<h2>客服 (per agent)</h2><div class=\"legend\">";
-    for (i, c) in HIST_COLORS.iter().enumerate() {
-        let _ = write!(b, "<span><i style=\"background:{c}\"></i>{}</span>", esc(&hist_label(i)));
-    }
-    b += "</div><table><tr><th class=\"l\">客服</th><th class=\"l\">响应时间分布</th><th>咨询</th><th>接待</th><th>未回复</th><th>回复率</th><th>等待</th><th>平均响应 s</th><th>平台 s</th><th>3 分钟</th><th>慢响应</th><th>机器人</th><th>下单</th><th>付款</th><th>销售额</th><th>协助下单</th><th>协助跟进</th><th class=\"l\">违规 (类别)</th></tr>";
-    for a in &agents {
-        let h = hist.get(&a.agent).copied().unwrap_or_default();
-        let parts: Vec<(i64, &str, String)> = h
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (*n, HIST_COLORS[i], format!("{}: {n}", hist_label(i))))
-            .collect();
-        let findings: BTreeMap<String, i64> = serde_json::from_str(&a.findings).unwrap_or_default();
-        let f: Vec<String> = findings.iter().map(|(k, n)| format!("{} ×{n}", esc(k))).collect();
-        let _ = write!(
-            b,
-            "<tr><td class=\"l\"><a href=\"month-{month}.html#A-{id}\" title=\"month score\">{id}</a></td><td class=\"l\">{bar}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
-            a.v[0],
-            a.v[16],
-            a.v[2],
-            pct(a.v[1], a.v[0]),
-            a.v[5],
-            secs(a.v[8], a.v[6]),
-            secs(a.v[12], a.v[11]),
-            pct(a.v[13], a.v[11]),
-            if a.v[9] > 0 { " class=\"neg\"" } else { "" },
-            a.v[9],
-            a.v[10],
-            a.v[3],
-            a.v[4],
-            money(a.sales),
-            a.v[14],
-            a.v[15],
-            f.join(", "),
-            id = esc(&a.agent),
-            month = super::job::month_of(day),
-            bar = stacked_bar(&parts, 220.0),
-        );
-    }
-    b += "</table>";
-
-    if !by_agent_hour.is_empty() {
-        b += "<h2>慢响应 by agent and hour</h2><table><tr><th class=\"l\">客服</th>";
-        for h in 0..24 {
-            let _ = write!(b, "<th>{h:02}</th>");
-        }
-        b += "</tr>";
-        let max = by_agent_hour.values().flat_map(|v| v.iter()).copied().max().unwrap_or(1).max(1);
-        for (agent, hours) in &by_agent_hour {
-            let _ = write!(b, "<tr><td class=\"l\">{}</td>", esc(agent));
-            for n in hours {
-                let alpha = if *n == 0 { 0.0 } else { 0.15 + 0.85 * *n as f64 / max as f64 };
-                let _ = write!(
-                    b,
-                    "<td style=\"background:rgba(201,42,42,{alpha:.2});text-align:center\">{}</td>",
-                    if *n == 0 { String::new() } else { n.to_string() }
-                );
-            }
-            b += "</tr>";
-        }
-        b += "</table>";
-    }
-
+    let month = super::job::month_of(day);
+    let max_heat = by_agent_hour.values().flat_map(|v| v.iter()).copied().max().unwrap_or(1).max(1);
     let entries = counted_entries(conn, sheet, day, day)?;
-    b += &ledger_section("日常考核 entries this day (who gained and lost points, and why)", &entries, conn)?;
-    Ok(page(
-        &format!("{} — {ds}", sheet.name),
-        "kefu daily report · Asia/Shanghai day · buyers are not shown",
-        &b,
-    ))
+    let ledger =
+        ledger_section("日常考核 entries this day (who gained and lost points, and why)", &entries, conn)?;
+    let body = html! {
+        div.cards {
+            (card("客服", &agents.len().to_string()))
+            (card("咨询人数", &sum(0).to_string()))
+            (card("回复率", &pct(sum(1), sum(0))))
+            (card("等待次数", &sum(5).to_string()))
+            (card("平均响应 (秒)", &secs(sum(8), sum(6))))
+            (card("慢响应", &sum(9).to_string()))
+            (card("平台响应 (秒)", &secs(sum(12), sum(11))))
+            (card("3 分钟响应率", &pct(sum(13), sum(11))))
+            (card("销售额 (元)", &money(total_sales)))
+            (card("静默下单 / 无人接待 (元)", &format!("{silent} / {}", money(unattended))))
+        }
+        h2 { "慢响应 by hour (shop)" }
+        (hour_bars(&by_hour))
+        h2 { "客服 (per agent)" }
+        div.legend { @for (i, c) in HIST_COLORS.iter().enumerate() { span { (swatch(c)) (hist_label(i)) } } }
+        table {
+            tr {
+                th.l { "客服" } th.l { "响应时间分布" } th { "咨询" } th { "接待" } th { "未回复" } th { "回复率" } th { "等待" }
+                th { "平均响应 s" } th { "平台 s" } th { "3 分钟" } th { "慢响应" } th { "机器人" } th { "下单" } th { "付款" }
+                th { "销售额" } th { "协助下单" } th { "协助跟进" } th.l { "违规 (类别)" }
+            }
+            @for a in &agents {
+                @let h = hist.get(&a.agent).copied().unwrap_or_default();
+                @let parts: Vec<(i64, &str, String)> = h.iter().enumerate().map(|(i, n)| (*n, HIST_COLORS[i], format!("{}: {n}", hist_label(i)))).collect();
+                @let findings: BTreeMap<String, i64> = serde_json::from_str(&a.findings).unwrap_or_default();
+                @let f: Vec<String> = findings.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+                tr {
+                    td.l { a href=(month_link(&month, &a.agent)) title="month score" { (a.agent) } }
+                    td.l { (stacked_bar(&parts, 220.0)) }
+                    td { (a.v[0]) } td { (a.v[16]) } td { (a.v[2]) } td { (pct(a.v[1], a.v[0])) } td { (a.v[5]) }
+                    td { (secs(a.v[8], a.v[6])) } td { (secs(a.v[12], a.v[11])) } td { (pct(a.v[13], a.v[11])) }
+                    td class=[(a.v[9] > 0).then_some("neg")] { (a.v[9]) }
+                    td { (a.v[10]) } td { (a.v[3]) } td { (a.v[4]) } td { (money(a.sales)) } td { (a.v[14]) } td { (a.v[15]) }
+                    td.l { (f.join(", ")) }
+                }
+            }
+        }
+        @if !by_agent_hour.is_empty() {
+            h2 { "慢响应 by agent and hour" }
+            table {
+                tr { th.l { "客服" } @for h in 0..24 { th { (format!("{h:02}")) } } }
+                @for (agent, hours) in &by_agent_hour {
+                    tr {
+                        td.l { (agent) }
+                        @for n in hours {
+                            // Ten shades by share of the busiest cell (classes: no inline style).
+                            td class=(format!("heat heat{}", if *n == 0 { 0 } else { 1 + (*n * 9 / max_heat).min(9) })) {
+                                @if *n > 0 { (n) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (ledger)
+    };
+    Ok(Report {
+        title: format!("{} — {ds}", sheet.name),
+        sub: "kefu daily report · Asia/Shanghai day · buyers are not shown".into(),
+        body,
+    })
 }
 
-fn hour_bars(by_hour: &[i64; 24]) -> String {
+fn hour_bars(by_hour: &[i64; 24]) -> Markup {
     let max = by_hour.iter().copied().max().unwrap_or(0).max(1);
     let (w, h, bw) = (24.0 * 28.0 + 40.0, 140.0, 22.0);
-    let mut s = format!(
-        "<svg width=\"{w}\" height=\"{}\" role=\"img\" style=\"background:#fff;border-radius:8px\">",
-        h + 24.0
-    );
-    for (i, n) in by_hour.iter().enumerate() {
-        let bh = *n as f64 / max as f64 * (h - 20.0);
-        let x = 30.0 + i as f64 * 28.0;
-        let _ = write!(
-            s,
-            "<rect x=\"{x}\" y=\"{:.1}\" width=\"{bw}\" height=\"{bh:.1}\" fill=\"#e8590c\"><title>{i:02}:00 — {n}</title></rect><text x=\"{:.1}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#616e7c\">{i:02}</text>",
-            h - bh,
-            x + bw / 2.0,
-            h + 14.0
-        );
-        if *n > 0 {
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{n}</text>",
-                x + bw / 2.0,
-                h - bh - 3.0
-            );
+    html! {
+        svg.bars width=(w) height=(h + 24.0) role="img" {
+            @for (i, n) in by_hour.iter().enumerate() {
+                @let bh = *n as f64 / max as f64 * (h - 20.0);
+                @let x = 30.0 + i as f64 * 28.0;
+                rect x=(x) y=(format!("{:.1}", h - bh)) width=(bw) height=(format!("{bh:.1}")) fill="#e8590c" {
+                    title { (format!("{i:02}:00 — {n}")) }
+                }
+                text x=(format!("{:.1}", x + bw / 2.0)) y=(h + 14.0) font-size="10" text-anchor="middle" fill="#616e7c" { (format!("{i:02}")) }
+                @if *n > 0 {
+                    text x=(format!("{:.1}", x + bw / 2.0)) y=(format!("{:.1}", h - bh - 3.0)) font-size="10" text-anchor="middle" { (n) }
+                }
+            }
         }
     }
-    s.push_str("</svg>");
-    s
 }
 
 /// The entries of days `[from, to]` (within one month) with the points the month counts
@@ -406,39 +406,32 @@ fn counted_entries(
     Ok(month)
 }
 
-fn ledger_section(title: &str, entries: &[ledger::Entry], conn: &Connection) -> Result<String, JobError> {
+fn ledger_section(title: &str, entries: &[ledger::Entry], conn: &Connection) -> Result<Markup, JobError> {
     let open: Vec<i64> = ledger::open_disputes(conn)?.iter().map(|(_, e)| e.id).collect();
-    let mut b = format!("<h2>{}</h2>", esc(title));
-    if entries.is_empty() {
-        b += "<p class=\"muted\">No entries.</p>";
-        return Ok(b);
-    }
-    b += "<table><tr><th class=\"l\">#</th><th class=\"l\">日期</th><th class=\"l\">客服</th><th>分</th><th class=\"l\">来源</th><th class=\"l\">类别</th><th class=\"l\">原因</th><th class=\"l\">ref</th><th class=\"l\">状态</th></tr>";
-    for e in entries {
-        let cls = if e.points < Decimal::ZERO { "neg" } else { "pos" };
-        let status = if e.voided {
-            "复核撤销".to_string()
-        } else if open.contains(&e.id) {
-            "<span class=\"flag\">复核中</span>".to_string()
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            b,
-            "<tr id=\"L{id}\"><td class=\"l\"><a href=\"#L{id}\">L{id}</a></td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"{cls}\">{}{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{status}</td></tr>",
-            esc(&e.day),
-            esc(&e.agent),
-            if e.points > Decimal::ZERO { "+" } else { "" },
-            e.points.normalize(),
-            esc(&e.source),
-            esc(e.category.as_deref().unwrap_or("")),
-            esc(&e.reason),
-            esc(e.reference.as_deref().unwrap_or("")),
-            id = e.id,
-        );
-    }
-    b += "</table>";
-    Ok(b)
+    Ok(html! {
+        h2 { (title) }
+        @if entries.is_empty() {
+            p.muted { "No entries." }
+        } @else {
+            table {
+                tr { th.l { "#" } th.l { "日期" } th.l { "客服" } th { "分" } th.l { "来源" } th.l { "类别" } th.l { "原因" } th.l { "ref" } th.l { "状态" } }
+                @for e in entries {
+                    tr id=(format!("L{}", e.id)) {
+                        td.l { a href=(format!("#L{}", e.id)) { "L" (e.id) } }
+                        td.l { (e.day) } td.l { (e.agent) }
+                        td class=(if e.points < Decimal::ZERO { "neg" } else { "pos" }) {
+                            @if e.points > Decimal::ZERO { "+" } (e.points.normalize())
+                        }
+                        td.l { (e.source) } td.l { (e.category.as_deref().unwrap_or("")) } td.l { (e.reason) }
+                        td.l { (e.reference.as_deref().unwrap_or("")) }
+                        td.l {
+                            @if e.voided { "复核撤销" } @else if open.contains(&e.id) { span.flag { "复核中" } }
+                        }
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// A score line as read back: (indicator, value, tier, points, weighted).
@@ -449,59 +442,68 @@ const LINE_COLORS: [&str; 10] = [
     "#be4bdb",
 ];
 
-/// The month page: ranking with per-indicator points, a stacked breakdown, pay, review
-/// flags, and the month's ledger with open disputes.
+/// One agent's row of the month, as stored by the scoring job.
+struct MonthRow {
+    agent: String,
+    through: String,
+    total: String,
+    grade: Option<String>,
+    rank: i64,
+    ledger_points: String,
+    bonus: String,
+    commission_paid: String,
+    salary: String,
+    review: bool,
+    below_streak: i64,
+    personal_commission: String,
+    public_commission: String,
+    base_salary: String,
+    seniority: String,
+    missing: String,
+    ledger_pay: String,
+    grade_bonus: String,
+    ranked_bonus: String,
+}
+
+/// The month page as a self-contained file, pay included (the reports folder is the
+/// owner's; the console serves the page without pay to everyone else).
 pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<String, JobError> {
+    let r = month_report(conn, sheet, month, true)?;
+    Ok(page(&r.title, &r.sub, r.body))
+}
+
+/// The month page: ranking with per-indicator points, a stacked breakdown, pay when `pay`,
+/// review flags, and the month's ledger with open disputes.
+pub fn month_report(conn: &Connection, sheet: &Sheet, month: &str, pay: bool) -> Result<Report, JobError> {
     let mut stmt = conn.prepare(
         "SELECT agent, through, total, grade, rank, ledger_points, bonus, commission_paid, salary, review, below_streak,
                 personal_commission, public_commission, base_salary, seniority, missing,
                 ledger_pay, grade_bonus, ranked_bonus
          FROM scores WHERE month = ?1 ORDER BY rank, agent",
     )?;
-    type Row = (
-        String,
-        String,
-        String,
-        Option<String>,
-        i64,
-        String,
-        String,
-        String,
-        String,
-        bool,
-        i64,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-    );
-    let rows: Vec<Row> = stmt
+    let rows: Vec<MonthRow> = stmt
         .query_map([month], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-                r.get(11)?,
-                r.get(12)?,
-                r.get(13)?,
-                r.get(14)?,
-                r.get(15)?,
-                r.get(16)?,
-                r.get(17)?,
-                r.get(18)?,
-            ))
+            Ok(MonthRow {
+                agent: r.get(0)?,
+                through: r.get(1)?,
+                total: r.get(2)?,
+                grade: r.get(3)?,
+                rank: r.get(4)?,
+                ledger_points: r.get(5)?,
+                bonus: r.get(6)?,
+                commission_paid: r.get(7)?,
+                salary: r.get(8)?,
+                review: r.get(9)?,
+                below_streak: r.get(10)?,
+                personal_commission: r.get(11)?,
+                public_commission: r.get(12)?,
+                base_salary: r.get(13)?,
+                seniority: r.get(14)?,
+                missing: r.get(15)?,
+                ledger_pay: r.get(16)?,
+                grade_bonus: r.get(17)?,
+                ranked_bonus: r.get(18)?,
+            })
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut lines: BTreeMap<String, Vec<LineRow>> = BTreeMap::new();
@@ -514,107 +516,8 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
             lines.entry(r.get(0)?).or_default().push((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?));
         }
     }
-    let through = rows.first().map(|r| r.1.clone()).unwrap_or_default();
-    let mut b = String::from("<div class=\"cards\">");
-    b += &card("客服", &rows.len().to_string());
-    b += &card("through", &through);
-    let review_n = rows.iter().filter(|r| r.9).count();
-    b += &card("连续低于线 (淘汰复核)", &review_n.to_string());
-    let incomplete = rows.iter().filter(|r| !r.15.is_empty()).count();
-    b += &card("未完成 (缺少录入)", &incomplete.to_string());
-    let payroll: Decimal = rows.iter().map(|r| r.8.parse::<Decimal>().unwrap_or_default()).sum();
-    b += &card("工资合计 (元)", &money(payroll));
-    b += "</div>";
-
-    b += "<h2>排名 and score breakdown per indicator</h2><div class=\"legend\">";
-    for (i, ind) in sheet.indicators.iter().enumerate() {
-        let _ = write!(
-            b,
-            "<span><i style=\"background:{}\"></i>{} ({}%)</span>",
-            LINE_COLORS[i % LINE_COLORS.len()],
-            esc(&ind.name),
-            ind.weight.normalize()
-        );
-    }
-    b += "</div><table><tr><th>名次</th><th class=\"l\">客服</th><th class=\"l\">得分构成 (0–100)</th><th>得分</th><th class=\"l\">等级</th>";
-    for ind in &sheet.indicators {
-        let _ = write!(b, "<th title=\"{}\">{}</th>", esc(&ind.key), esc(&ind.name));
-    }
-    b += "<th>日常考核</th><th>奖金</th><th>提成</th><th>月薪</th><th class=\"l\">标记</th></tr>";
-    for r in &rows {
-        let ls = lines.get(&r.0).cloned().unwrap_or_default();
-        let mut svg = String::from("<svg width=\"200\" height=\"14\" style=\"background:#eef2f7\">");
-        let mut x = 0.0;
-        for (i, l) in ls.iter().enumerate() {
-            let w: f64 = l.4.parse::<f64>().unwrap_or(0.0) * 2.0;
-            if w > 0.0 {
-                let _ = write!(
-                    svg,
-                    "<rect x=\"{x:.1}\" width=\"{w:.1}\" height=\"14\" fill=\"{}\"><title>{}: {}</title></rect>",
-                    LINE_COLORS[i % LINE_COLORS.len()],
-                    esc(&l.0),
-                    esc(&l.4)
-                );
-            }
-            x += w;
-        }
-        svg += "</svg>";
-        let total: Decimal = r.2.parse().unwrap_or_default();
-        let _ = write!(
-            b,
-            "<tr id=\"A-{a}\"><td>{}</td><td class=\"l\"><a href=\"#LA-{a}\">{a}</a></td><td class=\"l\">{svg}</td><td><b>{}</b></td><td class=\"l\">{}</td>",
-            r.4,
-            format_args!("{:.2}", total.round_dp(2)),
-            esc(r.3.as_deref().unwrap_or("—")),
-            a = esc(&r.0),
-        );
-        for l in &ls {
-            let tier = match l.2 {
-                Some(0) => " (else)".to_string(),
-                Some(t) => format!(" (tier {t})"),
-                None => String::new(),
-            };
-            let _ = write!(
-                b,
-                "<td title=\"value {}{}\">{}</td>",
-                esc(l.1.as_deref().unwrap_or("–")),
-                esc(&tier),
-                esc(&l.3)
-            );
-        }
-        let mut flag = if r.15.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "<span class=\"flag\" title=\"never entered: score and pay are not final\">未完成 · 缺 {}</span> ",
-                esc(&r.15.replace(',', ", "))
-            )
-        };
-        flag += &if r.9 {
-            format!("<span class=\"flag\">{} 个月低于线</span>", r.10)
-        } else if r.10 > 0 {
-            format!("<span class=\"muted\">低于线 {} 个月</span>", r.10)
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            b,
-            "<td>{}</td><td>{}</td><td title=\"个人 {} + 公共 {}\">{}</td><td title=\"底薪 {} + 工龄 {} + 奖金 + 提成 + 考核积分 {} + 等级奖金 {} + 排名奖金 {}\"><b>{}</b></td><td class=\"l\">{flag}</td></tr>",
-            esc(&r.5),
-            esc(&r.6),
-            esc(&r.11),
-            esc(&r.12),
-            esc(&r.7),
-            esc(&r.13),
-            esc(&r.14),
-            esc(&r.16),
-            esc(&r.17),
-            esc(&r.18),
-            esc(&r.8)
-        );
-    }
-    b += "</table>";
-
+    let through = rows.first().map(|r| r.through.clone()).unwrap_or_default();
+    let payroll: Decimal = rows.iter().map(|r| r.salary.parse::<Decimal>().unwrap_or_default()).sum();
     let (first, last) = month_bounds(month).unwrap_or((NaiveDate::MIN, NaiveDate::MIN));
     let entries = counted_entries(conn, sheet, first, last)?;
     let mut per_agent: BTreeMap<&str, (Decimal, Decimal, Vec<i64>)> = BTreeMap::new();
@@ -627,57 +530,128 @@ pub fn month_page(conn: &Connection, sheet: &Sheet, month: &str) -> Result<Strin
         }
         s.2.push(e.id);
     }
-    b += "<h2>日常考核: who gained and lost points</h2>";
-    if per_agent.is_empty() {
-        b += "<p class=\"muted\">No entries this month.</p>";
-    } else {
-        let _ = write!(
-            b,
-            "<p class=\"sub\">Score = base {} + entries{}.</p><table><tr><th class=\"l\">客服</th><th>加分</th><th>扣分</th><th class=\"l\">entries</th></tr>",
-            sheet.ledger_base.normalize(),
-            sheet.ledger_cap.map(|c| format!(", held within ±{}", c.normalize())).unwrap_or_default()
-        );
-        for (agent, (plus, minus, ids)) in &per_agent {
-            let links: Vec<String> = ids.iter().map(|i| format!("<a href=\"#L{i}\">L{i}</a>")).collect();
-            let _ = write!(
-                b,
-                "<tr id=\"LA-{a}\"><td class=\"l\">{a}</td><td class=\"pos\">+{}</td><td class=\"neg\">{}</td><td class=\"l\">{}</td></tr>",
-                plus.normalize(),
-                minus.normalize(),
-                links.join(" "),
-                a = esc(agent)
-            );
-        }
-        b += "</table>";
-    }
-    b += &ledger_section("Entries", &entries, conn)?;
+    let ledger = ledger_section("Entries", &entries, conn)?;
     let open = ledger::open_disputes(conn)?;
-    b += "<h2>Open disputes (复核)</h2>";
-    if open.is_empty() {
-        b += "<p class=\"muted\">None.</p>";
-    } else {
-        b += "<table><tr><th class=\"l\">#</th><th class=\"l\">entry</th><th class=\"l\">客服</th><th>分</th><th class=\"l\">opened</th><th class=\"l\">reason</th></tr>";
-        for (d, e) in &open {
-            let _ = write!(
-                b,
-                "<tr><td class=\"l\">D{}</td><td class=\"l\"><a href=\"#L{eid}\">L{eid}</a></td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
-                d.id,
-                esc(&e.agent),
-                e.points.normalize(),
-                esc(&crate::time::display_shanghai(d.opened_at)),
-                esc(&d.reason),
-                eid = e.id
-            );
+    let body = html! {
+        div.cards {
+            (card("客服", &rows.len().to_string()))
+            (card("through", &through))
+            (card("连续低于线 (淘汰复核)", &rows.iter().filter(|r| r.review).count().to_string()))
+            (card("未完成 (缺少录入)", &rows.iter().filter(|r| !r.missing.is_empty()).count().to_string()))
+            @if pay { (card("工资合计 (元)", &money(payroll))) }
         }
-        b += "</table>";
-    }
-    Ok(page(
-        &format!("{} — {month}", sheet.name),
-        &format!(
-            "kefu monthly scores · month to date through {through} · money rounded once per figure, half up, to the fen"
+        h2 { "排名 and score breakdown per indicator" }
+        div.legend {
+            @for (i, ind) in sheet.indicators.iter().enumerate() {
+                span { (swatch(LINE_COLORS[i % LINE_COLORS.len()])) (ind.name) " (" (ind.weight.normalize()) "%)" }
+            }
+        }
+        table {
+            tr {
+                th { "名次" } th.l { "客服" } th.l { "得分构成 (0–100)" } th { "得分" } th.l { "等级" }
+                @for ind in &sheet.indicators { th title=(ind.key) { (ind.name) } }
+                th { "日常考核" }
+                @if pay { th { "奖金" } th { "提成" } th { "月薪" } }
+                th.l { "标记" }
+            }
+            @for r in &rows {
+                @let ls = lines.get(&r.agent).cloned().unwrap_or_default();
+                @let total: Decimal = r.total.parse().unwrap_or_default();
+                tr id=(format!("A-{}", r.agent)) {
+                    td { (r.rank) }
+                    td.l { a href=(format!("#LA-{}", r.agent)) { (r.agent) } }
+                    td.l { (score_bar(&ls)) }
+                    td { b { (format!("{:.2}", total.round_dp(2))) } }
+                    td.l { (r.grade.as_deref().unwrap_or("—")) }
+                    @for l in &ls {
+                        @let tier = match l.2 { Some(0) => " (else)".to_string(), Some(t) => format!(" (tier {t})"), None => String::new() };
+                        td title=(format!("value {}{tier}", l.1.as_deref().unwrap_or("–"))) { (l.3) }
+                    }
+                    td { (r.ledger_points) }
+                    @if pay {
+                        td { (r.bonus) }
+                        td title=(format!("个人 {} + 公共 {}", r.personal_commission, r.public_commission)) { (r.commission_paid) }
+                        td title=(format!("底薪 {} + 工龄 {} + 奖金 + 提成 + 考核积分 {} + 等级奖金 {} + 排名奖金 {}", r.base_salary, r.seniority, r.ledger_pay, r.grade_bonus, r.ranked_bonus)) { b { (r.salary) } }
+                    }
+                    td.l {
+                        @if !r.missing.is_empty() {
+                            span.flag title="never entered: score and pay are not final" { "未完成 · 缺 " (r.missing.replace(',', ", ")) } " "
+                        }
+                        @if r.review { span.flag { (r.below_streak) " 个月低于线" } }
+                        @else if r.below_streak > 0 { span.muted { "低于线 " (r.below_streak) " 个月" } }
+                    }
+                }
+            }
+        }
+        h2 { "日常考核: who gained and lost points" }
+        @if per_agent.is_empty() {
+            p.muted { "No entries this month." }
+        } @else {
+            p.sub {
+                "Score = base " (sheet.ledger_base.normalize()) " + entries"
+                @if let Some(c) = sheet.ledger_cap { ", held within ±" (c.normalize()) } "."
+            }
+            table {
+                tr { th.l { "客服" } th { "加分" } th { "扣分" } th.l { "entries" } }
+                @for (agent, (plus, minus, ids)) in &per_agent {
+                    tr id=(format!("LA-{agent}")) {
+                        td.l { (agent) } td.pos { "+" (plus.normalize()) } td.neg { (minus.normalize()) }
+                        td.l { @for (i, id) in ids.iter().enumerate() { @if i > 0 { " " } a href=(format!("#L{id}")) { "L" (id) } } }
+                    }
+                }
+            }
+        }
+        (ledger)
+        h2 { "Open disputes (复核)" }
+        @if open.is_empty() {
+            p.muted { "None." }
+        } @else {
+            table {
+                tr { th.l { "#" } th.l { "entry" } th.l { "客服" } th { "分" } th.l { "opened" } th.l { "reason" } }
+                @for (d, e) in &open {
+                    tr {
+                        td.l { "D" (d.id) } td.l { a href=(format!("#L{}", e.id)) { "L" (e.id) } } td.l { (e.agent) }
+                        td { (e.points.normalize()) } td.l { (crate::time::display_shanghai(d.opened_at)) } td.l { (d.reason) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Report {
+        title: format!("{} — {month}", sheet.name),
+        sub: format!(
+            "kefu monthly scores · month to date through {through}{}",
+            if pay {
+                " · money rounded once per figure, half up, to the fen"
+            } else {
+                " · pay is shown to the owner only"
+            }
         ),
-        &b,
-    ))
+        body,
+    })
+}
+
+/// The stacked breakdown of a score (0–100) by indicator, as an SVG bar.
+fn score_bar(lines: &[LineRow]) -> Markup {
+    let mut x = 0.0;
+    let rects: Vec<(f64, f64, &str, String)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let w: f64 = l.4.parse::<f64>().unwrap_or(0.0) * 2.0;
+            let r = (x, w, LINE_COLORS[i % LINE_COLORS.len()], format!("{}: {}", l.0, l.4));
+            x += w;
+            (w > 0.0).then_some(r)
+        })
+        .collect();
+    html! {
+        svg.score width="200" height="14" {
+            rect width="200" height="14" fill="#eef2f7" {}
+            @for (x, w, color, title) in rects {
+                rect x=(format!("{x:.1}")) width=(format!("{w:.1}")) height="14" fill=(color) { title { (title) } }
+            }
+        }
+    }
 }
 
 /// A short text for the supervisors' alert sink about `day` and its month to date.

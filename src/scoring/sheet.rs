@@ -439,6 +439,52 @@ pub enum Rule {
     },
 }
 
+/// What an agent needs for more points on one indicator, read from its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextTier {
+    /// The tier that pays the fewest points above `points`: reach `cmp threshold` for `points`.
+    Reach {
+        /// How the value must compare.
+        cmp: Cmp,
+        /// The threshold.
+        threshold: Decimal,
+        /// The points that tier pays.
+        points: Decimal,
+    },
+    /// A sloped rule: each `step` of the value adds `per_step` points, up to `max`.
+    Slope {
+        /// Value per step.
+        step: Decimal,
+        /// Points per step.
+        per_step: Decimal,
+        /// Highest points.
+        max: Decimal,
+    },
+    /// Already at the rule's highest points.
+    Top,
+}
+
+impl Rule {
+    /// What the next tier above `points` (the points the indicator earns now) asks for.
+    #[must_use]
+    pub fn next_tier(&self, points: Decimal) -> NextTier {
+        match self {
+            Rule::Tiers { steps, .. } => {
+                steps.iter().filter(|s| s.value > points).min_by_key(|s| s.value).map_or(NextTier::Top, |s| {
+                    NextTier::Reach { cmp: s.cmp, threshold: s.threshold, points: s.value }
+                })
+            }
+            Rule::Linear { step, per_step, max, .. } if points < *max => {
+                NextTier::Slope { step: *step, per_step: *per_step, max: *max }
+            }
+            Rule::Direct { scale, max, .. } if points < *max => {
+                NextTier::Slope { step: Decimal::ONE, per_step: *scale, max: *max }
+            }
+            _ => NextTier::Top,
+        }
+    }
+}
+
 /// How a supervisor enters an input indicator's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -1265,6 +1311,45 @@ fn steps(raw: &[RawStep], value_name: &str, num: &NumFn<'_>) -> Result<Vec<Step>
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn next_tier_is_the_nearest_better_tier() {
+        let step = |cmp, threshold, value| Step { cmp, threshold, value };
+        // 执行力 (seed 003): ledger score ≥ 100 → 100, ≥ 80 → 80, ≥ 60 → 60, else 0.
+        let tiers = Rule::Tiers {
+            steps: vec![
+                step(Cmp::AtLeast, dec!(100), dec!(100)),
+                step(Cmp::AtLeast, dec!(80), dec!(80)),
+                step(Cmp::AtLeast, dec!(60), dec!(60)),
+            ],
+            otherwise: dec!(0),
+        };
+        let reach = |t, p| NextTier::Reach { cmp: Cmp::AtLeast, threshold: t, points: p };
+        let cases = [
+            (dec!(0), reach(dec!(60), dec!(60))),
+            (dec!(60), reach(dec!(80), dec!(80))),
+            (dec!(80), reach(dec!(100), dec!(100))),
+            (dec!(100), NextTier::Top),
+        ];
+        for (points, want) in cases {
+            assert_eq!(tiers.next_tier(points), want, "at {points}");
+        }
+        // Response time: lower is better (≤ 30 s → 100, ≤ 60 s → 50).
+        let faster = Rule::Tiers {
+            steps: vec![step(Cmp::AtMost, dec!(30), dec!(100)), step(Cmp::AtMost, dec!(60), dec!(50))],
+            otherwise: dec!(0),
+        };
+        assert_eq!(
+            faster.next_tier(dec!(50)),
+            NextTier::Reach { cmp: Cmp::AtMost, threshold: dec!(30), points: dec!(100) }
+        );
+        let direct = Rule::Direct { scale: dec!(100), max: dec!(100) };
+        assert_eq!(
+            direct.next_tier(dec!(90)),
+            NextTier::Slope { step: dec!(1), per_step: dec!(100), max: dec!(100) }
+        );
+        assert_eq!(direct.next_tier(dec!(100)), NextTier::Top);
+    }
 
     #[test]
     fn default_is_seed_003_with_stated_weights() {
