@@ -608,6 +608,11 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
     ] {
         assert_eq!(agent.get(path).await.0, 403, "an agent reading /{path}");
     }
+    let (status, page) = agent
+        .post("points/appeal", &[("entry", "abc"), ("reason", "x"), ("month", "2026-11"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 400, "an appeal of no entry");
+    assert!(page.contains("entry `abc`: expected an entry number"), "the field is named");
     let (status, _) = agent.upload("inputs/import", &csrf, "agent,service_rating\na1,90\n").await;
     assert_eq!(status, 403, "an agent uploading score inputs");
 
@@ -654,6 +659,12 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
             "finding: no phrase-guard finding &lt;i&gt;",
         ),
         ("inputs", &[("month", "2026-11"), ("v9_9", "1")], "not a cell of the grid"),
+        ("points/resolve", &[("dispute", "one"), ("decision", "accept"), ("note", "x")], "dispute `one`"),
+        (
+            "points/resolve",
+            &[("dispute", "7"), ("decision", "maybe"), ("note", "x")],
+            "decision: expected accept or reject",
+        ),
         (
             "answers/add",
             &[("id", "x"), ("keywords", "k"), ("answer", "a")],
@@ -907,6 +918,14 @@ async fn a_supervisor_fills_the_score_grid_by_upload_and_by_hand_and_dismisses_a
     b.client.goto(&format!("{base}me/month?month=2026-11")).await.unwrap();
     b.wait_css("#indicators td.next", Duration::from_secs(5)).await;
     screenshot(&b, "console-my-month.png").await;
+
+    // The owner's pay page.
+    b.sign_out().await;
+    b.sign_in(&base, "boss", PASSWORD).await;
+    b.wait_css("form.logout", Duration::from_secs(10)).await;
+    b.client.goto(&format!("{base}pay?month=2026-11")).await.unwrap();
+    b.wait_css("a.download", Duration::from_secs(5)).await;
+    screenshot(&b, "console-pay.png").await;
     b.close().await;
     console.stop();
 }

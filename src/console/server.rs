@@ -619,7 +619,9 @@ struct PointsQuery {
     month: Option<String>,
 }
 
+/// The month asked for (none or empty: the current one), with its first and last day.
 fn month_or_now(m: Option<String>) -> Option<(String, chrono::NaiveDate, chrono::NaiveDate)> {
+    let m = m.map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
     let month = m.unwrap_or_else(|| shanghai_day(now_ms()).format("%Y-%m").to_string());
     let (from, to) = crate::scoring::job::month_bounds(&month)?;
     Some((month, from, to))
@@ -763,7 +765,7 @@ async fn points_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
 #[derive(Deserialize)]
 struct AppealForm {
     #[serde(default)]
-    entry: i64,
+    entry: String,
     #[serde(default)]
     reason: String,
     #[serde(default)]
@@ -789,7 +791,10 @@ async fn points_appeal(State(app): State<Shared>, headers: HeaderMap, Form(f): F
             .await;
     }
     let (user, window) = (s.user.name.clone(), app.appeal_window_ms());
-    let entry = f.entry;
+    let entry = match points::entry_id(&f.entry) {
+        Ok(e) => e,
+        Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
+    };
     let r = with_db_mut(&app, move |c| {
         points::appeal(c, entry, &agent, &reason, &user, now_ms(), window).map_err(|e| e.to_string())
     })
@@ -805,7 +810,7 @@ async fn points_appeal(State(app): State<Shared>, headers: HeaderMap, Form(f): F
 #[derive(Deserialize)]
 struct ResolveForm {
     #[serde(default)]
-    dispute: i64,
+    dispute: String,
     #[serde(default)]
     decision: String,
     #[serde(default)]
@@ -840,7 +845,14 @@ async fn points_resolve(
         }
     };
     let note = f.note.trim().chars().take(points::MAX_REASON).collect::<String>();
-    let (user, dispute, sheet) = (s.user.name.clone(), f.dispute, app.sheet().ok());
+    let Some(dispute) = f.dispute.trim().parse::<i64>().ok().filter(|d| *d > 0) else {
+        let msg = format!(
+            "dispute `{}`: expected an appeal number",
+            f.dispute.chars().take(20).collect::<String>()
+        );
+        return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await;
+    };
+    let (user, sheet) = (s.user.name.clone(), app.sheet().ok());
     let r = with_db_mut(&app, move |c| {
         let entry = points::resolve(c, dispute, accept, &note, &user, now_ms()).map_err(|e| e.to_string())?;
         if let Ok(Some(e)) = crate::scoring::ledger::entry(c, entry) {

@@ -321,12 +321,9 @@ impl Runtime {
             let job = self.nightly.as_mut().and_then(|n| n.running.as_mut().map(|r| &mut r.1));
             tokio::select! {
                 biased;
-                n = frames.recv_many(&mut buf, BATCH) => {
-                    if n == 0 {
-                        break;
-                    }
-                    self.process(&mut buf, frames.is_empty())?;
-                }
+                // A reloaded rule set first: frames already queued when it was published are
+                // handled under it (the console's auto-answer serves the next buyer, even
+                // when the runtime was busy while the set was loaded). Sets are rare.
                 changed = async { match updates.as_mut() { Some(u) => u.changed().await, None => std::future::pending().await } } => {
                     match (changed, updates.as_mut()) {
                         (Ok(()), Some(u)) => {
@@ -343,6 +340,12 @@ impl Runtime {
                         }
                         _ => updates = None,
                     }
+                }
+                n = frames.recv_many(&mut buf, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.process(&mut buf, frames.is_empty())?;
                 }
                 result = async { match job { Some(rx) => rx.await, None => std::future::pending().await } } => {
                     let result = result.unwrap_or_else(|_| {
