@@ -55,6 +55,14 @@ fn quick_rules() -> ResponseRules {
     }
 }
 
+/// The browser tests of this file take turns: one Chromium at a time on CI's two cores,
+/// so none of their bounded waits (a buyer on the board within 1 s, an auto-answer within
+/// 1 s) competes with three other browsers for the CPU.
+async fn one_browser_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 fn screenshot_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("KEFU_SCREENSHOTS").map(Into::into)
 }
@@ -69,6 +77,7 @@ async fn screenshot(b: &Browser, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_their_own() {
+    let _turn = one_browser_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kefu.db");
     add_users(&db);
@@ -387,6 +396,7 @@ fn kefu_users_adds_lists_changes_and_removes_logins_with_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn points_added_appealed_accepted_edited_and_removed_in_the_browser_move_the_month_score_and_leave_an_audit_trail()
  {
+    let _turn = one_browser_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kefu.db");
     add_users(&db);
@@ -772,6 +782,7 @@ async fn count(b: &Browser, css: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_fills_the_score_grid_by_upload_and_by_hand_and_dismisses_a_finding_in_the_browser() {
+    let _turn = one_browser_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kefu.db");
     add_users(&db);
@@ -974,6 +985,7 @@ async fn platform() -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auto_answer_added_from_a_miss_group_answers_the_next_buyer_within_a_second() {
+    let _turn = one_browser_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kefu.db");
     add_users(&db);
