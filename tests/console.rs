@@ -47,6 +47,25 @@ fn add_users(db: &Path) {
 }
 
 /// Short deadlines so a breach comes within the test: 3 s under 4 buyers, 6 s above.
+/// A console over `db` on a free loopback port: no rules folder, no replies, plain cookies.
+fn config(db: &Path) -> ConsoleConfig {
+    ConsoleConfig {
+        addr: util::ws::any_port(),
+        db: db.to_path_buf(),
+        secure_cookies: false,
+        rules: None,
+        replies: None,
+        reload: None,
+    }
+}
+
+/// The console started with `config` and an empty board, and the board's feed (keep it:
+/// the board's publisher lives as long as it does).
+async fn start(config: ConsoleConfig) -> (kefu::console::BoardFeed, Console) {
+    let (feed, board) = Console::board(Plan::default(), 1.0);
+    (feed, Console::start(&config, board).await.expect("console starts"))
+}
+
 fn quick_rules() -> ResponseRules {
     ResponseRules {
         idle_close_ms: 1_800_000,
@@ -85,15 +104,7 @@ async fn the_board_in_a_browser_shows_waits_live_turns_red_and_keeps_agents_to_t
     // The console first, with the board the runtime will feed.
     let plan = Plan::default();
     let (feed, board) = Console::board(plan, 1.0);
-    let config = ConsoleConfig {
-        addr: util::ws::any_port(),
-        db: db.clone(),
-        secure_cookies: false,
-        rules: None,
-        replies: None,
-        reload: None,
-    };
-    let console = Console::start(&config, board).await.expect("console starts");
+    let console = Console::start(&config(&db), board).await.expect("console starts");
     let base = console.url();
 
     // Nothing but the login page without a session.
@@ -295,16 +306,7 @@ async fn forms_without_their_csrf_token_are_refused_and_bad_parameters_are_named
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kefu.db");
     add_users(&db);
-    let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config = ConsoleConfig {
-        addr: util::ws::any_port(),
-        db: db.clone(),
-        secure_cookies: true,
-        rules: None,
-        replies: None,
-        reload: None,
-    };
-    let console = Console::start(&config, board).await.expect("console starts");
+    let (_feed, console) = start(ConsoleConfig { secure_cookies: true, ..config(&db) }).await;
     let mut http = Http::new(&console.url());
 
     // The login form's token must come back with it.
@@ -418,16 +420,7 @@ async fn points_added_appealed_accepted_edited_and_removed_in_the_browser_move_t
         let sheet = kefu::scoring::sheet::load(None).unwrap();
         kefu::scoring::job::score_range(&mut store, &sheet, day, day, now_ms()).unwrap();
     }
-    let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config = ConsoleConfig {
-        addr: util::ws::any_port(),
-        db: db.clone(),
-        secure_cookies: false,
-        rules: None,
-        replies: None,
-        reload: None,
-    };
-    let console = Console::start(&config, board).await.expect("console starts");
+    let (_feed, console) = start(config(&db)).await;
     let base = console.url();
     let b = Browser::start().await;
     let fill = |css: &'static str, text: &'static str| {
@@ -576,16 +569,7 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kefu.db");
     add_users(&db);
-    let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config = ConsoleConfig {
-        addr: util::ws::any_port(),
-        db: db.clone(),
-        secure_cookies: false,
-        rules: None,
-        replies: None,
-        reload: None,
-    };
-    let console = Console::start(&config, board).await.expect("console starts");
+    let (_feed, console) = start(config(&db)).await;
 
     // The agent: every supervisor or owner form and page is 403, whatever it carries.
     let mut agent = Http::new(&console.url());
@@ -692,7 +676,7 @@ async fn agents_cannot_reach_supervisor_or_owner_routes_and_bad_fields_are_named
         ("answers?day=2026-13-01", "day `2026-13-01`"),
         ("findings?day=x", "day `x`"),
         ("reports/day?day=11/11", "day `11/11`"),
-        ("inputs?month=2026", "month: expected YYYY-MM"),
+        ("inputs?month=2026", "month `2026`: expected YYYY-MM"),
     ] {
         let (status, page) = sup.get(path).await;
         assert_eq!(status, 400, "/{path}");
@@ -787,16 +771,7 @@ async fn a_supervisor_fills_the_score_grid_by_upload_and_by_hand_and_dismisses_a
     let db = dir.path().join("kefu.db");
     add_users(&db);
     let (rules, day) = seeded_month(dir.path(), &db);
-    let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config = ConsoleConfig {
-        addr: util::ws::any_port(),
-        db: db.clone(),
-        secure_cookies: false,
-        rules: Some(rules),
-        replies: None,
-        reload: None,
-    };
-    let console = Console::start(&config, board).await.expect("console starts");
+    let (_feed, console) = start(ConsoleConfig { rules: Some(rules), ..config(&db) }).await;
     let base = console.url();
     let b = Browser::start().await;
     b.sign_in(&base, "wang", PASSWORD).await;
@@ -1015,16 +990,8 @@ async fn an_auto_answer_added_from_a_miss_group_answers_the_next_buyer_within_a_
     let live =
         Live::start(LiveOptions { db: db.clone(), gateway: quick_gateway(&url, None), live }, Box::new(seam))
             .expect("live starts");
-    let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config = ConsoleConfig {
-        addr: util::ws::any_port(),
-        db: db.clone(),
-        secure_cookies: false,
-        rules: None,
-        replies: Some(replies.clone()),
-        reload: Some(nudge),
-    };
-    let console = Console::start(&config, board).await.expect("console starts");
+    let (_feed, console) =
+        start(ConsoleConfig { replies: Some(replies.clone()), reload: Some(nudge), ..config(&db) }).await;
     let base = console.url();
 
     // The agent is away; two buyers ask what no rule answers.
@@ -1122,16 +1089,7 @@ async fn reports_are_served_from_the_database_with_pay_for_the_owner_only_and_ag
     let db = dir.path().join("kefu.db");
     add_users(&db);
     let (rules, day) = seeded_month(dir.path(), &db);
-    let (_feed, board) = Console::board(Plan::default(), 1.0);
-    let config = ConsoleConfig {
-        addr: util::ws::any_port(),
-        db: db.clone(),
-        secure_cookies: false,
-        rules: Some(rules.clone()),
-        replies: None,
-        reload: None,
-    };
-    let console = Console::start(&config, board).await.expect("console starts");
+    let (_feed, console) = start(ConsoleConfig { rules: Some(rules.clone()), ..config(&db) }).await;
 
     // One template: the owner's served month page holds the very body the nightly file holds.
     let store = Store::open(&db).unwrap();

@@ -9,32 +9,15 @@ use chrono::{Days, NaiveDate};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::alerts::notice::mask_text;
+use crate::guard::store::{FLAG_COLUMNS, StoredFlag, flag_row};
 use crate::scoring::ledger;
 use crate::time::{Millis, shanghai_midnight};
 
-/// A finding as the review page lists it.
+/// A finding as the review page lists it: the stored flag (matched text masked) and its review.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
-    /// The message.
-    pub message: String,
-    /// Message time.
-    pub ts: Millis,
-    /// Shop.
-    pub shop: String,
-    /// Agent.
-    pub agent: String,
-    /// Conversation.
-    pub conversation: String,
-    /// Category.
-    pub category: String,
-    /// Severity.
-    pub severity: String,
-    /// Points (0 or negative).
-    pub points: i32,
-    /// The matched text, personal data masked.
-    pub shown: String,
-    /// First character of the match.
-    pub start: i64,
+    /// The finding as the guard stored it.
+    pub flag: StoredFlag,
     /// The review, if any: (`confirmed` | `dismissed`, who, note).
     pub review: Option<(String, String, String)>,
 }
@@ -50,29 +33,19 @@ impl Finding {
 pub fn day(conn: &Connection, day: NaiveDate, agent: Option<&str>) -> rusqlite::Result<Vec<Finding>> {
     let from = shanghai_midnight(day);
     let to = day.checked_add_days(Days::new(1)).map_or(Millis::MAX, shanghai_midnight);
-    let mut stmt = conn.prepare_cached(
-        "SELECT f.message_id, f.ts, f.shop, f.agent, f.conversation, f.category, f.severity, f.points, f.shown, f.start,
-                r.status, r.user, r.note
-         FROM flags f LEFT JOIN finding_reviews r
-           ON r.message_id = f.message_id AND r.category = f.category AND r.start = f.start
-         WHERE f.ts >= ?1 AND f.ts < ?2 AND (?3 IS NULL OR f.agent = ?3)
-         ORDER BY f.ts DESC, f.message_id, f.start",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {FLAG_COLUMNS}, r.status, r.user, r.note
+         FROM flags LEFT JOIN finding_reviews r
+           ON r.message_id = flags.message_id AND r.category = flags.category AND r.start = flags.start
+         WHERE flags.ts >= ?1 AND flags.ts < ?2 AND (?3 IS NULL OR flags.agent = ?3)
+         ORDER BY flags.ts DESC, flags.message_id, flags.start"
+    ))?;
     let rows = stmt.query_map(params![from, to, agent], |r| {
-        let status: Option<String> = r.get(10)?;
+        let status: Option<String> = r.get(12)?;
         Ok(Finding {
-            message: r.get(0)?,
-            ts: r.get(1)?,
-            shop: r.get(2)?,
-            agent: r.get(3)?,
-            conversation: r.get(4)?,
-            category: r.get(5)?,
-            severity: r.get(6)?,
-            points: r.get(7)?,
-            shown: r.get(8)?,
-            start: r.get(9)?,
+            flag: flag_row(r)?,
             review: match status {
-                Some(s) => Some((s, r.get(11)?, r.get(12)?)),
+                Some(s) => Some((s, r.get(13)?, r.get(14)?)),
                 None => None,
             },
         })

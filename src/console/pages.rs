@@ -572,10 +572,10 @@ pub fn findings(user: &User, csrf: &str, p: &FindingsPage) -> Markup {
             thead { tr { th { "时间 Time" } th { "客服 Agent" } th { "店铺 Shop" } th { "类别 Category" } th { "扣分 Points" } th { "内容 Matched" } th { "会话 Conversation" } th { "复核 Review" } } }
             tbody {
                 @for f in &p.findings {
-                    tr class=[f.dismissed().then_some("voided")] data-message=(f.message) data-category=(f.category) {
-                        td { (display_shanghai(f.ts)) } td { (f.agent) } td { (f.shop) } td { (f.category) " (" (f.severity) ")" } td.num { (f.points) }
-                        td { mark class=(format!("finding {}", f.severity)) { (f.shown) } }
-                        td { a href=(link(&f.conversation)) { (f.conversation) } }
+                    tr class=[f.dismissed().then_some("voided")] data-message=(f.flag.message_id) data-category=(f.flag.category) {
+                        td { (display_shanghai(f.flag.ts)) } td { (f.flag.agent) } td { (f.flag.shop) } td { (f.flag.category) " (" (f.flag.severity) ")" } td.num { (f.flag.points) }
+                        td { mark class=(format!("finding {}", f.flag.severity)) { (f.flag.matched) } }
+                        td { a href=(link(&f.flag.conversation)) { (f.flag.conversation) } }
                         td {
                             @if let Some((status, by, note)) = &f.review {
                                 span.review data-status=(status) {
@@ -586,9 +586,9 @@ pub fn findings(user: &User, csrf: &str, p: &FindingsPage) -> Markup {
                             form.review method="post" action="/findings/review" {
                                 input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="day" value=(p.day);
-                                input type="hidden" name="message" value=(f.message);
-                                input type="hidden" name="category" value=(f.category);
-                                input type="hidden" name="start" value=(f.start);
+                                input type="hidden" name="message" value=(f.flag.message_id);
+                                input type="hidden" name="category" value=(f.flag.category);
+                                input type="hidden" name="start" value=(f.flag.start);
                                 input name="note" placeholder="说明 note";
                                 @if !matches!(&f.review, Some((s, _, _)) if s == "confirmed") {
                                     button type="submit" name="decision" value="confirm" { "确认 Confirm" }

@@ -17,22 +17,27 @@ pub const MAX_POINTS: i64 = 100;
 /// The longest reason kept.
 pub const MAX_REASON: usize = 200;
 
-/// The add form as posted.
+/// The points forms as posted: add uses `agent`, `day`, `points`, `category` and `reason`;
+/// edit `entry`, `points`, `category` and `reason`; remove `entry` and `reason` (why it is
+/// removed). One shape, so every form's fields are read and checked the same way.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct AddForm {
-    /// Agent id.
+pub struct EntryForm {
+    /// Agent id (add).
     #[serde(default)]
     pub agent: String,
-    /// YYYY-MM-DD.
+    /// YYYY-MM-DD (add).
     #[serde(default)]
     pub day: String,
+    /// The ledger entry's id (edit, remove).
+    #[serde(default)]
+    pub entry: String,
     /// A decimal, e.g. -2 or 1.5.
     #[serde(default)]
     pub points: String,
     /// Deduction class or category (optional).
     #[serde(default)]
     pub category: String,
-    /// Why.
+    /// Why (for a removal: why it is removed).
     #[serde(default)]
     pub reason: String,
     /// The session's CSRF token.
@@ -41,7 +46,7 @@ pub struct AddForm {
 }
 
 /// Checks the add form; the error names the field and what it needs.
-pub fn validate(form: &AddForm) -> Result<NewEntry, String> {
+pub fn validate(form: &EntryForm) -> Result<NewEntry, String> {
     let agent = form.agent.trim();
     if agent.is_empty() || agent.chars().count() > 64 || agent.chars().any(char::is_control) {
         return Err("agent: give the agent's id (1 to 64 characters)".into());
@@ -83,26 +88,6 @@ fn fields(points: &str, category: &str, reason: &str) -> Result<(Decimal, Option
     Ok((points.normalize(), category, reason.to_string()))
 }
 
-/// The edit and remove forms as posted (remove uses `entry` and `reason` only).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct EditForm {
-    /// The ledger entry's id.
-    #[serde(default)]
-    pub entry: String,
-    /// New points.
-    #[serde(default)]
-    pub points: String,
-    /// New category.
-    #[serde(default)]
-    pub category: String,
-    /// New reason (for a removal: why it is removed).
-    #[serde(default)]
-    pub reason: String,
-    /// The session's CSRF token.
-    #[serde(default)]
-    pub csrf: String,
-}
-
 /// The entry id of a form, or the error naming it.
 pub fn entry_id(text: &str) -> Result<i64, String> {
     text.trim()
@@ -126,7 +111,7 @@ pub struct Edit {
 }
 
 /// Checks the edit form; the error names the field.
-pub fn validate_edit(form: &EditForm) -> Result<Edit, String> {
+pub fn validate_edit(form: &EntryForm) -> Result<Edit, String> {
     let entry = entry_id(&form.entry)?;
     let (points, category, reason) = fields(&form.points, &form.category, &form.reason)?;
     Ok(Edit { entry, points, category, reason })
@@ -318,13 +303,13 @@ pub fn trail(conn: &Connection, prefix: &str, limit: usize) -> rusqlite::Result<
 mod tests {
     use super::*;
 
-    fn form(agent: &str, day: &str, points: &str, reason: &str) -> AddForm {
-        AddForm {
+    fn form(agent: &str, day: &str, points: &str, reason: &str) -> EntryForm {
+        EntryForm {
             agent: agent.into(),
             day: day.into(),
             points: points.into(),
             reason: reason.into(),
-            ..AddForm::default()
+            ..EntryForm::default()
         }
     }
 
@@ -377,17 +362,21 @@ mod tests {
         let id = add(conn, &validate(&form("agent01", "2026-11-11", "-2", "迟到")).unwrap(), "wang", 1_000)
             .unwrap();
         let bad =
-            EditForm { entry: "x".into(), points: "-1".into(), reason: "r".into(), ..EditForm::default() };
+            EntryForm { entry: "x".into(), points: "-1".into(), reason: "r".into(), ..EntryForm::default() };
         assert!(validate_edit(&bad).unwrap_err().starts_with("entry `x`"));
-        let bad =
-            EditForm { entry: id.to_string(), points: "".into(), reason: "r".into(), ..EditForm::default() };
+        let bad = EntryForm {
+            entry: id.to_string(),
+            points: "".into(),
+            reason: "r".into(),
+            ..EntryForm::default()
+        };
         assert!(validate_edit(&bad).unwrap_err().starts_with("points ``"));
-        let ok = EditForm {
+        let ok = EntryForm {
             entry: id.to_string(),
             points: "-1.50".into(),
             category: "态度".into(),
             reason: "改".into(),
-            ..EditForm::default()
+            ..EntryForm::default()
         };
         let e = validate_edit(&ok).unwrap();
         edit(conn, &e, "wang", 2_000).unwrap();

@@ -198,6 +198,67 @@ fn forbidden(s: &Session, why: &str) -> Response {
     page(StatusCode::FORBIDDEN, pages::error(Some((&s.user, &s.csrf)), 403, why))
 }
 
+/// A page refusing the request: `status` and why, in the login's layout.
+fn refuse(s: &Session, status: StatusCode, why: &str) -> Response {
+    page(status, pages::error(Some((&s.user, &s.csrf)), status.as_u16(), why))
+}
+
+/// The day asked for (none or blank: `default`), or a 400 naming what was given.
+#[allow(clippy::result_large_err)] // the refusal is the page to send, built only on that path
+fn day_or(s: &Session, day: Option<&str>, default: chrono::NaiveDate) -> Result<chrono::NaiveDate, Response> {
+    match day.map(str::trim).filter(|d| !d.is_empty()) {
+        None => Ok(default),
+        Some(d) => crate::time::parse_day(d).ok_or_else(|| {
+            let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
+            refuse(s, StatusCode::BAD_REQUEST, &msg)
+        }),
+    }
+}
+
+/// The month asked for (none or blank: the current one) with its first and last day, or a
+/// 400 naming what was given.
+#[allow(clippy::result_large_err)] // the refusal is the page to send, built only on that path
+fn month_for(
+    s: &Session,
+    month: Option<String>,
+) -> Result<(String, chrono::NaiveDate, chrono::NaiveDate), Response> {
+    let given = month.clone().unwrap_or_default();
+    month_or_now(month).ok_or_else(|| {
+        let msg = format!("month `{}`: expected YYYY-MM", given.chars().take(20).collect::<String>());
+        refuse(s, StatusCode::BAD_REQUEST, &msg)
+    })
+}
+
+/// The scoring sheet, or a 500 saying what is wrong with `rules/scoring.toml`.
+#[allow(clippy::result_large_err)] // the refusal is the page to send, built only on that path
+fn sheet_for(app: &App, s: &Session) -> Result<Sheet, Response> {
+    app.sheet().map_err(|e| refuse(s, StatusCode::INTERNAL_SERVER_ERROR, &e))
+}
+
+/// The session of a supervisor or the owner, or the answer to send instead (403 with `why`
+/// for an agent).
+async fn staff_session(app: &Shared, headers: &HeaderMap, why: &str) -> Result<Session, Response> {
+    staff(session(app, headers).await?, why)
+}
+
+/// `s` when it is a supervisor's or the owner's, else a 403 with `why`.
+#[allow(clippy::result_large_err)] // the refusal is the page to send, built only on that path
+fn staff(s: Session, why: &str) -> Result<Session, Response> {
+    if s.user.role == users::Role::Agent {
+        return Err(forbidden(&s, why));
+    }
+    Ok(s)
+}
+
+/// The owner's session (pay), or the answer to send instead.
+async fn owner_session(app: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
+    let s = session(app, headers).await?;
+    if !s.user.sees_pay() {
+        return Err(forbidden(&s, "pay is for the owner only"));
+    }
+    Ok(s)
+}
+
 async fn not_found(State(app): State<Shared>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
     // Browsers ask for it on their own; a redirect to the login page would be noise.
     if uri.path() == "/favicon.ico" {
@@ -392,15 +453,9 @@ async fn conversation_page(
     };
     let board_now = app.board.borrow().now;
     let now: Millis = if board_now > 0 { board_now } else { now_ms() };
-    let day = match q.day.as_deref() {
-        None => shanghai_day(now),
-        Some(d) => match crate::time::parse_day(d) {
-            Some(day) => day,
-            None => {
-                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
-                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
-            }
-        },
+    let day = match day_or(&s, q.day.as_deref(), shanghai_day(now)) {
+        Ok(day) => day,
+        Err(r) => return r,
     };
     let conv = conversation.clone();
     let t = match with_db(&app, move |c| transcript::read(c, &conv, day).map_err(|e| e.to_string())).await {
@@ -440,18 +495,14 @@ struct MonthQuery {
 }
 
 async fn pay_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
-    let s = match session(&app, &headers).await {
+    let s = match owner_session(&app, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !s.user.sees_pay() {
-        return forbidden(&s, "pay is for the owner only");
-    }
-    let month = q.month.unwrap_or_else(|| shanghai_day(now_ms()).format("%Y-%m").to_string());
-    if crate::scoring::job::month_bounds(&month).is_none() {
-        let msg = format!("month `{}`: expected YYYY-MM", month.chars().take(20).collect::<String>());
-        return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
-    }
+    let (month, _, _) = match month_for(&s, q.month) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
     let m = month.clone();
     let rows = with_db(&app, move |c| {
         let mut stmt = c
@@ -503,18 +554,14 @@ const PAYROLL: [(&str, &str); 14] = [
 /// The month's payroll as CSV for Excel (owner only): UTF-8 with a BOM, every cell
 /// neutralised against formulas (`textio::PeopleCsv`, the reports' own writer).
 async fn pay_csv(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
-    let s = match session(&app, &headers).await {
+    let s = match owner_session(&app, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !s.user.sees_pay() {
-        return forbidden(&s, "pay is for the owner only");
-    }
-    let month = q.month.unwrap_or_else(|| shanghai_day(now_ms()).format("%Y-%m").to_string());
-    if crate::scoring::job::month_bounds(&month).is_none() {
-        let msg = format!("month `{}`: expected YYYY-MM", month.chars().take(20).collect::<String>());
-        return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
-    }
+    let (month, _, _) = match month_for(&s, q.month) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
     let m = month.clone();
     let bytes = with_db(&app, move |c| {
         let columns: Vec<&str> = PAYROLL.iter().map(|(_, c)| *c).collect();
@@ -585,15 +632,9 @@ async fn agent_page(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let day = match q.day.as_deref() {
-        None => shanghai_day(now_ms()),
-        Some(d) => match crate::time::parse_day(d) {
-            Some(day) => day,
-            None => {
-                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
-                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
-            }
-        },
+    let day = match day_or(&s, q.day.as_deref(), shanghai_day(now_ms())) {
+        Ok(day) => day,
+        Err(r) => return r,
     };
     if let super::board::Scope::Agent(me) = s.user.scope()
         && me != agent
@@ -634,11 +675,9 @@ async fn points_view(
     message: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let Some((month, from, to)) = month_or_now(month) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
-        );
+    let (month, from, to) = match month_for(s, month) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
     let agent = match s.user.scope() {
         super::board::Scope::Agent(a) => Some(a),
@@ -723,26 +762,34 @@ fn back_to(month: &str) -> Response {
     redirect(&format!("/points?month={m}"))
 }
 
-/// The add form, plus the month to return to.
+/// After a points form's change: back to the month's page, or the page with the refusal.
+async fn points_done<T>(
+    app: &Shared,
+    s: &Session,
+    month: String,
+    r: Result<Result<T, String>, Response>,
+) -> Response {
+    match r {
+        Ok(Ok(_)) => back_to(&month),
+        Ok(Err(msg)) => points_view(app, s, Some(month), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
+}
+
+/// A points form (add, edit, remove), plus the month to return to.
 #[derive(Deserialize)]
-struct AddPoints {
+struct PointsForm {
     #[serde(flatten)]
-    form: points::AddForm,
+    form: points::EntryForm,
     #[serde(default)]
     month: String,
 }
 
-async fn points_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<AddPoints>) -> Response {
-    let s = match session(&app, &headers).await {
+async fn points_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<PointsForm>) -> Response {
+    let s = match supervisor_form(&app, &headers, &f.form.csrf, "agents do not add points").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !auth::same_token(&s.csrf, &f.form.csrf) {
-        return forbidden(&s, "CSRF token missing or wrong");
-    }
-    if s.user.role == users::Role::Agent {
-        return forbidden(&s, "agents do not add points");
-    }
     let entry = match points::validate(&f.form) {
         Ok(e) => e,
         Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
@@ -754,11 +801,7 @@ async fn points_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
         Ok(id)
     })
     .await;
-    match r {
-        Ok(Ok(_)) => back_to(&f.month),
-        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
-        Err(r) => r,
-    }
+    points_done(&app, &s, f.month, r).await
 }
 
 /// The appeal form.
@@ -799,11 +842,7 @@ async fn points_appeal(State(app): State<Shared>, headers: HeaderMap, Form(f): F
         points::appeal(c, entry, &agent, &reason, &user, now_ms(), window).map_err(|e| e.to_string())
     })
     .await;
-    match r {
-        Ok(Ok(_)) => back_to(&f.month),
-        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
-        Err(r) => r,
-    }
+    points_done(&app, &s, f.month, r).await
 }
 
 /// The accept / reject form.
@@ -826,16 +865,10 @@ async fn points_resolve(
     headers: HeaderMap,
     Form(f): Form<ResolveForm>,
 ) -> Response {
-    let s = match session(&app, &headers).await {
+    let s = match supervisor_form(&app, &headers, &f.csrf, "agents do not decide appeals").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !auth::same_token(&s.csrf, &f.csrf) {
-        return forbidden(&s, "CSRF token missing or wrong");
-    }
-    if s.user.role == users::Role::Agent {
-        return forbidden(&s, "agents do not decide appeals");
-    }
     let accept = match f.decision.as_str() {
         "accept" => true,
         "reject" => false,
@@ -861,24 +894,11 @@ async fn points_resolve(
         Ok(())
     })
     .await;
-    match r {
-        Ok(Ok(())) => back_to(&f.month),
-        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
-        Err(r) => r,
-    }
-}
-
-/// The edit form, plus the month to return to.
-#[derive(Deserialize)]
-struct EditPoints {
-    #[serde(flatten)]
-    form: points::EditForm,
-    #[serde(default)]
-    month: String,
+    points_done(&app, &s, f.month, r).await
 }
 
 /// A supervisor changes an entry's points, category or reason.
-async fn points_edit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<EditPoints>) -> Response {
+async fn points_edit(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<PointsForm>) -> Response {
     let s = match supervisor_form(&app, &headers, &f.form.csrf, "agents do not change points").await {
         Ok(s) => s,
         Err(r) => return r,
@@ -894,15 +914,11 @@ async fn points_edit(State(app): State<Shared>, headers: HeaderMap, Form(f): For
         Ok(())
     })
     .await;
-    match r {
-        Ok(Ok(())) => back_to(&f.month),
-        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
-        Err(r) => r,
-    }
+    points_done(&app, &s, f.month, r).await
 }
 
 /// A supervisor removes an entry, saying why.
-async fn points_remove(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<EditPoints>) -> Response {
+async fn points_remove(State(app): State<Shared>, headers: HeaderMap, Form(f): Form<PointsForm>) -> Response {
     let s = match supervisor_form(&app, &headers, &f.form.csrf, "agents do not remove points").await {
         Ok(s) => s,
         Err(r) => return r,
@@ -923,11 +939,7 @@ async fn points_remove(State(app): State<Shared>, headers: HeaderMap, Form(f): F
         Ok(())
     })
     .await;
-    match r {
-        Ok(Ok(())) => back_to(&f.month),
-        Ok(Err(msg)) => points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
-        Err(r) => r,
-    }
+    points_done(&app, &s, f.month, r).await
 }
 
 /// The session of a supervisor's or the owner's form with its CSRF token checked, or the
@@ -942,21 +954,15 @@ async fn supervisor_form(
     if !auth::same_token(&s.csrf, csrf) {
         return Err(forbidden(&s, "CSRF token missing or wrong"));
     }
-    if s.user.role == users::Role::Agent {
-        return Err(forbidden(&s, why));
-    }
-    Ok(s)
+    staff(s, why)
 }
 
 /// The score-input grid of a month (supervisors and the owner).
 async fn inputs_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<MonthQuery>) -> Response {
-    let s = match session(&app, &headers).await {
+    let s = match staff_session(&app, &headers, "score inputs are entered by supervisors").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if s.user.role == users::Role::Agent {
-        return forbidden(&s, "score inputs are entered by supervisors");
-    }
     inputs_view(&app, &s, q.month, None, StatusCode::OK).await
 }
 
@@ -967,17 +973,13 @@ async fn inputs_view(
     message: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let Some((month, from, to)) = month_or_now(month) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
-        );
+    let (month, from, to) = match month_for(s, month) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
-    let sheet = match app.sheet() {
+    let sheet = match sheet_for(app, s) {
         Ok(sheet) => sheet,
-        Err(e) => {
-            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
-        }
+        Err(r) => return r,
     };
     let m = month.clone();
     let data = with_db(app, move |c| {
@@ -996,9 +998,21 @@ async fn inputs_view(
     }
 }
 
-fn back_to_inputs(month: &str) -> Response {
-    let m: String = url::form_urlencoded::byte_serialize(month.as_bytes()).collect();
-    redirect(&format!("/inputs?month={m}"))
+/// After a change to score inputs: back to the month's grid, or the grid with the refusal.
+async fn inputs_done(
+    app: &Shared,
+    s: &Session,
+    month: String,
+    r: Result<Result<(), String>, Response>,
+) -> Response {
+    match r {
+        Ok(Ok(())) => {
+            let m: String = url::form_urlencoded::byte_serialize(month.as_bytes()).collect();
+            redirect(&format!("/inputs?month={m}"))
+        }
+        Ok(Err(msg)) => inputs_view(app, s, Some(month), Some(msg), StatusCode::BAD_REQUEST).await,
+        Err(r) => r,
+    }
 }
 
 /// The grid form: every cell checked by the sheet's own rule, all stored or none.
@@ -1015,17 +1029,13 @@ async fn inputs_set(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let Some((month, from, to)) = month_or_now(Some(field("month"))) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
-        );
+    let (month, from, to) = match month_for(&s, Some(field("month"))) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
-    let sheet = match app.sheet() {
+    let sheet = match sheet_for(&app, &s) {
         Ok(sheet) => sheet,
-        Err(e) => {
-            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
-        }
+        Err(r) => return r,
     };
     let (m, user) = (month.clone(), s.user.name.clone());
     let r = with_db_mut(&app, move |c| {
@@ -1043,22 +1053,15 @@ async fn inputs_set(
         Ok(())
     })
     .await;
-    match r {
-        Ok(Ok(())) => back_to_inputs(&month),
-        Ok(Err(msg)) => inputs_view(&app, &s, Some(month), Some(msg), StatusCode::BAD_REQUEST).await,
-        Err(r) => r,
-    }
+    inputs_done(&app, &s, month, r).await
 }
 
 /// The findings review page (supervisors and the owner; a supervisor sees their shops).
 async fn findings_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<DayQuery>) -> Response {
-    let s = match session(&app, &headers).await {
+    let s = match staff_session(&app, &headers, "findings are reviewed by supervisors").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if s.user.role == users::Role::Agent {
-        return forbidden(&s, "findings are reviewed by supervisors");
-    }
     findings_view(&app, &s, q.day, None, StatusCode::OK).await
 }
 
@@ -1069,15 +1072,9 @@ async fn findings_view(
     message: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let day = match day.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        None => shanghai_day(now_ms()),
-        Some(d) => match crate::time::parse_day(d) {
-            Some(day) => day,
-            None => {
-                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
-                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
-            }
-        },
+    let day = match day_or(s, day.as_deref(), shanghai_day(now_ms())) {
+        Ok(day) => day,
+        Err(r) => return r,
     };
     let data = with_db(app, move |c| {
         let f = findings::day(c, day, None).map_err(|e| e.to_string())?;
@@ -1091,7 +1088,7 @@ async fn findings_view(
         Err(r) => return r,
     };
     if let super::board::Scope::Shops(mine) = s.user.scope() {
-        list.retain(|f| mine.contains(&f.shop));
+        list.retain(|f| mine.contains(&f.flag.shop));
     }
     let p = pages::FindingsPage { day: day.to_string(), findings: list, candidates, trail, message };
     page(status, pages::findings(&s.user, &s.csrf, &p))
@@ -1163,11 +1160,7 @@ async fn inputs_import(
         Ok(())
     })
     .await;
-    match r {
-        Ok(Ok(())) => back_to_inputs(&month_ok),
-        Ok(Err(msg)) => inputs_view(&app, &s, Some(month_ok), Some(msg), StatusCode::BAD_REQUEST).await,
-        Err(r) => r,
-    }
+    inputs_done(&app, &s, month_ok, r).await
 }
 
 /// A plain-text refusal for a request too broken to show a page for.
@@ -1183,13 +1176,10 @@ impl PlainRefusal for StatusCode {
 
 /// The auto-answers page: the day's unanswered questions grouped, each with an add form.
 async fn answers_page(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<DayQuery>) -> Response {
-    let s = match session(&app, &headers).await {
+    let s = match staff_session(&app, &headers, "auto-answers are set up by supervisors").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if s.user.role == users::Role::Agent {
-        return forbidden(&s, "auto-answers are set up by supervisors");
-    }
     answers_view(&app, &s, q.day, None, StatusCode::OK).await
 }
 
@@ -1200,15 +1190,9 @@ async fn answers_view(
     message: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let day = match day.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        None => shanghai_day(app_now(app)),
-        Some(d) => match crate::time::parse_day(d) {
-            Some(day) => day,
-            None => {
-                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
-                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
-            }
-        },
+    let day = match day_or(s, day.as_deref(), shanghai_day(app_now(app))) {
+        Ok(day) => day,
+        Err(r) => return r,
     };
     let replies = app.replies.clone();
     let data = with_db(app, move |c| {
@@ -1289,28 +1273,27 @@ async fn answers_add(
 
 /// The day report served live (supervisors and the owner): the nightly job's day page.
 async fn report_day(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<DayQuery>) -> Response {
-    let s = match session(&app, &headers).await {
+    let s = match staff_session(
+        &app,
+        &headers,
+        "the shop's reports are for supervisors; yours is 我的一天 / 本月",
+    )
+    .await
+    {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if s.user.role == users::Role::Agent {
-        return forbidden(&s, "the shop's reports are for supervisors; yours is 我的一天 / 本月");
-    }
-    let day = match q.day.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        None => shanghai_day(app_now(&app)).pred_opt().unwrap_or(shanghai_day(app_now(&app))),
-        Some(d) => match crate::time::parse_day(d) {
-            Some(day) => day,
-            None => {
-                let msg = format!("day `{}`: expected YYYY-MM-DD", d.chars().take(20).collect::<String>());
-                return page(StatusCode::BAD_REQUEST, pages::error(Some((&s.user, &s.csrf)), 400, &msg));
-            }
-        },
+    let day = match day_or(
+        &s,
+        q.day.as_deref(),
+        shanghai_day(app_now(&app)).pred_opt().unwrap_or(shanghai_day(app_now(&app))),
+    ) {
+        Ok(day) => day,
+        Err(r) => return r,
     };
-    let sheet = match app.sheet() {
+    let sheet = match sheet_for(&app, &s) {
         Ok(sheet) => sheet,
-        Err(e) => {
-            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
-        }
+        Err(r) => return r,
     };
     let link =
         |month: &str, agent: &str| format!("/reports/month?month={month}#A-{}", url_path_segment(agent));
@@ -1330,24 +1313,23 @@ async fn report_month(
     headers: HeaderMap,
     Query(q): Query<MonthQuery>,
 ) -> Response {
-    let s = match session(&app, &headers).await {
+    let s = match staff_session(
+        &app,
+        &headers,
+        "the shop's reports are for supervisors; yours is 我的一天 / 本月",
+    )
+    .await
+    {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if s.user.role == users::Role::Agent {
-        return forbidden(&s, "the shop's reports are for supervisors; yours is 我的一天 / 本月");
-    }
-    let Some((month, _, _)) = month_or_now(q.month) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
-        );
+    let (month, _, _) = match month_for(&s, q.month) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
-    let sheet = match app.sheet() {
+    let sheet = match sheet_for(&app, &s) {
         Ok(sheet) => sheet,
-        Err(e) => {
-            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
-        }
+        Err(r) => return r,
     };
     let pay = s.user.sees_pay();
     let r = with_db(&app, move |c| {
@@ -1395,17 +1377,13 @@ async fn agent_month_page(
     {
         return forbidden(&s, "another agent's page is not yours to read");
     }
-    let Some((month, _, _)) = month_or_now(q.month) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            pages::error(Some((&s.user, &s.csrf)), 400, "month: expected YYYY-MM"),
-        );
+    let (month, _, _) = match month_for(&s, q.month) {
+        Ok(m) => m,
+        Err(r) => return r,
     };
-    let sheet = match app.sheet() {
+    let sheet = match sheet_for(&app, &s) {
         Ok(sheet) => sheet,
-        Err(e) => {
-            return page(StatusCode::INTERNAL_SERVER_ERROR, pages::error(Some((&s.user, &s.csrf)), 500, &e));
-        }
+        Err(r) => return r,
     };
     let m =
         with_db(&app, move |c| reports::agent_month(c, &sheet, &agent, &month).map_err(|e| e.to_string()))

@@ -95,6 +95,30 @@ pub fn insert_flags(conn: &Connection, rows: &[(Flag, String)]) -> Result<usize,
     Ok(added)
 }
 
+/// The `flags` columns [`flag_row`] reads, in its order (a query may follow them with its own).
+pub const FLAG_COLUMNS: &str = "flags.message_id, flags.ts, flags.shop, flags.agent, flags.conversation, flags.category, \
+     flags.severity, flags.points, flags.shown, flags.pii, flags.start, flags.end";
+
+/// A stored flag from a row that starts with [`FLAG_COLUMNS`] (every listing of findings
+/// reads them the same way: the console's review page and `kefu guard flags`).
+pub fn flag_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFlag> {
+    let pii: Option<String> = r.get(9)?;
+    Ok(StoredFlag {
+        message_id: r.get(0)?,
+        ts: r.get(1)?,
+        shop: r.get(2)?,
+        agent: r.get(3)?,
+        conversation: r.get(4)?,
+        category: r.get(5)?,
+        severity: r.get(6)?,
+        points: r.get(7)?,
+        matched: r.get(8)?,
+        pii: pii.as_deref().and_then(PiiKind::parse),
+        start: r.get::<_, i64>(10)?.max(0) as usize,
+        end: r.get::<_, i64>(11)?.max(0) as usize,
+    })
+}
+
 /// Stored flags, oldest first, of one Shanghai day and/or one agent when given.
 pub fn query(
     store: &Store,
@@ -108,26 +132,10 @@ pub fn query(
         }
         None => (Millis::MIN, Millis::MAX),
     };
-    let mut stmt = store.conn().prepare(
-        "SELECT message_id, ts, shop, agent, conversation, category, severity, points, shown, pii, start, end \
-         FROM flags WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR agent = ?3) ORDER BY ts, message_id, start",
-    )?;
-    let rows = stmt.query_map(params![from, to, agent], |r| {
-        let pii: Option<String> = r.get(9)?;
-        Ok(StoredFlag {
-            message_id: r.get(0)?,
-            ts: r.get(1)?,
-            shop: r.get(2)?,
-            agent: r.get(3)?,
-            conversation: r.get(4)?,
-            category: r.get(5)?,
-            severity: r.get(6)?,
-            points: r.get(7)?,
-            matched: r.get(8)?,
-            pii: pii.as_deref().and_then(PiiKind::parse),
-            start: r.get::<_, i64>(10)?.max(0) as usize,
-            end: r.get::<_, i64>(11)?.max(0) as usize,
-        })
-    })?;
+    let mut stmt = store.conn().prepare(&format!(
+        "SELECT {FLAG_COLUMNS} FROM flags \
+         WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR agent = ?3) ORDER BY ts, message_id, start"
+    ))?;
+    let rows = stmt.query_map(params![from, to, agent], flag_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
