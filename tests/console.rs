@@ -46,7 +46,6 @@ fn add_users(db: &Path) {
     }
 }
 
-/// Short deadlines so a breach comes within the test: 3 s under 4 buyers, 6 s above.
 /// A console over `db` on a free loopback port: no rules folder, no replies, plain cookies.
 fn config(db: &Path) -> ConsoleConfig {
     ConsoleConfig {
@@ -66,6 +65,7 @@ async fn start(config: ConsoleConfig) -> (kefu::console::BoardFeed, Console) {
     (feed, Console::start(&config, board).await.expect("console starts"))
 }
 
+/// Short deadlines so a breach comes within the test: 3 s under 4 buyers, 6 s above.
 fn quick_rules() -> ResponseRules {
     ResponseRules {
         idle_close_ms: 1_800_000,
@@ -296,6 +296,94 @@ impl Http {
     }
 }
 
+impl Http {
+    /// Opens the board's event stream with this client's cookies.
+    async fn stream(&self) -> reqwest::Response {
+        self.client
+            .get(format!("{}board/stream", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Reads the stream until the server ends it (bounded: a real server on a busy machine);
+/// returns everything it sent.
+async fn until_closed(mut res: reqwest::Response) -> String {
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = res.chunk().await.expect("the stream reads") {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read).await.expect("the server ends the stream");
+    text
+}
+
+/// The first chunk that holds a board state.
+async fn first_state(res: &mut reqwest::Response) -> String {
+    let read = async {
+        let mut text = String::new();
+        while !text.contains("event: board") {
+            let chunk = res.chunk().await.unwrap().expect("the stream is open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    };
+    tokio::time::timeout(Duration::from_secs(120), read).await.expect("a first state")
+}
+
+#[tokio::test]
+async fn the_board_stream_ends_when_its_session_is_signed_out_or_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+    let (mut feed, console) = start(config(&db)).await;
+
+    // Signed out while the board is open: the next published state is not sent, the stream ends.
+    let mut http = Http::new(&console.url());
+    let csrf = http.sign_in("wang").await;
+    let mut stream = http.stream().await;
+    assert_eq!(stream.status().as_u16(), 200);
+    let before = first_state(&mut stream).await;
+    assert!(!before.contains("agent-after-logout"));
+    let (status, _) = http.post("logout", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(status, 303, "signed out");
+    let ts = now_ms();
+    feed.event(&message("m-after", ts, "c-after", "agent-after-logout", "agent", "在的"));
+    feed.commit(ts);
+    let after = until_closed(stream).await;
+    assert!(!after.contains("agent-after-logout"), "a signed-out session got a state: {after}");
+    assert_eq!(http.stream().await.status().as_u16(), 401, "and cannot reconnect");
+
+    // A session that expires while the board is open and nothing is published: the stream
+    // ends at the expiry, by its timer.
+    let mut http = Http::new(&console.url());
+    http.sign_in("wang").await;
+    let store = Store::open(&db).unwrap();
+    store.conn().execute("UPDATE console_sessions SET expires_at = ?1", [now_ms() + 10_000]).unwrap();
+    let mut stream = http.stream().await;
+    assert_eq!(stream.status().as_u16(), 200);
+    let state = first_state(&mut stream).await;
+    assert!(state.contains("agent-after-logout"), "the live session sees the board");
+    let rest = until_closed(stream).await;
+    assert!(!rest.contains("event: board"), "no state after the first: {rest}");
+    assert_eq!(http.stream().await.status().as_u16(), 401);
+
+    // Expired while states keep coming: checked before each one.
+    let mut http = Http::new(&console.url());
+    http.sign_in("wang").await;
+    let mut stream = http.stream().await;
+    first_state(&mut stream).await;
+    store.conn().execute("UPDATE console_sessions SET expires_at = ?1", [now_ms() - 1]).unwrap();
+    let ts = now_ms();
+    feed.event(&message("m-expired", ts, "c-expired", "agent-after-expiry", "agent", "在的"));
+    feed.commit(ts);
+    let after = until_closed(stream).await;
+    assert!(!after.contains("agent-after-expiry"), "an expired session got a state: {after}");
+}
+
 fn csrf_in(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
     page[at..].split('"').next().unwrap().to_string()
@@ -338,7 +426,7 @@ async fn forms_without_their_csrf_token_are_refused_and_bad_parameters_are_named
     assert!(page.contains("expected YYYY-MM"));
     assert_eq!(http.get("c/nothing-here?day=2026-11-11").await.0, 404);
 
-    let (status, _) = http.post("logout", &[("csrf", &csrf)]).await;
+    let (status, _) = http.post("logout", &[("csrf", csrf.as_str())]).await;
     assert_eq!(status, 303);
     let (status, _) = http.get("").await;
     assert_eq!(status, 303, "signed out");

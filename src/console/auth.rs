@@ -47,6 +47,8 @@ pub struct Session {
     pub user: User,
     /// The token forms must carry.
     pub csrf: String,
+    /// When the session ends by itself (UTC ms); signing out or a password change ends it sooner.
+    pub expires_at: Millis,
 }
 
 /// Starts a session; returns the cookie value and the CSRF token. Expired sessions go.
@@ -62,15 +64,15 @@ pub fn create(conn: &Connection, user: &str, now: Millis) -> Result<(String, Str
 
 /// The live session a cookie value names, if any.
 pub fn lookup(conn: &Connection, token: &str, now: Millis) -> Result<Option<Session>, UserError> {
-    let row: Option<(String, String)> = conn
+    let row: Option<(String, String, Millis)> = conn
         .query_row(
-            "SELECT user, csrf FROM console_sessions WHERE token_hash = ?1 AND expires_at > ?2",
+            "SELECT user, csrf, expires_at FROM console_sessions WHERE token_hash = ?1 AND expires_at > ?2",
             params![token_hash(token), now],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((name, csrf)) = row else { return Ok(None) };
-    Ok(users::get(conn, &name)?.map(|user| Session { user, csrf }))
+    let Some((name, csrf, expires_at)) = row else { return Ok(None) };
+    Ok(users::get(conn, &name)?.map(|user| Session { user, csrf, expires_at }))
 }
 
 /// Ends a session.

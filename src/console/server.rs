@@ -290,24 +290,82 @@ async fn board_page(State(app): State<Shared>, headers: HeaderMap) -> Response {
     }
 }
 
+/// How often an open stream with nothing to publish asks whether its session still holds
+/// (a sign-out in another tab or `kefu users passwd` ends it without a publish).
+const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The board as server-sent events: the whole (scoped) state at once on every
-/// (re)connect, then after every published change.
+/// (re)connect, then after every published change. The stream ends with its session: the
+/// session is looked up again before every state sent, at the session's expiry and every
+/// [`STREAM_RECHECK`] while nothing is published, so an expired, signed-out or revoked
+/// login stops receiving the board (the browser's reconnect then gets 401).
 async fn board_stream(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(token) = cookie_value(&headers, SESSION_COOKIE) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
     let s = match session(&app, &headers).await {
         Ok(s) => s,
         Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
     };
-    let scope = s.user.scope();
-    let rx = app.board.clone();
-    let stream = futures_util::stream::unfold((rx, scope, true), |(mut rx, scope, first)| async move {
-        if !first && rx.changed().await.is_err() {
+    let watch =
+        StreamWatch { rx: app.board.clone(), scope: s.user.scope(), expires_at: s.expires_at, app, token };
+    let stream = futures_util::stream::unfold((watch, true), |(mut w, first)| async move {
+        if !first && !w.next_change().await {
             return None;
         }
-        let state = rx.borrow_and_update().clone();
-        let json = state.json(&scope);
-        Some((Ok::<_, Infallible>(SseEvent::default().event("board").data(&*json)), (rx, scope, false)))
+        if !w.session_holds().await {
+            return None;
+        }
+        let state = w.rx.borrow_and_update().clone();
+        let json = state.json(&w.scope);
+        Some((Ok::<_, Infallible>(SseEvent::default().event("board").data(&*json)), (w, false)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// One browser's board stream: what it watches and whose session it serves.
+struct StreamWatch {
+    app: Shared,
+    token: String,
+    rx: watch::Receiver<Arc<BoardState>>,
+    scope: super::board::Scope,
+    expires_at: Millis,
+}
+
+impl StreamWatch {
+    /// Waits for the next published state; false when the stream must end (the board is
+    /// gone, or the session no longer holds at its expiry or a recheck).
+    async fn next_change(&mut self) -> bool {
+        loop {
+            let to_expiry = u64::try_from(self.expires_at.saturating_sub(now_ms())).unwrap_or(0);
+            let wait = STREAM_RECHECK.min(std::time::Duration::from_millis(to_expiry));
+            tokio::select! {
+                changed = self.rx.changed() => return changed.is_ok(),
+                () = tokio::time::sleep(wait) => {
+                    if !self.session_holds().await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the session is still there and unexpired (a database failure ends the stream:
+    /// the board is not served on a session that cannot be checked).
+    async fn session_holds(&mut self) -> bool {
+        let token = self.token.clone();
+        let found =
+            with_db(&self.app, move |c| auth::lookup(c, &token, now_ms()).map_err(|e| e.to_string())).await;
+        match found {
+            Ok(Some(s)) => {
+                // A changed role or shop list applies from the next state on.
+                self.expires_at = s.expires_at;
+                self.scope = s.user.scope();
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 async fn login_page(State(app): State<Shared>, headers: HeaderMap) -> Response {
