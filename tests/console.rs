@@ -26,8 +26,20 @@ use util::ws::{quick_gateway, server};
 const PASSWORD: &str = "correct horse battery";
 
 fn message(id: &str, ts: Millis, conversation: &str, agent: &str, from: &str, text: &str) -> Event {
+    message_in("tmall-test", id, ts, conversation, agent, from, text)
+}
+
+fn message_in(
+    shop: &str,
+    id: &str,
+    ts: Millis,
+    conversation: &str,
+    agent: &str,
+    from: &str,
+    text: &str,
+) -> Event {
     let line = serde_json::json!({
-        "type": "message", "id": id, "ts": format_rfc3339_shanghai(ts), "shop": "tmall-test",
+        "type": "message", "id": id, "ts": format_rfc3339_shanghai(ts), "shop": shop,
         "conversation": conversation, "customer": format!("tb_buyer_{conversation}"), "agent": agent,
         "from": from, "text": text,
     });
@@ -1232,4 +1244,95 @@ async fn reports_are_served_from_the_database_with_pay_for_the_owner_only_and_ag
         assert!(!page.contains(pay), "an agent must not get {pay}");
     }
     console.stop();
+}
+
+#[tokio::test]
+async fn a_shop_limited_supervisor_sees_and_changes_only_the_points_and_inputs_of_agents_in_their_shops() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    add_users(&db);
+    // a1 and a2 worked in tmall-test on 2026-11-11; b1 works in tmall-other on 2026-11-12.
+    let (rules, _) = seeded_month(dir.path(), &db);
+    {
+        let mut store = Store::open(&db).unwrap();
+        let t = kefu::time::parse_rfc3339_ms("2026-11-12T10:00:00+08:00").unwrap();
+        let e = message_in("tmall-other", "o1", t, "o-c1", "b1", "agent", "在的");
+        let body = e.to_json();
+        store.insert_events([(&e, body.as_str())]).unwrap();
+        let zhou = User {
+            name: "zhou".into(),
+            role: Role::Supervisor,
+            agent: None,
+            shops: vec!["tmall-other".into()],
+        };
+        users::add(store.conn(), &zhou, PASSWORD, now_ms()).unwrap();
+    }
+    let (_feed, console) = start(ConsoleConfig { rules: Some(rules), ..config(&db) }).await;
+    let mut wang = Http::new(&console.url());
+    let wang_csrf = wang.sign_in("wang").await;
+    let add = |agent: &'static str, day: &'static str, reason: &'static str| {
+        vec![("agent", agent), ("day", day), ("points", "-2"), ("reason", reason), ("month", "2026-11")]
+    };
+    let mut form = add("a1", "2026-11-11", "a1-entry");
+    form.push(("csrf", &wang_csrf));
+    assert_eq!(wang.post("points/add", &form).await.0, 303, "a supervisor of all shops adds for a1");
+    let a1_entry: i64 = Store::open(&db)
+        .unwrap()
+        .conn()
+        .query_row("SELECT id FROM ledger WHERE agent = 'a1' AND reason = 'a1-entry'", [], |r| r.get(0))
+        .unwrap();
+    let a1_entry = a1_entry.to_string();
+
+    // zhou supervises tmall-other only.
+    let mut zhou = Http::new(&console.url());
+    let csrf = zhou.sign_in("zhou").await;
+    let mut form = add("a1", "2026-11-11", "zhou-on-a1");
+    form.push(("csrf", &csrf));
+    let (status, page) = zhou.post("points/add", &form).await;
+    assert_eq!(status, 403, "no points for an agent outside zhou's shops: {page}");
+    assert!(page.contains("did not work in your shops"));
+    let mut form = add("b1", "2026-11-12", "zhou-on-b1");
+    form.push(("csrf", &csrf));
+    assert_eq!(zhou.post("points/add", &form).await.0, 303, "points for b1, who worked in tmall-other");
+    for path in ["points/edit", "points/remove"] {
+        let form = [
+            ("entry", a1_entry.as_str()),
+            ("points", "-1"),
+            ("reason", "x"),
+            ("month", "2026-11"),
+            ("csrf", &csrf),
+        ];
+        assert_eq!(zhou.post(path, &form).await.0, 403, "{path} on a1's entry");
+    }
+    let (status, page) = zhou.get("points?month=2026-11").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("zhou-on-b1") && !page.contains("a1-entry"), "zhou's points page lists b1 only");
+    let (_, page) = wang.get("points?month=2026-11").await;
+    assert!(page.contains("zhou-on-b1") && page.contains("a1-entry"), "wang's lists both");
+
+    // Score inputs: the grid's rows, a cell by hand, an upload.
+    let (status, page) = zhou.get("inputs?month=2026-11").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("name=\"agent\" value=\"b1\""), "b1's row");
+    assert!(!page.contains("name=\"agent\" value=\"a1\"") && !page.contains("name=\"agent\" value=\"a2\""));
+    let (_, wang_grid) = wang.get("inputs?month=2026-11").await;
+    assert!(wang_grid.contains("name=\"agent\" value=\"a1\""), "a1's row for wang");
+    let form = [("month", "2026-11"), ("agent", "a1"), ("key", "quality"), ("v0_0", "90"), ("csrf", &csrf)];
+    assert_eq!(zhou.post("inputs", &form).await.0, 403, "a cell of a1's");
+    let key = page
+        .split("name=\"key\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("an input column")
+        .to_string();
+    let (status, _) = zhou.upload("inputs/import", &csrf, &format!("agent,{key}\na1,90\n")).await;
+    assert_eq!(status, 403, "an upload with a1's row");
+    let stored: i64 = Store::open(&db)
+        .unwrap()
+        .conn()
+        .query_row("SELECT COUNT(*) FROM score_inputs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 0, "nothing stored from the refused forms");
+    let (status, _) = zhou.upload("inputs/import", &csrf, &format!("agent,{key}\nb1,90\n")).await;
+    assert_eq!(status, 303, "b1's row is zhou's to enter");
 }

@@ -326,3 +326,28 @@ pub fn agent_month(
     )?;
     Ok(m)
 }
+
+/// The agents who worked in `shops` from Shanghai day `from` to `to` (inclusive): those with
+/// an event of theirs in one of the shops. Agents carry no shop of their own (the scoring
+/// sheet's `[[agent]]` roster has none, and a sub-account may serve several shops); the
+/// events are where the platform states which shop an agent served.
+pub fn agents_in_shops(
+    conn: &Connection,
+    shops: &[String],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> rusqlite::Result<std::collections::BTreeSet<String>> {
+    let start = shanghai_midnight(from);
+    let end = to.checked_add_days(Days::new(1)).map_or(Millis::MAX, shanghai_midnight);
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT agent FROM events \
+         WHERE ts >= ?1 AND ts < ?2 AND shop = ?3 AND agent IS NOT NULL AND agent <> ''",
+    )?;
+    let mut agents = std::collections::BTreeSet::new();
+    for shop in shops {
+        for a in stmt.query_map(params![start, end, shop], |r| r.get::<_, String>(0))? {
+            agents.insert(a?);
+        }
+    }
+    Ok(agents)
+}

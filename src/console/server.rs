@@ -762,10 +762,21 @@ async fn points_view(
         Ok((entries, trail, appeals, codes, ledger, scores))
     })
     .await;
-    let (entries, trail, appeals, codes, ledger, scores) = match data {
+    let (mut entries, mut trail, mut appeals, codes, ledger, scores) = match data {
         Ok(d) => d,
         Err(r) => return r,
     };
+    // A shop-limited supervisor sees the entries of the agents who worked in their shops.
+    match agents_of(app, s, from, to).await {
+        Ok(Some(mine)) => {
+            entries.retain(|e| mine.contains(&e.agent));
+            let kept: std::collections::HashSet<i64> = entries.iter().map(|e| e.id).collect();
+            trail.retain(|a| a.entry.is_some_and(|id| kept.contains(&id)));
+            appeals.retain(|id, _| kept.contains(id));
+        }
+        Ok(None) => {}
+        Err(r) => return r,
+    }
     let mut sums: std::collections::BTreeMap<String, pages::SumRow> = std::collections::BTreeMap::new();
     for e in &entries {
         let row = sums.entry(e.agent.clone()).or_insert_with(|| pages::SumRow {
@@ -820,6 +831,48 @@ fn back_to(month: &str) -> Response {
     redirect(&format!("/points?month={m}"))
 }
 
+/// The agents whose points and score inputs `s` may see and change in the month
+/// `from..=to`: `None` for every agent (the owner, a supervisor of all shops), else the
+/// agents who worked in the supervisor's shops that month (`reports::agents_in_shops`).
+async fn agents_of(
+    app: &Shared,
+    s: &Session,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<Option<std::collections::BTreeSet<String>>, Response> {
+    let super::board::Scope::Shops(shops) = s.user.scope() else { return Ok(None) };
+    with_db(app, move |c| reports::agents_in_shops(c, &shops, from, to).map(Some).map_err(|e| e.to_string()))
+        .await
+}
+
+/// A 403 when a shop-limited supervisor's form is about an agent who did not work in
+/// their shops in the month of `day`.
+async fn check_agent(app: &Shared, s: &Session, agent: &str, day: &str) -> Result<(), Response> {
+    let month: String = day.chars().take(7).collect();
+    let Some((month, from, to)) = month_or_now(Some(month)) else { return Ok(()) };
+    match agents_of(app, s, from, to).await? {
+        Some(mine) if !mine.contains(agent) => {
+            let agent: String = agent.chars().take(40).collect();
+            Err(forbidden(s, &format!("agent `{agent}` did not work in your shops in {month}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`check_agent`] for a stored ledger entry (an unknown entry passes: the change itself
+/// refuses it by name).
+async fn check_entry(app: &Shared, s: &Session, entry: i64) -> Result<(), Response> {
+    if s.user.scope() == super::board::Scope::All {
+        return Ok(());
+    }
+    let found =
+        with_db(app, move |c| crate::scoring::ledger::entry(c, entry).map_err(|e| e.to_string())).await?;
+    match found {
+        Some(e) => check_agent(app, s, &e.agent, &e.day).await,
+        None => Ok(()),
+    }
+}
+
 /// After a points form's change: back to the month's page, or the page with the refusal.
 async fn points_done<T>(
     app: &Shared,
@@ -852,6 +905,9 @@ async fn points_add(State(app): State<Shared>, headers: HeaderMap, Form(f): Form
         Ok(e) => e,
         Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
     };
+    if let Err(r) = check_agent(&app, &s, &entry.agent, &entry.day.to_string()).await {
+        return r;
+    }
     let (user, sheet) = (s.user.name.clone(), app.sheet().ok());
     let r = with_db_mut(&app, move |c| {
         let id = points::add(c, &entry, &user, now_ms()).map_err(|e| e.to_string())?;
@@ -943,6 +999,20 @@ async fn points_resolve(
         );
         return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await;
     };
+    let appealed = with_db(&app, move |c| {
+        let open = crate::scoring::ledger::open_disputes(c).map_err(|e| e.to_string())?;
+        Ok(open.into_iter().find(|(d, _)| d.id == dispute).map(|(_, e)| e.id))
+    })
+    .await;
+    match appealed {
+        Ok(Some(entry)) => {
+            if let Err(r) = check_entry(&app, &s, entry).await {
+                return r;
+            }
+        }
+        Ok(None) => {}
+        Err(r) => return r,
+    }
     let (user, sheet) = (s.user.name.clone(), app.sheet().ok());
     let r = with_db_mut(&app, move |c| {
         let entry = points::resolve(c, dispute, accept, &note, &user, now_ms()).map_err(|e| e.to_string())?;
@@ -965,6 +1035,9 @@ async fn points_edit(State(app): State<Shared>, headers: HeaderMap, Form(f): For
         Ok(e) => e,
         Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
     };
+    if let Err(r) = check_entry(&app, &s, edit.entry).await {
+        return r;
+    }
     let (user, sheet) = (s.user.name.clone(), app.sheet().ok());
     let r = with_db_mut(&app, move |c| {
         let before = points::edit(c, &edit, &user, now_ms()).map_err(|e| e.to_string())?;
@@ -985,6 +1058,9 @@ async fn points_remove(State(app): State<Shared>, headers: HeaderMap, Form(f): F
         Ok(e) => e,
         Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
     };
+    if let Err(r) = check_entry(&app, &s, entry).await {
+        return r;
+    }
     let why = f.form.reason.trim().chars().take(points::MAX_REASON).collect::<String>();
     if why.is_empty() {
         let msg = "reason: say why the entry is removed".to_string();
@@ -1047,13 +1123,18 @@ async fn inputs_view(
         Ok((grid, trail))
     })
     .await;
-    match data {
-        Ok((grid, trail)) => {
-            let p = pages::InputsPage { month, grid, trail, message };
-            page(status, pages::inputs(&s.user, &s.csrf, &p))
-        }
-        Err(r) => r,
+    let (mut grid, trail) = match data {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    // A shop-limited supervisor enters the inputs of the agents who worked in their shops.
+    match agents_of(app, s, from, to).await {
+        Ok(Some(mine)) => grid.rows.retain(|r| mine.contains(&r.agent)),
+        Ok(None) => {}
+        Err(r) => return r,
     }
+    let p = pages::InputsPage { month, grid, trail, message };
+    page(status, pages::inputs(&s.user, &s.csrf, &p))
 }
 
 /// After a change to score inputs: back to the month's grid, or the grid with the refusal.
@@ -1095,6 +1176,16 @@ async fn inputs_set(
         Ok(sheet) => sheet,
         Err(r) => return r,
     };
+    match agents_of(&app, &s, from, to).await {
+        Ok(Some(mine)) => {
+            if let Some((_, a)) = fields.iter().find(|(k, v)| k == "agent" && !mine.contains(v)) {
+                let a: String = a.chars().take(40).collect();
+                return forbidden(&s, &format!("agent `{a}` did not work in your shops in {month}"));
+            }
+        }
+        Ok(None) => {}
+        Err(r) => return r,
+    }
     let (m, user) = (month.clone(), s.user.name.clone());
     let r = with_db_mut(&app, move |c| {
         let grid =
@@ -1190,7 +1281,7 @@ async fn inputs_import(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let Some((month_ok, _, _)) = month_or_now(Some(month.clone())) else {
+    let Some((month_ok, ok_from, ok_to)) = month_or_now(Some(month.clone())) else {
         return inputs_view(&app, &s, None, Some("month: expected YYYY-MM".into()), StatusCode::BAD_REQUEST)
             .await;
     };
@@ -1204,11 +1295,34 @@ async fn inputs_import(
             return inputs_view(&app, &s, Some(month_ok), Some(e), StatusCode::INTERNAL_SERVER_ERROR).await;
         }
     };
+    let (sh, n) = (sheet.clone(), name.clone());
+    let checked = with_db(&app, move |c| {
+        Ok(crate::scoring::cli::check_input_grid(c, &sh, std::path::Path::new(&n), &bytes)
+            .map_err(|e| e.to_string()))
+    })
+    .await;
+    let grid = match checked {
+        Ok(Ok(grid)) => grid,
+        Ok(Err(msg)) => {
+            return inputs_view(&app, &s, Some(month_ok), Some(msg), StatusCode::BAD_REQUEST).await;
+        }
+        Err(r) => return r,
+    };
+    match agents_of(&app, &s, ok_from, ok_to).await {
+        Ok(Some(mine)) => {
+            if let Some((a, _, _)) = grid.values.iter().find(|(a, _, _)| !mine.contains(a)) {
+                let a: String = a.chars().take(40).collect();
+                return forbidden(
+                    &s,
+                    &format!("agent `{a}` did not work in your shops in {month_ok}; nothing stored"),
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(r) => return r,
+    }
     let (m, user) = (month_ok.clone(), s.user.name.clone());
     let r = with_db_mut(&app, move |c| {
-        let path = std::path::Path::new(&name);
-        let grid =
-            crate::scoring::cli::check_input_grid(c, &sheet, path, &bytes).map_err(|e| e.to_string())?;
         crate::scoring::cli::store_inputs(c, &m, &grid.values).map_err(|e| e.to_string())?;
         let detail = format!("{m}: {name}: {} value(s) for {} agent(s)", grid.values.len(), grid.agents);
         points::audit(c, now_ms(), &user, "inputs.import", None, &detail).map_err(|e| e.to_string())?;
