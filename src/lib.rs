@@ -5,6 +5,8 @@
 //!
 //! - [`alerts`]: live alerts to supervisors (DingTalk, WeCom, Feishu, webhooks) via a SQLite outbox.
 //! - [`check`]: `kefu check`, validating every data file the way the service loads it.
+//! - [`cluster`]: many shops on many machines: workers sharing a NATS JetStream event stream's
+//!   partitions by leases, a fenced results log, `kefu publish` and `kefu collect`.
 //! - [`cmd`]: the foundation commands (`replay`, `report`, `simulate`, `snapshot`) behind `main.rs`.
 //! - [`config`]: `kefu.toml` for `kefu run` (platform, database, folders, alert sinks), flags override it.
 //! - [`console`]: the web console: live board, conversation view, logins and roles, reports,
@@ -31,6 +33,7 @@
 //! - [`time`]: UTC milliseconds inside; Asia/Shanghai days and display.
 pub mod alerts;
 pub mod check;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod console;

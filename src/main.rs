@@ -92,6 +92,10 @@ enum Command {
     },
     /// Connect to the chat platform and run live: response clock, alerts (see kefu.toml.example).
     Run(kefu::live::cli::RunArgs),
+    /// Publishes events (a JSONL file, or simulated shops) to the cluster's event stream.
+    Publish(kefu::cluster::cli::PublishArgs),
+    /// Builds one database of every shop's figures from the cluster's results log.
+    Collect(kefu::cluster::cli::CollectArgs),
     /// Simulator and kefu together on loopback: live alerts, then the per-agent report.
     Demo(kefu::live::cli::DemoArgs),
     /// Validate every file in the rules and replies folders.
@@ -225,6 +229,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Run(args) => kefu::live::cli::run(args)?,
+        Command::Publish(args) => return print(kefu::cluster::cli::publish(&args)?),
+        Command::Collect(args) => return print(kefu::cluster::cli::collect(&args)?),
         Command::Demo(args) => kefu::live::cli::demo(args)?,
         Command::Replies(cmd) => return Ok(kefu::replies::cli::run(cmd)?),
         Command::Score(a) => return print(kefu::scoring::cli::score(a)?),

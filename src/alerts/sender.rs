@@ -69,6 +69,25 @@ impl AlertService {
     /// Opens the outbox at `db_path` and spawns the sender task on the current tokio runtime.
     /// Pending alerts left by a previous run are delivered.
     pub fn start(config: AlertConfig, db_path: &Path) -> Result<AlertHandle, AlertError> {
+        Self::spawn(config, db_path, None)
+    }
+
+    /// As [`AlertService::start`], and every alert a sink accepted is also sent down
+    /// `receipts` once it is marked delivered (the cluster mode records it for the other
+    /// workers: `crate::cluster::worker`).
+    pub fn start_with_receipts(
+        config: AlertConfig,
+        db_path: &Path,
+        receipts: mpsc::UnboundedSender<Notice>,
+    ) -> Result<AlertHandle, AlertError> {
+        Self::spawn(config, db_path, Some(receipts))
+    }
+
+    fn spawn(
+        config: AlertConfig,
+        db_path: &Path,
+        receipts: Option<mpsc::UnboundedSender<Notice>>,
+    ) -> Result<AlertHandle, AlertError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AlertError::NoRuntime)?;
         let mut outbox = Outbox::open_for_sender(db_path).map_err(AlertError::Outbox)?;
         let clock = Clock::start();
@@ -108,6 +127,7 @@ impl AlertService {
             next_expiry: 0,
             next_checkpoint: 0,
             checkpointing: Arc::new(AtomicBool::new(false)),
+            receipts,
         };
         let task = runtime.spawn(runner.run(rx));
         Ok(AlertHandle { tx, task })
@@ -236,6 +256,8 @@ struct Runner {
     db_path: PathBuf,
     next_checkpoint: Millis,
     checkpointing: Arc<AtomicBool>,
+    /// Told every alert a sink accepted, after it is marked.
+    receipts: Option<mpsc::UnboundedSender<Notice>>,
 }
 
 impl Runner {
@@ -450,6 +472,11 @@ impl Runner {
                 let rows: Vec<(i64, Status, Millis)> = out.rows.iter().map(|r| (r.id, status, at)).collect();
                 if let Err(e) = self.outbox.mark_delivered(&rows) {
                     tracing::error!(sink = %sink.name, error = %e, "cannot mark alerts delivered");
+                }
+                if let Some(tx) = &self.receipts {
+                    for r in &out.rows {
+                        let _ = tx.send(r.notice.clone());
+                    }
                 }
                 return;
             }

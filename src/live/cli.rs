@@ -66,6 +66,12 @@ pub struct RunArgs {
     /// Serve the console on this address (default: `[console] http`, else 127.0.0.1:8080).
     #[arg(long)]
     pub http: Option<SocketAddr>,
+    /// Cluster mode (`--nats`): see `docs/cluster.md`.
+    #[command(flatten)]
+    pub cluster: crate::cluster::cli::ClusterArgs,
+    /// The worker's id and folder in cluster mode.
+    #[command(flatten)]
+    pub worker: crate::cluster::cli::WorkerArgs,
 }
 
 /// `kefu demo`.
@@ -292,6 +298,14 @@ fn existing(name: &str) -> Option<PathBuf> {
 
 /// `kefu run`: connects to the platform and runs until Ctrl-C / SIGTERM or a fatal error.
 pub fn run(args: RunArgs) -> Result<(), LiveCliError> {
+    if args.cluster.nats.is_some() {
+        return crate::cluster::cli::run_worker(
+            &args.cluster,
+            &args.worker,
+            args.config.as_deref(),
+            args.rules,
+        );
+    }
     // Signals first: from here on a SIGTERM is a clean stop, whatever kefu is doing.
     let rt = runtime()?;
     let mut signals = {

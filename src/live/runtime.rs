@@ -55,6 +55,37 @@ pub enum LiveError {
     /// An SQLite statement failed.
     #[error("database")]
     Sql(#[from] rusqlite::Error),
+    /// The commit hook refused the batch (cluster mode: another worker owns the partition,
+    /// or the results log cannot be written); nothing of the batch is committed.
+    #[error("committing the batch to the shared results")]
+    Hook(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What one transaction stores, handed to a [`CommitHook`] before the commit.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// The highest seq of the batch, when it moves the resume point.
+    pub seq: Option<u64>,
+    /// The JSON of each new event (duplicates left out), in order.
+    pub events: Vec<String>,
+    /// The waits that ended.
+    pub waits: Vec<Wait>,
+    /// The alerts recorded for the first time (stale ones included).
+    pub alerts: Vec<Notice>,
+    /// Input that was not a valid event.
+    pub rejected: Vec<RejectedRow>,
+    /// The snapshot stored in this transaction, if one was due (its `position` is the
+    /// local store's; the cluster stores it at the batch's `seq` instead).
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Called with what a transaction stores, after the writer's statements and before the
+/// commit: an error rolls the batch back and stops the runtime. The cluster mode appends
+/// the batch to the shared results log here, fenced (`crate::cluster::results`), so a
+/// batch is acked, and its alerts sent, only once it is in the log.
+pub trait CommitHook: Send {
+    /// Stores `batch` elsewhere, or refuses it.
+    fn before_commit(&mut self, batch: &Committed) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// The engine and what it decided since the last persist, apart from the store so a
@@ -126,9 +157,6 @@ struct Nightly {
     next: Millis,
     /// The run in flight: the instant it is for, and its result to come.
     running: Option<(Millis, oneshot::Receiver<Result<scoring_job::Outcome, JobError>>)>,
-    /// A due day was left for later: run again once the watermark reaches this instant
-    /// (the day's end + the session idle time).
-    settle_at: Option<Millis>,
 }
 
 impl Nightly {
@@ -180,6 +208,10 @@ pub struct Runtime {
     /// When the last snapshot was stored (engine time), and events stored since.
     snapshot_at: Millis,
     since_snapshot: u64,
+    /// Sees every transaction before its commit (cluster mode).
+    hook: Option<Box<dyn CommitHook>>,
+    /// What the hook is shown (filled only with a hook).
+    batch: Committed,
 }
 
 impl Runtime {
@@ -222,13 +254,9 @@ impl Runtime {
         let nightly = match &assist.nightly {
             None => None,
             Some(job) => match scoring_job::schedule(&job.sheet.cron) {
-                Ok(schedule) => Some(Nightly {
-                    job: job.clone(),
-                    schedule,
-                    next: config.time.now_ms(),
-                    running: None,
-                    settle_at: None,
-                }),
+                Ok(schedule) => {
+                    Some(Nightly { job: job.clone(), schedule, next: config.time.now_ms(), running: None })
+                }
                 Err(e) => {
                     warn!(error = %e, "nightly scoring off: bad schedule");
                     None
@@ -272,6 +300,8 @@ impl Runtime {
             live_disconnects: 0,
             snapshot_at: now,
             since_snapshot: 0,
+            hook: None,
+            batch: Committed::default(),
         };
         Ok((runtime, rx))
     }
@@ -301,6 +331,12 @@ impl Runtime {
     /// Whether the wall clock may make alerts fall due now (see `docs/protocol.md`, "Time").
     fn wall_alerts(&self) -> bool {
         self.live && self.disconnects() == self.live_disconnects
+    }
+
+    /// Shows every transaction to `hook` before its commit (see [`CommitHook`]).
+    pub fn with_hook(mut self, hook: Box<dyn CommitHook>) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     /// Sends the robot's frames and the answers to `replies.*` requests through `sends`
@@ -376,16 +412,12 @@ impl Runtime {
         let Some(n) = self.nightly.as_mut().filter(|n| n.running.is_none() && n.next <= now) else { return };
         n.next = scoring_job::next_fire(&n.schedule, now).unwrap_or(Millis::MAX);
         let job = n.job.clone();
-        // Only days every session of which has closed by event time are scored (see
-        // `scoring::job::settled_days`); the rest wait for a later run.
-        let settled =
-            self.state.engine.watermark().saturating_sub(self.state.engine.clock().rules().idle_close_ms);
         let (tx, rx) = oneshot::channel();
         n.running = Some((now, rx));
         info!(next = %crate::time::display_shanghai(n.next), "nightly scoring: running what is due");
         tokio::task::spawn_blocking(move || {
             let result = Store::open(&job.db).map_err(JobError::from).and_then(|mut store| {
-                scoring_job::run_due_settled(&mut store, &job.sheet, job.reports.as_deref(), now, settled)
+                scoring_job::run_due_with(&mut store, &job.sheet, job.reports.as_deref(), now)
             });
             let _ = tx.send(result);
         });
@@ -394,20 +426,6 @@ impl Runtime {
     /// The nightly job finished: its summary becomes a `summary` alert.
     fn nightly_finished(&mut self, result: Result<scoring_job::Outcome, JobError>) -> Result<(), LiveError> {
         let Some((at, _)) = self.nightly.as_mut().and_then(|n| n.running.take()) else { return Ok(()) };
-        if let (Ok(out), Some(n)) = (&result, self.nightly.as_mut())
-            && let Some(first) = out.deferred.first()
-        {
-            // Run again as soon as event time has passed the day's end by the idle time.
-            let end = first.succ_opt().map_or(Millis::MAX, crate::time::shanghai_midnight);
-            let settle_at = end.saturating_add(self.state.engine.clock().rules().idle_close_ms);
-            if self.state.engine.watermark() >= settle_at {
-                // Events that settle it arrived while the job ran.
-                n.next = n.next.min(self.config.time.now_ms());
-            } else {
-                n.settle_at = Some(settle_at);
-            }
-            info!(day = %first, days = out.deferred.len(), "nightly scoring: a day's last sessions are still open by event time; scored once they close");
-        }
         match result {
             Err(e) => warn!(error = %e, "nightly scoring failed; it runs again at the next fire"),
             Ok(out) if out.days.is_empty() => info!("nightly scoring: nothing due"),
@@ -417,8 +435,15 @@ impl Runtime {
                     self.state.notices.push(Notice::summary("scoring", at, &out.summary));
                     let now = self.config.time.now_ms();
                     let tx = self.store.conn_mut().transaction()?;
-                    let send =
-                        persist_outputs(&BatchWriter::new(&tx)?, &mut self.state, &self.counters, now)?;
+                    let batch = self.hook.is_some().then_some(&mut self.batch);
+                    let send = persist_outputs(
+                        &BatchWriter::new(&tx)?,
+                        &mut self.state,
+                        &self.counters,
+                        now,
+                        batch,
+                    )?;
+                    run_hook(&mut self.hook, &mut self.batch, None)?;
                     tx.commit()?;
                     self.deliver(send);
                 }
@@ -450,13 +475,12 @@ impl Runtime {
                         warn!(seq, reason = %reason, "event rejected: its time is not believable");
                         let raw = crate::gateway::protocol::truncate(&body, REJECTED_RAW_BYTES).to_string();
                         let position = format!("seq {seq}");
-                        w.rejected(&RejectedRow {
-                            received_at,
-                            source: "websocket".into(),
-                            position,
-                            reason,
-                            raw,
-                        })?;
+                        let row =
+                            RejectedRow { received_at, source: "websocket".into(), position, reason, raw };
+                        w.rejected(&row)?;
+                        if self.hook.is_some() {
+                            self.batch.rejected.push(row);
+                        }
                         c.rejected.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -466,6 +490,9 @@ impl Runtime {
                     }
                     c.events.fetch_add(1, Ordering::Relaxed);
                     self.since_snapshot += 1;
+                    if self.hook.is_some() {
+                        self.batch.events.push(body);
+                    }
                     accepted = true;
                     let from = self.state.out.len();
                     self.state.handle(e);
@@ -477,13 +504,11 @@ impl Runtime {
                     max_seq = max_seq.max(r.ack_seq());
                     let position = r.seq.map_or_else(|| "seq ?".to_string(), |s| format!("seq {s}"));
                     let (reason, raw) = (r.reason, r.raw);
-                    w.rejected(&RejectedRow {
-                        received_at,
-                        source: "websocket".into(),
-                        position,
-                        reason,
-                        raw,
-                    })?;
+                    let row = RejectedRow { received_at, source: "websocket".into(), position, reason, raw };
+                    w.rejected(&row)?;
+                    if self.hook.is_some() {
+                        self.batch.rejected.push(row);
+                    }
                     c.rejected.fetch_add(1, Ordering::Relaxed);
                 }
                 Incoming::Other(request) => {
@@ -496,18 +521,14 @@ impl Runtime {
         if accepted {
             self.live = self.state.limits.is_live(self.state.engine.watermark(), now);
             self.live_disconnects = disconnects;
-            let watermark = self.state.engine.watermark();
-            if let Some(n) = self.nightly.as_mut().filter(|n| n.settle_at.is_some_and(|t| watermark >= t)) {
-                n.settle_at = None;
-                n.next = n.next.min(now);
-            }
         }
         if quiet && self.live && disconnects == self.live_disconnects {
             self.state.alert_until(now);
         }
         self.assistant.advance(now);
         let actions = persist_assist(&w, &mut self.state, &mut self.assistant, &self.counters)?;
-        let send = persist_outputs(&w, &mut self.state, &self.counters, now)?;
+        let batch = self.hook.is_some().then_some(&mut self.batch);
+        let send = persist_outputs(&w, &mut self.state, &self.counters, now, batch)?;
         let advanced = max_seq.filter(|&s| Some(s) > self.last_seq);
         if let Some(seq) = advanced {
             w.resume_point(seq)?;
@@ -518,10 +539,14 @@ impl Runtime {
             && (self.since_snapshot >= policy.every_events || now - self.snapshot_at >= policy.every_ms)
         {
             // In the batch's transaction: the snapshot covers exactly the events stored.
-            take_snapshot(&tx, &self.state, &self.assistant, now)?;
+            let snap = take_snapshot(&tx, &self.state, &self.assistant, now)?;
+            if self.hook.is_some() {
+                self.batch.snapshot = Some(snap);
+            }
             self.snapshot_at = now;
             self.since_snapshot = 0;
         }
+        run_hook(&mut self.hook, &mut self.batch, advanced)?;
         tx.commit()?;
         if let Some(seq) = advanced {
             self.last_seq = Some(seq);
@@ -572,8 +597,10 @@ impl Runtime {
         let tx = self.store.conn_mut().transaction()?;
         let w = BatchWriter::new(&tx)?;
         let actions = persist_assist(&w, &mut self.state, &mut self.assistant, &self.counters)?;
-        let send = persist_outputs(&w, &mut self.state, &self.counters, now)?;
+        let batch = self.hook.is_some().then_some(&mut self.batch);
+        let send = persist_outputs(&w, &mut self.state, &self.counters, now, batch)?;
         drop(w);
+        run_hook(&mut self.hook, &mut self.batch, None)?;
         tx.commit()?;
         self.deliver(send);
         self.speak(&actions);
@@ -679,7 +706,7 @@ fn take_snapshot(
     state: &State,
     assistant: &Assistant,
     now: Millis,
-) -> Result<(), LiveError> {
+) -> Result<Snapshot, LiveError> {
     let position = snapshots::last_position(tx)?;
     let snap = Snapshot {
         position: u64::try_from(position).unwrap_or(0),
@@ -689,7 +716,20 @@ fn take_snapshot(
     let bytes = snapshot::encode(&snap);
     snapshots::save(tx, position, snapshot::VERSION, now, state.engine.watermark(), &bytes)?;
     info!(position, bytes = bytes.len(), "snapshot stored");
-    Ok(())
+    Ok(snap)
+}
+
+/// Runs the hook on the batch gathered since the last commit, then forgets the batch.
+fn run_hook(
+    hook: &mut Option<Box<dyn CommitHook>>,
+    batch: &mut Committed,
+    seq: Option<u64>,
+) -> Result<(), LiveError> {
+    let Some(hook) = hook.as_mut() else { return Ok(()) };
+    batch.seq = seq;
+    let result = hook.before_commit(batch).map_err(LiveError::Hook);
+    *batch = Committed::default();
+    result
 }
 
 /// The guard's and the robot's part of a transaction; the guard's alerts join the clock's
@@ -721,11 +761,19 @@ fn persist_outputs(
     state: &mut State,
     counters: &LiveCounters,
     now: Millis,
+    mut batch: Option<&mut Committed>,
 ) -> Result<Vec<Notice>, LiveError> {
     w.waits(&state.waits)?;
+    if let Some(b) = batch.as_deref_mut() {
+        b.waits.append(&mut state.waits);
+    }
     state.waits.clear();
     let mut send = Vec::new();
-    for n in w.alerts(std::mem::take(&mut state.notices))? {
+    let recorded = w.alerts(std::mem::take(&mut state.notices))?;
+    if let Some(b) = batch {
+        b.alerts.extend(recorded.iter().cloned());
+    }
+    for n in recorded {
         counters.alerts.fetch_add(1, Ordering::Relaxed);
         if n.kind == Kind::Breach {
             counters.breaches.fetch_add(1, Ordering::Relaxed);

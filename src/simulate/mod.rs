@@ -4,7 +4,9 @@
 //! - [`server`]: a websocket server playing events over the wire protocol, with faults.
 
 pub mod server;
+pub mod shops;
 pub mod traffic;
 
 pub use server::{Item, ServerConfig, SimServer};
+pub use shops::many_shops;
 pub use traffic::{SimConfig, generate, write_jsonl};

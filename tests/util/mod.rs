@@ -19,3 +19,4 @@ pub async fn wait_until(max: std::time::Duration, mut cond: impl FnMut() -> bool
     }
     true
 }
+pub mod nats;

@@ -1,0 +1,215 @@
+//! Who owns which partition. Leases live in the KV bucket `kefu_leases`, whose entries
+//! expire [`super::ClusterConfig::lease_ttl`] after their last write:
+//!
+//! - `worker.<id>`: the worker is alive, and which process instance it is (written every
+//!   [`RENEW_EVERY`]);
+//! - `part.<N>`: the partition's owner. Taken with `create` (only when absent), renewed
+//!   with `update` at the revision last written (refused once another worker has taken
+//!   it), given back with a delete at that revision.
+//!
+//! A worker that dies stops renewing: after the TTL its entries are gone and the others
+//! take its partitions. Which ones a worker wants is decided here, purely ([`plan`]): each
+//! alive worker's fair share, partitions ranked by a rendezvous hash of (worker,
+//! partition) so the same worker tends to get the same partitions back.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use futures_util::TryStreamExt;
+
+use super::ClusterError;
+
+/// How often a worker renews its entries and looks for free partitions.
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// The key of partition `n`'s lease.
+pub fn part_key(n: u32) -> String {
+    format!("part.{n}")
+}
+
+/// The key of a worker's liveness entry.
+pub fn worker_key(id: &str) -> String {
+    format!("worker.{id}")
+}
+
+/// A worker id usable in a key: letters, digits, `-` and `_`.
+pub fn valid_worker_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What a worker should do this round.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Free partitions to try to take, best first.
+    pub take: Vec<u32>,
+    /// Owned partitions to give back (more than the fair share: a new worker came).
+    pub release: Vec<u32>,
+}
+
+/// The fair share: `partitions` over `workers`, rounded up (so all partitions are owned).
+pub fn share(partitions: u32, workers: usize) -> u32 {
+    let w = workers.max(1) as u32;
+    partitions.div_ceil(w)
+}
+
+/// Rendezvous rank of `partition` for `worker` (higher is preferred).
+pub fn rank(worker: &str, partition: u32) -> u64 {
+    // FNV-1a 64 over the worker id and the partition: stable across versions and machines.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in worker.bytes().chain(partition.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The round's plan for `me`: owning `mine`, seeing `free` partitions unowned, with
+/// `workers` alive (me included). Takes free partitions, best ranked first, up to the
+/// fair share; gives back the worst ranked beyond it, one a round (the newcomer takes it
+/// before the next is given, so a partition is never left without an owner for long).
+pub fn plan(me: &str, partitions: u32, workers: usize, mine: &BTreeSet<u32>, free: &BTreeSet<u32>) -> Plan {
+    let target = share(partitions, workers) as usize;
+    let by_rank = |set: &BTreeSet<u32>| {
+        let mut v: Vec<u32> = set.iter().copied().collect();
+        v.sort_by_key(|&p| std::cmp::Reverse(rank(me, p)));
+        v
+    };
+    let mut out = Plan::default();
+    if mine.len() < target {
+        out.take = by_rank(free).into_iter().take(target - mine.len()).collect();
+    } else if mine.len() > target && free.is_empty() {
+        out.release = by_rank(mine).into_iter().rev().take(1).collect();
+    }
+    out
+}
+
+/// What the bucket says: the alive workers and each partition's owner.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// Alive workers.
+    pub workers: BTreeSet<String>,
+    /// Partitions with an owner.
+    pub owned: BTreeSet<u32>,
+}
+
+/// Reads the bucket.
+pub async fn view(leases: &kv::Store) -> Result<View, ClusterError> {
+    let keys: Vec<String> = leases
+        .keys()
+        .await
+        .map_err(|e| ClusterError::js("listing leases")(e.into()))?
+        .try_collect()
+        .await
+        .map_err(|e| ClusterError::js("listing leases")(e.into()))?;
+    let mut v = View::default();
+    for k in keys {
+        if let Some(w) = k.strip_prefix("worker.") {
+            v.workers.insert(w.to_string());
+        } else if let Some(p) = k.strip_prefix("part.").and_then(|p| p.parse().ok()) {
+            v.owned.insert(p);
+        }
+    }
+    Ok(v)
+}
+
+/// Takes partition `n` if nobody holds it; its revision (the fencing claim quotes it).
+pub async fn take(leases: &kv::Store, n: u32, me: &str) -> Option<u64> {
+    leases.create(part_key(n), me.to_string().into()).await.ok()
+}
+
+/// Renews a lease held at `revision`; the new revision, or why not.
+pub async fn renew(leases: &kv::Store, n: u32, me: &str, revision: u64) -> Result<u64, Renewal> {
+    use async_nats::jetstream::kv::UpdateErrorKind;
+    match leases.update(part_key(n), me.to_string().into(), revision).await {
+        Ok(r) => Ok(r),
+        Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
+            // An earlier renewal whose answer was lost (a server failing over) may have
+            // moved the revision: the entry still naming this worker is still its lease.
+            match leases.entry(part_key(n)).await {
+                Ok(Some(entry))
+                    if entry.operation == kv::Operation::Put && entry.value.as_ref() == me.as_bytes() =>
+                {
+                    Ok(entry.revision)
+                }
+                Ok(_) => Err(Renewal::Lost),
+                Err(e) => Err(Renewal::Unknown(e.to_string())),
+            }
+        }
+        Err(e) => Err(Renewal::Unknown(e.to_string())),
+    }
+}
+
+/// Why a lease was not renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renewal {
+    /// Another worker holds it (or it expired and was taken): stop at once.
+    Lost,
+    /// The servers did not answer (a node failing over): try again; the fence still holds.
+    Unknown(String),
+}
+
+/// Gives a lease back (a clean stop, or more than the fair share).
+pub async fn release(leases: &kv::Store, n: u32, revision: u64) {
+    if let Err(e) = leases.delete_expect_revision(part_key(n), Some(revision)).await {
+        tracing::debug!(partition = n, error = %e, "lease not given back (already gone)");
+    }
+}
+
+/// Says the worker is alive; the value is its process instance (a restarted worker with
+/// the same id is another instance: what the dead one claimed is not the new one's).
+pub async fn heartbeat(leases: &kv::Store, me: &str, instance: &str) -> Result<(), ClusterError> {
+    leases
+        .put(worker_key(me), instance.to_string().into())
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::js("writing the worker's liveness entry")(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &[u32]) -> BTreeSet<u32> {
+        v.iter().copied().collect()
+    }
+
+    #[test]
+    fn shares() {
+        let cases = [(8, 1, 8), (8, 2, 4), (8, 3, 3), (8, 0, 8), (1, 3, 1), (1000, 7, 143)];
+        for (p, w, want) in cases {
+            assert_eq!(share(p, w), want, "{p} partitions over {w}");
+        }
+    }
+
+    #[test]
+    fn plans() {
+        // Alone: take everything free, best first.
+        let p = plan("a", 4, 1, &set(&[]), &set(&[0, 1, 2, 3]));
+        assert_eq!(p.take.len(), 4);
+        assert!(p.release.is_empty());
+        // A second worker came: the first gives back one partition a round, only while
+        // nothing is free (the newcomer takes what is free first).
+        let p = plan("a", 4, 2, &set(&[0, 1, 2, 3]), &set(&[]));
+        assert_eq!((p.take.len(), p.release.len()), (0, 1));
+        let p = plan("a", 4, 2, &set(&[0, 1, 2]), &set(&[3]));
+        assert_eq!(p, Plan::default());
+        // A worker died: the survivors' share grows and they take its partitions.
+        let p = plan("b", 8, 2, &set(&[0, 1, 2]), &set(&[5, 6, 7]));
+        assert_eq!(p.take.len(), 1);
+        // The newcomer takes up to its share.
+        let p = plan("c", 8, 3, &set(&[]), &set(&[3, 4, 5, 6]));
+        assert_eq!(p.take.len(), 3);
+    }
+
+    #[test]
+    fn ranks_are_stable_and_spread() {
+        assert_eq!(rank("w1", 3), rank("w1", 3));
+        let firsts: BTreeSet<u32> =
+            ["w1", "w2", "w3", "w4"].iter().map(|w| (0..8).max_by_key(|&p| rank(w, p)).unwrap()).collect();
+        assert!(firsts.len() >= 2, "{firsts:?}");
+        assert!(valid_worker_id("w-1_a") && !valid_worker_id("w.1") && !valid_worker_id(""));
+    }
+}
