@@ -8,7 +8,8 @@
 //! 3. peak memory (VmHWM) of the runtime holding 100,000 open conversations, measured in a
 //!    child process so nothing else counts.
 //!
-//! `cargo bench --bench live` (events for 1: KEFU_BENCH_EVENTS, default 200,000).
+//! `cargo bench --bench live` (events for 1: KEFU_BENCH_EVENTS, default 200,000;
+//! KEFU_BENCH_LIVE_PARTS: some of `throughput,lateness,memory`, default all).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +36,19 @@ fn main() -> anyhow::Result<()> {
     if std::env::var(CHILD).is_ok() {
         return memory_child();
     }
+    // KEFU_BENCH_LIVE_PARTS picks some of `throughput,lateness,memory` (default all).
+    let parts =
+        std::env::var("KEFU_BENCH_LIVE_PARTS").unwrap_or_else(|_| "throughput,lateness,memory".into());
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(throughput())?;
-    rt.block_on(lateness())?;
-    memory()?;
+    if parts.contains("throughput") {
+        rt.block_on(throughput())?;
+    }
+    if parts.contains("lateness") {
+        rt.block_on(lateness())?;
+    }
+    if parts.contains("memory") {
+        memory()?;
+    }
     Ok(())
 }
 

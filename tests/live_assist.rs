@@ -242,7 +242,10 @@ async fn the_nightly_job_runs_from_the_runtime_at_its_time_and_writes_daily_rows
         let today = shanghai_day(now_ms());
         let yesterday = today.pred_opt().unwrap();
         let fire = shanghai_midnight(today) + 30 * 60_000; // 00:30, the sheet's default cron
-        let events = answered_at_ten(yesterday);
+        // A day is scored once event time has passed its end by the session idle time (its
+        // last sessions closed): the shop's first event of the night, at 00:30, does that.
+        let [m1, m2] = answered_at_ten(yesterday);
+        let events = [m1, m2, presence("p1", fire, "小美", "online")];
         let srv = server(&events, ServerConfig::default()).await;
         // kefu's clock starts two seconds before the fire.
         let time = TimeSource::scaled(fire - 2_000, Instant::now(), 1.0);
@@ -513,8 +516,14 @@ async fn a_scoring_cron_edit_moves_the_next_nightly_run() {
         let yesterday = today.pred_opt().unwrap();
         let old_fire = shanghai_midnight(today) + 30 * 60_000; // 00:30
         let new_fire = old_fire + 60_000; // 00:31
-        let events = answered_at_ten(yesterday);
-        let srv = server(&events, ServerConfig::default()).await;
+        // A day is scored once event time has passed its end by the session idle time: the
+        // shop's first event of the night, at 00:30:10, arrives (paced) when kefu's clock
+        // reaches it, about 2.2 real seconds in.
+        let [m1, m2] = answered_at_ten(yesterday);
+        let night = old_fire + 10_000;
+        let speed = (night - m1.ts) as f64 / 2_170.0;
+        let events = [m1, m2, presence("p1", night, "小美", "online")];
+        let srv = server(&events, ServerConfig { speed, ..ServerConfig::default() }).await;
         // kefu's clock starts two minutes before 00:30 and runs 60 times faster: the edit
         // has two real seconds to arrive.
         let time = TimeSource::scaled(old_fire - 120_000, Instant::now(), 60.0);

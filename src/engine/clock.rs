@@ -209,15 +209,23 @@ pub enum Output {
     Breach(Breach),
 }
 
-/// A wait still pending, as a snapshot keeps it.
+/// A wait still pending, as a snapshot keeps it (short names: a snapshot holds one per
+/// buyer waiting).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingState {
+    #[serde(rename = "t")]
     start: Millis,
+    #[serde(rename = "a")]
     agent: Arc<str>,
+    #[serde(rename = "b")]
     customer: Arc<str>,
+    #[serde(rename = "d")]
     deadline_ms: i64,
+    #[serde(rename = "n")]
     load: u32,
+    #[serde(rename = "f")]
     first: bool,
+    #[serde(rename = "r")]
     robot: bool,
 }
 
@@ -225,14 +233,22 @@ pub struct PendingState {
 /// close is still queued), as a snapshot keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConvState {
+    #[serde(rename = "c")]
     name: Arc<str>,
+    #[serde(rename = "s")]
     shop: Arc<str>,
+    #[serde(rename = "a")]
     agent: Option<Arc<str>>,
+    #[serde(rename = "o")]
     open: bool,
+    #[serde(rename = "l")]
     last_msg: Millis,
     /// The queued idle close, if any.
+    #[serde(rename = "q")]
     close_due: Option<Millis>,
+    #[serde(rename = "h")]
     had_wait: bool,
+    #[serde(rename = "p")]
     pending: Option<PendingState>,
 }
 
@@ -245,6 +261,25 @@ pub struct ClockState {
 }
 
 impl ClockState {
+    /// The waits pending, as they started.
+    pub(crate) fn waits_pending(&self) -> Vec<WaitStart> {
+        let convs = self.convs.iter();
+        convs
+            .filter_map(|c| {
+                c.pending.as_ref().map(|p| WaitStart {
+                    conversation: c.name.clone(),
+                    shop: c.shop.clone(),
+                    customer: p.customer.clone(),
+                    agent: p.agent.clone(),
+                    start: p.start,
+                    deadline_ms: p.deadline_ms,
+                    load: p.load,
+                    first: p.first,
+                })
+            })
+            .collect()
+    }
+
     /// The waits pending, as `(conversation, agent, start, deadline_ms)`, in conversation order.
     pub fn pending(&self) -> impl Iterator<Item = (&str, &str, Millis, i64)> {
         self.convs

@@ -52,7 +52,10 @@ impl Engine {
     /// state was taken from would.
     #[must_use]
     pub fn restore(rules: ResponseRules, plan: Plan, state: EngineState) -> Self {
-        Self { clock: Clock::restore(rules, state.clock), notices: Notices::restore(plan, state.notices) }
+        let pending = state.clock.waits_pending();
+        let clock = Clock::restore(rules, state.clock);
+        let notices = Notices::restore(plan, state.notices, pending, clock.now());
+        Self { clock, notices }
     }
 
     /// The waits pending now, with their deadlines (in no particular order).

@@ -25,13 +25,11 @@ const PREVIEW_BYTES: usize = 512;
 /// A timer: `(due_at, kind, conversation, wait_start)`, ordered by due time.
 type Timer = (Millis, Kind, Arc<str>, Millis);
 
-/// The alert timers' state, in a canonical order (equal timers give equal states): the
-/// waits pending, the timers still to fire for them, the previews of open sessions. The
-/// plan is configuration, not state.
+/// The alert timers' state: only the previews of open sessions, in conversation order. The
+/// waits pending are the clock's, and their timers follow from them and the plan
+/// ([`Notices::restore`]); the plan is configuration, not state.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NoticesState {
-    pending: Vec<WaitStart>,
-    timers: Vec<Timer>,
     previews: Vec<(Arc<str>, Box<str>)>,
 }
 
@@ -52,28 +50,33 @@ impl Notices {
         Self { plan, pending: HashMap::default(), timers: BinaryHeap::new(), previews: HashMap::default() }
     }
 
-    /// The timers' state, for a snapshot ([`super::snapshot`]). Timers of waits that
-    /// ended are left out: they would never fire.
+    /// The timers' state, for a snapshot ([`super::snapshot`]).
     #[must_use]
     pub fn state(&self) -> NoticesState {
-        let mut pending: Vec<WaitStart> = self.pending.values().cloned().collect();
-        pending.sort_unstable_by(|a, b| a.conversation.cmp(&b.conversation));
-        let live = |(_, _, c, start): &Timer| self.pending.get(c).is_some_and(|w| w.start == *start);
-        let mut timers: Vec<Timer> = self.timers.iter().map(|Reverse(t)| t.clone()).filter(live).collect();
-        timers.sort_unstable();
         let mut previews: Vec<(Arc<str>, Box<str>)> =
             self.previews.iter().map(|(c, p)| (c.clone(), p.clone())).collect();
         previews.sort_unstable();
-        NoticesState { pending, timers, previews }
+        NoticesState { previews }
     }
 
-    /// Timers in `state`, alerting by `plan`.
+    /// The timers of the waits `pending` at event time `watermark`, alerting by `plan`:
+    /// every alert the plan schedules at or after the watermark (the earlier ones fell due
+    /// while event time passed them). A live alert the wall clock already fired comes back
+    /// due again; the `alerts` table's key records it once and it is not sent twice.
     #[must_use]
-    pub fn restore(plan: Plan, state: NoticesState) -> Self {
+    pub fn restore(plan: Plan, state: NoticesState, pending: Vec<WaitStart>, watermark: Millis) -> Self {
+        let mut timers = BinaryHeap::new();
+        for w in &pending {
+            for (kind, due) in plan.schedule(w.start, w.deadline_ms) {
+                if due >= watermark {
+                    timers.push(Reverse((due, kind, w.conversation.clone(), w.start)));
+                }
+            }
+        }
         Self {
             plan,
-            pending: state.pending.into_iter().map(|w| (w.conversation.clone(), w)).collect(),
-            timers: state.timers.into_iter().map(Reverse).collect(),
+            pending: pending.into_iter().map(|w| (w.conversation.clone(), w)).collect(),
+            timers,
             previews: state.previews.into_iter().collect(),
         }
     }

@@ -28,7 +28,7 @@ pub const MAGIC: &[u8; 8] = b"KEFUSNAP";
 
 /// The format this kefu writes and reads. Bump it whenever a state type changes shape:
 /// an older snapshot is then refused and the state rebuilt from the events.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The engine's state: the response clock and the alert timers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -66,10 +66,11 @@ pub struct SnapshotPolicy {
 }
 
 impl Default for SnapshotPolicy {
-    /// Every minute or 100,000 events: at most about 0.1–0.2 s of events to process on a
-    /// restart, and an encode (a few ms per thousand open conversations) rarely.
+    /// Every minute or 50,000 events: a restart processes at most that many stored events
+    /// after the snapshot (well under a second, `docs/benchmarks.md`), and the encode (a
+    /// few ms per thousand open conversations) is rare.
     fn default() -> Self {
-        Self { every_ms: 60_000, every_events: 100_000, load: true }
+        Self { every_ms: 60_000, every_events: 50_000, load: true }
     }
 }
 

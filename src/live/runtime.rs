@@ -157,6 +157,9 @@ struct Nightly {
     next: Millis,
     /// The run in flight: the instant it is for, and its result to come.
     running: Option<(Millis, oneshot::Receiver<Result<scoring_job::Outcome, JobError>>)>,
+    /// A due day was left for later: run again once the watermark reaches this instant
+    /// (the day's end + the session idle time).
+    settle_at: Option<Millis>,
 }
 
 impl Nightly {
@@ -254,9 +257,13 @@ impl Runtime {
         let nightly = match &assist.nightly {
             None => None,
             Some(job) => match scoring_job::schedule(&job.sheet.cron) {
-                Ok(schedule) => {
-                    Some(Nightly { job: job.clone(), schedule, next: config.time.now_ms(), running: None })
-                }
+                Ok(schedule) => Some(Nightly {
+                    job: job.clone(),
+                    schedule,
+                    next: config.time.now_ms(),
+                    running: None,
+                    settle_at: None,
+                }),
                 Err(e) => {
                     warn!(error = %e, "nightly scoring off: bad schedule");
                     None
@@ -412,12 +419,16 @@ impl Runtime {
         let Some(n) = self.nightly.as_mut().filter(|n| n.running.is_none() && n.next <= now) else { return };
         n.next = scoring_job::next_fire(&n.schedule, now).unwrap_or(Millis::MAX);
         let job = n.job.clone();
+        // Only days every session of which has closed by event time are scored (see
+        // `scoring::job::settled_days`); the rest wait for a later run.
+        let settled =
+            self.state.engine.watermark().saturating_sub(self.state.engine.clock().rules().idle_close_ms);
         let (tx, rx) = oneshot::channel();
         n.running = Some((now, rx));
         info!(next = %crate::time::display_shanghai(n.next), "nightly scoring: running what is due");
         tokio::task::spawn_blocking(move || {
             let result = Store::open(&job.db).map_err(JobError::from).and_then(|mut store| {
-                scoring_job::run_due_with(&mut store, &job.sheet, job.reports.as_deref(), now)
+                scoring_job::run_due_settled(&mut store, &job.sheet, job.reports.as_deref(), now, settled)
             });
             let _ = tx.send(result);
         });
@@ -426,6 +437,20 @@ impl Runtime {
     /// The nightly job finished: its summary becomes a `summary` alert.
     fn nightly_finished(&mut self, result: Result<scoring_job::Outcome, JobError>) -> Result<(), LiveError> {
         let Some((at, _)) = self.nightly.as_mut().and_then(|n| n.running.take()) else { return Ok(()) };
+        if let (Ok(out), Some(n)) = (&result, self.nightly.as_mut())
+            && let Some(first) = out.deferred.first()
+        {
+            // Run again as soon as event time has passed the day's end by the idle time.
+            let end = first.succ_opt().map_or(Millis::MAX, crate::time::shanghai_midnight);
+            let settle_at = end.saturating_add(self.state.engine.clock().rules().idle_close_ms);
+            if self.state.engine.watermark() >= settle_at {
+                // Events that settle it arrived while the job ran.
+                n.next = n.next.min(self.config.time.now_ms());
+            } else {
+                n.settle_at = Some(settle_at);
+            }
+            info!(day = %first, days = out.deferred.len(), "nightly scoring: a day's last sessions are still open by event time; scored once they close");
+        }
         match result {
             Err(e) => warn!(error = %e, "nightly scoring failed; it runs again at the next fire"),
             Ok(out) if out.days.is_empty() => info!("nightly scoring: nothing due"),
@@ -521,6 +546,11 @@ impl Runtime {
         if accepted {
             self.live = self.state.limits.is_live(self.state.engine.watermark(), now);
             self.live_disconnects = disconnects;
+            let watermark = self.state.engine.watermark();
+            if let Some(n) = self.nightly.as_mut().filter(|n| n.settle_at.is_some_and(|t| watermark >= t)) {
+                n.settle_at = None;
+                n.next = n.next.min(now);
+            }
         }
         if quiet && self.live && disconnects == self.live_disconnects {
             self.state.alert_until(now);

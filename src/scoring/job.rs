@@ -69,6 +69,9 @@ pub struct Outcome {
     pub reports: Vec<PathBuf>,
     /// Short text for the supervisors' alert sink (empty when nothing ran).
     pub summary: String,
+    /// Days due by the schedule but left for later: event time has not yet passed their
+    /// end by the session idle time, so sessions of theirs may still close ([`settled_days`]).
+    pub deferred: Vec<NaiveDate>,
 }
 
 /// `YYYY-MM` of a day.
@@ -384,6 +387,18 @@ pub fn due_days(s: &cron::Schedule, last_done: Option<NaiveDate>, now: Millis) -
     first.iter_days().take_while(|d| *d <= target).collect()
 }
 
+/// Splits `due` into the days whose figures are final and the days left for later: a day
+/// is final once event time (`settled` = the watermark − the session idle time) has reached
+/// its end — only then has every session of it closed by event time and every wait of it
+/// been stored. Days are in order, so the final ones are a prefix. Pure.
+#[must_use]
+pub fn settled_days(mut due: Vec<NaiveDate>, settled: Millis) -> (Vec<NaiveDate>, Vec<NaiveDate>) {
+    let end = |d: &NaiveDate| d.succ_opt().map_or(Millis::MAX, crate::time::shanghai_midnight);
+    let n = due.iter().take_while(|d| end(d) <= settled).count();
+    let later = due.split_off(n);
+    (due, later)
+}
+
 /// The first day the job scored.
 fn first_scored(conn: &Connection) -> rusqlite::Result<Option<NaiveDate>> {
     let d: Option<String> = conn.query_row("SELECT MIN(day) FROM job_runs", [], |r| r.get(0))?;
@@ -396,16 +411,31 @@ pub fn last_done(conn: &Connection) -> rusqlite::Result<Option<NaiveDate>> {
     Ok(d.and_then(|d| crate::time::parse_day(&d)))
 }
 
-/// Runs whatever is due at `now` with `sheet`, writing reports to `reports` when given.
+/// Runs whatever is due at `now` with `sheet`, writing reports to `reports` when given
+/// (every due day: for `kefu score`-like use on a database no longer written to).
 pub fn run_due_with(
     store: &mut Store,
     sheet: &Sheet,
     reports: Option<&Path>,
     now: Millis,
 ) -> Result<Outcome, JobError> {
+    run_due_settled(store, sheet, reports, now, Millis::MAX)
+}
+
+/// [`run_due_with`] for the live runtime: only the days final by event time `settled`
+/// ([`settled_days`]) are scored; the others wait for a later run (`Outcome::deferred`).
+pub fn run_due_settled(
+    store: &mut Store,
+    sheet: &Sheet,
+    reports: Option<&Path>,
+    now: Millis,
+    settled: Millis,
+) -> Result<Outcome, JobError> {
     let s = schedule(&sheet.cron).map_err(|m| DataError::at("scoring.toml", None, m))?;
-    let due = due_days(&s, last_done(store.conn())?, now);
-    let (Some(&first), Some(&to)) = (due.first(), due.last()) else { return Ok(Outcome::default()) };
+    let (due, deferred) = settled_days(due_days(&s, last_done(store.conn())?, now), settled);
+    let (Some(&first), Some(&to)) = (due.first(), due.last()) else {
+        return Ok(Outcome { deferred, ..Outcome::default() });
+    };
     // The days an order today can still reach back to (its 协助下单 buyers leave the
     // assistants' 咨询人数) are rescored with it; only days already scored are revisited.
     let revisit = Days::new(((sheet.attribution_window_ms.max(0) + 86_399_999) / 86_400_000) as u64);
@@ -418,6 +448,7 @@ pub fn run_due_with(
         out.reports = super::report::write_all(store.conn(), sheet, dir, &out.days, &out.months)?;
     }
     out.summary = super::report::summary(store.conn(), sheet, to)?;
+    out.deferred = deferred;
     Ok(out)
 }
 
@@ -450,6 +481,25 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         crate::time::parse_day(s).unwrap()
+    }
+
+    #[test]
+    fn a_day_is_final_once_event_time_passes_its_end_by_the_idle_time() {
+        let idle = 1_800_000;
+        let days = || vec![d("2026-11-11"), d("2026-11-12")];
+        let at = |s: &str| sh(s) - idle;
+        let cases: [(&str, usize); 4] = [
+            // The shop went quiet at 23:50 on the 11th: its last sessions are still open.
+            ("2026-11-11T23:50:00+08:00", 0),
+            ("2026-11-12T00:29:59+08:00", 0),
+            // The first event at or after 00:30 closes them all: the 11th is final.
+            ("2026-11-12T00:30:00+08:00", 1),
+            ("2026-11-13T08:30:00+08:00", 2),
+        ];
+        for (watermark, n) in cases {
+            let (now, later) = settled_days(days(), at(watermark));
+            assert_eq!((now.len(), later.len()), (n, 2 - n), "{watermark}");
+        }
     }
 
     #[test]
