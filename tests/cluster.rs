@@ -190,22 +190,6 @@ fn assert_equals_replay(dir: &Path, file: &Path, collected: &Path, urls: &str) {
     assert_eq!(sorted(&mut a), sorted(&mut b), "the guard's findings differ");
 }
 
-/// Alert keys (conversation, wait start, kind) in a webhook body.
-fn alert_keys(body: &str) -> Vec<(String, i64, String)> {
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    let one = |n: &serde_json::Value| {
-        (
-            n["conversation"].as_str().unwrap().to_string(),
-            n["wait_start"].as_i64().unwrap(),
-            n["kind"].as_str().unwrap().to_string(),
-        )
-    };
-    match v["notices"].as_array() {
-        Some(all) => all.iter().map(one).collect(),
-        None => vec![one(&v)],
-    }
-}
-
 /// (shop, conversation, wait start, kind) of each alert in a webhook body.
 fn alert_parts(body: &str) -> Vec<(String, String, i64, String)> {
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -223,7 +207,7 @@ fn alert_parts(body: &str) -> Vec<(String, String, i64, String)> {
 fn answered(hooks: &[&HttpServer]) -> BTreeMap<(String, i64, String), usize> {
     let mut seen = BTreeMap::new();
     for r in hooks.iter().flat_map(|h| h.answered()) {
-        for k in alert_keys(&r.body) {
+        for k in util::http::alert_keys(&r.body) {
             *seen.entry(k).or_insert(0) += 1;
         }
     }
@@ -509,7 +493,7 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
                 let by: Vec<String> = [&slow, &fast]
                     .iter()
                     .flat_map(|h| h.answered())
-                    .filter(|r| alert_keys(&r.body).contains(k))
+                    .filter(|r| util::http::alert_keys(&r.body).contains(k))
                     .map(|r| format!("{} {:?} ago", r.target, r.received.elapsed()))
                     .collect();
                 format!("{k:?}: {by:?}")

@@ -157,23 +157,6 @@ async fn a_sink_taking_3_s_a_request_delivers_in_parallel_and_digests_its_backlo
     assert!(slow.requests().len() <= 10 + 60 * 5, "{} requests", slow.requests().len());
 }
 
-/// The alert keys `(conversation, wait_start, kind)` a webhook body carries: one for a
-/// single alert, every notice of a digest.
-fn keys(body: &str) -> Vec<(String, i64, String)> {
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    let one = |n: &serde_json::Value| {
-        (
-            n["conversation"].as_str().unwrap().to_string(),
-            n["wait_start"].as_i64().unwrap(),
-            n["kind"].as_str().unwrap().to_string(),
-        )
-    };
-    match v["notices"].as_array() {
-        Some(all) => all.iter().map(one).collect(),
-        None => vec![one(&v)],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_while_a_slow_sink_delivers_sends_no_alert_twice() {
     use kefu::simulate::ServerConfig;
@@ -241,7 +224,7 @@ async fn a_kill_9_while_a_slow_sink_delivers_sends_no_alert_twice() {
         .map(|r| (r.notice.conversation, r.notice.wait_start, r.notice.kind.as_str().to_string()))
         .collect();
     for r in hook.answered() {
-        for k in keys(&r.body) {
+        for k in util::http::alert_keys(&r.body) {
             assert!(marked.contains(&k), "{k:?} was answered before the kill but is not marked delivered");
         }
     }
@@ -265,7 +248,7 @@ async fn a_kill_9_while_a_slow_sink_delivers_sends_no_alert_twice() {
 
     let mut seen = std::collections::HashMap::new();
     for (i, r) in hook.answered().iter().enumerate() {
-        for k in keys(&r.body) {
+        for k in util::http::alert_keys(&r.body) {
             if let Some(j) = seen.insert(k.clone(), i) {
                 panic!("{k:?} answered twice (requests {j} and {i}; {before} answered before the kill)");
             }

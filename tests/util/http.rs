@@ -225,3 +225,20 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
         }
     }
 }
+
+/// The alert keys `(conversation, wait_start, kind)` a webhook body carries: one for a
+/// single alert, every notice of a digest.
+pub fn alert_keys(body: &str) -> Vec<(String, i64, String)> {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let one = |n: &serde_json::Value| {
+        (
+            n["conversation"].as_str().unwrap().to_string(),
+            n["wait_start"].as_i64().unwrap(),
+            n["kind"].as_str().unwrap().to_string(),
+        )
+    };
+    match v["notices"].as_array() {
+        Some(all) => all.iter().map(one).collect(),
+        None => vec![one(&v)],
+    }
+}
