@@ -1318,6 +1318,27 @@ async fn a_shop_limited_supervisor_sees_and_changes_only_the_points_and_inputs_o
         ];
         assert_eq!(zhou.post(path, &form).await.0, 403, "{path} on a1's entry");
     }
+    // a1 appeals wang's entry; deciding that appeal is not zhou's.
+    let dispute = kefu::console::points::appeal(
+        Store::open(&db).unwrap().conn_mut(),
+        a1_entry.parse().unwrap(),
+        "a1",
+        "a1-appeal",
+        "a1",
+        now_ms(),
+        i64::MAX / 2,
+    )
+    .unwrap()
+    .to_string();
+    let form = [("dispute", dispute.as_str()), ("decision", "accept"), ("month", "2026-11"), ("csrf", &csrf)];
+    let (status, page) = zhou.post("points/resolve", &form).await;
+    assert_eq!(status, 403, "zhou decides no appeal of a1's: {page}");
+    let open: i64 = Store::open(&db)
+        .unwrap()
+        .conn()
+        .query_row("SELECT COUNT(*) FROM ledger WHERE id = ?1 AND voided = 0", [&a1_entry], |r| r.get(0))
+        .unwrap();
+    assert_eq!(open, 1, "a1's entry still counts after zhou's refused accept");
     let (status, page) = zhou.get("points?month=2026-11").await;
     assert_eq!(status, 200);
     assert!(page.contains("zhou-on-b1") && !page.contains("a1-entry"), "zhou's points page lists b1 only");
@@ -1349,4 +1370,43 @@ async fn a_shop_limited_supervisor_sees_and_changes_only_the_points_and_inputs_o
     assert_eq!(stored, 0, "nothing stored from the refused forms");
     let (status, _) = zhou.upload("inputs/import", &csrf, &format!("agent,{key}\nb1,90\n")).await;
     assert_eq!(status, 303, "b1's row is zhou's to enter");
+
+    // The audit trails: wang's change to a1's inputs and wang's dismissal of a1's finding
+    // (tmall-test) are not zhou's to read; zhou's own upload for b1 is.
+    let form =
+        [("month", "2026-11"), ("agent", "a1"), ("key", key.as_str()), ("v0_0", "77"), ("csrf", &wang_csrf)];
+    let (status, page) = wang.post("inputs", &form).await;
+    assert!(status == 303 || status == 200, "wang sets a1's input: {status} {page}");
+    let (_, wang_inputs) = wang.get("inputs?month=2026-11").await;
+    assert!(wang_inputs.contains(&format!("a1 {key} = 77")), "wang's trail has the change to a1");
+    assert!(wang_inputs.contains("inputs.import"), "and zhou's upload");
+    let (_, zhou_inputs) = zhou.get("inputs?month=2026-11").await;
+    assert!(!zhou_inputs.contains(&format!("a1 {key}")), "zhou's trail leaves out a1's change");
+    assert!(zhou_inputs.contains("inputs.import"), "zhou's trail keeps zhou's upload for b1");
+    let (category, start): (String, i64) = Store::open(&db)
+        .unwrap()
+        .conn()
+        .query_row("SELECT category, start FROM flags WHERE message_id = 's2'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let start = start.to_string();
+    let form = [
+        ("message", "s2"),
+        ("category", category.as_str()),
+        ("start", start.as_str()),
+        ("decision", "dismiss"),
+        ("note", "wang-dismissal-note"),
+        ("day", "2026-11-11"),
+        ("csrf", &wang_csrf),
+    ];
+    assert_eq!(wang.post("findings/review", &form).await.0, 303, "wang dismisses a1's finding");
+    let (_, wang_findings) = wang.get("findings?day=2026-11-11").await;
+    assert!(wang_findings.contains("finding.dismiss") && wang_findings.contains("wang-dismissal-note"));
+    let (status, zhou_findings) = zhou.get("findings?day=2026-11-11").await;
+    assert_eq!(status, 200);
+    assert!(
+        !zhou_findings.contains("finding.dismiss") && !zhou_findings.contains("wang-dismissal-note"),
+        "neither the trail line nor the candidate exception from tmall-test reach zhou"
+    );
 }

@@ -112,14 +112,14 @@ pub fn review(
     };
     let start: i64 = key.start.trim().parse().map_err(|_| missing())?;
     let tx = conn.transaction()?;
-    let found: Option<(String, Millis, i32, String, String)> = tx
+    let found: Option<(String, Millis, i32, String, String, String)> = tx
         .query_row(
-            "SELECT agent, ts, points, shown, conversation FROM flags WHERE message_id = ?1 AND category = ?2 AND start = ?3",
+            "SELECT agent, ts, points, shown, conversation, shop FROM flags WHERE message_id = ?1 AND category = ?2 AND start = ?3",
             params![key.message, key.category, start],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let Some((agent, ts, points, shown, conversation)) = found else { return Err(missing()) };
+    let Some((agent, ts, points, shown, conversation, shop)) = found else { return Err(missing()) };
     let status = if dismiss { "dismissed" } else { "confirmed" };
     tx.execute(
         "INSERT INTO finding_reviews (message_id, category, start, status, at, user, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -140,7 +140,8 @@ pub fn review(
         key.category,
         if note.is_empty() { String::new() } else { format!(" — {note}") }
     );
-    super::points::audit(&tx, now, user, action, None, &detail)?;
+    let about = super::points::About { shop: Some(&shop), agents: vec![&agent] };
+    super::points::audit_about(&tx, now, user, action, None, &detail, &about)?;
     tx.commit()?;
     Ok((agent, crate::time::shanghai_day(ts)))
 }
@@ -161,6 +162,8 @@ pub struct Candidate {
     pub at: Millis,
     /// Why.
     pub note: String,
+    /// The shop of the finding (a shop-limited supervisor sees their shops' only).
+    pub shop: String,
 }
 
 /// Characters of context either side of a match in a candidate exception.
@@ -169,7 +172,7 @@ pub const CONTEXT: usize = 6;
 /// Every dismissed finding, newest first, with the text around its match.
 pub fn candidates(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Candidate>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT f.category, f.shown, f.start, f.end, r.user, r.at, r.note, e.body
+        "SELECT f.category, f.shown, f.start, f.end, r.user, r.at, r.note, e.body, f.shop
          FROM finding_reviews r
          JOIN flags f ON f.message_id = r.message_id AND f.category = r.category AND f.start = r.start
          LEFT JOIN events e ON e.id = r.message_id
@@ -187,7 +190,15 @@ pub fn candidates(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Candi
             })
             .map(|t| context(&t, start.max(0) as usize, end.max(0) as usize))
             .unwrap_or_else(|| shown.clone());
-        Ok(Candidate { category: r.get(0)?, text, shown, user: r.get(4)?, at: r.get(5)?, note: r.get(6)? })
+        Ok(Candidate {
+            category: r.get(0)?,
+            text,
+            shown,
+            user: r.get(4)?,
+            at: r.get(5)?,
+            note: r.get(6)?,
+            shop: r.get(8)?,
+        })
     })?;
     rows.collect()
 }

@@ -117,6 +117,15 @@ pub enum Change {
     Clear(String, String),
 }
 
+impl Change {
+    /// The agent whose input changes.
+    pub fn agent(&self) -> &str {
+        match self {
+            Self::Set(agent, _, _) | Self::Clear(agent, _) => agent,
+        }
+    }
+}
+
 /// The grid form's cells: `agent` fields list the rows in order, `key` the columns,
 /// `v{row}_{col}` each cell. Every cell is checked with the sheet's own `Input::accept`;
 /// the errors name the agent and the indicator. Cells equal to `grid` are left out.

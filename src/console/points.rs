@@ -3,7 +3,7 @@
 //! The ledger's own rules (`scoring::ledger`) do the work; this module validates the forms
 //! and keeps the audit trail (`console_audit`, migration 009): who did what, when.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use rusqlite::{Connection, params};
@@ -184,10 +184,38 @@ pub(crate) fn audit(
     entry: impl Into<Option<i64>>,
     detail: &str,
 ) -> rusqlite::Result<()> {
+    audit_about(conn, at, user, action, entry, detail, &About::default())
+}
+
+/// What an audit line is about, for showing it only to those who may see that.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct About<'a> {
+    /// The shop (a finding's).
+    pub shop: Option<&'a str>,
+    /// The agents whose figures the change touched (score inputs).
+    pub agents: Vec<&'a str>,
+}
+
+/// [`audit`] with what the line is about.
+pub(crate) fn audit_about(
+    conn: &Connection,
+    at: Millis,
+    user: &str,
+    action: &str,
+    entry: impl Into<Option<i64>>,
+    detail: &str,
+    about: &About<'_>,
+) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO console_audit (at, user, action, entry, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![at, user, action, entry.into(), detail],
+        "INSERT INTO console_audit (at, user, action, entry, detail, shop) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![at, user, action, entry.into(), detail, about.shop],
     )?;
+    let id = conn.last_insert_rowid();
+    let mut stmt = conn.prepare_cached("INSERT INTO console_audit_agents (audit, agent) VALUES (?1, ?2)")?;
+    let agents: BTreeSet<&str> = about.agents.iter().copied().collect();
+    for a in agents {
+        stmt.execute(params![id, a])?;
+    }
     Ok(())
 }
 
@@ -277,31 +305,86 @@ pub fn month(
     Ok((entries, trail))
 }
 
+/// Which audit lines a reader may see.
+#[derive(Debug, Clone, Copy)]
+pub enum Within<'a> {
+    /// Every line (the owner, a supervisor of every shop).
+    All,
+    /// Lines about one of these shops.
+    Shops(&'a [String]),
+    /// Lines whose every agent is one of these (a line about nobody is not shown).
+    Agents(&'a BTreeSet<String>),
+}
+
+impl Within<'_> {
+    fn shows(&self, shop: Option<&str>, agents: &[String]) -> bool {
+        match self {
+            Self::All => true,
+            Self::Shops(mine) => shop.is_some_and(|s| mine.iter().any(|m| m == s)),
+            Self::Agents(mine) => !agents.is_empty() && agents.iter().all(|a| mine.contains(a)),
+        }
+    }
+}
+
 /// The latest `limit` audit lines whose action starts with `prefix` (`finding.`,
-/// `inputs.`, `rules.`), oldest first.
-pub fn trail(conn: &Connection, prefix: &str, limit: usize) -> rusqlite::Result<Vec<Audit>> {
+/// `inputs.`, `rules.`) that `within` lets the reader see, oldest first.
+pub fn trail(
+    conn: &Connection,
+    prefix: &str,
+    limit: usize,
+    within: Within<'_>,
+) -> rusqlite::Result<Vec<Audit>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT at, user, action, entry, detail FROM console_audit WHERE substr(action, 1, length(?1)) = ?1 \
-         ORDER BY at DESC, id DESC LIMIT ?2",
+        "SELECT at, user, action, entry, detail, shop, \
+                (SELECT json_group_array(agent) FROM console_audit_agents WHERE audit = console_audit.id) \
+         FROM console_audit WHERE substr(action, 1, length(?1)) = ?1 ORDER BY at DESC, id DESC",
     )?;
-    let mut rows = stmt
-        .query_map(params![prefix, limit as i64], |r| {
-            Ok(Audit {
+    let mut rows = stmt.query(params![prefix])?;
+    let mut kept = Vec::new();
+    while kept.len() < limit {
+        let Some(r) = rows.next()? else { break };
+        let shop: Option<String> = r.get(5)?;
+        // A JSON array keeps any character an agent's name may hold.
+        let agents: String = r.get(6)?;
+        let agents: Vec<String> = serde_json::from_str(&agents).unwrap_or_default();
+        if within.shows(shop.as_deref(), &agents) {
+            kept.push(Audit {
                 at: r.get(0)?,
                 user: r.get(1)?,
                 action: r.get(2)?,
                 entry: r.get(3)?,
                 detail: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.reverse();
-    Ok(rows)
+            });
+        }
+    }
+    kept.reverse();
+    Ok(kept)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_limited_reader_sees_only_lines_about_their_shops_or_agents() {
+        let shops = ["tmall-a".to_string()];
+        let agents: BTreeSet<String> = ["a1".to_string(), "a2".to_string()].into();
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let cases: [(Within<'_>, Option<&str>, Vec<String>, bool); 9] = [
+            (Within::All, None, v(&[]), true),
+            (Within::All, Some("tmall-b"), v(&["b1"]), true),
+            (Within::Shops(&shops), Some("tmall-a"), v(&["a1"]), true),
+            (Within::Shops(&shops), Some("tmall-b"), v(&["a1"]), false),
+            (Within::Shops(&shops), None, v(&["a1"]), false),
+            (Within::Agents(&agents), None, v(&["a1", "a2"]), true),
+            (Within::Agents(&agents), None, v(&["a1", "b1"]), false),
+            (Within::Agents(&agents), None, v(&[]), false),
+            (Within::Agents(&agents), Some("tmall-a"), v(&["b1"]), false),
+        ];
+        for (i, (within, shop, lines_agents, shown)) in cases.iter().enumerate() {
+            assert_eq!(within.shows(*shop, lines_agents), *shown, "case {i}");
+        }
+    }
 
     fn form(agent: &str, day: &str, points: &str, reason: &str) -> EntryForm {
         EntryForm {

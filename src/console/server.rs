@@ -1115,24 +1115,31 @@ async fn inputs_view(
         Ok(sheet) => sheet,
         Err(r) => return r,
     };
+    // A shop-limited supervisor enters, and sees the trail of, the inputs of the agents
+    // who worked in their shops.
+    let mine = match agents_of(app, s, from, to).await {
+        Ok(mine) => mine,
+        Err(r) => return r,
+    };
     let m = month.clone();
     let data = with_db(app, move |c| {
-        let grid =
+        let mut grid =
             inputs::read(c, &sheet, &m, &from.to_string(), &to.to_string()).map_err(|e| e.to_string())?;
-        let trail = points::trail(c, "inputs.", 50).map_err(|e| e.to_string())?;
+        let within = match &mine {
+            Some(mine) => {
+                grid.rows.retain(|r| mine.contains(&r.agent));
+                points::Within::Agents(mine)
+            }
+            None => points::Within::All,
+        };
+        let trail = points::trail(c, "inputs.", 50, within).map_err(|e| e.to_string())?;
         Ok((grid, trail))
     })
     .await;
-    let (mut grid, trail) = match data {
+    let (grid, trail) = match data {
         Ok(d) => d,
         Err(r) => return r,
     };
-    // A shop-limited supervisor enters the inputs of the agents who worked in their shops.
-    match agents_of(app, s, from, to).await {
-        Ok(Some(mine)) => grid.rows.retain(|r| mine.contains(&r.agent)),
-        Ok(None) => {}
-        Err(r) => return r,
-    }
     let p = pages::InputsPage { month, grid, trail, message };
     page(status, pages::inputs(&s.user, &s.csrf, &p))
 }
@@ -1195,7 +1202,9 @@ async fn inputs_set(
             return Ok(());
         }
         let detail = inputs::apply(c, &m, &changes).map_err(|e| e.to_string())?;
-        points::audit(c, now_ms(), &user, "inputs.set", None, &detail).map_err(|e| e.to_string())?;
+        let about = points::About { shop: None, agents: changes.iter().map(inputs::Change::agent).collect() };
+        points::audit_about(c, now_ms(), &user, "inputs.set", None, &detail, &about)
+            .map_err(|e| e.to_string())?;
         if let Err(e) = crate::scoring::job::score_month(c, &sheet, &m) {
             warn!(error = %e, month = %m, "console: rescoring the month after score inputs");
         }
@@ -1225,20 +1234,28 @@ async fn findings_view(
         Ok(day) => day,
         Err(r) => return r,
     };
+    let scope = s.user.scope();
     let data = with_db(app, move |c| {
-        let f = findings::day(c, day, None).map_err(|e| e.to_string())?;
-        let candidates = findings::candidates(c, 100).map_err(|e| e.to_string())?;
-        let trail = points::trail(c, "finding.", 50).map_err(|e| e.to_string())?;
-        Ok((f, candidates, trail))
+        let mut list = findings::day(c, day, None).map_err(|e| e.to_string())?;
+        let mut candidates = findings::candidates(c, 100).map_err(|e| e.to_string())?;
+        // A supervisor limited to some shops sees their findings, the candidate exceptions
+        // from them and the trail about them.
+        let within = match &scope {
+            super::board::Scope::Shops(mine) => {
+                list.retain(|f| mine.contains(&f.flag.shop));
+                candidates.retain(|c| mine.contains(&c.shop));
+                points::Within::Shops(mine)
+            }
+            _ => points::Within::All,
+        };
+        let trail = points::trail(c, "finding.", 50, within).map_err(|e| e.to_string())?;
+        Ok((list, candidates, trail))
     })
     .await;
-    let (mut list, candidates, trail) = match data {
+    let (list, candidates, trail) = match data {
         Ok(d) => d,
         Err(r) => return r,
     };
-    if let super::board::Scope::Shops(mine) = s.user.scope() {
-        list.retain(|f| mine.contains(&f.flag.shop));
-    }
     let p = pages::FindingsPage { day: day.to_string(), findings: list, candidates, trail, message };
     page(status, pages::findings(&s.user, &s.csrf, &p))
 }
@@ -1325,7 +1342,10 @@ async fn inputs_import(
     let r = with_db_mut(&app, move |c| {
         crate::scoring::cli::store_inputs(c, &m, &grid.values).map_err(|e| e.to_string())?;
         let detail = format!("{m}: {name}: {} value(s) for {} agent(s)", grid.values.len(), grid.agents);
-        points::audit(c, now_ms(), &user, "inputs.import", None, &detail).map_err(|e| e.to_string())?;
+        let about =
+            points::About { shop: None, agents: grid.values.iter().map(|(a, _, _)| a.as_str()).collect() };
+        points::audit_about(c, now_ms(), &user, "inputs.import", None, &detail, &about)
+            .map_err(|e| e.to_string())?;
         if let Err(e) = crate::scoring::job::score_month(c, &sheet, &m) {
             warn!(error = %e, month = %m, "console: rescoring the month after an upload");
         }
@@ -1369,7 +1389,7 @@ async fn answers_view(
     let replies = app.replies.clone();
     let data = with_db(app, move |c| {
         let groups = answers::groups(c, replies.as_deref(), day)?;
-        let trail = points::trail(c, "rules.", 50).map_err(|e| e.to_string())?;
+        let trail = points::trail(c, "rules.", 50, points::Within::All).map_err(|e| e.to_string())?;
         Ok((groups, trail))
     })
     .await;

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../migrations/010_robot_figures.sql")),
     (11, include_str!("../../migrations/011_console_reviews.sql")),
     (12, include_str!("../../migrations/012_snapshots.sql")),
+    (13, include_str!("../../migrations/013_console_audit_scope.sql")),
 ];
 
 /// Store failures.
