@@ -1400,6 +1400,16 @@ async fn a_shop_limited_supervisor_sees_and_changes_only_the_points_and_inputs_o
         ("day", "2026-11-11"),
         ("csrf", &wang_csrf),
     ];
+    let mut zhou_form = form;
+    zhou_form[6] = ("csrf", &csrf);
+    let (status, page) = zhou.post("findings/review", &zhou_form).await;
+    assert_eq!(status, 403, "a1's finding in tmall-test is not zhou's to review: {page}");
+    let reviews: i64 = Store::open(&db)
+        .unwrap()
+        .conn()
+        .query_row("SELECT COUNT(*) FROM finding_reviews", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(reviews, 0, "nothing stored from zhou's refused review");
     assert_eq!(wang.post("findings/review", &form).await.0, 303, "wang dismisses a1's finding");
     let (_, wang_findings) = wang.get("findings?day=2026-11-11").await;
     assert!(wang_findings.contains("finding.dismiss") && wang_findings.contains("wang-dismissal-note"));

@@ -959,6 +959,17 @@ async fn points_appeal(State(app): State<Shared>, headers: HeaderMap, Form(f): F
     points_done(&app, &s, f.month, r).await
 }
 
+/// A supervisor's two-way decision (`yes` → true, `no` → false) and its note, cut to the
+/// length the ledger keeps; anything else is refused naming both choices.
+fn decision(value: &str, yes: &str, no: &str, note: &str) -> Result<(bool, String), String> {
+    let note = note.trim().chars().take(points::MAX_REASON).collect();
+    match value {
+        v if v == yes => Ok((true, note)),
+        v if v == no => Ok((false, note)),
+        _ => Err(format!("decision: expected {yes} or {no}")),
+    }
+}
+
 /// The accept / reject form.
 #[derive(Deserialize)]
 struct ResolveForm {
@@ -983,15 +994,10 @@ async fn points_resolve(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let accept = match f.decision.as_str() {
-        "accept" => true,
-        "reject" => false,
-        _ => {
-            let msg = "decision: expected accept or reject".to_string();
-            return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await;
-        }
+    let (accept, note) = match decision(&f.decision, "accept", "reject", &f.note) {
+        Ok(d) => d,
+        Err(msg) => return points_view(&app, &s, Some(f.month), Some(msg), StatusCode::BAD_REQUEST).await,
     };
-    let note = f.note.trim().chars().take(points::MAX_REASON).collect::<String>();
     let Some(dispute) = f.dispute.trim().parse::<i64>().ok().filter(|d| *d > 0) else {
         let msg = format!(
             "dispute `{}`: expected an appeal number",
@@ -1612,31 +1618,32 @@ async fn findings_review(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let dismiss = match f.decision.as_str() {
-        "dismiss" => true,
-        "confirm" => false,
-        _ => {
-            let msg = "decision: expected confirm or dismiss".to_string();
-            return findings_view(&app, &s, Some(f.day), Some(msg), StatusCode::BAD_REQUEST).await;
-        }
+    let (dismiss, note) = match decision(&f.decision, "dismiss", "confirm", &f.note) {
+        Ok(d) => d,
+        Err(msg) => return findings_view(&app, &s, Some(f.day), Some(msg), StatusCode::BAD_REQUEST).await,
     };
-    let note = f.note.trim().chars().take(points::MAX_REASON).collect::<String>();
-    let (user, sheet, key) = (s.user.name.clone(), app.sheet().ok(), f.key.clone());
-    let scope = s.user.scope();
-    let r = with_db_mut(&app, move |c| {
-        // A supervisor reviews the findings of their shops only.
-        if let super::board::Scope::Shops(mine) = &scope {
-            let shop: Option<String> = c
-                .query_row(
-                    "SELECT shop FROM flags WHERE message_id = ?1 AND category = ?2",
-                    rusqlite::params![key.message, key.category],
-                    |r| r.get(0),
-                )
-                .ok();
-            if shop.is_some_and(|x| !mine.contains(&x)) {
-                return Err("finding: not in your shops".to_string());
+    // A supervisor reviews the findings of their shops only.
+    if let super::board::Scope::Shops(mine) = s.user.scope() {
+        let key = f.key.clone();
+        let shop = with_db(&app, move |c| {
+            Ok(c.query_row(
+                "SELECT shop FROM flags WHERE message_id = ?1 AND category = ?2",
+                rusqlite::params![key.message, key.category],
+                |r| r.get::<_, String>(0),
+            )
+            .ok())
+        })
+        .await;
+        match shop {
+            Ok(Some(shop)) if !mine.contains(&shop) => {
+                return forbidden(&s, "this finding is not in your shops");
             }
+            Ok(_) => {}
+            Err(r) => return r,
         }
+    }
+    let (user, sheet, key) = (s.user.name.clone(), app.sheet().ok(), f.key.clone());
+    let r = with_db_mut(&app, move |c| {
         let (_, day) =
             findings::review(c, &key, dismiss, &note, &user, now_ms()).map_err(|e| e.to_string())?;
         rescore(c, sheet.as_ref(), &day.to_string());
