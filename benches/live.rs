@@ -68,12 +68,13 @@ async fn throughput() -> anyhow::Result<()> {
         let assist =
             live_ingest(&events, &dir.path().join("assist.db"), AssistConfig::with_sets(&sets)).await?;
         println!(
-            "  round {}: bare insert {:>9.0} rows/s · live {:>9.0} events/s ({:.0}%) · with guard and robot {:>9.0} events/s",
+            "  round {}: bare insert {:>9.0} rows/s · live {:>9.0} events/s ({:.0}%) · with guard and robot {:>9.0} events/s ({:.0}%)",
             round + 1,
             n as f64 / bare,
             n as f64 / live,
             100.0 * bare / live,
-            n as f64 / assist
+            n as f64 / assist,
+            100.0 * bare / assist
         );
         bare_best = bare_best.min(bare);
         live_best = live_best.min(live);
@@ -83,6 +84,7 @@ async fn throughput() -> anyhow::Result<()> {
     println!("  live from the simulator:      {:>9.0} events/s (best of 3)", n as f64 / live_best);
     println!("  live / bare: {:.0}%", 100.0 * bare_best / live_best);
     println!("  live with guard and robot:    {:>9.0} events/s (best of 3)", n as f64 / assist_best);
+    println!("  live with guard and robot / bare: {:.0}% (target >= 70%)", 100.0 * bare_best / assist_best);
     Ok(())
 }
 
@@ -225,7 +227,7 @@ fn memory_child() -> anyhow::Result<()> {
         drop(tx);
         task.await??;
         println!(
-            "memory: {} open conversations, {} buyers waiting: VmHWM {:.1} MB (RSS before the runtime {:.1} MB)",
+            "memory: {} open conversations, {} buyers waiting: VmHWM {:.1} MB (target <= 100 MB; RSS before the runtime {:.1} MB)",
             LiveCounters::get(&counters.open),
             LiveCounters::get(&counters.waiting),
             status_kb("VmHWM:") as f64 / 1024.0,

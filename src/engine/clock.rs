@@ -260,6 +260,30 @@ pub struct ClockState {
     convs: Vec<ConvState>,
 }
 
+/// A [`ClockState`] by reference ([`Clock::state_ref`]): serialises to the same bytes.
+pub(crate) struct ClockStateRef<'a> {
+    clock: &'a Clock,
+}
+
+impl serde::Serialize for ClockStateRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        /// The conversations, each built only while it is written.
+        struct Convs<'a>(&'a Clock, Vec<u32>, HashMap<u32, Millis>);
+        impl serde::Serialize for Convs<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.1.iter().map(|&c| self.0.conv_state(c, &self.2)))
+            }
+        }
+        let clock = self.clock;
+        // The fields of `ClockState`, in its order.
+        let mut st = s.serialize_struct("ClockState", 2)?;
+        st.serialize_field("now", &clock.now)?;
+        st.serialize_field("convs", &Convs(clock, clock.sorted_slots(), clock.close_dues()))?;
+        st.end()
+    }
+}
+
 impl ClockState {
     /// The waits pending, as they started.
     pub(crate) fn waits_pending(&self) -> Vec<WaitStart> {
@@ -440,35 +464,54 @@ impl Clock {
     /// The clock's state, for a snapshot ([`super::snapshot`]).
     #[must_use]
     pub fn state(&self) -> ClockState {
-        let due: HashMap<u32, Millis> = self.queue.iter().map(|Reverse((t, c))| (*c, *t)).collect();
+        let due = self.close_dues();
+        ClockState {
+            now: self.now,
+            convs: self.sorted_slots().into_iter().map(|c| self.conv_state(c, &due)).collect(),
+        }
+    }
+
+    /// The same state as [`Clock::state`] for serialising, without building it: each
+    /// conversation's [`ConvState`] is made only while it is written, so a snapshot of a
+    /// clock with 100,000 conversations does not hold a second copy of them.
+    pub(crate) fn state_ref(&self) -> ClockStateRef<'_> {
+        ClockStateRef { clock: self }
+    }
+
+    /// The queued idle close of each slot that has one.
+    fn close_dues(&self) -> HashMap<u32, Millis> {
+        self.queue.iter().map(|Reverse((t, c))| (*c, *t)).collect()
+    }
+
+    /// The slots in use, in conversation order.
+    fn sorted_slots(&self) -> Vec<u32> {
+        let mut slots: Vec<u32> = self.conv_ids.values().copied().collect();
+        slots.sort_unstable_by(|a, b| self.convs[*a as usize].name.cmp(&self.convs[*b as usize].name));
+        slots
+    }
+
+    /// One conversation as a snapshot keeps it.
+    fn conv_state(&self, c: u32, due: &HashMap<u32, Millis>) -> ConvState {
         let name = |a: u32| self.agent_names[a as usize].clone();
-        let mut convs: Vec<ConvState> = self
-            .conv_ids
-            .values()
-            .map(|&c| {
-                let conv = &self.convs[c as usize];
-                ConvState {
-                    name: conv.name.clone(),
-                    shop: conv.shop.clone(),
-                    agent: conv.agent.map(name),
-                    open: conv.open,
-                    last_msg: conv.last_msg,
-                    close_due: due.get(&c).copied(),
-                    had_wait: conv.had_wait,
-                    pending: conv.pending.as_ref().map(|p| PendingState {
-                        start: p.start,
-                        agent: name(p.agent),
-                        customer: p.customer.clone(),
-                        deadline_ms: p.deadline_ms,
-                        load: p.load,
-                        first: p.first,
-                        robot: p.robot,
-                    }),
-                }
-            })
-            .collect();
-        convs.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        ClockState { now: self.now, convs }
+        let conv = &self.convs[c as usize];
+        ConvState {
+            name: conv.name.clone(),
+            shop: conv.shop.clone(),
+            agent: conv.agent.map(name),
+            open: conv.open,
+            last_msg: conv.last_msg,
+            close_due: due.get(&c).copied(),
+            had_wait: conv.had_wait,
+            pending: conv.pending.as_ref().map(|p| PendingState {
+                start: p.start,
+                agent: name(p.agent),
+                customer: p.customer.clone(),
+                deadline_ms: p.deadline_ms,
+                load: p.load,
+                first: p.first,
+                robot: p.robot,
+            }),
+        }
     }
 
     /// A clock in `state`, serving `rules`: it goes on exactly as the clock the state was

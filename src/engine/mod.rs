@@ -48,6 +48,11 @@ impl Engine {
         EngineState { clock: self.clock.state(), notices: self.notices.state() }
     }
 
+    /// The alert timers' state by reference, for [`snapshot::write_ref`].
+    pub(crate) fn notices_state_ref(&self) -> notices::NoticesStateRef<'_> {
+        self.notices.state_ref()
+    }
+
     /// An engine in `state`, on these rules and plan: it goes on exactly as the engine the
     /// state was taken from would.
     #[must_use]

@@ -33,6 +33,12 @@ pub struct NoticesState {
     previews: Vec<(Arc<str>, Box<str>)>,
 }
 
+/// A [`NoticesState`] by reference ([`Notices::state_ref`]): serialises to the same bytes.
+#[derive(serde::Serialize)]
+pub(crate) struct NoticesStateRef<'a> {
+    previews: Vec<(&'a Arc<str>, &'a Box<str>)>,
+}
+
 /// The pending waits' alert timers.
 pub struct Notices {
     plan: Plan,
@@ -57,6 +63,14 @@ impl Notices {
             self.previews.iter().map(|(c, p)| (c.clone(), p.clone())).collect();
         previews.sort_unstable();
         NoticesState { previews }
+    }
+
+    /// The same state as [`Notices::state`] for serialising, borrowing the previews
+    /// instead of copying them (same bytes).
+    pub(crate) fn state_ref(&self) -> NoticesStateRef<'_> {
+        let mut previews: Vec<(&Arc<str>, &Box<str>)> = self.previews.iter().collect();
+        previews.sort_unstable();
+        NoticesStateRef { previews }
     }
 
     /// The timers of the waits `pending` at event time `watermark`, alerting by `plan`:

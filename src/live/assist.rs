@@ -145,6 +145,11 @@ impl Assistant {
         self.robot.as_ref().map(Robot::state)
     }
 
+    /// The robot, when it is on (a snapshot encodes its state by reference).
+    pub(crate) fn robot(&self) -> Option<&Robot> {
+        self.robot.as_ref()
+    }
+
     /// Whether a snapshot with (`true`) or without a robot state can restore this assistant:
     /// a robot that is on needs its state; one that is off ignores it.
     pub(crate) fn accepts(&self, has_robot: bool) -> bool {

@@ -43,6 +43,9 @@ pub use crate::store::LAST_SEQ_KEY;
 /// Frames per transaction at most: commits stay cheap and acks stay frequent.
 pub const BATCH: usize = 4096;
 
+/// The live writer's SQLite page cache, KiB (see [`Runtime::open`]).
+pub const LIVE_CACHE_KIB: u32 = 8 * 1024;
+
 /// Bytes of a rejected frame kept in the `rejected` table (as the gateway keeps).
 const REJECTED_RAW_BYTES: usize = 4096;
 
@@ -227,6 +230,10 @@ impl Runtime {
         seam: Box<dyn AlertSeam>,
         counters: Arc<LiveCounters>,
     ) -> Result<(Self, watch::Receiver<Option<u64>>), LiveError> {
+        // The store opens with replay's 64 MiB page cache (its bulk insert of ids in random
+        // order needs it); the live writer commits small batches and keeps a smaller one,
+        // which is most of its memory with many conversations open (docs/benchmarks.md).
+        store.conn().execute_batch(&format!("PRAGMA cache_size = -{LIVE_CACHE_KIB}"))?;
         let mut state = State::new(config.rules.clone(), config.plan, config.limits);
         state.board = config.board.take();
         // The runtime keeps what it built from these, not the sets themselves: a reload
@@ -247,7 +254,7 @@ impl Runtime {
         if tail >= config.snapshots.every_events {
             // The next restart need not do this again, whenever it comes.
             let tx = store.conn().unchecked_transaction()?;
-            take_snapshot(&tx, &state, &assistant, now)?;
+            take_snapshot(&tx, &state, &assistant, now, false)?;
             tx.commit()?;
         }
         assistant.skip_to(config.time.now_ms());
@@ -569,9 +576,10 @@ impl Runtime {
             && (self.since_snapshot >= policy.every_events || now - self.snapshot_at >= policy.every_ms)
         {
             // In the batch's transaction: the snapshot covers exactly the events stored.
-            let snap = take_snapshot(&tx, &self.state, &self.assistant, now)?;
-            if self.hook.is_some() {
-                self.batch.snapshot = Some(snap);
+            let owned = self.hook.is_some();
+            let snap = take_snapshot(&tx, &self.state, &self.assistant, now, owned)?;
+            if owned {
+                self.batch.snapshot = snap;
             }
             self.snapshot_at = now;
             self.since_snapshot = 0;
@@ -730,23 +738,35 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Stores a snapshot of the engine and the robot covering every event stored so far, in
-/// `tx` (the batch's transaction), and drops the older ones.
+/// `tx` (the batch's transaction), and drops the older ones. With `owned` (a commit hook
+/// wants the [`Snapshot`] value) the state is copied out first; otherwise it is encoded
+/// straight from the engine and the robot (the same bytes) in two passes, one counting the
+/// bytes and one writing them into their row: neither a copy of the state nor the bytes
+/// are held in memory (with 100,000 conversations open, both were tens of MB).
 fn take_snapshot(
     tx: &rusqlite::Connection,
     state: &State,
     assistant: &Assistant,
     now: Millis,
-) -> Result<Snapshot, LiveError> {
+    owned: bool,
+) -> Result<Option<Snapshot>, LiveError> {
     let position = snapshots::last_position(tx)?;
-    let snap = Snapshot {
-        position: u64::try_from(position).unwrap_or(0),
-        engine: state.engine.state(),
-        robot: assistant.robot_state(),
-    };
-    let bytes = snapshot::encode(&snap);
-    snapshots::save(tx, position, snapshot::VERSION, now, state.engine.watermark(), &bytes)?;
-    info!(position, bytes = bytes.len(), "snapshot stored");
-    Ok(snap)
+    let at = u64::try_from(position).unwrap_or(0);
+    let watermark = state.engine.watermark();
+    if owned {
+        let snap = Snapshot { position: at, engine: state.engine.state(), robot: assistant.robot_state() };
+        let bytes = snapshot::encode(&snap);
+        snapshots::save(tx, position, snapshot::VERSION, now, watermark, &bytes)?;
+        info!(position, bytes = bytes.len(), "snapshot stored");
+        return Ok(Some(snap));
+    }
+    let (engine, robot) = (&state.engine, assistant.robot());
+    let len = snapshot::encoded_len(at, engine, robot);
+    snapshots::save_streamed(tx, position, snapshot::VERSION, now, watermark, len, |w| {
+        snapshot::write_ref(at, engine, robot, w)
+    })?;
+    info!(position, bytes = len, "snapshot stored");
+    Ok(None)
 }
 
 /// Runs the hook on the batch gathered since the last commit, then forgets the batch.

@@ -204,6 +204,24 @@ pub struct RobotState {
     next_prune: Millis,
 }
 
+/// A [`RobotState`] by reference ([`Robot::state_ref`]): the same fields in the same
+/// order, so it serialises to the same bytes without copying the robot's maps.
+#[derive(serde::Serialize)]
+pub(crate) struct RobotStateRef<'a> {
+    #[serde(serialize_with = "crate::engine::snapshot::pairs::serialize_ref")]
+    convs: &'a HashMap<String, Conv>,
+    #[serde(serialize_with = "crate::engine::snapshot::pairs::serialize_ref")]
+    presence: &'a HashMap<String, (String, Presence)>,
+    orders: &'a OrderBook,
+    #[serde(serialize_with = "crate::engine::snapshot::pairs::serialize_ref")]
+    greeted: &'a HashMap<(String, String), NaiveDate>,
+    #[serde(serialize_with = "crate::engine::snapshot::pairs::serialize_ref")]
+    rotation: &'a HashMap<String, usize>,
+    due: &'a BTreeSet<(Millis, Due)>,
+    parked: &'a BTreeSet<(Millis, Due)>,
+    next_prune: Millis,
+}
+
 /// The robot's state. One per process; events for every shop go through it.
 #[derive(Debug)]
 pub struct Robot {
@@ -258,6 +276,20 @@ impl Robot {
             rotation: self.rotation.clone(),
             due: self.due.clone(),
             parked: self.parked.clone(),
+            next_prune: self.next_prune,
+        }
+    }
+
+    /// The same state as [`Robot::state`] for serialising, by reference (no copy).
+    pub(crate) fn state_ref(&self) -> RobotStateRef<'_> {
+        RobotStateRef {
+            convs: &self.convs,
+            presence: &self.presence,
+            orders: &self.orders,
+            greeted: &self.greeted,
+            rotation: &self.rotation,
+            due: &self.due,
+            parked: &self.parked,
             next_prune: self.next_prune,
         }
     }

@@ -71,6 +71,16 @@ pub enum StoreError {
         /// Highest version this build knows.
         known: i64,
     },
+    /// Writing a snapshot's bytes into its row failed (or they came out another length
+    /// than counted).
+    #[error("writing the snapshot at position {position}")]
+    Snapshot {
+        /// The snapshot's position.
+        position: i64,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other SQLite failure.
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),

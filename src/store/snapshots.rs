@@ -3,7 +3,8 @@
 //! never misses one that is. The bytes are [`crate::engine::snapshot`]'s; this module only
 //! stores them, keeps the latest few and reads the newest back.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::blob::ZeroBlob;
+use rusqlite::{Connection, DatabaseName, OptionalExtension, params};
 
 use super::StoreError;
 use crate::time::Millis;
@@ -30,11 +31,66 @@ pub fn save(
     watermark: Millis,
     bytes: &[u8],
 ) -> Result<(), StoreError> {
+    save_streamed(conn, position, version, taken_at, watermark, bytes.len(), |w| w.write_all(bytes))
+}
+
+/// Stores a snapshot of `len` bytes that `write` writes, covering events up to
+/// `position`, and drops all but the newest [`KEEP`]. The bytes go straight into the row
+/// (a zeroblob of `len` written through a blob handle), so they are never held whole in
+/// memory: with 100,000 conversations open they are tens of MB. `write` must write exactly
+/// `len` bytes (the caller counts them with a first pass); anything else is an error and
+/// the caller's transaction is not to be committed.
+pub fn save_streamed(
+    conn: &Connection,
+    position: i64,
+    version: u32,
+    taken_at: Millis,
+    watermark: Millis,
+    len: usize,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
+    let fail = |source| StoreError::Snapshot { position, source };
+    let size = i32::try_from(len).map_err(|_| {
+        fail(std::io::Error::new(std::io::ErrorKind::InvalidInput, "larger than a blob can be"))
+    })?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO snapshots (position, version, taken_at, watermark, bytes) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![position, version, taken_at, watermark, bytes])?;
+    .execute(params![position, version, taken_at, watermark, ZeroBlob(size)])?;
+    let blob = conn.blob_open(DatabaseName::Main, "snapshots", "bytes", position, false)?;
+    let mut out = Exact { inner: std::io::BufWriter::with_capacity(64 * 1024, blob), left: len };
+    write(&mut out).map_err(fail)?;
+    std::io::Write::flush(&mut out).map_err(fail)?;
+    if out.left != 0 {
+        return Err(fail(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "fewer bytes than counted")));
+    }
+    drop_older(conn)
+}
+
+/// A writer that refuses to write more than `left` bytes.
+struct Exact<W> {
+    inner: W,
+    left: usize,
+}
+
+impl<W: std::io::Write> std::io::Write for Exact<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "more bytes than counted"));
+        }
+        self.inner.write_all(buf)?;
+        self.left -= buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Keeps the newest [`KEEP`] snapshots.
+fn drop_older(conn: &Connection) -> Result<(), StoreError> {
     conn.prepare_cached(
         "DELETE FROM snapshots WHERE position < \
          (SELECT MIN(position) FROM (SELECT position FROM snapshots ORDER BY position DESC LIMIT ?1))",
