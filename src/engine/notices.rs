@@ -36,7 +36,7 @@ pub struct NoticesState {
 /// A [`NoticesState`] by reference ([`Notices::state_ref`]): serialises to the same bytes.
 #[derive(serde::Serialize)]
 pub(crate) struct NoticesStateRef<'a> {
-    previews: Vec<(&'a Arc<str>, &'a Box<str>)>,
+    previews: Vec<(&'a Arc<str>, &'a str)>,
 }
 
 /// The pending waits' alert timers.
@@ -68,7 +68,7 @@ impl Notices {
     /// The same state as [`Notices::state`] for serialising, borrowing the previews
     /// instead of copying them (same bytes).
     pub(crate) fn state_ref(&self) -> NoticesStateRef<'_> {
-        let mut previews: Vec<(&Arc<str>, &Box<str>)> = self.previews.iter().collect();
+        let mut previews: Vec<(&Arc<str>, &str)> = self.previews.iter().map(|(c, p)| (c, &**p)).collect();
         previews.sort_unstable();
         NoticesStateRef { previews }
     }
