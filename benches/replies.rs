@@ -157,11 +157,12 @@ fn message(rng: &mut SmallRng) -> String {
     s
 }
 
-/// CPU seconds this process has used (utime + stime from /proc/self/stat, 10 ms ticks).
+/// CPU seconds the calling thread has used (utime + stime from /proc/thread-self/stat,
+/// 10 ms ticks): the measuring thread's own, whatever else the process or the machine runs.
 /// The bench machine is shared with other builds, so wall-clock rates understate the
 /// code; the CPU-time rate is reported beside them.
 fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
     let after = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;

@@ -13,24 +13,37 @@
 //! word from breaking the match altogether. The rule of the best-scoring example answers
 //! when its score reaches the shop's threshold.
 //!
-//! Speed: grams are interned once into ids; each gram keeps the examples that contain it
-//! (postings), so a question only touches the examples that share a gram with it. Callers
-//! want an answer only at or above a threshold, and that prunes exactly (MaxScore): each
-//! gram of the question can add at most its weight times the largest normalised weight it
-//! has in any example. Grams are walked strongest first; once the bounds of the grams left
-//! together stay under the threshold (or under the score an allowed example already has),
-//! they cannot lift an example not yet reached to it, so their postings (the commonest
-//! grams, shared by thousands of examples) are not walked: they are added only to the
-//! examples already reached that can still win. The answer is the same as scoring every
-//! example (a test checks it on generated questions).
+//! Speed: grams are interned once into ids, and grams that the same examples hold with the
+//! same weights (快, 递 and 快递 when no example has one without the others) are one
+//! feature with one postings list (the examples holding it), so a question only touches
+//! the examples that share a feature with it, once per feature. Weights and scores are
+//! fixed point (1 = 2^15): integer sums do not depend on the order they are added in, so
+//! the pruned search below finds exactly the score of scoring every example (a test
+//! checks it), and an example's score is a 16-bit counter (10,000 examples' counters stay
+//! in the processor's first-level cache). Callers want an answer only at or above a
+//! threshold, and that prunes exactly (MaxScore): each feature of the question can add at
+//! most its weight times the largest weight it has in any example. Features are walked
+//! cheapest first (fewest postings for what they can add); once the bounds of the features
+//! left together stay under the threshold (or under the score an allowed example already
+//! has), they cannot lift an example not yet reached to it, so their postings are not
+//! walked: they are added only to the examples already reached that can still win.
 
 use rustc_hash::FxHashMap;
 
 /// A normalised text: the characters that carry meaning.
 pub fn normalise(text: &str) -> Vec<char> {
-    let mut s = String::with_capacity(text.len());
+    let mut out = Vec::new();
+    normalise_into(text, &mut String::new(), &mut out);
+    out
+}
+
+/// [`normalise`] into `out`, with `s` as scratch: a question allocates nothing.
+fn normalise_into(text: &str, s: &mut String, out: &mut Vec<char>) {
+    s.clear();
+    out.clear();
     // The platform's placeholders ([图片], [表情], [商品链接] …) are not words the buyer typed.
     let mut in_placeholder = false;
+    let mut variant = false;
     for c in text.chars() {
         match c {
             '[' => {
@@ -50,14 +63,28 @@ pub fn normalise(text: &str) -> Vec<char> {
             '\u{3000}' => ' ',
             _ => c,
         };
-        s.extend(c.to_lowercase());
-    }
-    for (from, to) in VARIANTS {
-        if s.contains(from) {
-            s = s.replace(from, to);
+        variant |= VARIANT_STARTS.contains(&c);
+        // Han characters have no case: most of a question skips the case tables.
+        if c.is_ascii() {
+            s.push(c.to_ascii_lowercase());
+        } else if is_han(c) {
+            s.push(c);
+        } else {
+            s.extend(c.to_lowercase());
         }
     }
-    let mut out: Vec<char> = s.chars().filter(|c| c.is_alphanumeric() && !FILLERS.contains(c)).collect();
+    // Only a text holding the first character of a variant can change (most do not).
+    if variant {
+        for (from, to) in VARIANTS {
+            if s.contains(from) {
+                *s = s.replace(from, to);
+            }
+        }
+    }
+    out.extend(s.chars().filter(|&c| {
+        let meaning = if c.is_ascii() { c.is_ascii_alphanumeric() } else { is_han(c) || c.is_alphanumeric() };
+        meaning && !FILLERS.contains(&c)
+    }));
     // A closing 不/么/嘛/没 asks what 吗 asks (能开票不, 在么), unless it ends 什么, 怎么 ….
     let n = out.len();
     if n >= 2
@@ -66,8 +93,16 @@ pub fn normalise(text: &str) -> Vec<char> {
     {
         out[n - 1] = '吗';
     }
-    out
 }
+
+/// CJK Unified Ideographs: letters (alphanumeric) without case.
+fn is_han(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c)
+}
+
+/// The first characters of [`VARIANTS`].
+const VARIANT_STARTS: &[char] =
+    &['啥', '神', '什', '咋', '肿', '木', '没', '哪', '时', '优', '能', '可', '有', '是'];
 
 /// Colloquial and input-method variants, mapped to the form the examples use.
 const VARIANTS: &[(&str, &str)] = &[
@@ -105,6 +140,24 @@ fn grams(chars: &[char]) -> impl Iterator<Item = u64> + '_ {
 /// (measured); half keeps that to the few examples already halfway there.
 const WEAK_SHARE: f32 = 0.5;
 
+/// Scores are fixed-point: a weight or a score of 1 is `ONE`. Integer sums are exact, so
+/// the order postings are added in cannot change a score, and the pruned search and the
+/// exhaustive one give the same numbers, not nearly the same.
+const ONE: u32 = 1 << 15;
+
+/// A normalised weight (0 to 1) in fixed point, at least 1 so a shared gram always counts.
+fn quantise(w: f32) -> u16 {
+    ((w * ONE as f32).round() as u32).clamp(1, ONE - 1) as u16
+}
+
+/// What a gram of the question (weight `q`, 0 = not in it) and of an example (weight `e`)
+/// add to their score: the product, rounded down, plus one, so an example a question
+/// reaches never scores 0 (the search counts the examples it reaches by that).
+#[inline(always)]
+fn part(q: u32, e: u16) -> u32 {
+    ((u64::from(q) * u64::from(e)) >> 15) as u32 + u32::from(q != 0)
+}
+
 /// One example question, compiled.
 #[derive(Debug, Clone)]
 struct Example {
@@ -119,16 +172,25 @@ struct Example {
 pub struct SimilarIndex {
     ids: FxHashMap<u64, u32>,
     idf: Vec<f32>,
-    /// For each gram, the examples holding it and the gram's normalised weight there.
-    postings: Vec<Vec<(u32, f32)>>,
-    /// For each gram, its largest normalised weight in any example (the pruning bound).
-    max_weight: Vec<f32>,
+    /// Each gram's feature: grams held by the same examples with the same weights (快, 递
+    /// and 快递, when no example has one without the others) are one feature, with one
+    /// postings list, walked once.
+    feature: Vec<u32>,
+    /// Where each feature's postings start in `post_example`/`post_weight` (one more entry
+    /// than grams: a gram's end is the next one's start).
+    post_start: Vec<u32>,
+    /// The examples holding each gram, gram after gram.
+    post_example: Vec<u32>,
+    /// The gram's normalised weight in that example (fixed point).
+    post_weight: Vec<u16>,
+    /// For each feature, its largest normalised weight in any example (the pruning bound).
+    max_weight: Vec<u16>,
     /// The largest weight of any gram: what a gram no example has weighs.
     max_idf: f32,
     examples: Vec<Example>,
-    /// Every example's grams and their weights divided by the example's norm, by gram id,
-    /// one example after another in one block (an example's are read together, in cache).
-    bags: Vec<(u32, f32)>,
+    /// Every example's features and their normalised weights, by feature, one example after
+    /// another in one block (an example's are read together, in cache).
+    bags: Vec<(u32, u16)>,
 }
 
 /// The closest rule found for a question.
@@ -144,13 +206,29 @@ pub struct Match {
 /// nothing.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    scores: Vec<f32>,
+    scores: Vec<u16>,
     touched: Vec<u32>,
-    query: Vec<(u32, f32)>,
-    /// The question's grams: id, normalised weight, bound.
-    terms: Vec<(u32, f32, f32)>,
+    query: Vec<(u64, f32)>,
+    /// The question's grams no example has, and how often.
+    unknown: Vec<(u64, f32)>,
+    /// The question, normalised.
+    text: String,
+    chars: Vec<char>,
+    /// The question's grams: id, weight, bound (fixed point).
+    terms: Vec<Term>,
     /// The weights of the question's weak grams, by gram id.
-    weak: Vec<f32>,
+    weak: Vec<u32>,
+}
+
+/// A gram of the question.
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    id: u32,
+    weight: u32,
+    /// The most it can add to any example's score.
+    bound: u32,
+    /// How many examples hold it.
+    postings: u32,
 }
 
 impl SimilarIndex {
@@ -182,26 +260,60 @@ impl SimilarIndex {
         }
         let n = bags.len().max(1) as f32;
         let idf: Vec<f32> = df.iter().map(|&d| (1.0 + n / d as f32).ln()).collect();
-        let mut postings = vec![Vec::new(); idf.len()];
-        let mut max_weight = vec![0.0f32; idf.len()];
-        let mut compiled = Vec::with_capacity(bags.len() + 1);
-        let mut all = Vec::new();
+        let mut postings: Vec<Vec<(u32, u16)>> = vec![Vec::new(); idf.len()];
+        let mut fixed: Vec<(u32, Vec<(u32, u16)>)> = Vec::with_capacity(bags.len());
         for (e, (rule, mut bag)) in bags.into_iter().enumerate() {
             for (id, tf) in bag.iter_mut() {
                 *tf *= idf[*id as usize];
             }
             let norm = bag.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-            for (id, w) in bag.iter_mut() {
-                *w /= norm;
-                postings[*id as usize].push((e as u32, *w));
-                max_weight[*id as usize] = max_weight[*id as usize].max(*w);
+            let bag: Vec<(u32, u16)> = bag.iter().map(|&(id, w)| (id, quantise(w / norm))).collect();
+            for &(id, w) in &bag {
+                postings[id as usize].push((e as u32, w));
             }
-            bag.sort_unstable_by_key(|(id, _)| *id);
+            fixed.push((rule, bag));
+        }
+        // Grams with the same postings are one feature.
+        let mut features: FxHashMap<&[(u32, u16)], u32> = FxHashMap::default();
+        let mut feature = Vec::with_capacity(postings.len());
+        let mut post_start = Vec::new();
+        let mut post_example = Vec::new();
+        let mut post_weight = Vec::new();
+        let mut max_weight = Vec::new();
+        for list in &postings {
+            let next = features.len() as u32;
+            let f = *features.entry(list.as_slice()).or_insert(next);
+            if f == next {
+                post_start.push(post_example.len() as u32);
+                post_example.extend(list.iter().map(|p| p.0));
+                post_weight.extend(list.iter().map(|p| p.1));
+                max_weight.push(list.iter().map(|p| p.1).max().unwrap_or(0));
+            }
+            feature.push(f);
+        }
+        post_start.push(post_example.len() as u32);
+        let mut compiled = Vec::with_capacity(fixed.len() + 1);
+        let mut all = Vec::new();
+        for (rule, bag) in fixed {
+            let mut bag: Vec<(u32, u16)> = bag.iter().map(|&(id, w)| (feature[id as usize], w)).collect();
+            bag.sort_unstable_by_key(|(f, _)| *f);
+            bag.dedup_by_key(|(f, _)| *f);
             compiled.push(Example { rule, bag: all.len() as u32 });
             all.extend(bag);
         }
         let max_idf = idf.iter().copied().fold(0.0f32, f32::max);
-        Self { ids, idf, postings, max_weight, max_idf, examples: compiled, bags: all }
+        Self {
+            ids,
+            idf,
+            feature,
+            post_start,
+            post_example,
+            post_weight,
+            max_weight,
+            max_idf,
+            examples: compiled,
+            bags: all,
+        }
     }
 
     /// How many examples are indexed.
@@ -214,6 +326,68 @@ impl SimilarIndex {
         self.examples.is_empty()
     }
 
+    /// The postings of gram `id`: examples and weights.
+    fn postings(&self, id: u32) -> (&[u32], &[u16]) {
+        let (a, b) = (self.post_start[id as usize] as usize, self.post_start[id as usize + 1] as usize);
+        (&self.post_example[a..b], &self.post_weight[a..b])
+    }
+
+    /// The grams of example `e` and their weights.
+    fn bag(&self, e: usize) -> &[(u32, u16)] {
+        let end = self.examples.get(e + 1).map_or(self.bags.len(), |next| next.bag as usize);
+        &self.bags[self.examples[e].bag as usize..end]
+    }
+
+    /// The question's known grams with their fixed-point weights into `terms` (bounds
+    /// included); false when the question has no gram at all.
+    fn terms(&self, text: &str, scratch: &mut Scratch) -> bool {
+        // (A feature's weight is the sum of its grams' weights.)
+        normalise_into(text, &mut scratch.text, &mut scratch.chars);
+        let (chars, q, terms) = (&scratch.chars, &mut scratch.query, &mut scratch.terms);
+        // Known grams by id in `q`, the others by gram.
+        q.clear();
+        terms.clear();
+        let unknown = &mut scratch.unknown;
+        unknown.clear();
+        for g in grams(chars) {
+            let (list, key) = match self.ids.get(&g) {
+                Some(&id) => (&mut *q, u64::from(id)),
+                None => (&mut *unknown, g),
+            };
+            match list.iter_mut().find(|(i, _)| *i == key) {
+                Some((_, tf)) => *tf += 1.0,
+                None => list.push((key, 1.0)),
+            }
+        }
+        // Unknown grams still count in the question's norm, as heavy as the rarest known
+        // gram: words the examples never use make the question less like all of them.
+        let mut qnorm: f32 = unknown.iter().map(|(_, tf)| (tf * self.max_idf).powi(2)).sum();
+        for (id, tf) in q.iter_mut() {
+            *tf *= self.idf[*id as usize];
+            qnorm += *tf * *tf;
+        }
+        let qnorm = qnorm.sqrt();
+        if qnorm == 0.0 {
+            return false;
+        }
+        for &(id, w) in q.iter() {
+            let id = id as u32;
+            let weight = u32::from(quantise(w / qnorm));
+            let f = self.feature[id as usize];
+            match terms.iter_mut().find(|t| t.id == f) {
+                Some(t) => t.weight = t.weight.saturating_add(weight),
+                None => {
+                    let (a, b) = (self.post_start[f as usize], self.post_start[f as usize + 1]);
+                    terms.push(Term { id: f, weight, bound: 0, postings: b - a });
+                }
+            }
+        }
+        for t in terms.iter_mut() {
+            t.bound = part(t.weight, self.max_weight[t.id as usize]);
+        }
+        true
+    }
+
     /// The example closest to `text` with a score of at least `min_score`, among those
     /// whose rule `allowed` accepts (scope, time, order conditions); ties go to the earlier
     /// example. `None` when no allowed example reaches `min_score`.
@@ -224,106 +398,101 @@ impl SimilarIndex {
         min_score: f32,
         allowed: impl Fn(u32) -> bool,
     ) -> Option<Match> {
-        if self.examples.is_empty() {
+        if self.examples.is_empty() || !self.terms(text, scratch) {
             return None;
         }
-        let chars = normalise(text);
-        let q = &mut scratch.query;
-        q.clear();
-        let mut all = 0usize;
-        for g in grams(&chars) {
-            all += 1;
-            let Some(&id) = self.ids.get(&g) else { continue };
-            match q.iter_mut().find(|(i, _)| *i == id) {
-                Some((_, tf)) => *tf += 1.0,
-                None => q.push((id, 1.0)),
-            }
-        }
-        // Unknown grams still count in the question's norm: words the examples never use
-        // make the question less like all of them.
-        let unknown = all - q.iter().map(|(_, tf)| *tf as usize).sum::<usize>();
-        let mut qnorm = unknown as f32 * self.max_idf * self.max_idf;
-        for (id, tf) in q.iter_mut() {
-            *tf *= self.idf[*id as usize];
-            qnorm += *tf * *tf;
-        }
-        let qnorm = qnorm.sqrt();
-        if qnorm == 0.0 {
-            return None;
-        }
+        let min = min_acc(min_score);
         let terms = &mut scratch.terms;
-        terms.clear();
-        terms.extend(q.iter().map(|&(id, w)| {
-            let w = w / qnorm;
-            (id, w, w * self.max_weight[id as usize])
-        }));
-        // Strongest grams first. Once the grams left cannot lift an example not yet reached
-        // to the threshold, nor to the score an allowed example already has, they are only
-        // added to examples that can still win; and they are cut well before that point,
-        // so few examples are left that can (see WEAK_SHARE).
-        terms.sort_unstable_by(|a, b| b.2.total_cmp(&a.2));
-        let mut rest: f32 = terms.iter().map(|t| t.2).sum();
-        let mut floor = min_score - 1e-4;
+        // Cheapest features first: those with few postings for what they can add (measured:
+        // 5 % fewer postings walked than strongest first). The last ones, whose bounds
+        // together cannot lift an example not yet reached to the threshold, are not walked:
+        // they are only added to the examples that can still win, and they are cut well
+        // before that point, so few examples are left that can (see WEAK_SHARE).
+        terms.sort_unstable_by(|a, b| {
+            (u64::from(a.postings) * u64::from(b.bound))
+                .cmp(&(u64::from(b.postings) * u64::from(a.bound)))
+                .then(a.id.cmp(&b.id))
+        });
+        // (u64: a long question's bounds could add up past u32.)
+        let mut rest: u64 = terms.iter().map(|t| u64::from(t.bound)).sum();
+        let mut floor = u64::from(min);
         if scratch.scores.len() < self.examples.len() {
-            scratch.scores.resize(self.examples.len(), 0.0);
+            scratch.scores.resize(self.examples.len(), 0);
         }
-        // Which examples were reached is written without a branch: whether an example is
-        // reached for the first time is a coin toss the processor cannot predict.
         if scratch.touched.len() <= self.examples.len() {
             scratch.touched.resize(self.examples.len() + 1, 0);
         }
         let mut reached = 0usize;
         let mut strong = 0;
-        while strong < terms.len() && rest >= floor * WEAK_SHARE {
-            let (id, w, bound) = terms[strong];
-            let (mut top, mut top_e) = (0.0f32, 0u32);
-            for &(e, ew) in &self.postings[id as usize] {
-                let Some(s) = scratch.scores.get_mut(e as usize) else { continue };
-                if let Some(slot) = scratch.touched.get_mut(reached) {
-                    *slot = e;
-                }
-                reached += usize::from(*s == 0.0);
-                *s += w * ew;
-                if *s > top {
-                    (top, top_e) = (*s, e);
-                }
-            }
-            // An allowed example's score so far is a score the answer will at least have.
-            if top - 1e-4 > floor && allowed(self.examples[top_e as usize].rule) {
-                floor = top - 1e-4;
-            }
-            rest -= bound;
+        // The buffers as local slices, so their addresses stay in registers in the loop.
+        let (scores, touched) = (&mut scratch.scores[..], &mut scratch.touched[..]);
+        while strong < terms.len() && rest as f32 >= floor as f32 * WEAK_SHARE {
+            let t = terms[strong];
+            let (examples, weights) = self.postings(t.id);
+            reached = walk(examples, weights, t.weight, scores, touched, reached);
+            rest -= u64::from(t.bound);
             strong += 1;
         }
-        // The weak grams' weights by gram id, zero elsewhere: an example is completed by one
-        // pass over its own grams, with no search.
-        if scratch.weak.len() < self.idf.len() {
-            scratch.weak.resize(self.idf.len(), 0.0);
+        // The weak features' weights by feature, zero elsewhere: an example is completed by
+        // one pass over its own features, with no search.
+        if scratch.weak.len() < self.max_weight.len() {
+            scratch.weak.resize(self.max_weight.len(), 0);
         }
-        for &(id, w, _) in &terms[strong..] {
-            scratch.weak[id as usize] = w;
+        for t in &terms[strong..] {
+            scratch.weak[t.id as usize] = t.weight;
         }
-        let mut best: Option<(u32, Match)> = None;
+        let mut best: Option<(u32, u32)> = None;
         for &e in &scratch.touched[..reached.min(scratch.touched.len())] {
-            let mut score = std::mem::take(&mut scratch.scores[e as usize]);
-            if score + rest < floor {
+            let mut score = u32::from(std::mem::take(&mut scratch.scores[e as usize]));
+            if u64::from(score) + rest < floor {
                 continue;
             }
-            let ex = &self.examples[e as usize];
-            let end = self.examples.get(e as usize + 1).map_or(self.bags.len(), |next| next.bag as usize);
-            let bag = &self.bags[ex.bag as usize..end];
-            for &(id, ew) in bag {
-                score += scratch.weak.get(id as usize).copied().unwrap_or(0.0) * ew;
+            for &(id, ew) in self.bag(e as usize) {
+                score = score.saturating_add(part(scratch.weak.get(id as usize).copied().unwrap_or(0), ew));
             }
-            let better = best.is_none_or(|(be, b)| score > b.score || (score == b.score && e < be));
-            if score >= min_score && better && allowed(ex.rule) {
-                best = Some((e, Match { rule: ex.rule, score }));
+            let score = score.min(u32::from(u16::MAX));
+            let better = best.is_none_or(|(be, b)| score > b || (score == b && e < be));
+            if score >= min && better && allowed(self.examples[e as usize].rule) {
+                best = Some((e, score));
+                // The answer scores at least this: examples that cannot reach it are out
+                // (one that can only tie it is kept: a tie goes to the earlier example).
+                floor = floor.max(u64::from(score));
             }
         }
-        for &(id, _, _) in &terms[strong..] {
-            scratch.weak[id as usize] = 0.0;
+        for t in &terms[strong..] {
+            scratch.weak[t.id as usize] = 0;
         }
-        best.map(|(_, m)| m)
+        best.map(|(e, score)| Match {
+            rule: self.examples[e as usize].rule,
+            score: score as f32 / ONE as f32,
+        })
+    }
+
+    /// [`SimilarIndex::best`] by scoring every example in full: what the search must find.
+    #[cfg(test)]
+    fn best_exhaustive(&self, text: &str, min_score: f32, allowed: impl Fn(u32) -> bool) -> Option<Match> {
+        let mut scratch = Scratch::default();
+        if self.examples.is_empty() || !self.terms(text, &mut scratch) {
+            return None;
+        }
+        let terms = scratch.terms;
+        let mut weight = vec![0u32; self.max_weight.len()];
+        for t in &terms {
+            weight[t.id as usize] = t.weight;
+        }
+        let mut best: Option<(usize, u32)> = None;
+        for e in 0..self.examples.len() {
+            let score =
+                self.bag(e).iter().fold(0u32, |s, &(id, ew)| s.saturating_add(part(weight[id as usize], ew)));
+            let score = score.min(u32::from(u16::MAX));
+            if score >= min_acc(min_score).max(1)
+                && best.is_none_or(|(_, b)| score > b)
+                && allowed(self.examples[e].rule)
+            {
+                best = Some((e, score));
+            }
+        }
+        best.map(|(e, score)| Match { rule: self.examples[e].rule, score: score as f32 / ONE as f32 })
     }
 
     /// Similarity of two texts on this index's weights (for grouping misses); grams no
@@ -344,6 +513,37 @@ impl SimilarIndex {
         let d = norm(&ba) * norm(&bb);
         if d == 0.0 { 0.0 } else { dot / d }
     }
+}
+
+/// Adds a gram's postings to the scores and appends the examples reached for the first
+/// time to `touched` (from `reached` on, written without a branch: whether an example is
+/// reached for the first time is a coin toss the processor cannot predict); returns how
+/// many `touched` holds now. Its own
+/// function so the count stays in a register (inlined, it was kept in memory and every
+/// posting waited on the store of the previous one).
+#[inline(never)]
+fn walk(
+    examples: &[u32],
+    weights: &[u16],
+    weight: u32,
+    scores: &mut [u16],
+    touched: &mut [u32],
+    mut reached: usize,
+) -> usize {
+    for (&e, &ew) in examples.iter().zip(weights) {
+        let Some(s) = scores.get_mut(e as usize) else { continue };
+        if let Some(slot) = touched.get_mut(reached) {
+            *slot = e;
+        }
+        reached += usize::from(*s == 0);
+        *s = s.saturating_add(part(weight, ew).min(u32::from(u16::MAX)) as u16);
+    }
+    reached
+}
+
+/// The fixed-point score a match needs (at least 1: an example sharing no gram is no match).
+fn min_acc(min_score: f32) -> u32 {
+    ((min_score * ONE as f32).ceil() as u32).max(1)
 }
 
 /// Misses grouped by similarity: each group's first question stands for it.
@@ -425,8 +625,9 @@ mod tests {
         assert_ne!(idx.best("啥时候能发货", &mut s, 0.0, |r| r != 0).map(|m| m.rule), Some(0));
     }
 
-    /// Pruning by the threshold finds what scoring every example finds, on many generated
-    /// questions sharing common characters with thousands of examples.
+    /// Pruning by the threshold finds exactly what scoring every example finds (rule and
+    /// score), on many generated questions sharing common characters with thousands of
+    /// examples.
     #[test]
     fn pruned_search_equals_scoring_every_example() {
         use rand::rngs::SmallRng;
@@ -445,28 +646,77 @@ mod tests {
         let examples: Vec<(u32, String)> = (0..2_000).map(|i| (i / 5, text(&mut rng))).collect();
         let idx = SimilarIndex::build(examples.iter().map(|(r, t)| (*r, t.as_str())));
         let mut s = Scratch::default();
-        let mut pruned_some = 0;
+        let allowed = |r: u32| r % 3 != 0;
+        let (mut pruned_some, mut answered) = (0, [0; 4]);
         for _ in 0..500 {
             let q = text(&mut rng);
-            let every = idx.best(&q, &mut s, 0.0, |r| r % 3 != 0);
-            for threshold in [0.3, 0.5, 0.7] {
-                let got = idx.best(&q, &mut s, threshold, |r| r % 3 != 0);
-                let want = every.filter(|m| m.score >= threshold);
-                match (got, want) {
-                    (Some(g), Some(w)) => {
-                        assert!((g.score - w.score).abs() < 1e-5, "{q} at {threshold}: {g:?} vs {w:?}")
-                    }
-                    (None, None) => {}
-                    // A score within rounding of the threshold may fall either side.
-                    (g, w) => assert!(
-                        g.or(w).is_some_and(|m| (m.score - threshold).abs() < 1e-5),
-                        "{q} at {threshold}: {g:?} vs {w:?}"
-                    ),
-                }
+            let every = idx.best_exhaustive(&q, 0.0, allowed);
+            for (i, threshold) in [0.0, 0.3, 0.5, 0.7].into_iter().enumerate() {
+                let got = idx.best(&q, &mut s, threshold, allowed);
+                assert_eq!(got, idx.best_exhaustive(&q, threshold, allowed), "{q} at {threshold}");
                 pruned_some += usize::from(got.is_none() && every.is_some());
+                answered[i] += usize::from(got.is_some());
             }
         }
         assert!(pruned_some > 0, "some questions fall under a threshold");
+        assert!(answered.iter().all(|&a| a > 0), "every threshold answers some: {answered:?}");
+    }
+
+    /// The fixed-point score, over merged features, is the cosine of the weighted bags
+    /// computed from the definition in floating point.
+    #[test]
+    fn fixed_point_scores_are_the_cosine() {
+        let examples = [
+            "什么时候发货",
+            "能开发票吗",
+            "发票怎么开",
+            "快递快递到哪了",
+            "退货运费谁出",
+            "发什么快递",
+            "快递什么时候到",
+        ];
+        let idx = SimilarIndex::build(examples.iter().enumerate().map(|(i, t)| (i as u32, *t)));
+        let n = examples.len() as f32;
+        let df = |g: u64| examples.iter().filter(|e| grams(&normalise(e)).any(|x| x == g)).count();
+        let max_idf = examples
+            .iter()
+            .flat_map(|e| grams(&normalise(e)).collect::<Vec<_>>())
+            .map(|g| (1.0 + n / df(g) as f32).ln())
+            .fold(0.0f32, f32::max);
+        let bag = |t: &str| -> FxHashMap<u64, f32> {
+            let mut m = FxHashMap::default();
+            for g in grams(&normalise(t)) {
+                let d = df(g);
+                *m.entry(g).or_insert(0.0) += if d == 0 { max_idf } else { (1.0 + n / d as f32).ln() };
+            }
+            m
+        };
+        let norm = |m: &FxHashMap<u64, f32>| m.values().map(|w| w * w).sum::<f32>().sqrt();
+        let mut s = Scratch::default();
+        for q in
+            ["什么时候发货呀", "发票能开吗", "快递到哪", "退货谁出运费", "今天天气好快递", "快递快递快递"]
+        {
+            let bq = bag(q);
+            for (i, e) in examples.iter().enumerate() {
+                let be = bag(e);
+                let dot: f32 = bq.iter().filter_map(|(g, w)| be.get(g).map(|v| w * v)).sum();
+                let want = dot / (norm(&bq) * norm(&be));
+                let got = idx.best(q, &mut s, 0.0, |r| r == i as u32).map_or(0.0, |m| m.score);
+                assert!((got - want).abs() < 1e-3, "{q} / {e}: {got} vs {want}");
+            }
+        }
+    }
+
+    /// `normalise` skips the case and letter tables for Han characters and the variant
+    /// table for texts without a variant's first character: both shortcuts agree with them.
+    #[test]
+    fn the_shortcuts_of_normalise_agree_with_the_tables() {
+        for c in '\u{4e00}'..='\u{9fff}' {
+            assert!(c.is_alphanumeric() && c.to_lowercase().eq([c]), "{c}");
+        }
+        for (from, _) in VARIANTS {
+            assert!(from.chars().next().is_some_and(|c| VARIANT_STARTS.contains(&c)), "{from}");
+        }
     }
 
     #[test]
