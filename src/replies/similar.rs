@@ -646,7 +646,7 @@ mod tests {
         let examples: Vec<(u32, String)> = (0..2_000).map(|i| (i / 5, text(&mut rng))).collect();
         let idx = SimilarIndex::build(examples.iter().map(|(r, t)| (*r, t.as_str())));
         let mut s = Scratch::default();
-        let allowed = |r: u32| r % 3 != 0;
+        let allowed = |r: u32| !r.is_multiple_of(3);
         let (mut pruned_some, mut answered) = (0, [0; 4]);
         for _ in 0..500 {
             let q = text(&mut rng);
