@@ -299,6 +299,9 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bo
         if given == Some(format!("Bearer {token}").as_str()) {
             return Ok(resp);
         }
+        // Counted before the 401 is written: a client that has read it must find it counted
+        // (counted after the handshake returned, a test reading the stats raced it).
+        shared.stats().unauthorized += 1;
         let mut refuse = ErrorResponse::new(Some("bad or missing bearer token".into()));
         *refuse.status_mut() = StatusCode::UNAUTHORIZED;
         Err(refuse)
@@ -306,9 +309,6 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bo
     let ws = match tokio_tungstenite::accept_hdr_async(tcp, check).await {
         Ok(ws) => ws,
         Err(e) => {
-            if shared.config.token.is_some() {
-                shared.stats().unauthorized += 1;
-            }
             debug!(error = %e, "simulator: handshake failed");
             return;
         }
