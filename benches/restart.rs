@@ -26,6 +26,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const TAIL: usize = 50_000;
 
 fn main() -> anyhow::Result<()> {
+    // `RUST_LOG=kefu=info` shows where a restart's time goes (read, decode, tail, snapshot).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let sizes: Vec<usize> = std::env::var("KEFU_BENCH_RESTART")
         .unwrap_or_else(|_| "1,10".into())
         .split(',')

@@ -240,7 +240,9 @@ impl Runtime {
         // must not leave the first set alive.
         let assist = std::mem::take(&mut config.assist);
         let mut assistant = Assistant::new(&assist);
+        let started = std::time::Instant::now();
         let from = restore(&store, &config, &mut state, &mut assistant)?;
+        let restored = started.elapsed();
         let mut tail = 0u64;
         let bad = store.for_each_event_after(from, |e| {
             tail += 1;
@@ -250,13 +252,19 @@ impl Runtime {
             state.out.clear();
             state.notices.clear();
         })?;
+        let processed = started.elapsed();
         let now = config.time.now_ms();
-        if tail >= config.snapshots.every_events {
-            // The next restart need not do this again, whenever it comes.
+        if tail >= config.snapshots.every_events.saturating_mul(2) {
+            // A long rebuild (an upgrade, no readable snapshot): the next restart need not
+            // do this again, whenever it comes. Not for a tail the regular policy leaves
+            // (about `every_events`, the batch that reached it included): storing it would
+            // hold up the first ack longer than the restart itself, and the policy stores
+            // the next one within `every_ms` or `every_events` anyway.
             let tx = store.conn().unchecked_transaction()?;
             take_snapshot(&tx, &state, &assistant, now, false)?;
             tx.commit()?;
         }
+        let snapshotted = started.elapsed();
         assistant.skip_to(config.time.now_ms());
         if let Some(b) = state.board.as_mut() {
             b.commit(config.time.now_ms());
@@ -291,7 +299,16 @@ impl Runtime {
         if bad > 0 {
             warn!(bad, "stored events that no longer parse were skipped");
         }
-        info!(last_seq = ?last_seq, after_snapshot = tail, pending = state.engine.clock().pending_waits(), "runtime rebuilt from the store");
+        info!(
+            last_seq = ?last_seq,
+            after_snapshot = tail,
+            pending = state.engine.clock().pending_waits(),
+            restore_ms = restored.as_millis() as u64,
+            tail_ms = (processed - restored).as_millis() as u64,
+            snapshot_ms = (snapshotted - processed).as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "runtime rebuilt from the store"
+        );
         let (committed, rx) = watch::channel(last_seq);
         if let Some(seq) = last_seq {
             counters.last_seq.store(seq, Ordering::Relaxed);
@@ -694,7 +711,9 @@ fn restore(
     if !config.snapshots.load {
         return Ok(i64::MIN);
     }
+    let started = std::time::Instant::now();
     for stored in snapshots::newest_first(store.conn())? {
+        let read_ms = started.elapsed().as_millis() as u64;
         let snap = match snapshot::decode(&stored.bytes) {
             Ok(s) => s,
             Err(e) => {
@@ -719,7 +738,13 @@ fn restore(
                 b.output(&Output::WaitStarted(w.clone()));
             }
         }
-        info!(position = stored.position, "engine restored from a snapshot");
+        info!(
+            position = stored.position,
+            bytes = stored.bytes.len(),
+            read_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "engine restored from a snapshot"
+        );
         return Ok(stored.position);
     }
     Ok(i64::MIN)
