@@ -22,11 +22,6 @@ fn traffic(shops: usize, events: usize, seed: u64) -> Vec<Event> {
     kefu::simulate::many_shops(&sim, shops)
 }
 
-fn write_jsonl(events: &[Event], path: &Path) {
-    let text: String = events.iter().map(|e| e.to_json() + "\n").collect();
-    std::fs::write(path, text).unwrap();
-}
-
 async fn handles(urls: &str, partitions: u32, replicas: usize) -> Handles {
     let c = ClusterConfig { replicas, ..ClusterConfig::new(urls, partitions) };
     let client = kefu::cluster::connect(urls).await.unwrap();
@@ -112,7 +107,12 @@ fn logs(dir: &Path) -> String {
 async fn collect_until(h: &Handles, db: &Path, events: i64) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        collect::collect_once(h, db).await.unwrap();
+        // A server failing over may time a pass out: the next one goes on from its position.
+        if let Err(e) = collect::collect_once(h, db).await {
+            assert!(tokio::time::Instant::now() < deadline, "collecting failed for good: {e:#}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         let have = kefu::store::Store::open(db).unwrap().event_count().unwrap();
         if have >= events {
             assert_eq!(have, events, "more events collected than published");
@@ -275,14 +275,14 @@ async fn a_stale_writer_is_fenced_off() {
     assert_eq!(writers, ["claim old", "batch old", "claim new", "batch new"]);
     assert!(log.iter().any(|(s, _)| *s == claim));
     // Leases: only one worker can take a partition; a renewal at a stale revision is refused.
-    let a = lease::take(&h.leases, 0, "a").await.expect("free");
-    assert!(lease::take(&h.leases, 0, "b").await.is_none());
+    let a = lease::take(&h.leases, 0, "a", None).await.expect("free");
+    assert!(lease::take(&h.leases, 0, "b", None).await.is_none());
     let a2 = lease::renew(&h.leases, 0, "a", a).await.unwrap();
     assert_eq!(lease::renew(&h.leases, 0, "b", a).await, Err(lease::Renewal::Lost));
     // A renewal whose answer was lost: the holder renews at the old revision and keeps it.
     assert_eq!(lease::renew(&h.leases, 0, "a", a).await, Ok(a2));
     lease::release(&h.leases, 0, a2).await;
-    assert!(lease::take(&h.leases, 0, "b").await.is_some());
+    assert!(lease::take(&h.leases, 0, "b", None).await.is_some());
 }
 
 /// The events as the stream holds them, in its order: a publish retried after a server
@@ -304,12 +304,12 @@ async fn stream_order(h: &Handles) -> Vec<String> {
     out
 }
 
-/// Publishes `events`, publishing again after an error (a server failing over): what the
+/// Publishes `items`, publishing again after an error (a server failing over): what the
 /// stream already has is dropped by id, as a platform bridge retrying would rely on.
-async fn publish_retrying(h: &Handles, events: &[Event]) {
+async fn publish_retrying(h: &Handles, items: &[publish::Outgoing]) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        match publish::publish(h, events.iter().map(publish::Outgoing::of)).await {
+        match publish::publish(h, items.iter().cloned()).await {
             Ok(_) => return,
             Err(e) => {
                 assert!(tokio::time::Instant::now() < deadline, "publishing failed for good: {e:#}");
@@ -341,15 +341,50 @@ fn unix_ms(t: SystemTime) -> i128 {
     t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i128
 }
 
+/// Whether every partition's consumer has delivered everything and had it acked (each
+/// owner committed all its events; their alerts were handed to its gate).
+async fn drained(h: &Handles, partitions: u32) -> bool {
+    for n in 0..partitions {
+        match h.events.consumer_info(kefu::cluster::source::consumer_name(n)).await {
+            Ok(i) if i.num_pending == 0 && i.num_ack_pending == 0 => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The events to publish, with a bad input (not an event) after every 400th in the first
+/// three quarters: each must be stored once in the collected database's `rejected`, even
+/// when a takeover processes it again.
+fn with_bad_inputs(events: &[Event]) -> (Vec<publish::Outgoing>, usize) {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for (i, e) in events.iter().enumerate() {
+        out.push(publish::Outgoing::of(e));
+        if i % 400 == 399 && i < 3 * events.len() / 4 {
+            bad += 1;
+            out.push(publish::Outgoing {
+                body: format!("{{\"id\": \"bad-{bad}\", \"broken\": "),
+                shop: e.shop.clone(),
+                id: format!("bad-{bad}"),
+            });
+        }
+    }
+    (out, bad)
+}
+
 /// Issue 16, done when: a 3-node nats-server cluster on loopback, 200 shops of simulated
 /// traffic through 3 kefu workers, one worker killed with SIGKILL mid-stream and one
 /// server node killed: every event exactly once into the figures, every breach alerted
 /// exactly once, the dead worker's partitions taken over within 10 s, and the figures
 /// for all shops equal to `kefu replay` of the same events.
+///
+/// The killed worker's sink answers its first request and then never again: at the kill,
+/// the answered alerts are marked sent (they must not go again) and what it claimed after
+/// hangs or waits in its outbox (it must go again, once, from the new owners). The one
+/// window no protocol closes — killed between a sink's answer and its `sent` mark — is
+/// thereby not where the kill lands (see `docs/cluster.md`, Alerts).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 16 done-when test, not yet passing in one run: each check passed in some runs on the loaded box, \
-            but the kill trigger (a request in flight, every earlier answer marked sent) timed out in the last runs; \
-            run with `cargo test --test cluster -- --ignored`"]
 async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_or_doubled() {
     const P: u32 = 12;
     let mut nats = Cluster::start(3).await;
@@ -357,13 +392,10 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
     let h = handles(&urls, P, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = traffic(200, 60, 11);
-
     let n = events.len();
-    let file = dir.path().join("events.jsonl");
-    write_jsonl(&events, &file);
-    // w1's sink answers after 400 ms, one request at a time: it can be killed while a
-    // request waits, far from the instant an answer is recorded. The others' answer at once.
-    let slow = HttpServer::start(vec![], Reply::After(Duration::from_millis(400), 200, "{}".into())).await;
+    let (items, bad) = with_bad_inputs(&events);
+    let m = items.len();
+    let slow = HttpServer::start(vec![Reply::ok()], Reply::Hang).await;
     let fast = HttpServer::start(vec![], Reply::ok()).await;
     let mut workers: Vec<Worker> = vec![
         start_worker(dir.path(), &urls, P, 3, "w1", &slow),
@@ -376,39 +408,35 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
     })
     .await;
 
-    // The first half of the traffic; w1 is killed while it delivers alerts, with a request
-    // in flight well after its last answer.
-    publish_retrying(&h, &events[..n / 2]).await;
-    // Killed while a request waits for its answer and every alert answered before it is
-    // marked sent: the one window where an alert goes twice (answered, not yet marked)
-    // is avoided, as a kill lands in it only by chance.
-    let in_flight = async || {
-        let reqs: Vec<_> = slow.requests();
-        let answered: Vec<_> = reqs.iter().filter(|r| r.answered).collect();
-        let newest = reqs.last().filter(|r| !r.answered).map(|r| r.received.elapsed());
-        if answered.len() < 5 || !newest.is_some_and(|age| (100..300).contains(&age.as_millis())) {
+    // The first half; w1 is killed once it has committed its share of it and the one
+    // answer its sink gives is marked sent.
+    publish_retrying(&h, &items[..m / 2]).await;
+    let marked = async || {
+        let answered = slow.answered();
+        if answered.is_empty() {
             return false;
         }
-        for r in answered.iter().rev().take(10) {
+        for r in &answered {
             for (shop, conversation, start, kind) in alert_parts(&r.body) {
-                let id = kefu::cluster::worker::alert_id_of(&shop, &conversation, start, &kind);
+                let id = kefu::cluster::gate::alert_id_of(&shop, &conversation, start, &kind);
                 if h.alerts.get(id).await.ok().flatten().is_none_or(|v| v.as_ref() != b"sent") {
                     return false;
                 }
             }
         }
-        true
+        drained(&h, P).await
     };
-    wait_for("w1 to deliver alerts", in_flight).await;
+    wait_for("w1 to commit the first half and its first alert to be marked sent", marked).await;
+    let before = owners(&h, P).await;
     let killed_at = SystemTime::now();
     workers[0].sigkill().await;
-    // Its leases outlive it by the TTL: what they name is what it owned.
-    let before = owners(&h, P).await;
     let orphans: Vec<u32> = before.iter().filter(|(_, w)| *w == "w1").map(|(p, _)| *p).collect();
     assert!(!orphans.is_empty(), "w1 owned partitions: {before:?}");
+    let unanswered_at_kill = slow.requests().iter().filter(|r| !r.answered).count();
+    println!("w1 killed: {} request answered, {unanswered_at_kill} unanswered", slow.answered().len());
 
     // More traffic while the survivors take w1's partitions over, then a server node dies.
-    publish_retrying(&h, &events[n / 2..3 * n / 4]).await;
+    publish_retrying(&h, &items[m / 2..3 * m / 4]).await;
     wait_for("w1's partitions to be taken over", async || {
         let now = owners(&h, P).await;
         orphans.iter().all(|p| now.get(p).is_some_and(|w| w != "w1"))
@@ -416,15 +444,15 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
     .await;
     nats.nodes[2].kill();
     let h = handles(&nats.nodes[0].url(), P, 3).await;
-    publish_retrying(&h, &events[3 * n / 4..]).await;
+    publish_retrying(&h, &items[3 * m / 4..]).await;
 
     let all = dir.path().join("all.db");
     collect_until(&h, &all, n as i64).await;
     let stored = stream_order(&h).await;
-    assert_eq!(stored.len(), n, "every event stored once in the stream");
+    assert_eq!(stored.len(), m, "every input stored once in the stream");
     let file = dir.path().join("stream.jsonl");
     std::fs::write(&file, stored.join("\n") + "\n").unwrap();
-    // Every alert the events bring (replay's) answered by the sink.
+    // Every alert the events bring (replay's) answered by a sink.
     let replayed = dir.path().join("replay.db");
     kefu(&["replay", file.to_str().unwrap(), "--db", replayed.to_str().unwrap()], dir.path());
     let expected: BTreeSet<(String, i64, String)> =
@@ -449,31 +477,21 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
             break;
         }
         if tokio::time::Instant::now() > deadline {
-            let logs: String = ["w1", "w2", "w3"]
-                .iter()
-                .map(|w| {
-                    let text =
-                        std::fs::read_to_string(dir.path().join(format!("{w}.log"))).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                    format!("--- {w}\n{}\n", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-                })
-                .collect();
             let mut claims = Vec::new();
             for (c, start, kind) in missing.iter().take(5) {
                 let shop = c.split('/').next().unwrap();
-                let id = kefu::cluster::worker::alert_id_of(shop, c, *start, kind);
+                let id = kefu::cluster::gate::alert_id_of(shop, c, *start, kind);
                 let v =
                     h.alerts.get(id).await.ok().flatten().map(|v| String::from_utf8_lossy(&v).to_string());
                 claims.push(v);
             }
             panic!(
-                "{} of {} alerts never answered (first: {:?}, claims {claims:?}); {} answered in all, {} not in replay (first: {:?})\n{logs}",
+                "{} of {} alerts never answered (first: {:?}, claims {claims:?}); {} answered in all\n{}",
                 missing.len(),
                 expected.len(),
                 &missing[..missing.len().min(5)],
                 seen.len(),
-                seen.keys().filter(|k| !expected.contains(*k)).count(),
-                seen.keys().filter(|k| !expected.contains(*k)).take(5).collect::<Vec<_>>()
+                logs(dir.path())
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -482,7 +500,7 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
         w.sigterm().await;
     }
 
-    // Exactly once at the sink.
+    // Exactly once at the sinks: nothing answered twice, nothing replay does not have.
     let seen = answered(&[&slow, &fast]);
     let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
     if !twice.is_empty() {
@@ -508,10 +526,11 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
     }
     let extra: Vec<_> = seen.keys().filter(|k| !expected.contains(*k)).collect();
     assert!(extra.is_empty(), "alerts replay does not have: {extra:?}");
-    let by_w1 = slow.answered().len();
-    assert!(by_w1 >= 5 && seen.len() > by_w1, "deliveries on both sides of the kill");
+    let by_w1 = answered(&[&slow]).len();
+    assert!(by_w1 >= 1 && seen.len() > by_w1, "deliveries on both sides of the kill");
 
-    // Each of w1's partitions claimed by another worker within 10 s of the kill.
+    // Each of w1's partitions claimed by another worker within 10 s of the kill, by the
+    // claim's time in the results log (the server's clock, the same machine's).
     let log = results::read(&h.results, None, 1, u64::MAX).await.unwrap();
     let mut taken = BTreeMap::new();
     for (seq, r) in &log {
@@ -529,6 +548,9 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
     println!("takeover after SIGKILL: {taken:?} ms (slowest {slowest} ms)");
     assert!(slowest <= 10_000, "a partition of the killed worker was taken after {slowest} ms");
 
+    // Every bad input stored once, though the new owners processed some of them again.
+    let rejected = rows(&all, "SELECT position FROM rejected");
+    assert_eq!(rejected.len(), bad, "rejected inputs in the collected database: {rejected:?}");
     assert_equals_replay(dir.path(), &file, &all, &nats.nodes[0].url());
 }
 

@@ -20,4 +20,4 @@ pub mod sender;
 pub use config::AlertConfig;
 pub use notice::{Kind, Notice, NoticeKey};
 pub use plan::Plan;
-pub use sender::{AlertError, AlertHandle, AlertService, ShutdownReport, Submitter};
+pub use sender::{AlertError, AlertHandle, AlertService, Receipt, ShutdownReport, Submitter};

@@ -65,6 +65,15 @@ pub enum AlertError {
 /// Starts the alert sender.
 pub struct AlertService;
 
+/// What became of one alert at one sink (see [`AlertService::start_with_receipts`]).
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// The alert.
+    pub notice: Notice,
+    /// The sink accepted it (false: its tries are spent, it is not sent).
+    pub delivered: bool,
+}
+
 impl AlertService {
     /// Opens the outbox at `db_path` and spawns the sender task on the current tokio runtime.
     /// Pending alerts left by a previous run are delivered.
@@ -72,13 +81,13 @@ impl AlertService {
         Self::spawn(config, db_path, None)
     }
 
-    /// As [`AlertService::start`], and every alert a sink accepted is also sent down
-    /// `receipts` once it is marked delivered (the cluster mode records it for the other
-    /// workers: `crate::cluster::worker`).
+    /// As [`AlertService::start`], and every alert whose fate is settled — a sink accepted
+    /// it, or its tries are spent — is also sent down `receipts` once the outbox says so
+    /// (the cluster mode records it for the other workers: `crate::cluster::worker`).
     pub fn start_with_receipts(
         config: AlertConfig,
         db_path: &Path,
-        receipts: mpsc::UnboundedSender<Notice>,
+        receipts: mpsc::UnboundedSender<Receipt>,
     ) -> Result<AlertHandle, AlertError> {
         Self::spawn(config, db_path, Some(receipts))
     }
@@ -86,7 +95,7 @@ impl AlertService {
     fn spawn(
         config: AlertConfig,
         db_path: &Path,
-        receipts: Option<mpsc::UnboundedSender<Notice>>,
+        receipts: Option<mpsc::UnboundedSender<Receipt>>,
     ) -> Result<AlertHandle, AlertError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AlertError::NoRuntime)?;
         let mut outbox = Outbox::open_for_sender(db_path).map_err(AlertError::Outbox)?;
@@ -256,8 +265,8 @@ struct Runner {
     db_path: PathBuf,
     next_checkpoint: Millis,
     checkpointing: Arc<AtomicBool>,
-    /// Told every alert a sink accepted, after it is marked.
-    receipts: Option<mpsc::UnboundedSender<Notice>>,
+    /// Told every alert a sink accepted or that was given up on, after it is marked.
+    receipts: Option<mpsc::UnboundedSender<Receipt>>,
 }
 
 impl Runner {
@@ -475,7 +484,7 @@ impl Runner {
                 }
                 if let Some(tx) = &self.receipts {
                     for r in &out.rows {
-                        let _ = tx.send(r.notice.clone());
+                        let _ = tx.send(Receipt { notice: r.notice.clone(), delivered: true });
                     }
                 }
                 return;
@@ -486,6 +495,11 @@ impl Runner {
         match self.outbox.mark_failed_try(&out.rows, &sink.retry, retry, &error, at) {
             Ok(given_up) if !given_up.is_empty() => {
                 tracing::error!(sink = %sink.name, alerts = given_up.len(), error = %error, "alert delivery failed for good");
+                if let Some(tx) = &self.receipts {
+                    for r in out.rows.iter().filter(|r| given_up.contains(&r.id)) {
+                        let _ = tx.send(Receipt { notice: r.notice.clone(), delivered: false });
+                    }
+                }
             }
             Ok(_) => {
                 tracing::warn!(sink = %sink.name, alerts = out.rows.len(), error = %error, "alert delivery failed; will retry")

@@ -253,8 +253,18 @@ pub fn collect(args: &CollectArgs) -> Result<String, LiveCliError> {
         let h = handles(&c).await?;
         let mut total = collect::Collected::default();
         loop {
-            let got = collect::collect_once(&h, &args.db).await.map_err(cluster_err)?;
+            let got = match collect::collect_once(&h, &args.db).await {
+                Ok(got) => got,
+                // Following: a server failing over is waited out (what was applied stays,
+                // with its position); a single pass reports it.
+                Err(e @ ClusterError::JetStream { .. }) if args.follow => {
+                    tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "results log not read; trying again");
+                    collect::Collected { position: total.position, ..Default::default() }
+                }
+                Err(e) => return Err(cluster_err(e)),
+            };
             total.records += got.records;
+            total.rejected += got.rejected;
             total.events += got.events;
             total.repeated += got.repeated;
             total.position = got.position;
@@ -267,11 +277,12 @@ pub fn collect(args: &CollectArgs) -> Result<String, LiveCliError> {
             }
         }
         let summary = format!(
-            "collected {} records into {}: {} new events, {} repeated (stored once); position {}",
+            "collected {} records into {}: {} new events, {} repeated (stored once), {} rejected inputs; position {}",
             total.records,
             args.db.display(),
             total.events,
             total.repeated,
+            total.rejected,
             total.position
         );
         if !args.report {

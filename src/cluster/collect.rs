@@ -29,8 +29,27 @@ pub struct Collected {
     pub events: u64,
     /// Events already in it (a takeover's repeat), stored once.
     pub repeated: u64,
+    /// Rejected inputs new to the database.
+    pub rejected: u64,
     /// The log position reached.
     pub position: u64,
+}
+
+/// Whether the database has this rejected input already: the same stream position
+/// (`seq N`, unique in the event stream) and the same input.
+fn rejected_already(
+    tx: &rusqlite::Transaction<'_>,
+    r: &super::results::RejectedRec,
+) -> Result<bool, ClusterError> {
+    if !r.position.starts_with("seq ") || r.position == "seq ?" {
+        return Ok(false);
+    }
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM rejected WHERE position = ?1 AND raw = ?2)",
+        rusqlite::params![r.position, r.raw],
+        |row| row.get(0),
+    )
+    .map_err(|e| ClusterError::Store(e.into()))
 }
 
 /// Applies every record after the database's position up to the log's end as of now.
@@ -68,7 +87,12 @@ pub fn apply(store: &mut Store, seq: u64, r: &Record, out: &mut Collected) -> Re
             w.waits(&waits)?;
             w.alerts(b.alerts.clone())?;
             for rej in &b.rejected {
-                w.rejected(&RejectedRow::from(rej))?;
+                // A takeover processes the inputs after the snapshot again, bad ones too;
+                // a rejected input has no id, but its stream sequence names it.
+                if !rejected_already(&tx, rej)? {
+                    w.rejected(&RejectedRow::from(rej))?;
+                    out.rejected += 1;
+                }
             }
         }
         tx.execute(

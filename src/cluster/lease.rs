@@ -7,16 +7,16 @@
 //!   with `update` at the revision last written (refused once another worker has taken
 //!   it), given back with a delete at that revision.
 //!
-//! A worker that dies stops renewing: after the TTL its entries are gone and the others
-//! take its partitions. Which ones a worker wants is decided here, purely ([`plan`]): each
+//! A worker that dies stops renewing: one TTL after its last write its entries count as
+//! expired ([`classify`], by the server's own timestamps) and the others take its
+//! partitions over at the expired revision; the server also drops them by age later. Which ones a worker wants is decided here, purely ([`plan`]): each
 //! alive worker's fair share, partitions ranked by a rendezvous hash of (worker,
 //! partition) so the same worker tends to get the same partitions back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use futures_util::TryStreamExt;
 
 use super::ClusterError;
 
@@ -86,38 +86,110 @@ pub fn plan(me: &str, partitions: u32, workers: usize, mine: &BTreeSet<u32>, fre
     out
 }
 
-/// What the bucket says: the alive workers and each partition's owner.
-#[derive(Debug, Clone, Default)]
+/// What the bucket says: the alive workers, the partitions with a live lease, and those
+/// whose lease has outlived the TTL without renewal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     /// Alive workers.
     pub workers: BTreeSet<String>,
-    /// Partitions with an owner.
+    /// Partitions with a live lease.
     pub owned: BTreeSet<u32>,
+    /// Partitions whose lease expired (its holder stopped renewing) but is still in the
+    /// bucket: the revision to take it over at.
+    pub expired: BTreeMap<u32, u64>,
 }
 
-/// Reads the bucket.
-pub async fn view(leases: &kv::Store) -> Result<View, ClusterError> {
-    let keys: Vec<String> = leases
-        .keys()
-        .await
-        .map_err(|e| ClusterError::js("listing leases")(e.into()))?
-        .try_collect()
-        .await
-        .map_err(|e| ClusterError::js("listing leases")(e.into()))?;
+/// One key's latest entry: its value, revision and when the server stored it (UTC ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The key.
+    pub key: String,
+    /// Its value.
+    pub value: String,
+    /// Its revision.
+    pub revision: u64,
+    /// When the server stored it, UTC ms (the stream leader's clock).
+    pub at: i64,
+}
+
+/// Which entries are alive, purely: an entry is alive while it is at most `ttl_ms` older
+/// than the newest entry of the bucket. The newest entry is this worker's own liveness,
+/// written this very round, so "now" is the server's clock, not the worker's: a worker
+/// whose clock is off judges leases the same as the others.
+///
+/// The server drops an entry older than the TTL by itself too, but only at its next age
+/// check (up to seconds later); judging by the stored times makes a dead worker's
+/// partitions free exactly one TTL after its last renewal.
+pub fn classify(entries: &[Seen], ttl_ms: i64) -> View {
+    let now = entries.iter().map(|e| e.at).max().unwrap_or(0);
     let mut v = View::default();
-    for k in keys {
-        if let Some(w) = k.strip_prefix("worker.") {
-            v.workers.insert(w.to_string());
-        } else if let Some(p) = k.strip_prefix("part.").and_then(|p| p.parse().ok()) {
-            v.owned.insert(p);
+    for e in entries {
+        let alive = now - e.at <= ttl_ms;
+        if let Some(w) = e.key.strip_prefix("worker.") {
+            if alive {
+                v.workers.insert(w.to_string());
+            }
+        } else if let Some(p) = e.key.strip_prefix("part.").and_then(|p| p.parse().ok()) {
+            if alive {
+                v.owned.insert(p);
+            } else {
+                v.expired.insert(p, e.revision);
+            }
         }
     }
-    Ok(v)
+    v
 }
 
-/// Takes partition `n` if nobody holds it; its revision (the fencing claim quotes it).
-pub async fn take(leases: &kv::Store, n: u32, me: &str) -> Option<u64> {
-    leases.create(part_key(n), me.to_string().into()).await.ok()
+/// How long reading the bucket may take before the round gives up on it.
+const VIEW_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Reads the latest entry of every key (deleted ones left out).
+pub async fn entries(leases: &kv::Store) -> Result<Vec<Seen>, ClusterError> {
+    use futures_util::StreamExt;
+    let err = || ClusterError::js("reading the leases");
+    let read = async {
+        let status = leases.status().await.map_err(|e| err()(e.into()))?;
+        if status.values() == 0 {
+            return Ok(Vec::new());
+        }
+        let mut watch = leases.watch_with_history(">").await.map_err(|e| err()(e.into()))?;
+        let mut out = Vec::new();
+        while let Some(entry) = watch.next().await {
+            let entry = entry.map_err(|e| err()(e.into()))?;
+            let last = entry.delta == 0;
+            if entry.operation == kv::Operation::Put {
+                out.push(Seen {
+                    key: entry.key,
+                    value: String::from_utf8_lossy(&entry.value).to_string(),
+                    revision: entry.revision,
+                    at: (entry.created.unix_timestamp_nanos() / 1_000_000) as i64,
+                });
+            }
+            if last {
+                break;
+            }
+        }
+        Ok(out)
+    };
+    match tokio::time::timeout(VIEW_PATIENCE, read).await {
+        Ok(r) => r,
+        Err(_) => Err(ClusterError::js("reading the leases")("timed out".into())),
+    }
+}
+
+/// Reads the bucket and judges it ([`classify`]).
+pub async fn view(leases: &kv::Store, ttl: Duration) -> Result<View, ClusterError> {
+    Ok(classify(&entries(leases).await?, i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)))
+}
+
+/// Takes partition `n`: with `create` if nobody holds it, or at `expired` (the revision of
+/// a lease that outlived the TTL) with `update`, so only one worker wins either way. Its
+/// new revision (the fencing claim quotes it).
+pub async fn take(leases: &kv::Store, n: u32, me: &str, expired: Option<u64>) -> Option<u64> {
+    match expired {
+        None => leases.create(part_key(n), me.to_string().into()).await.ok(),
+        Some(revision) => leases.update(part_key(n), me.to_string().into(), revision).await.ok(),
+    }
 }
 
 /// Renews a lease held at `revision`; the new revision, or why not.
@@ -202,6 +274,30 @@ mod tests {
         // The newcomer takes up to its share.
         let p = plan("c", 8, 3, &set(&[]), &set(&[3, 4, 5, 6]));
         assert_eq!(p.take.len(), 3);
+    }
+
+    fn seen(key: &str, revision: u64, at: i64) -> Seen {
+        Seen { key: key.into(), value: "x".into(), revision, at }
+    }
+
+    #[test]
+    fn leases_are_judged_by_the_servers_times() {
+        let ttl = 5_000;
+        // The newest entry (this worker's liveness, just written) says what "now" is.
+        let entries = [
+            seen("worker.a", 40, 100_000),
+            seen("worker.b", 30, 95_000), // exactly the TTL old: alive
+            seen("worker.c", 20, 94_999), // older: dead
+            seen("part.0", 41, 99_500),
+            seen("part.1", 21, 94_000),  // its holder stopped renewing
+            seen("part.x", 22, 100_000), // not a partition
+            seen("other", 23, 100_000),
+        ];
+        let v = classify(&entries, ttl);
+        assert_eq!(v.workers, ["a", "b"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(v.owned, set(&[0]));
+        assert_eq!(v.expired, [(1, 21)].into_iter().collect());
+        assert_eq!(classify(&[], ttl), View::default());
     }
 
     #[test]

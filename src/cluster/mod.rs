@@ -13,12 +13,14 @@
 //! - [`results`]: the results log: each partition's committed batches, appended fenced.
 //! - [`snapshots`]: partition snapshots in the object store, where every worker can read them.
 //! - [`source`]: one partition's consumer feeding the live runtime; acks after the commit.
+//! - [`gate`]: alerts claimed by id in a KV bucket before they go, marked sent after: once per alert.
 //! - [`worker`]: `kefu run --nats`: membership, leases, a runtime per owned partition, takeover.
 //! - [`cli`]: `kefu run --nats`, `kefu publish`, `kefu collect`: arguments in, effects out.
 //! - [`collect`]: `kefu collect`: the results log into one SQLite database for every shop.
 
 pub mod cli;
 pub mod collect;
+pub mod gate;
 pub mod lease;
 pub mod publish;
 pub mod results;

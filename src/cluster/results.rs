@@ -211,6 +211,18 @@ pub fn split(c: &Committed, worker: &str, lease: u64) -> Vec<Batch> {
     out
 }
 
+/// How a partition's appender learns which recorded alerts are final (see
+/// [`super::gate::Outstanding`]).
+pub struct Tracking {
+    /// The worker's alerts not final yet.
+    pub outstanding: std::sync::Arc<super::gate::Outstanding>,
+    /// Set to the first record of each batch appended: the partition's seam registers the
+    /// batch's alerts under it.
+    pub record: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Alerts due longer ago than this are stale (never sent): they hold nothing back.
+    pub stale_after_ms: i64,
+}
+
 /// The partition's writer: appends records fenced by the last sequence it knows.
 pub struct Appender {
     js: async_nats::jetstream::Context,
@@ -225,9 +237,9 @@ pub struct Appender {
     rt: tokio::runtime::Handle,
     /// Where snapshots go.
     snapshots: Option<async_nats::jetstream::object_store::ObjectStore>,
-    /// Alerts handed to the alert gate and not yet claimed (shared with the gate).
-    gate: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-    /// Every alert recorded up to this results sequence has been claimed.
+    /// The worker's alerts not final yet, and where this partition's batch went.
+    tracking: Option<Tracking>,
+    /// Every alert recorded up to this results sequence is final (sent, given up, stale).
     settled: u64,
     /// The event-stream sequence committed last.
     position: u64,
@@ -255,7 +267,7 @@ impl Appender {
             n: 0,
             rt: tokio::runtime::Handle::current(),
             snapshots: None,
-            gate: None,
+            tracking: None,
             settled: 0,
             position: 0,
         };
@@ -332,35 +344,41 @@ impl Appender {
     }
 
     /// Stores the runtime's snapshots in `store` (a takeover restores them). `settled`:
-    /// every alert recorded up to this results sequence is claimed (from the restored
-    /// snapshot); `position`: the event-stream sequence the restored state covers; `gate`:
-    /// the alerts waiting for their claim.
+    /// every alert recorded up to this results sequence is final (from the restored
+    /// snapshot); `position`: the event-stream sequence the restored state covers;
+    /// `tracking`: the alerts not final yet.
     pub fn with_snapshots(
         mut self,
         store: async_nats::jetstream::object_store::ObjectStore,
         settled: u64,
         position: u64,
-        gate: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        tracking: Tracking,
     ) -> Self {
         self.snapshots = Some(store);
         self.settled = settled;
         self.position = position;
-        self.gate = Some(gate);
+        self.tracking = Some(tracking);
         self
     }
 
     /// Appends a committed batch (in parts when large), then stores its snapshot if the
     /// runtime took one: only a batch that is in the log may have its state restored.
     pub async fn append_batch(&mut self, c: &Committed) -> Result<(), ClusterError> {
-        // Every earlier batch's alerts went to the gate at its commit: none waiting now
-        // means all of them, up to the last record, are claimed.
-        if self.gate.as_ref().is_some_and(|g| g.load(std::sync::atomic::Ordering::SeqCst) == 0) {
-            self.settled = self.last;
+        // Every earlier batch's alerts went to the gate at its commit, registered as
+        // outstanding until final: the snapshot's `settled` stops before the first of them.
+        if let Some(t) = &self.tracking {
+            let stale_before = crate::time::now_ms().saturating_sub(t.stale_after_ms);
+            self.settled = t.outstanding.settled(self.partition, self.last, stale_before);
         }
-        let mut last = 0;
+        let (mut first, mut last) = (None, 0);
         for mut b in split(c, &self.worker, self.lease) {
             b.n = self.n + 1;
             last = self.append(&Record::Batch(b)).await?;
+            first.get_or_insert(last);
+        }
+        if let (Some(t), Some(first)) = (&self.tracking, first) {
+            // This batch's alerts are submitted after the commit: recorded from here on.
+            t.record.store(first, std::sync::atomic::Ordering::SeqCst);
         }
         self.position = c.seq.unwrap_or(self.position).max(self.position);
         if let (Some(snap), Some(store)) = (&c.snapshot, self.snapshots.as_ref()) {
