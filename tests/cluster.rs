@@ -46,7 +46,7 @@ fn start_worker(
     std::fs::write(
         &config,
         format!(
-            "log = \"warn\"\n[alerts]\nstale_after_s = 100000000\n\
+            "log = \"warn,kefu::cluster=info\"\n[alerts]\nstale_after_s = 100000000\n\
              [[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nconcurrency = 1\n",
             hook.url(&format!("/alerts/{id}"))
         ),
@@ -319,10 +319,11 @@ async fn publish_retrying(h: &Handles, items: &[publish::Outgoing]) {
     }
 }
 
-async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+/// Waits (bounded) until `cond`; a timeout's message has the workers' logs from `dir`.
+async fn wait_for(what: &str, dir: &Path, mut cond: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}\n{}", logs(dir));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -402,7 +403,7 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
         start_worker(dir.path(), &urls, P, 3, "w2", &fast),
         start_worker(dir.path(), &urls, P, 3, "w3", &fast),
     ];
-    wait_for("the three workers to share the partitions", async || {
+    wait_for("the three workers to share the partitions", dir.path(), async || {
         let o = owners(&h, P).await;
         o.len() == P as usize && o.values().collect::<BTreeSet<_>>().len() == 3
     })
@@ -426,7 +427,7 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
         }
         drained(&h, P).await
     };
-    wait_for("w1 to commit the first half and its first alert to be marked sent", marked).await;
+    wait_for("w1 to commit the first half and its first alert to be marked sent", dir.path(), marked).await;
     let before = owners(&h, P).await;
     let killed_at = SystemTime::now();
     workers[0].sigkill().await;
@@ -437,7 +438,7 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
 
     // More traffic while the survivors take w1's partitions over, then a server node dies.
     publish_retrying(&h, &items[m / 2..3 * m / 4]).await;
-    wait_for("w1's partitions to be taken over", async || {
+    wait_for("w1's partitions to be taken over", dir.path(), async || {
         let now = owners(&h, P).await;
         orphans.iter().all(|p| now.get(p).is_some_and(|w| w != "w1"))
     })

@@ -143,33 +143,34 @@ pub fn classify(entries: &[Seen], ttl_ms: i64) -> View {
 /// How long reading the bucket may take before the round gives up on it.
 const VIEW_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Reads the latest entry of every key (deleted ones left out).
+/// Reads the latest entry of every key (deleted ones left out): the keys, then each
+/// key's entry (a watch of the bucket's history is no complete listing: while the workers
+/// write, it can end before every key was delivered).
 pub async fn entries(leases: &kv::Store) -> Result<Vec<Seen>, ClusterError> {
-    use futures_util::StreamExt;
+    use futures_util::TryStreamExt;
     let err = || ClusterError::js("reading the leases");
     let read = async {
-        let status = leases.status().await.map_err(|e| err()(e.into()))?;
-        if status.values() == 0 {
-            return Ok(Vec::new());
-        }
-        let mut watch = leases.watch_with_history(">").await.map_err(|e| err()(e.into()))?;
-        let mut out = Vec::new();
-        while let Some(entry) = watch.next().await {
-            let entry = entry.map_err(|e| err()(e.into()))?;
-            let last = entry.delta == 0;
-            if entry.operation == kv::Operation::Put {
-                out.push(Seen {
-                    key: entry.key,
-                    value: String::from_utf8_lossy(&entry.value).to_string(),
-                    revision: entry.revision,
-                    at: (entry.created.unix_timestamp_nanos() / 1_000_000) as i64,
-                });
-            }
-            if last {
-                break;
-            }
-        }
-        Ok(out)
+        let keys: Vec<String> = leases
+            .keys()
+            .await
+            .map_err(|e| err()(e.into()))?
+            .try_collect()
+            .await
+            .map_err(|e| err()(e.into()))?;
+        let got = futures_util::future::try_join_all(keys.iter().map(|k| leases.entry(k)))
+            .await
+            .map_err(|e| err()(e.into()))?;
+        Ok(got
+            .into_iter()
+            .flatten()
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| Seen {
+                key: e.key,
+                value: String::from_utf8_lossy(&e.value).to_string(),
+                revision: e.revision,
+                at: (e.created.unix_timestamp_nanos() / 1_000_000) as i64,
+            })
+            .collect())
     };
     match tokio::time::timeout(VIEW_PATIENCE, read).await {
         Ok(r) => r,

@@ -198,6 +198,7 @@ async fn round(
     let free: BTreeSet<u32> = (0..h.partitions).filter(|p| !view.owned.contains(p)).collect();
     let workers = view.workers.len().max(1);
     let plan = lease::plan(&opts.id, h.partitions, workers, &mine, &free);
+    tracing::debug!(?mine, ?free, workers = ?view.workers, ?plan, "round");
     for n in plan.take {
         let expired = view.expired.get(&n).copied();
         let Some(revision) = lease::take(&h.leases, n, &opts.id, expired).await else { continue };

@@ -131,6 +131,11 @@ impl Cluster {
         self.nodes.iter().map(Node::url).collect::<Vec<_>>().join(",")
     }
 
+    /// The servers' process ids (killed nodes left out).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(|n| n.child.as_ref().map(Child::id)).collect()
+    }
+
     /// Server logs folder (for a failing test's message).
     pub fn dir(&self) -> &Path {
         self._dir.path()
