@@ -232,8 +232,9 @@ async fn jetstream(events: &[Event], workers: usize) -> anyhow::Result<Run> {
 
 async fn drained(h: &Handles) -> bool {
     for n in 0..h.partitions {
-        match h.events.consumer_info(source::consumer_name(n)).await {
-            Ok(i) if i.num_pending == 0 && i.num_ack_pending == 0 && i.delivered.stream_sequence > 0 => {}
+        match source::current(&h.events, n).await {
+            Ok(Some(i))
+                if i.num_pending == 0 && i.num_ack_pending == 0 && i.delivered.stream_sequence > 0 => {}
             _ => return false,
         }
     }

@@ -346,8 +346,8 @@ fn unix_ms(t: SystemTime) -> i128 {
 /// owner committed all its events; their alerts were handed to its gate).
 async fn drained(h: &Handles, partitions: u32) -> bool {
     for n in 0..partitions {
-        match h.events.consumer_info(kefu::cluster::source::consumer_name(n)).await {
-            Ok(i) if i.num_pending == 0 && i.num_ack_pending == 0 => {}
+        match kefu::cluster::source::current(&h.events, n).await {
+            Ok(Some(i)) if i.num_pending == 0 && i.num_ack_pending == 0 => {}
             _ => return false,
         }
     }

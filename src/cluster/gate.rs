@@ -6,7 +6,8 @@
 //! the claim becomes `sent` (`failed` when its tries are spent). An alert already claimed:
 //!
 //! - `sent` / `failed`: final, nothing to do;
-//! - by this instance: it is in this worker's outbox already;
+//! - by this instance: handed to its alert service once (a claim whose answer was lost
+//!   while a server failed over reads as this instance's on the retry: it is sent then);
 //! - by an instance that is still alive (a previous owner delivering from its outbox): the
 //!   gate keeps watching it until it is final, or its holder dies, or it is stale;
 //! - by an instance that is no longer alive: the gate takes the claim over and sends it.
@@ -58,6 +59,8 @@ pub fn alert_id_of(shop: &str, conversation: &str, wait_start: Millis, kind: &st
 #[derive(Debug, Default)]
 pub struct Outstanding {
     alerts: Mutex<HashMap<String, Pending>>,
+    /// Alerts this instance handed to its alert service and not yet marked.
+    submitted: Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +84,13 @@ impl Outstanding {
     /// Alert `id` is final (sent, given up, or someone else's to send and sent).
     pub fn done(&self, id: &str) {
         self.alerts.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.submitted.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    /// True the first time for `id` until it is [`done`](Self::done): this instance hands
+    /// it to its alert service once.
+    pub fn submit_once(&self, id: &str) -> bool {
+        self.submitted.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string())
     }
 
     /// Up to which results sequence every alert partition `n` recorded is final: just
@@ -191,12 +201,15 @@ pub async fn gate(g: Gate, mut rx: mpsc::UnboundedReceiver<Notice>) {
                     claim(&g.alerts, &g.leases, &id, &g.me, g.lease_ttl_ms).await
                 };
                 match verdict {
-                    Claim::Mine => {
-                        g.service.submit(n);
+                    // Held by this instance: submitted once, whichever task got here first.
+                    // (A claim whose answer was lost — a server failing over — reads as
+                    // this instance's on the retry, though nothing was submitted yet.)
+                    Claim::Mine | Claim::Ours => {
+                        if g.outstanding.submit_once(&id) {
+                            g.service.submit(n);
+                        }
                         return;
                     }
-                    // In this instance's outbox already: its receipt settles it.
-                    Claim::Ours => return,
                     Claim::Final => break,
                     Claim::Held if crate::time::now_ms() - n.due_at > g.stale_after_ms => break,
                     Claim::Held => tokio::time::sleep(WATCH_EVERY).await,
@@ -214,7 +227,7 @@ enum Claim {
     /// This instance is to send it (it was free, its holder died, or the bucket did not
     /// answer for [`CLAIM_PATIENCE`]).
     Mine,
-    /// This instance claimed it before.
+    /// This instance holds the claim (an earlier try, maybe one whose answer was lost).
     Ours,
     /// Sent, or given up on.
     Final,
@@ -365,6 +378,8 @@ mod tests {
         assert_eq!(o.settled(0, 40, 0), 11);
         o.done("a");
         assert_eq!(o.settled(0, 40, 0), 40);
+        // Handed to the alert service once until final, whoever asks.
+        assert!(o.submit_once("c") && !o.submit_once("c"));
         // A stale alert is nobody's to send: it no longer holds the partition back.
         assert_eq!(o.settled(1, 40, 1_001), 40);
         assert!(o.is_empty());

@@ -207,6 +207,20 @@ pub async fn renew(leases: &kv::Store, n: u32, me: &str, revision: u64) -> Resul
                 {
                     Ok(entry.revision)
                 }
+                // Gone and taken by nobody (the server dropped it by age while renewals
+                // could not reach it, a node failing over): the holder takes it again. If
+                // another worker took it meanwhile and claimed the partition, the results
+                // log fences this one off all the same.
+                Ok(None) => match leases.create(part_key(n), me.to_string().into()).await {
+                    Ok(r) => Ok(r),
+                    Err(_) => Err(Renewal::Lost),
+                },
+                Ok(Some(entry)) if entry.operation != kv::Operation::Put => {
+                    match leases.create(part_key(n), me.to_string().into()).await {
+                        Ok(r) => Ok(r),
+                        Err(_) => Err(Renewal::Lost),
+                    }
+                }
                 Ok(_) => Err(Renewal::Lost),
                 Err(e) => Err(Renewal::Unknown(e.to_string())),
             }

@@ -21,17 +21,35 @@ use crate::gateway::protocol::{KEEP_REJECTED_BYTES, RejectedFrame, truncate};
 /// Messages delivered and not yet acked at most (the runtime's channel holds a few batches).
 pub const MAX_ACK_PENDING: i64 = 32_768;
 
-/// The consumer's name for partition `n`.
-pub fn consumer_name(n: u32) -> String {
-    format!("kefu-p{n}")
+/// The consumer of partition `n` under the lease revision `lease`: one per ownership, so
+/// an old owner still pulling (before it notices its lease is gone) pulls from its own,
+/// deleted consumer — never from the new owner's, which it would steal messages from.
+pub fn consumer_name(n: u32, lease: u64) -> String {
+    format!("kefu-p{n}-{lease}")
 }
 
-/// (Re)creates partition `n`'s consumer to deliver from stream sequence `after + 1`
-/// (`after` = 0: from the start). The previous owner's consumer is deleted first: its
-/// acks and pulls fail from then on.
-pub async fn open(events: &Stream, n: u32, after: u64) -> Result<PullConsumer, ClusterError> {
-    let name = consumer_name(n);
-    let _ = events.delete_consumer(&name).await;
+/// (partition, lease) of a consumer name made by [`consumer_name`].
+pub fn parse_consumer_name(name: &str) -> Option<(u32, u64)> {
+    let (n, lease) = name.strip_prefix("kefu-p")?.split_once('-')?;
+    Some((n.parse().ok()?, lease.parse().ok()?))
+}
+
+/// How long a consumer nobody pulls from is kept by the server (an owner that died).
+const INACTIVE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Creates partition `n`'s consumer for the ownership under lease `lease`, delivering from
+/// stream sequence `after + 1` (`after` = 0: from the start). Earlier owners' consumers of
+/// the partition are deleted first: their acks and pulls fail from then on.
+pub async fn open(events: &Stream, n: u32, lease: u64, after: u64) -> Result<PullConsumer, ClusterError> {
+    use futures_util::TryStreamExt;
+    let name = consumer_name(n, lease);
+    let names: Vec<String> = match events.consumer_names().try_collect().await {
+        Ok(names) => names,
+        Err(e) => return Err(ClusterError::js(format!("listing the consumers of partition {n}"))(e.into())),
+    };
+    for old in names.iter().filter(|c| parse_consumer_name(c).is_some_and(|(p, _)| p == n) && **c != name) {
+        let _ = events.delete_consumer(old).await;
+    }
     let deliver_policy = if after == 0 {
         DeliverPolicy::All
     } else {
@@ -44,10 +62,29 @@ pub async fn open(events: &Stream, n: u32, after: u64) -> Result<PullConsumer, C
             deliver_policy,
             ack_policy: AckPolicy::All,
             max_ack_pending: MAX_ACK_PENDING,
+            inactive_threshold: INACTIVE,
             ..Default::default()
         })
         .await
         .map_err(|e| ClusterError::js(format!("creating the consumer of partition {n}"))(e.into()))
+}
+
+/// Partition `n`'s current consumer (the newest ownership's), if any.
+pub async fn current(
+    events: &Stream,
+    n: u32,
+) -> Result<Option<async_nats::jetstream::consumer::Info>, ClusterError> {
+    use futures_util::TryStreamExt;
+    let all: Vec<async_nats::jetstream::consumer::Info> = events
+        .consumers()
+        .try_collect()
+        .await
+        .map_err(|e| ClusterError::js(format!("listing the consumers of partition {n}"))(e.into()))?;
+    Ok(all
+        .into_iter()
+        .filter_map(|i| parse_consumer_name(&i.name).filter(|(p, _)| *p == n).map(|(_, l)| (l, i)))
+        .max_by_key(|(l, _)| *l)
+        .map(|(_, i)| i))
 }
 
 /// Turns a message into what the runtime takes: an event, or a rejected input (not UTF-8,

@@ -86,6 +86,15 @@ pub async fn run(
     // partitions' new owners, who send it again (see the module doc).
     let outbox = opts.state.join("alerts.db");
     remove_db(&outbox);
+    // The partitions' databases are scratch too (rebuilt at each takeover).
+    if let Ok(dir) = std::fs::read_dir(&opts.state) {
+        for f in dir.flatten() {
+            let name = f.file_name().to_string_lossy().to_string();
+            if name.starts_with('p') && name.contains(".db") {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
     let (receipts_tx, receipts_rx) = mpsc::unbounded_channel();
     let service = AlertService::start_with_receipts(opts.alerts.clone(), &outbox, receipts_tx)?;
     let outstanding = Arc::new(Outstanding::default());
@@ -263,7 +272,9 @@ async fn own(
         Ok(())
     })
     .await?;
-    let db = opts.state.join(format!("p{n}.db"));
+    // A file of its own per ownership: a runtime of an earlier ownership of the same
+    // partition (a lease lost and taken again) never shares files with this one.
+    let db = opts.state.join(format!("p{n}-{revision}.db"));
     remove_db(&db);
     let mut store = Store::open(&db)?;
     {
@@ -295,19 +306,30 @@ async fn own(
         position,
         tracking,
     )));
-    let consumer = source::open(&h.events, n, position).await?;
+    let consumer = source::open(&h.events, n, revision, position).await?;
     let (frames_tx, frames_rx) = mpsc::channel(crate::live::runtime::BATCH * 4);
-    let mut runtime = tokio::spawn(runtime.run(frames_rx));
+    // Ends with this task, however it ends (a lost lease aborts it): no runtime of an
+    // ownership that is over goes on committing next to the new one.
+    let mut runtime = AbortOnDrop(tokio::spawn(runtime.run(frames_rx)));
     let feed = source::run(consumer, n, frames_tx, committed, stop);
     tokio::pin!(feed);
     let fed = tokio::select! {
         r = &mut feed => r,
-        r = &mut runtime => return ended(n, r),
+        r = &mut runtime.0 => return ended(n, r),
     };
     // The feed stopped (stop asked): the runtime commits what it holds and ends.
-    let r = runtime.await;
+    let r = (&mut runtime.0).await;
     fed?;
     ended(n, r)
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn ended(
