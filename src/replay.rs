@@ -229,52 +229,131 @@ fn decode_line(bytes: &[u8], number: usize) -> Result<&str, event::EventError> {
 /// Lines per hand-over from the reader thread.
 const CHUNK: usize = 4096;
 
-/// Reads and parses lines on a thread of its own, so parsing overlaps the clock.
+/// Threads parsing lines (and running the guard) beside the reader and the engine:
+/// parsing is most of a replay's work, and two of them keep both cores busy while the
+/// main thread runs the engine.
+const PARSERS: usize = 2;
+
+/// Up to [`CHUNK`] lines as read, one buffer for all of them.
+#[derive(Default)]
+struct Lines {
+    data: Vec<u8>,
+    /// Each line's number and where it lies in `data` (its newline included).
+    lines: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+/// The parsed chunks, in input order: chunk `k` went to parser `k % PARSERS`, so taking
+/// one from each parser in turn gives them back in order. Ends when the parser whose
+/// turn it is has no more (every later chunk would have been its own or after it).
+struct Chunks {
+    parsed: Vec<Receiver<Vec<Parsed>>>,
+    next: usize,
+}
+
+impl Iterator for Chunks {
+    type Item = Vec<Parsed>;
+
+    fn next(&mut self) -> Option<Vec<Parsed>> {
+        let chunk = self.parsed[self.next % self.parsed.len()].recv().ok()?;
+        self.next += 1;
+        Some(chunk)
+    }
+}
+
+/// The reader thread and the parsers, to join after the last chunk.
+struct Threads {
+    reader: JoinHandle<std::io::Result<()>>,
+    parsers: Vec<JoinHandle<()>>,
+}
+
+impl Threads {
+    /// Waits for every thread: a read error or a panic is the replay's failure (the chunks
+    /// stopped early, so the report would be missing lines).
+    fn join(self, source: &str) -> Result<(), ReplayError> {
+        let parsers_ok = self.parsers.into_iter().map(JoinHandle::join).fold(true, |ok, j| ok & j.is_ok());
+        match self.reader.join() {
+            Ok(Ok(())) if parsers_ok => Ok(()),
+            Ok(Ok(())) => Err(ReplayError::Writer("parser thread panicked".into())),
+            Ok(Err(e)) => Err(ReplayError::Read { path: source.into(), source: e }),
+            Err(_) => Err(ReplayError::Writer("reader thread panicked".into())),
+        }
+    }
+}
+
+/// One line: decoded, parsed and checked by the guard; `None` for a blank line.
+fn parse_line(bytes: &[u8], number: usize, keep_raw: bool, guard: Option<&Guard>) -> Option<Parsed> {
+    let (line, event) = match decode_line(bytes, number) {
+        Ok(line) => (Cow::Borrowed(line), None),
+        // Not UTF-8: a bad line like any other, reported with its number and kept
+        // (lossily) among the rejected, never the end of the replay.
+        Err(e) => (String::from_utf8_lossy(bytes), Some(Err(e))),
+    };
+    let line = line.trim_end_matches(['\n', '\r']);
+    if line.trim().is_empty() {
+        return None;
+    }
+    let event = event.unwrap_or_else(|| event::parse(line));
+    let raw = (keep_raw || event.is_err()).then(|| line.to_string());
+    let flags = match (guard, &event) {
+        (Some(g), Ok(e)) => Some(g.check_event(e)),
+        _ => None,
+    };
+    Some(Parsed { number, event, raw, flags })
+}
+
+/// Reads lines on a thread of its own and parses them on [`PARSERS`] others, so reading,
+/// parsing and the engine overlap.
 fn spawn_reader(
     mut input: impl BufRead + Send + 'static,
     keep_raw: bool,
     guard: Option<Guard>,
-) -> (Receiver<Vec<Parsed>>, JoinHandle<std::io::Result<()>>) {
-    let (tx, rx) = sync_channel::<Vec<Parsed>>(8);
-    let handle = std::thread::spawn(move || {
-        let mut buf = Vec::new();
+) -> (Chunks, Threads) {
+    let guard = guard.map(std::sync::Arc::new);
+    let mut to_parsers = Vec::with_capacity(PARSERS);
+    let mut parsed = Vec::with_capacity(PARSERS);
+    let mut parsers = Vec::with_capacity(PARSERS);
+    for _ in 0..PARSERS {
+        let (tx, rx) = sync_channel::<Lines>(2);
+        let (out, back) = sync_channel::<Vec<Parsed>>(2);
+        let guard = guard.clone();
+        parsers.push(std::thread::spawn(move || {
+            for chunk in rx {
+                let lines = chunk.lines.iter();
+                let done = lines
+                    .filter_map(|(n, r)| parse_line(&chunk.data[r.clone()], *n, keep_raw, guard.as_deref()))
+                    .collect();
+                if out.send(done).is_err() {
+                    return;
+                }
+            }
+        }));
+        to_parsers.push(tx);
+        parsed.push(back);
+    }
+    let reader = std::thread::spawn(move || {
         let mut number = 0;
-        let mut chunk = Vec::with_capacity(CHUNK);
-        loop {
-            buf.clear();
-            if input.read_until(b'\n', &mut buf)? == 0 {
+        for k in 0.. {
+            let mut chunk = Lines { data: Vec::with_capacity(CHUNK * 256), lines: Vec::with_capacity(CHUNK) };
+            let mut end = false;
+            while chunk.lines.len() < CHUNK {
+                let start = chunk.data.len();
+                if input.read_until(b'\n', &mut chunk.data)? == 0 {
+                    end = true;
+                    break;
+                }
+                number += 1;
+                chunk.lines.push((number, start..chunk.data.len()));
+            }
+            if !chunk.lines.is_empty() && to_parsers[k % PARSERS].send(chunk).is_err() {
                 break;
             }
-            number += 1;
-            let (line, event) = match decode_line(&buf, number) {
-                Ok(line) => (Cow::Borrowed(line), None),
-                // Not UTF-8: a bad line like any other, reported with its number and kept
-                // (lossily) among the rejected, never the end of the replay.
-                Err(e) => (String::from_utf8_lossy(&buf), Some(Err(e))),
-            };
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.trim().is_empty() {
-                continue;
+            if end {
+                break;
             }
-            let event = event.unwrap_or_else(|| event::parse(line));
-            let raw = (keep_raw || event.is_err()).then(|| line.to_string());
-            let flags = match (&guard, &event) {
-                (Some(g), Ok(e)) => Some(g.check_event(e)),
-                _ => None,
-            };
-            chunk.push(Parsed { number, event, raw, flags });
-            if chunk.len() == CHUNK
-                && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err()
-            {
-                return Ok(());
-            }
-        }
-        if !chunk.is_empty() {
-            let _ = tx.send(chunk);
         }
         Ok(())
     });
-    (rx, handle)
+    (Chunks { parsed, next: 0 }, Threads { reader, parsers })
 }
 
 /// Runs the clock over JSONL from `input`; `source` names it in messages.
@@ -320,8 +399,8 @@ pub fn replay_with(
     }
     let mut writer = db.map(Writer::start).transpose()?;
     let mut batch = Batch::default();
-    let (chunks, reader) = spawn_reader(input, db.is_some(), guard);
-    for Parsed { number, event, raw, flags } in chunks.into_iter().flatten() {
+    let (chunks, threads) = spawn_reader(input, db.is_some(), guard);
+    for Parsed { number, event, raw, flags } in chunks.flatten() {
         stats.lines += 1;
         let checked = event.map_err(|e| e.to_string()).and_then(|e| match pipeline.admit(&e) {
             Admission::Accept => Ok(e),
@@ -359,11 +438,7 @@ pub fn replay_with(
             }
         }
     }
-    match reader.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ReplayError::Read { path: source.into(), source: e }),
-        Err(_) => return Err(ReplayError::Writer("reader thread panicked".into())),
-    }
+    threads.join(source)?;
     let (report, tail, notices) = pipeline.finish_with_notices();
     if let Some(mut w) = writer {
         batch.take_outputs(&tail, &notices);
