@@ -2,6 +2,7 @@
 //! clock and hands alerts to a seam; `kefu run` and `kefu demo` start it.
 //!
 //! - [`runtime`]: the task that owns the clock and the store (dedup → clock → persist → ack).
+//! - `inserter`: the thread that stores a batch's events ahead of the runtime processing them.
 //! - [`alert`]: the alert value and the seam alerts leave kefu through.
 //! - [`assist`]: the phrase guard, the robot, hot reload and the nightly job in the runtime.
 //! - [`time`]: engine time from tokio's clock (wall, scaled for the demo, paused in tests).
@@ -10,6 +11,7 @@
 pub mod alert;
 pub mod assist;
 pub mod cli;
+mod inserter;
 pub mod runtime;
 pub mod time;
 

@@ -21,11 +21,12 @@ use tracing::{info, warn};
 
 use super::alert::AlertSeam;
 use super::assist::{Assistant, NightlyJob, Sets};
+use super::inserter::{self, Judge, Verdict, Verdicts};
 use super::{LiveConfig, LiveCounters};
 use crate::alerts::plan::Disposition;
 use crate::alerts::{Kind, Notice, Plan};
 use crate::engine::snapshot::{self, Snapshot};
-use crate::engine::{Admission, Engine, Output, TimeLimits, Wait};
+use crate::engine::{Engine, Output, TimeLimits, Wait};
 use crate::event::Event;
 use crate::gateway::{Incoming, SendHandle};
 use crate::privacy::mask_id;
@@ -62,6 +63,38 @@ pub enum LiveError {
     /// or the results log cannot be written); nothing of the batch is committed.
     #[error("committing the batch to the shared results")]
     Hook(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The insert-ahead thread could not be started.
+    #[error("starting the insert thread")]
+    Thread(#[source] std::io::Error),
+    /// The insert-ahead thread stopped without a verdict for every event (it panicked);
+    /// nothing of the batch is committed.
+    #[error("the insert thread stopped in the middle of a batch")]
+    Inserter,
+}
+
+/// What a batch's frames brought, before the rows the engine and the robot decided.
+#[derive(Default)]
+struct Ingested {
+    /// The highest seq that may be acked.
+    max_seq: Option<u64>,
+    /// At least one new event was processed.
+    accepted: bool,
+    /// Answers to `replies.*` requests, sent after the commit.
+    answers: Vec<serde_json::Value>,
+    /// Frames and events kept as rejected input, in order.
+    rejected: Vec<RejectedRow>,
+}
+
+/// A committed batch: what to publish and send now.
+struct Done {
+    /// The new resume point, when the batch moved it.
+    advanced: Option<u64>,
+    /// The new alerts to send.
+    send: Vec<Notice>,
+    /// The robot's actions (its frames are spoken now).
+    actions: Vec<RobotAction>,
+    /// Answers to `replies.*` requests.
+    answers: Vec<serde_json::Value>,
 }
 
 /// What one transaction stores, handed to a [`CommitHook`] before the commit.
@@ -504,68 +537,46 @@ impl Runtime {
     /// Processes a batch of frames in one transaction, then publishes the commit point
     /// and hands the new alerts over. `quiet`: no further frame is waiting, so the wall
     /// clock may make alerts fall due (while frames wait, only their times count).
+    ///
+    /// The transaction is begun by hand, not as rusqlite's `Transaction`: the insert-ahead
+    /// thread ([`super::inserter`]) writes the events into it on this connection, which a
+    /// borrowed `Transaction` cannot lend to another thread. A failure rolls it back.
     fn process(&mut self, items: &mut Vec<Incoming>, quiet: bool) -> Result<(), LiveError> {
-        let c = &self.counters;
-        let received_at = crate::time::now_ms();
-        let now = self.config.time.now_ms();
-        let mut max_seq = None;
-        let mut answers = Vec::new();
-        let mut accepted = false;
-        let disconnects = self.disconnects();
-        let tx = self.store.conn_mut().transaction()?;
-        let mut w = BatchWriter::new(&tx)?;
-        for item in items.drain(..) {
-            match item {
-                Incoming::Event { seq, event, body } => {
-                    max_seq = max_seq.max(Some(seq));
-                    let e = &event;
-                    let watermark = self.state.engine.watermark();
-                    if let Admission::Reject(reason) = self.state.limits.admit(e.ts, now, watermark) {
-                        warn!(seq, reason = %reason, "event rejected: its time is not believable");
-                        let raw = crate::gateway::protocol::truncate(&body, REJECTED_RAW_BYTES).to_string();
-                        let position = format!("seq {seq}");
-                        let row =
-                            RejectedRow { received_at, source: "websocket".into(), position, reason, raw };
-                        w.rejected(&row)?;
-                        if self.hook.is_some() {
-                            self.batch.rejected.push(row);
-                        }
-                        c.rejected.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    if !w.event(e, &body)? {
-                        c.duplicates.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    c.events.fetch_add(1, Ordering::Relaxed);
-                    self.since_snapshot += 1;
-                    if self.hook.is_some() {
-                        self.batch.events.push(body);
-                    }
-                    accepted = true;
-                    let from = self.state.out.len();
-                    self.state.handle(e);
-                    self.assistant.event(e, &self.state.out[from..], now);
-                    self.state.settle();
-                }
-                Incoming::Rejected(r) => {
-                    // A seq that broke the seq rule is kept, never acked.
-                    max_seq = max_seq.max(r.ack_seq());
-                    let position = r.seq.map_or_else(|| "seq ?".to_string(), |s| format!("seq {s}"));
-                    let (reason, raw) = (r.reason, r.raw);
-                    let row = RejectedRow { received_at, source: "websocket".into(), position, reason, raw };
-                    w.rejected(&row)?;
-                    if self.hook.is_some() {
-                        self.batch.rejected.push(row);
-                    }
-                    c.rejected.fetch_add(1, Ordering::Relaxed);
-                }
-                Incoming::Other(request) => {
-                    if let Some(replies) = self.assistant.replies() {
-                        answers.extend(ops::handle_op(replies, &request));
-                    }
-                }
+        self.store.conn().execute_batch("BEGIN")?;
+        let done = match self.process_in_tx(items, quiet) {
+            Ok(done) => done,
+            Err(e) => {
+                // Nothing of the batch stays (and nothing is acked); the runtime stops.
+                let _ = self.store.conn().execute_batch("ROLLBACK");
+                return Err(e);
             }
+        };
+        if let Some(seq) = done.advanced {
+            self.last_seq = Some(seq);
+            self.counters.last_seq.store(seq, Ordering::Relaxed);
+            self.committed.send_replace(self.last_seq);
+        }
+        self.deliver(done.send);
+        self.speak(&done.actions);
+        for a in done.answers {
+            self.send_frame(a.to_string());
+        }
+        self.gauges(false);
+        Ok(())
+    }
+
+    /// [`Runtime::process`] inside its transaction, up to and including the commit.
+    fn process_in_tx(&mut self, items: &mut Vec<Incoming>, quiet: bool) -> Result<Done, LiveError> {
+        let now = self.config.time.now_ms();
+        let disconnects = self.disconnects();
+        let Ingested { max_seq, accepted, answers, rejected } = self.ingest(items, now)?;
+        let conn = self.store.conn();
+        let w = BatchWriter::new(conn)?;
+        for row in &rejected {
+            w.rejected(row)?;
+        }
+        if self.hook.is_some() {
+            self.batch.rejected.extend(rejected);
         }
         if accepted {
             self.live = self.state.limits.is_live(self.state.engine.watermark(), now);
@@ -594,7 +605,7 @@ impl Runtime {
         {
             // In the batch's transaction: the snapshot covers exactly the events stored.
             let owned = self.hook.is_some();
-            let snap = take_snapshot(&tx, &self.state, &self.assistant, now, owned)?;
+            let snap = take_snapshot(conn, &self.state, &self.assistant, now, owned)?;
             if owned {
                 self.batch.snapshot = snap;
             }
@@ -602,19 +613,113 @@ impl Runtime {
             self.since_snapshot = 0;
         }
         run_hook(&mut self.hook, &mut self.batch, advanced)?;
-        tx.commit()?;
-        if let Some(seq) = advanced {
-            self.last_seq = Some(seq);
-            self.counters.last_seq.store(seq, Ordering::Relaxed);
-            self.committed.send_replace(self.last_seq);
+        conn.execute_batch("COMMIT")?;
+        Ok(Done { advanced, send, actions, answers })
+    }
+
+    /// Takes the batch's frames in order: the insert-ahead thread stores the events (and
+    /// judges their time) on the store's connection while this thread runs the engine,
+    /// the guard and the robot over each event it has found new (see [`super::inserter`]).
+    fn ingest(&mut self, items: &mut Vec<Incoming>, now: Millis) -> Result<Ingested, LiveError> {
+        let received_at = crate::time::now_ms();
+        let judge = Judge { limits: self.state.limits, now, watermark: self.state.engine.watermark() };
+        let hooked = self.hook.is_some();
+        let mut got = Ingested::default();
+        // The new events' places, so the hook can take their bodies afterwards.
+        let mut new = Vec::new();
+        let Self { store, state, assistant, counters: c, since_snapshot, .. } = self;
+        let conn = store.conn_mut();
+        let frames: &[Incoming] = items;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let thread = std::thread::Builder::new()
+                .name("kefu-insert".into())
+                .spawn_scoped(s, move || inserter::insert_ahead(conn, frames, judge, &tx))
+                .map_err(LiveError::Thread)?;
+            let mut verdicts = Verdicts::new(rx);
+            let mut failed = None;
+            for (i, item) in frames.iter().enumerate() {
+                match item {
+                    Incoming::Event { seq, event, body } => {
+                        got.max_seq = got.max_seq.max(Some(*seq));
+                        let verdict = match verdicts.next() {
+                            Ok(v) => v,
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        };
+                        match verdict {
+                            Verdict::Rejected(reason) => {
+                                warn!(seq, reason = %reason, "event rejected: its time is not believable");
+                                let raw =
+                                    crate::gateway::protocol::truncate(body, REJECTED_RAW_BYTES).to_string();
+                                let position = format!("seq {seq}");
+                                got.rejected.push(RejectedRow {
+                                    received_at,
+                                    source: "websocket".into(),
+                                    position,
+                                    reason,
+                                    raw,
+                                });
+                                c.rejected.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Verdict::Duplicate => {
+                                c.duplicates.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Verdict::New => {
+                                c.events.fetch_add(1, Ordering::Relaxed);
+                                *since_snapshot += 1;
+                                if hooked {
+                                    new.push(i);
+                                }
+                                got.accepted = true;
+                                let from = state.out.len();
+                                state.handle(event);
+                                assistant.event(event, &state.out[from..], now);
+                                state.settle();
+                            }
+                        }
+                    }
+                    Incoming::Rejected(r) => {
+                        // A seq that broke the seq rule is kept, never acked.
+                        got.max_seq = got.max_seq.max(r.ack_seq());
+                        let position = r.seq.map_or_else(|| "seq ?".to_string(), |s| format!("seq {s}"));
+                        let (reason, raw) = (r.reason.clone(), r.raw.clone());
+                        got.rejected.push(RejectedRow {
+                            received_at,
+                            source: "websocket".into(),
+                            position,
+                            reason,
+                            raw,
+                        });
+                        c.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Incoming::Other(request) => {
+                        if let Some(replies) = assistant.replies() {
+                            got.answers.extend(ops::handle_op(replies, request));
+                        }
+                    }
+                }
+            }
+            // Stops the thread at its next chunk if this side gave up early.
+            drop(verdicts);
+            let joined = thread.join();
+            match (failed, joined) {
+                (None, Ok(())) => Ok(()),
+                (Some(Some(e)), _) => Err(LiveError::Store(e)),
+                (_, Err(_)) | (Some(None), Ok(())) => Err(LiveError::Inserter),
+            }
+        })?;
+        if hooked {
+            for i in new {
+                if let Incoming::Event { body, .. } = &mut items[i] {
+                    self.batch.events.push(std::mem::take(body));
+                }
+            }
         }
-        self.deliver(send);
-        self.speak(&actions);
-        for a in answers {
-            self.send_frame(a.to_string());
-        }
-        self.gauges(false);
-        Ok(())
+        items.clear();
+        Ok(got)
     }
 
     /// Sends the robot's frames (after the commit that recorded them).
