@@ -2,7 +2,9 @@
 //! goes dedup → clock → persist (events, waits, alerts, rejected frames and the seq, in
 //! one transaction) → commit point (the gateway acks it) → alerts handed to the seam.
 //! Between frames it sleeps until the clock's next deadline, so a breach fires with no
-//! further event.
+//! further event. A batch's events are inserted (and their time judged) by the
+//! insert-ahead thread ([`super::inserter`]) on the same connection and transaction,
+//! while this task processes the ones it has already found new.
 //!
 //! With the assist parts on ([`super::assist`]) every new message also goes through the
 //! phrase guard (flags stored in the same transaction, a critical one alerted through the
