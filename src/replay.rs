@@ -4,11 +4,11 @@
 //! live bot produce the same report. With a database, a writer thread stores events, waits
 //! and alerts while the main thread runs the clock: SQLite, not the clock, sets the pace.
 
-use rustc_hash::FxHashMap as HashMap;
+use hashbrown::HashTable;
 use std::borrow::Cow;
 use std::io::BufRead;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use thiserror::Error;
@@ -66,6 +66,13 @@ pub struct InputStats {
     pub stored: usize,
 }
 
+/// The dedup set's hash of an event id: one function for the parser threads, which
+/// compute it beside parsing, and for [`Pipeline::push`].
+fn id_hash(id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(id)
+}
+
 /// How often (in event time) the dedup set drops ids too old to matter.
 const SWEEP_EVERY_MS: i64 = 86_400_000;
 
@@ -74,8 +81,9 @@ pub struct Pipeline {
     /// Ids seen, with their event time, back to the oldest time still admitted (the
     /// watermark − [`TimeLimits::behind_ms`]) plus at most a day: a redelivered event has
     /// its original's time, so an older one is rejected before it gets here, and the set
-    /// does not grow with the history (see `docs/protocol.md`, "Duplicates").
-    seen: HashMap<Box<str>, Millis>,
+    /// does not grow with the history (see `docs/protocol.md`, "Duplicates"). Keyed by
+    /// [`id_hash`], which replay's parser threads compute off the main thread.
+    seen: HashTable<(Box<str>, Millis)>,
     swept_at: Millis,
     engine: Engine,
     limits: TimeLimits,
@@ -98,7 +106,7 @@ impl Pipeline {
     /// A pipeline on these rules whose alert timers follow `plan` (as `kefu run`'s do).
     pub fn with_plan(rules: ResponseRules, plan: Plan) -> Self {
         Self {
-            seen: HashMap::default(),
+            seen: HashTable::new(),
             swept_at: Millis::MIN,
             engine: Engine::new(rules, plan),
             limits: TimeLimits::default(),
@@ -138,12 +146,35 @@ impl Pipeline {
     /// [`Pipeline::push`] with the guard's findings already computed (replay checks text on
     /// its reader thread, so the guard runs beside the clock rather than before it).
     pub fn push_checked(&mut self, event: &Event, flags: Option<Vec<Flag>>) -> bool {
+        let hash = id_hash(&event.id);
+        let Some(watermark) = self.process(event, hash, flags) else { return false };
+        self.remember(hash, event.id.as_str().into(), event.ts, watermark);
+        true
+    }
+
+    /// [`Pipeline::push_checked`] with the id's [`id_hash`] already computed (by replay's
+    /// parser threads). With `give_id`, the event's id moves into the dedup set once the
+    /// engine and the report have seen it (leaving `event.id` empty), saving a copy: for a
+    /// caller with no further use for it.
+    fn push_hashed(&mut self, event: &mut Event, hash: u64, flags: Option<Vec<Flag>>, give_id: bool) -> bool {
+        let Some(watermark) = self.process(event, hash, flags) else { return false };
+        let id =
+            if give_id { std::mem::take(&mut event.id).into_boxed_str() } else { event.id.as_str().into() };
+        self.remember(hash, id, event.ts, watermark);
+        true
+    }
+
+    /// The engine and the report take the event unless its id was seen; `None` for a
+    /// duplicate, else the watermark before it (for [`Pipeline::remember`]'s sweep).
+    fn process(&mut self, event: &Event, hash: u64, flags: Option<Vec<Flag>>) -> Option<Millis> {
         self.out.clear();
         self.notices.clear();
         self.flags.clear();
-        if !self.remember(event) {
-            return false;
+        if self.seen.find(hash, |(id, _)| **id == *event.id).is_some() {
+            return None;
         }
+        // The watermark before this event, as the sweep below has always used it.
+        let watermark = self.engine.watermark().max(event.ts);
         self.engine.handle(event, &mut self.out, &mut self.notices);
         self.report.add_event(event);
         self.report.add_outputs(&self.out);
@@ -152,24 +183,19 @@ impl Pipeline {
             self.flags = flags;
             self.report.add_flags(&self.flags);
         }
-        true
+        Some(watermark)
     }
 
-    /// Records the event's id; false when it was seen (a duplicate). Once a day of event
-    /// time, ids older than anything still admitted are dropped.
-    fn remember(&mut self, event: &Event) -> bool {
-        if self.seen.contains_key(event.id.as_str()) {
-            return false;
-        }
-        self.seen.insert(event.id.as_str().into(), event.ts);
-        let watermark = self.engine.watermark().max(event.ts);
+    /// Records a new event's id. Once a day of event time, ids older than anything still
+    /// admitted are dropped.
+    fn remember(&mut self, hash: u64, id: Box<str>, ts: Millis, watermark: Millis) {
+        self.seen.insert_unique(hash, (id, ts), |(id, _)| id_hash(id));
         if watermark.saturating_sub(self.swept_at) >= SWEEP_EVERY_MS {
             let oldest = watermark.saturating_sub(self.limits.behind_ms);
-            self.seen.retain(|_, ts| *ts >= oldest);
-            self.seen.shrink_to(self.seen.len() * 2);
+            self.seen.retain(|(_, ts)| *ts >= oldest);
+            self.seen.shrink_to(self.seen.len() * 2, |(id, _)| id_hash(id));
             self.swept_at = watermark;
         }
-        true
     }
 
     /// Ids the dedup set holds now (bounded by event time, not by the history).
@@ -213,6 +239,8 @@ impl Pipeline {
 struct Parsed {
     number: usize,
     event: Result<Event, event::EventError>,
+    /// The event id's [`id_hash`] for the dedup set (0 for a bad line).
+    id_hash: u64,
     /// The line itself, kept only when it must be stored (with `--db`, or rejected).
     raw: Option<String>,
     /// The phrase guard's findings, when replay runs with a guard.
@@ -223,7 +251,14 @@ struct Parsed {
 /// write one).
 fn decode_line(bytes: &[u8], number: usize) -> Result<&str, event::EventError> {
     let bytes = if number == 1 { bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes) } else { bytes };
-    std::str::from_utf8(bytes).map_err(|e| event::EventError::NotUtf8 { column: e.valid_up_to() + 1 })
+    // simdutf8 checks valid text several times faster; std's check names the column of a
+    // bad line (and stays the judge should the two ever disagree).
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(line) => Ok(line),
+        Err(_) => {
+            std::str::from_utf8(bytes).map_err(|e| event::EventError::NotUtf8 { column: e.valid_up_to() + 1 })
+        }
+    }
 }
 
 /// Lines per hand-over from the reader thread.
@@ -247,16 +282,25 @@ struct Lines {
 /// turn it is has no more (every later chunk would have been its own or after it).
 struct Chunks {
     parsed: Vec<Receiver<Vec<Parsed>>>,
+    /// Chunks the main thread is done with go back to the parser that made them, to be
+    /// dropped there: freeing a few strings per event on the thread that allocated them
+    /// is cheaper, and it takes that work off the main thread, the replay's critical path.
+    spent: Vec<Sender<Vec<Parsed>>>,
     next: usize,
 }
 
-impl Iterator for Chunks {
-    type Item = Vec<Parsed>;
-
-    fn next(&mut self) -> Option<Vec<Parsed>> {
-        let chunk = self.parsed[self.next % self.parsed.len()].recv().ok()?;
+impl Chunks {
+    /// The next chunk in input order, with the parser it came from.
+    fn next(&mut self) -> Option<(usize, Vec<Parsed>)> {
+        let parser = self.next % self.parsed.len();
+        let chunk = self.parsed[parser].recv().ok()?;
         self.next += 1;
-        Some(chunk)
+        Some((parser, chunk))
+    }
+
+    /// Hands a processed chunk back to its parser (or drops it here if that one has ended).
+    fn give_back(&self, parser: usize, chunk: Vec<Parsed>) {
+        let _ = self.spent[parser].send(chunk);
     }
 }
 
@@ -298,7 +342,8 @@ fn parse_line(bytes: &[u8], number: usize, keep_raw: bool, guard: Option<&Guard>
         (Some(g), Ok(e)) => Some(g.check_event(e)),
         _ => None,
     };
-    Some(Parsed { number, event, raw, flags })
+    let id_hash = event.as_ref().map_or(0, |e| id_hash(&e.id));
+    Some(Parsed { number, event, id_hash, raw, flags })
 }
 
 /// Reads lines on a thread of its own and parses them on [`PARSERS`] others, so reading,
@@ -311,13 +356,21 @@ fn spawn_reader(
     let guard = guard.map(std::sync::Arc::new);
     let mut to_parsers = Vec::with_capacity(PARSERS);
     let mut parsed = Vec::with_capacity(PARSERS);
+    let mut spent = Vec::with_capacity(PARSERS);
     let mut parsers = Vec::with_capacity(PARSERS);
     for _ in 0..PARSERS {
         let (tx, rx) = sync_channel::<Lines>(2);
         let (out, back) = sync_channel::<Vec<Parsed>>(2);
+        // Unbounded: the main thread must never wait on it (the parser may be waiting for
+        // the main thread to take a chunk); each parser drops what came back before each
+        // new chunk, so it holds a chunk or two at most.
+        let (done_tx, done_rx) = channel::<Vec<Parsed>>();
         let guard = guard.clone();
         parsers.push(std::thread::spawn(move || {
             for chunk in rx {
+                while let Ok(spent) = done_rx.try_recv() {
+                    drop(spent);
+                }
                 let lines = chunk.lines.iter();
                 let done = lines
                     .filter_map(|(n, r)| parse_line(&chunk.data[r.clone()], *n, keep_raw, guard.as_deref()))
@@ -326,9 +379,16 @@ fn spawn_reader(
                     return;
                 }
             }
+            // Input has ended: the main thread learns it (from `out` closing), then drop
+            // the last chunks as it finishes them.
+            drop(out);
+            for spent in done_rx {
+                drop(spent);
+            }
         }));
         to_parsers.push(tx);
         parsed.push(back);
+        spent.push(done_tx);
     }
     let reader = std::thread::spawn(move || {
         let mut number = 0;
@@ -353,7 +413,7 @@ fn spawn_reader(
         }
         Ok(())
     });
-    (Chunks { parsed, next: 0 }, Threads { reader, parsers })
+    (Chunks { parsed, spent, next: 0 }, Threads { reader, parsers })
 }
 
 /// Runs the clock over JSONL from `input`; `source` names it in messages.
@@ -399,16 +459,19 @@ pub fn replay_with(
     }
     let mut writer = db.map(Writer::start).transpose()?;
     let mut batch = Batch::default();
-    let (chunks, threads) = spawn_reader(input, db.is_some(), guard);
-    for Parsed { number, event, raw, flags } in chunks.flatten() {
-        stats.lines += 1;
-        let checked = event.map_err(|e| e.to_string()).and_then(|e| match pipeline.admit(&e) {
-            Admission::Accept => Ok(e),
-            Admission::Reject(reason) => Err(reason),
-        });
-        let event = match checked {
-            Ok(e) => e,
-            Err(reason) => {
+    let (mut chunks, threads) = spawn_reader(input, db.is_some(), guard);
+    while let Some((parser, mut chunk)) = chunks.next() {
+        for p in &mut chunk {
+            stats.lines += 1;
+            let admitted = match &p.event {
+                Ok(e) => match pipeline.admit(e) {
+                    Admission::Accept => Ok(()),
+                    Admission::Reject(reason) => Err(reason),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(reason) = admitted {
+                let number = p.number;
                 stats.rejected.push(Rejected { line: number, reason: reason.clone() });
                 if writer.is_some() {
                     batch.rejected.push(RejectedRow {
@@ -416,28 +479,38 @@ pub fn replay_with(
                         source: source.to_string(),
                         position: format!("line {number}"),
                         reason,
-                        raw: raw.unwrap_or_default(),
+                        raw: p.raw.take().unwrap_or_default(),
                     });
                 }
                 continue;
             }
-        };
-        if !pipeline.push_checked(&event, flags) {
-            stats.duplicates += 1;
-            continue;
-        }
-        stats.events += 1;
-        if let Some(w) = writer.as_mut() {
-            batch.take_outputs(pipeline.outputs(), pipeline.notices());
-            let flags =
-                pipeline.flags().iter().map(|f| (f.clone(), crate::guard::store::raw_matched(&event, f)));
-            batch.flags.extend(flags);
-            batch.events.push((event, raw.unwrap_or_default()));
-            if batch.events.len() >= BATCH {
-                w.send(std::mem::take(&mut batch))?;
+            let Ok(event) = &mut p.event else { continue };
+            // Without a database nothing needs the id afterwards: it becomes the dedup
+            // set's key as it is.
+            if !pipeline.push_hashed(event, p.id_hash, p.flags.take(), writer.is_none()) {
+                stats.duplicates += 1;
+                continue;
+            }
+            stats.events += 1;
+            if let Some(w) = writer.as_mut() {
+                batch.take_outputs(pipeline.outputs(), pipeline.notices());
+                let flags =
+                    pipeline.flags().iter().map(|f| (f.clone(), crate::guard::store::raw_matched(event, f)));
+                batch.flags.extend(flags);
+                // Moved out of the chunk (which goes back to its parser to be dropped);
+                // the slot left behind is never looked at again.
+                let taken = std::mem::replace(&mut p.event, Err(event::EventError::Empty("id")));
+                if let Ok(event) = taken {
+                    batch.events.push((event, p.raw.take().unwrap_or_default()));
+                }
+                if batch.events.len() >= BATCH {
+                    w.send(std::mem::take(&mut batch))?;
+                }
             }
         }
+        chunks.give_back(parser, chunk);
     }
+    drop(chunks);
     threads.join(source)?;
     let (report, tail, notices) = pipeline.finish_with_notices();
     if let Some(mut w) = writer {
