@@ -380,21 +380,38 @@ fn with_bad_inputs(events: &[Event]) -> (Vec<publish::Outgoing>, usize) {
 /// exactly once, the dead worker's partitions taken over within 10 s, and the figures
 /// for all shops equal to `kefu replay` of the same events.
 ///
+/// When the node dies: first, mid-stream, and it is the node leading the lease bucket
+/// (the worst one for leases: no worker can renew until the others elect a new leader,
+/// 4.6–10 s here). No live worker may lose its partitions to that. The worker is killed
+/// later, with the node still down, and its partitions must be taken over within 10 s of
+/// the kill: a survivor claims an expired lease promptly while a node is down. Killing
+/// both at once would make the takeover time the election's plus the lease TTL — the
+/// server's election time, which kefu does not control, would decide the 10 s; the issue
+/// asks it of a worker that stops or dies ("another takes them within 10 s").
+///
+/// The takeover time is measured from the kill (taken just before SIGKILL) to each
+/// partition's claim in the results log, by the claim's server timestamp (same machine's
+/// clock). The product's figure is 4–6 s (TTL 5 s, rounds of 1 s), so 10 s leaves ~4 s
+/// for a loaded machine.
+///
 /// The killed worker's sink answers its first request and then never again: at the kill,
 /// the answered alerts are marked sent (they must not go again) and what it claimed after
 /// hangs or waits in its outbox (it must go again, once, from the new owners). The one
 /// window no protocol closes — killed between a sink's answer and its `sent` mark — is
 /// thereby not where the kill lands (see `docs/cluster.md`, Alerts).
+///
+/// `KEFU_TEST_KEEP=1` keeps the test's folder (the workers' logs) and prints where.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 16 done-when test: passed 8 of 10 runs of this code on the loaded 2-core box (2026-12-01); \
-            both failures were the 10 s takeover check (a partition of the killed worker claimed later than 10 s, \
-            12.4 s once), not yet reliable enough for CI; run with `cargo test --test cluster -- --ignored`"]
 async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_or_doubled() {
     const P: u32 = 12;
     let mut nats = Cluster::start(3).await;
     let urls = nats.urls();
     let h = handles(&urls, P, 3).await;
-    let dir = tempfile::tempdir().unwrap();
+    let mut dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("KEFU_TEST_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        println!("keeping {}", dir.path().display());
+    }
     let events = traffic(200, 60, 11);
     let n = events.len();
     let (items, bad) = with_bad_inputs(&events);
@@ -412,9 +429,26 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
     })
     .await;
 
-    // The first half; w1 is killed once it has committed its share of it and the one
-    // answer its sink gives is marked sent.
-    publish_retrying(&h, &items[..m / 2]).await;
+    // A quarter of the traffic, then the server node leading the lease bucket dies
+    // mid-stream: its streams elect new leaders (seconds in which no lease is renewed),
+    // the workers' connections to it move to the others. Nothing may be lost, no live
+    // worker's partitions taken, and the rest of the test runs with that node down.
+    publish_retrying(&h, &items[..m / 4]).await;
+    let mut leaders = BTreeMap::new();
+    for s in ["KV_kefu_leases", "KEFU_EVENTS", "KEFU_RESULTS", "KV_kefu_alerts", "OBJ_kefu_snapshots"] {
+        let leader = h.js.get_stream(s).await.unwrap().info().await.unwrap().cluster.clone().unwrap().leader;
+        leaders.insert(s, leader.unwrap_or_default());
+    }
+    let down = nats.nodes.iter().position(|x| x.name == leaders["KV_kefu_leases"]).expect("a leader");
+    println!("stream leaders {leaders:?}: killing {}", nats.nodes[down].name);
+    nats.nodes[down].kill();
+    let up: Vec<String> =
+        nats.nodes.iter().enumerate().filter(|(i, _)| *i != down).map(|(_, x)| x.url()).collect();
+    let h = handles(&up.join(","), P, 3).await;
+    publish_retrying(&h, &items[m / 4..m / 2]).await;
+
+    // w1 is killed, with the node still down, once it has committed its share of the
+    // first half and the one answer its sink gives is marked sent.
     let marked = async || {
         let answered = slow.answered();
         if answered.is_empty() {
@@ -439,15 +473,13 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
     let unanswered_at_kill = slow.requests().iter().filter(|r| !r.answered).count();
     println!("w1 killed: {} request answered, {unanswered_at_kill} unanswered", slow.answered().len());
 
-    // More traffic while the survivors take w1's partitions over, then a server node dies.
+    // More traffic while the survivors take w1's partitions over, then the rest.
     publish_retrying(&h, &items[m / 2..3 * m / 4]).await;
     wait_for("w1's partitions to be taken over", dir.path(), async || {
         let now = owners(&h, P).await;
         orphans.iter().all(|p| now.get(p).is_some_and(|w| w != "w1"))
     })
     .await;
-    nats.nodes[2].kill();
-    let h = handles(&nats.nodes[0].url(), P, 3).await;
     publish_retrying(&h, &items[3 * m / 4..]).await;
 
     let all = dir.path().join("all.db");
@@ -555,7 +587,7 @@ async fn three_servers_three_workers_a_worker_and_a_server_killed_nothing_lost_o
     // Every bad input stored once, though the new owners processed some of them again.
     let rejected = rows(&all, "SELECT position FROM rejected");
     assert_eq!(rejected.len(), bad, "rejected inputs in the collected database: {rejected:?}");
-    assert_equals_replay(dir.path(), &file, &all, &nats.nodes[0].url());
+    assert_equals_replay(dir.path(), &file, &all, &up[0]);
 }
 
 fn subject_partition(subject: &str) -> u32 {

@@ -182,6 +182,10 @@ pub struct Gate {
     pub stale_after_ms: i64,
     /// A worker whose liveness entry is older than this is dead (the lease TTL).
     pub lease_ttl_ms: i64,
+    /// How long this worker has been writing the lease bucket without an outage: a
+    /// liveness entry's age counts no further back (right after a server failed over,
+    /// every other worker's entry looks old until it writes again).
+    pub health: super::keeper::Health,
 }
 
 /// Sends each alert to the worker's alert service once this instance holds its claim;
@@ -198,7 +202,8 @@ pub async fn gate(g: Gate, mut rx: mpsc::UnboundedReceiver<Notice>) {
             loop {
                 let verdict = {
                     let _permit = permits.acquire().await;
-                    claim(&g.alerts, &g.leases, &id, &g.me, g.lease_ttl_ms).await
+                    let healthy_ms = i64::try_from(g.health.healthy_for().as_millis()).unwrap_or(i64::MAX);
+                    claim(&g.alerts, &g.leases, &id, &g.me, g.lease_ttl_ms, healthy_ms).await
                 };
                 match verdict {
                     // Held by this instance: submitted once, whichever task got here first.
@@ -236,7 +241,14 @@ enum Claim {
 }
 
 /// Tries to claim alert `id` for `me` (`<worker>/<instance>`).
-async fn claim(alerts: &kv::Store, leases: &kv::Store, id: &str, me: &str, ttl_ms: i64) -> Claim {
+async fn claim(
+    alerts: &kv::Store,
+    leases: &kv::Store,
+    id: &str,
+    me: &str,
+    ttl_ms: i64,
+    healthy_ms: i64,
+) -> Claim {
     use async_nats::jetstream::kv::CreateErrorKind;
     let started = tokio::time::Instant::now();
     loop {
@@ -251,7 +263,7 @@ async fn claim(alerts: &kv::Store, leases: &kv::Store, id: &str, me: &str, ttl_m
                     if holder == me {
                         return Claim::Ours;
                     }
-                    match alive(leases, &holder, me, ttl_ms).await {
+                    match alive(leases, &holder, me, ttl_ms, healthy_ms).await {
                         Some(true) => return Claim::Held,
                         // Claimed by an instance that died before the sink answered.
                         Some(false) => match alerts.update(id, me.to_string().into(), entry.revision).await {
@@ -281,8 +293,10 @@ pub const FAILED: &str = "failed";
 
 /// Whether the instance `holder` (`worker/instance`) still says it is alive (`None`: the
 /// bucket did not answer): its liveness entry names it and is at most `ttl_ms` older than
-/// this instance's own (`me`), by the server's times, as [`lease::classify`] judges.
-async fn alive(leases: &kv::Store, holder: &str, me: &str, ttl_ms: i64) -> Option<bool> {
+/// this instance's own (`me`), by the server's times, counted no further back than
+/// `healthy_ms` (this worker's time writing the bucket without an outage), as
+/// [`lease::classify`] judges.
+async fn alive(leases: &kv::Store, holder: &str, me: &str, ttl_ms: i64, healthy_ms: i64) -> Option<bool> {
     let Some((worker, instance)) = holder.split_once('/') else { return Some(false) };
     let theirs = match leases.entry(lease::worker_key(worker)).await {
         Ok(Some(e)) if e.operation == kv::Operation::Put && e.value.as_ref() == instance.as_bytes() => e,
@@ -297,7 +311,7 @@ async fn alive(leases: &kv::Store, holder: &str, me: &str, ttl_ms: i64) -> Optio
         Err(_) => return None,
     };
     let ms = |e: &kv::Entry| (e.created.unix_timestamp_nanos() / 1_000_000) as i64;
-    Some(ms(&mine) - ms(&theirs) <= ttl_ms)
+    Some((ms(&mine) - ms(&theirs)).min(healthy_ms) <= ttl_ms)
 }
 
 /// How long a mark is retried while the bucket does not answer.

@@ -1,5 +1,6 @@
-//! Who owns which partition. Leases live in the KV bucket `kefu_leases`, whose entries
-//! expire [`super::ClusterConfig::lease_ttl`] after their last write:
+//! Who owns which partition. Leases live in the KV bucket `kefu_leases`; an entry counts
+//! as expired [`super::ClusterConfig::lease_ttl`] after its last write ([`classify`]; the
+//! server itself keeps entries for an hour, [`super::setup::LEASES_MAX_AGE`]):
 //!
 //! - `worker.<id>`: the worker is alive, and which process instance it is (written every
 //!   [`RENEW_EVERY`]);
@@ -9,7 +10,9 @@
 //!
 //! A worker that dies stops renewing: one TTL after its last write its entries count as
 //! expired ([`classify`], by the server's own timestamps) and the others take its
-//! partitions over at the expired revision; the server also drops them by age later. Which ones a worker wants is decided here, purely ([`plan`]): each
+//! partitions over at the expired revision.
+//! The loops that do this run on the worker's lease keeper ([`super::keeper`]), a thread
+//! of their own. Which ones a worker wants is decided here, purely ([`plan`]): each
 //! alive worker's fair share, partitions ranked by a rendezvous hash of (worker,
 //! partition) so the same worker tends to get the same partitions back.
 
@@ -113,18 +116,23 @@ pub struct Seen {
 }
 
 /// Which entries are alive, purely: an entry is alive while it is at most `ttl_ms` older
-/// than the newest entry of the bucket. The newest entry is this worker's own liveness,
-/// written this very round, so "now" is the server's clock, not the worker's: a worker
-/// whose clock is off judges leases the same as the others.
+/// than the newest entry of the bucket. The newest entry is a worker's liveness, written
+/// at most a round ago (every worker writes its own each round), so "now" is the
+/// server's clock, not the worker's: a worker whose clock is off judges leases the same
+/// as the others.
 ///
-/// The server drops an entry older than the TTL by itself too, but only at its next age
-/// check (up to seconds later); judging by the stored times makes a dead worker's
-/// partitions free exactly one TTL after its last renewal.
-pub fn classify(entries: &[Seen], ttl_ms: i64) -> View {
+/// `healthy_ms`: how long this worker has been writing the bucket without an outage. An
+/// entry's age counts no further back than that: after the bucket was out (its stream
+/// leader lost and a new one elected — seconds in which nobody could renew), every lease
+/// would look expired to whoever reads first; instead each holder gets a full TTL from
+/// the bucket's return to renew. A worker that started less than a TTL ago likewise
+/// takes no expired lease yet.
+///
+pub fn classify(entries: &[Seen], ttl_ms: i64, healthy_ms: i64) -> View {
     let now = entries.iter().map(|e| e.at).max().unwrap_or(0);
     let mut v = View::default();
     for e in entries {
-        let alive = now - e.at <= ttl_ms;
+        let alive = (now - e.at).min(healthy_ms) <= ttl_ms;
         if let Some(w) = e.key.strip_prefix("worker.") {
             if alive {
                 v.workers.insert(w.to_string());
@@ -176,11 +184,6 @@ pub async fn entries(leases: &kv::Store) -> Result<Vec<Seen>, ClusterError> {
         Ok(r) => r,
         Err(_) => Err(ClusterError::js("reading the leases")("timed out".into())),
     }
-}
-
-/// Reads the bucket and judges it ([`classify`]).
-pub async fn view(leases: &kv::Store, ttl: Duration) -> Result<View, ClusterError> {
-    Ok(classify(&entries(leases).await?, i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)))
 }
 
 /// Takes partition `n`: with `create` if nobody holds it, or at `expired` (the revision of
@@ -308,11 +311,20 @@ mod tests {
             seen("part.x", 22, 100_000), // not a partition
             seen("other", 23, 100_000),
         ];
-        let v = classify(&entries, ttl);
+        let long = i64::MAX;
+        let v = classify(&entries, ttl, long);
         assert_eq!(v.workers, ["a", "b"].iter().map(|s| s.to_string()).collect());
         assert_eq!(v.owned, set(&[0]));
         assert_eq!(v.expired, [(1, 21)].into_iter().collect());
-        assert_eq!(classify(&[], ttl), View::default());
+        assert_eq!(classify(&[], ttl, long), View::default());
+        // The bucket came back 3 s ago after an outage: nothing has expired yet, however
+        // old; once this worker has written it for longer than the TTL, it has.
+        let v = classify(&entries, ttl, 3_000);
+        assert_eq!(v.workers, ["a", "b", "c"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(v.owned, set(&[0, 1]));
+        assert!(v.expired.is_empty());
+        assert_eq!(classify(&entries, ttl, 5_000).owned, set(&[0, 1]));
+        assert_eq!(classify(&entries, ttl, 5_001).expired, [(1, 21)].into_iter().collect());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`setup`]: the streams and key-value buckets kefu uses, created idempotently.
 //! - [`publish`]: `kefu publish`: events from a JSONL file or the simulator into the stream.
 //! - [`lease`]: who owns which partition: the fair share (pure) and leases in a KV bucket with a TTL.
+//! - [`keeper`]: a worker's liveness and leases, renewed and taken on a thread of their own.
 //! - [`results`]: the results log: each partition's committed batches, appended fenced.
 //! - [`snapshots`]: partition snapshots in the object store, where every worker can read them.
 //! - [`source`]: one partition's consumer feeding the live runtime; acks after the commit.
@@ -21,6 +22,7 @@
 pub mod cli;
 pub mod collect;
 pub mod gate;
+pub mod keeper;
 pub mod lease;
 pub mod publish;
 pub mod results;

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `KEFU_EVENTS` | stream `kefu.events.*` → `kefu.p.<N>.<shop>` | the events, partitioned by shop |
 //! | `KEFU_RESULTS` | stream `kefu.results.<N>` | each partition's committed batches (fenced) |
-//! | `kefu_leases` | KV, TTL = lease TTL | `part.<N>` → owner, `worker.<id>` → alive |
+//! | `kefu_leases` | KV, 1 hour (the TTL is judged by kefu) | `part.<N>` → owner, `worker.<id>` → alive |
 //! | `kefu_alerts` | KV, 7 days | each alert's sender (claimed by a worker instance, then `sent`), by alert id |
 //! | `kefu_snapshots` | object store | each partition's latest snapshot (`p<N>`) |
 
@@ -26,6 +26,13 @@ pub const LEASES: &str = "kefu_leases";
 pub const ALERTS: &str = "kefu_alerts";
 /// Partition snapshots.
 pub const SNAPSHOTS: &str = "kefu_snapshots";
+
+/// How long the server keeps a lease or liveness entry nobody writes. Far beyond the
+/// lease TTL, which kefu judges itself (`lease::classify`): were the server to drop
+/// entries one TTL after their last write, a server failing over (no renewals possible
+/// for seconds) would drop every live worker's leases, and whoever read the bucket first
+/// would take them as free. It only tidies away dead workers' entries.
+pub const LEASES_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// How long the stream remembers an event id to drop a re-publish of it (`Nats-Msg-Id`).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
@@ -113,7 +120,7 @@ async fn ensure_once(client: async_nats::Client, c: &ClusterConfig) -> Result<Ha
         })
         .await
         .map_err(|e| ClusterError::js(format!("opening the stream {RESULTS}"))(e.into()))?;
-    let leases = bucket(&js, LEASES, c.lease_ttl, c.replicas).await?;
+    let leases = bucket(&js, LEASES, LEASES_MAX_AGE, c.replicas).await?;
     let alerts = bucket(&js, ALERTS, EVENTS_MAX_AGE, c.replicas).await?;
     let snapshots = match js.get_object_store(SNAPSHOTS).await {
         Ok(s) => s,
@@ -136,6 +143,16 @@ async fn bucket(
     replicas: usize,
 ) -> Result<kv::Store, ClusterError> {
     if let Ok(store) = js.get_key_value(name).await {
+        // A bucket made by an earlier version may keep its entries for another time
+        // (the lease bucket once kept them for the TTL only): set what this one needs.
+        let stream = format!("KV_{name}");
+        let err = || ClusterError::js(format!("updating the bucket {name}"));
+        let mut s = js.get_stream(&stream).await.map_err(|e| err()(e.into()))?;
+        let info = s.info().await.map_err(|e| err()(e.into()))?;
+        if info.config.max_age != max_age {
+            let config = stream::Config { max_age, ..info.config.clone() };
+            js.update_stream(config).await.map_err(|e| err()(e.into()))?;
+        }
         return Ok(store);
     }
     js.create_key_value(kv::Config {

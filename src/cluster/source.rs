@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::Stream;
 use futures_util::StreamExt;
@@ -142,6 +143,15 @@ pub async fn run(
                 let Some(m) = m else { break };
                 let m = match m {
                     Ok(m) => m,
+                    // The server holding this pull request went away (a node killed): the
+                    // client does not pull again by itself, and nothing more arrives. Pulling
+                    // anew could skip what the lost request had delivered, and ack-all would
+                    // then ack it unseen; so the ownership ends, and the partition is taken
+                    // again the takeover's way (from its snapshot, nothing lost or doubled).
+                    Err(e) if e.kind() == MessagesErrorKind::MissingHeartbeat => {
+                        tracing::warn!(partition = n, "consumer stalled (missed heartbeats): the partition is taken again");
+                        return Err(ClusterError::js(what())(e.into()));
+                    }
                     Err(e) => {
                         tracing::warn!(partition = n, error = %e, "consumer error; going on");
                         continue;

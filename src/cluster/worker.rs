@@ -1,6 +1,7 @@
-//! `kefu run --nats`: one worker of the cluster. Every [`lease::RENEW_EVERY`] it says it
-//! is alive, renews the leases it holds, and takes or gives back partitions towards its
-//! fair share ([`lease::plan`]). Each owned partition runs the single-process pipeline —
+//! `kefu run --nats`: one worker of the cluster. Its lease keeper ([`super::keeper`], a
+//! thread of its own) says every [`lease::RENEW_EVERY`] that it is alive, renews the
+//! leases it holds, and takes or gives back partitions towards its fair share
+//! ([`lease::plan`]); the worker starts and stops the ownerships it is told of. Each owned partition runs the single-process pipeline —
 //! [`source`] → the live [`Runtime`] → the store writer — on a local SQLite file, with the
 //! [`results::Appender`] as the runtime's commit hook: a batch is committed when it is in
 //! the results log, and only then acked and its alerts sent.
@@ -17,7 +18,7 @@
 //! every alert recorded since the snapshot's `settled` point, and the gate sends those no
 //! live worker holds. See the gate's module doc for what is guaranteed and the one window.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::gate::{self, GateSeam, Outstanding};
+use super::keeper::{Keeper, Note, Releaser};
 use super::results::{self, Appender, Record};
 use super::setup::{self, Handles};
 use super::{ClusterConfig, ClusterError, lease, source};
@@ -67,7 +69,8 @@ pub struct WorkerCounters {
 pub use super::gate::{alert_id, alert_id_of};
 
 struct Owned {
-    revision: u64,
+    /// The ownership's lease revision (when taken).
+    lease: u64,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), ClusterError>>,
 }
@@ -100,6 +103,9 @@ pub async fn run(
     let outstanding = Arc::new(Outstanding::default());
     let marker = tokio::spawn(gate::mark(h.alerts.clone(), outstanding.clone(), receipts_rx));
     let instance = format!("{:016x}", rand::random::<u64>());
+    // Membership and leases on a thread of their own (see the keeper's module doc).
+    let (keeper, mut notes) = Keeper::start(&opts.cluster, &opts.id, &instance).await?;
+    let releaser = keeper.releaser();
     let (gate_tx, gate_rx) = mpsc::unbounded_channel();
     let gate_task = tokio::spawn(gate::gate(
         gate::Gate {
@@ -110,6 +116,7 @@ pub async fn run(
             outstanding: outstanding.clone(),
             stale_after_ms: opts.live.plan.stale_after_ms,
             lease_ttl_ms: i64::try_from(opts.cluster.lease_ttl.as_millis()).unwrap_or(i64::MAX),
+            health: keeper.health(),
         },
         gate_rx,
     ));
@@ -121,19 +128,23 @@ pub async fn run(
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => break,
-            _ = tick.tick() => {}
+            _ = shutdown.changed() => {}
+            note = notes.recv() => match note {
+                Some(note) => on_note(note, &h, &opts, &counters, &seam, &releaser, &mut owned),
+                None => warn!("the lease keeper stopped"),
+            },
+            _ = tick.tick() => reap(&releaser, &counters, &mut owned).await,
         }
         if *shutdown.borrow() {
             break;
         }
-        round(&h, &opts, &instance, &counters, &seam, &mut owned).await;
+        counters.owned.store(owned.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
     info!(worker = %opts.id, owned = owned.len(), "stopping: committing and giving the partitions back");
     for (n, o) in std::mem::take(&mut owned) {
-        give_back(h.clone(), n, o).await;
+        give_back(releaser.clone(), n, o).await;
     }
-    let _ = lease_gone(&h, &opts.id).await;
+    keeper.stop().await;
     drop(seam);
     let _ = tokio::time::timeout(Duration::from_secs(5), gate_task).await;
     let report = service.shutdown(Duration::from_secs(5)).await;
@@ -142,26 +153,53 @@ pub async fn run(
     Ok(())
 }
 
-async fn lease_gone(h: &Handles, id: &str) -> Result<(), ClusterError> {
-    h.leases
-        .delete(lease::worker_key(id))
-        .await
-        .map_err(|e| ClusterError::js("removing the worker's liveness entry")(e.into()))
-}
-
-/// One round: alive, renew, drop what ended, take or give back towards the fair share.
-async fn round(
+/// What the lease keeper said: start, stop or give back an ownership.
+fn on_note(
+    note: Note,
     h: &Handles,
     opts: &WorkerOptions,
-    instance: &str,
     counters: &Arc<WorkerCounters>,
     seam: &Seams,
+    releaser: &Releaser,
     owned: &mut BTreeMap<u32, Owned>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    if let Err(e) = lease::heartbeat(&h.leases, &opts.id, instance).await {
-        warn!(error = %e, "liveness entry not written");
+    match note {
+        Note::Took { n, lease } => {
+            counters.taken.fetch_add(1, Relaxed);
+            let (stop, stop_rx) = watch::channel(false);
+            let task =
+                tokio::spawn(own(h.clone(), opts.clone(), n, lease, seam.clone(), counters.clone(), stop_rx));
+            if let Some(old) = owned.insert(n, Owned { lease, stop, task }) {
+                old.task.abort();
+            }
+        }
+        Note::Lost { n, lease } => {
+            if owned.get(&n).is_some_and(|o| o.lease == lease)
+                && let Some(o) = owned.remove(&n)
+            {
+                // The fence refuses its writes already; stop reading at once.
+                o.task.abort();
+                counters.lost.fetch_add(1, Relaxed);
+                warn!(partition = n, "lease lost: partition dropped");
+            }
+        }
+        Note::GiveBack { n, lease } => {
+            if owned.get(&n).is_some_and(|o| o.lease == lease)
+                && let Some(o) = owned.remove(&n)
+            {
+                info!(partition = n, "giving a partition back (fair share)");
+                // Off the loop: stopping commits what the partition holds.
+                tokio::spawn(give_back(releaser.clone(), n, o));
+            }
+        }
     }
+}
+
+/// Ownerships whose task ended (fenced, failed): their leases are given back, so the
+/// partition is taken again (by whoever's share it is).
+async fn reap(releaser: &Releaser, counters: &Arc<WorkerCounters>, owned: &mut BTreeMap<u32, Owned>) {
+    use std::sync::atomic::Ordering::Relaxed;
     let ended: Vec<u32> = owned.iter().filter(|(_, o)| o.task.is_finished()).map(|(n, _)| *n).collect();
     for n in ended {
         let Some(o) = owned.remove(&n) else { continue };
@@ -176,61 +214,12 @@ async fn round(
             Ok(Ok(())) => {}
             Err(e) => warn!(partition = n, error = %e, "partition task failed"),
         }
-        lease::release(&h.leases, n, o.revision).await;
+        releaser.release(n, o.lease).await;
     }
-    let mut lost = Vec::new();
-    for (n, o) in owned.iter_mut() {
-        match lease::renew(&h.leases, *n, &opts.id, o.revision).await {
-            Ok(r) => o.revision = r,
-            Err(lease::Renewal::Lost) => lost.push(*n),
-            Err(lease::Renewal::Unknown(e)) => {
-                warn!(partition = n, error = %e, "lease not renewed; trying again")
-            }
-        }
-    }
-    for n in lost {
-        if let Some(o) = owned.remove(&n) {
-            // The fence refuses its writes already; stop reading at once.
-            o.task.abort();
-            counters.lost.fetch_add(1, Relaxed);
-            warn!(partition = n, "lease lost: partition dropped");
-        }
-    }
-    let view = match lease::view(&h.leases, opts.cluster.lease_ttl).await {
-        Ok(v) => v,
-        Err(e) => {
-            warn!(error = %e, "leases not read");
-            return;
-        }
-    };
-    let mine: BTreeSet<u32> = owned.keys().copied().collect();
-    let free: BTreeSet<u32> = (0..h.partitions).filter(|p| !view.owned.contains(p)).collect();
-    let workers = view.workers.len().max(1);
-    let plan = lease::plan(&opts.id, h.partitions, workers, &mine, &free);
-    tracing::debug!(?mine, ?free, workers = ?view.workers, ?plan, "round");
-    for n in plan.take {
-        let expired = view.expired.get(&n).copied();
-        let Some(revision) = lease::take(&h.leases, n, &opts.id, expired).await else { continue };
-        info!(partition = n, lease = revision, "partition taken");
-        counters.taken.fetch_add(1, Relaxed);
-        let (stop, stop_rx) = watch::channel(false);
-        let task =
-            tokio::spawn(own(h.clone(), opts.clone(), n, revision, seam.clone(), counters.clone(), stop_rx));
-        owned.insert(n, Owned { revision, stop, task });
-    }
-    for n in plan.release {
-        if let Some(o) = owned.remove(&n) {
-            info!(partition = n, "giving a partition back (fair share)");
-            // Off the round: stopping commits what the partition holds, which must not
-            // hold up the renewal of the other leases.
-            tokio::spawn(give_back(h.clone(), n, o));
-        }
-    }
-    counters.owned.store(owned.len() as u64, Relaxed);
 }
 
 /// Stops a partition cleanly (what it holds is committed and acked), then frees its lease.
-async fn give_back(h: Handles, n: u32, o: Owned) {
+async fn give_back(releaser: Releaser, n: u32, o: Owned) {
     o.stop.send_replace(true);
     match tokio::time::timeout(Duration::from_secs(30), o.task).await {
         Ok(Ok(Ok(()))) => {}
@@ -238,7 +227,7 @@ async fn give_back(h: Handles, n: u32, o: Owned) {
         Ok(Err(e)) => warn!(partition = n, error = %e, "partition task failed"),
         Err(_) => warn!(partition = n, "partition did not stop within 30 s"),
     }
-    lease::release(&h.leases, n, o.revision).await;
+    releaser.release(n, o.lease).await;
 }
 
 fn remove_db(path: &Path) {
