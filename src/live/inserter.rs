@@ -10,17 +10,20 @@
 //! the runtime stores what the batch decided in it and commits (and only then acks), so
 //! a batch is still stored whole or not at all.
 //!
-//! The thread also judges each event's time ([`TimeLimits::admit`]), as the runtime used
+//! The thread also runs the phrase guard over each new message (it needs only the text,
+//! and the runtime task is the busier of the two), and judges each event's time ([`TimeLimits::admit`]), as the runtime used
 //! to: it depends on the watermark, which moves with each new event, and an event whose
 //! time is rejected must not be inserted. The watermark is the latest time of a new
 //! event (`Engine::watermark`), so the thread follows it from the batch's start exactly.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
 use rusqlite::Connection;
 
 use crate::engine::{Admission, TimeLimits};
 use crate::gateway::Incoming;
+use crate::guard::{Flag, Guard};
 use crate::store::{BatchWriter, StoreError};
 use crate::time::Millis;
 
@@ -31,8 +34,8 @@ const CHUNK: usize = 256;
 /// What the thread found for one event frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Stored now: process it.
-    New,
+    /// Stored now: process it. With the guard's findings when the guard is on.
+    New(Vec<Flag>),
     /// Its id was stored before: go no further.
     Duplicate,
     /// Its time is not believable (the reason): not stored, to be kept as rejected input.
@@ -43,9 +46,11 @@ pub(crate) enum Verdict {
 /// thread stops and the batch is rolled back).
 pub(crate) type Chunk = Result<Vec<Verdict>, StoreError>;
 
-/// What the runtime knows when a batch begins: the clock to judge times by.
-#[derive(Debug, Clone, Copy)]
+/// What the runtime knows when a batch begins: the clock to judge times by, the guard.
+#[derive(Debug, Clone)]
 pub(crate) struct Judge {
+    /// The phrase guard in force, when it is on.
+    pub guard: Option<Arc<Guard>>,
     /// The limits on an event's time.
     pub limits: TimeLimits,
     /// The wall clock for the batch.
@@ -57,7 +62,7 @@ pub(crate) struct Judge {
 /// Inserts the events of `items` (other frames are skipped) into the transaction open on
 /// `conn`, sending the verdicts of each [`CHUNK`] of events down `out`. Stops at the first
 /// store error (sent as the last chunk) or when the runtime stops listening.
-pub(crate) fn insert_ahead(conn: &mut Connection, items: &[Incoming], judge: Judge, out: &Sender<Chunk>) {
+pub(crate) fn insert_ahead(conn: &mut Connection, items: &[Incoming], judge: &Judge, out: &Sender<Chunk>) {
     if let Err(e) = insert_all(conn, items, judge, out) {
         let _ = out.send(Err(e));
     }
@@ -66,7 +71,7 @@ pub(crate) fn insert_ahead(conn: &mut Connection, items: &[Incoming], judge: Jud
 fn insert_all(
     conn: &Connection,
     items: &[Incoming],
-    judge: Judge,
+    judge: &Judge,
     out: &Sender<Chunk>,
 ) -> Result<(), StoreError> {
     let mut w = BatchWriter::new(conn)?;
@@ -78,7 +83,7 @@ fn insert_all(
             Admission::Reject(reason) => Verdict::Rejected(reason),
             Admission::Accept if w.event(event, body)? => {
                 watermark = watermark.max(event.ts);
-                Verdict::New
+                Verdict::New(judge.guard.as_ref().map(|g| g.check_event(event)).unwrap_or_default())
             }
             Admission::Accept => Verdict::Duplicate,
         };
@@ -144,7 +149,7 @@ mod tests {
         Incoming::Event { seq: 1, body: event.to_json(), event }
     }
 
-    fn run(store: &mut Store, items: &[Incoming], judge: Judge) -> Vec<Result<Verdict, Option<String>>> {
+    fn run(store: &mut Store, items: &[Incoming], judge: &Judge) -> Vec<Result<Verdict, Option<String>>> {
         let (tx, rx) = std::sync::mpsc::channel();
         store.conn().execute_batch("BEGIN").unwrap();
         insert_ahead(store.conn_mut(), items, judge, &tx);
@@ -162,7 +167,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("k.db")).unwrap();
         let now = 1_800_000_000_000; // 2027-01-15
-        let judge = Judge { limits: TimeLimits::default(), now, watermark: Millis::MIN };
+        let judge = Judge { guard: None, limits: TimeLimits::default(), now, watermark: Millis::MIN };
         let items = vec![
             message("e1", now - 20 * DAY),
             // A duplicate dated later does not move the watermark …
@@ -174,11 +179,11 @@ mod tests {
             message("e4", now - 8 * DAY),
             message("e5", now + 60_000),
         ];
-        let got = run(&mut store, &items, judge);
-        assert_eq!(got[0], Ok(Verdict::New));
+        let got = run(&mut store, &items, &judge);
+        assert_eq!(got[0], Ok(Verdict::New(vec![])));
         assert_eq!(got[1], Ok(Verdict::Duplicate));
-        assert_eq!(got[2], Ok(Verdict::New));
-        assert_eq!(got[3], Ok(Verdict::New));
+        assert_eq!(got[2], Ok(Verdict::New(vec![])));
+        assert_eq!(got[3], Ok(Verdict::New(vec![])));
         assert!(
             matches!(&got[4], Ok(Verdict::Rejected(r)) if r.contains("before the latest event")),
             "{:?}",
@@ -198,19 +203,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("k.db")).unwrap();
         let now = 1_800_000_000_000; // 2027-01-15
-        let judge = Judge { limits: TimeLimits::default(), now, watermark: Millis::MIN };
+        let judge = Judge { guard: None, limits: TimeLimits::default(), now, watermark: Millis::MIN };
         let items: Vec<Incoming> =
             (0..CHUNK * 2 + 3).map(|i| message(&format!("e{i}"), now - 1000)).collect();
-        let got = run(&mut store, &items, judge);
-        assert!(got.iter().all(|v| *v == Ok(Verdict::New)));
+        let got = run(&mut store, &items, &judge);
+        assert!(got.iter().all(|v| *v == Ok(Verdict::New(vec![]))));
         // Stored already: every one a duplicate now.
-        let again = run(&mut store, &items, judge);
+        let again = run(&mut store, &items, &judge);
         assert!(again.iter().all(|v| *v == Ok(Verdict::Duplicate)));
 
         // The events table gone: the first insert fails, and that is the only answer.
         store.conn().execute_batch("DROP TABLE events").unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        insert_ahead(store.conn_mut(), &items, judge, &tx);
+        insert_ahead(store.conn_mut(), &items, &judge, &tx);
         drop(tx);
         let mut verdicts = Verdicts::new(rx);
         assert!(matches!(verdicts.next(), Err(Some(_))));

@@ -624,7 +624,12 @@ impl Runtime {
     /// the guard and the robot over each event it has found new (see [`super::inserter`]).
     fn ingest(&mut self, items: &mut Vec<Incoming>, now: Millis) -> Result<Ingested, LiveError> {
         let received_at = crate::time::now_ms();
-        let judge = Judge { limits: self.state.limits, now, watermark: self.state.engine.watermark() };
+        let judge = Judge {
+            guard: self.assistant.guard(),
+            limits: self.state.limits,
+            now,
+            watermark: self.state.engine.watermark(),
+        };
         let hooked = self.hook.is_some();
         let mut got = Ingested::default();
         // The new events' places, so the hook can take their bodies afterwards.
@@ -636,7 +641,7 @@ impl Runtime {
         std::thread::scope(|s| {
             let thread = std::thread::Builder::new()
                 .name("kefu-insert".into())
-                .spawn_scoped(s, move || inserter::insert_ahead(conn, frames, judge, &tx))
+                .spawn_scoped(s, move || inserter::insert_ahead(conn, frames, &judge, &tx))
                 .map_err(LiveError::Thread)?;
             let mut verdicts = Verdicts::new(rx);
             let mut failed = None;
@@ -669,7 +674,7 @@ impl Runtime {
                             Verdict::Duplicate => {
                                 c.duplicates.fetch_add(1, Ordering::Relaxed);
                             }
-                            Verdict::New => {
+                            Verdict::New(flags) => {
                                 c.events.fetch_add(1, Ordering::Relaxed);
                                 *since_snapshot += 1;
                                 if hooked {
@@ -678,7 +683,7 @@ impl Runtime {
                                 got.accepted = true;
                                 let from = state.out.len();
                                 state.handle(event);
-                                assistant.event(event, &state.out[from..], now);
+                                assistant.event(event, &state.out[from..], now, flags);
                                 state.settle();
                             }
                         }

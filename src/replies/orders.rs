@@ -3,7 +3,9 @@
 //! `{运单号}`), the buyer's latest conversation (where a 催付 reminder goes), and whether an
 //! order was already reminded. Fed by order and message events only.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use crate::event::{OrderStatus, Shipment};
 use crate::time::Millis;
@@ -32,7 +34,61 @@ pub fn status_words(s: OrderStatus) -> &'static str {
     }
 }
 
-type Buyer = (String, String);
+/// A buyer in a shop: (shop, customer); stored as the pair it was before (same snapshot
+/// bytes). Looked up by a pair of `&str` through [`BuyerKey`]: the robot looks a buyer up
+/// on every message, and building an owned key allocated two strings each time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+struct Buyer(String, String);
+
+/// The (shop, customer) of a buyer, owned or borrowed, for allocation-free lookups.
+trait BuyerKey {
+    fn parts(&self) -> (&str, &str);
+}
+
+impl BuyerKey for Buyer {
+    fn parts(&self) -> (&str, &str) {
+        (&self.0, &self.1)
+    }
+}
+
+impl BuyerKey for (&str, &str) {
+    fn parts(&self) -> (&str, &str) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn BuyerKey + 'a> for Buyer {
+    fn borrow(&self) -> &(dyn BuyerKey + 'a) {
+        self
+    }
+}
+
+// `Borrow` requires the owned key and the borrowed one to hash and compare alike: both
+// are the pair of strings.
+impl Hash for Buyer {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl Hash for dyn BuyerKey + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl PartialEq for dyn BuyerKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn BuyerKey + '_ {}
+
+/// The lookup key of a buyer, borrowed.
+fn key<'a>(shop: &'a str, customer: &'a str) -> (&'a str, &'a str) {
+    (shop, customer)
+}
 
 /// Orders and buyers' conversations, per shop (kept in the robot's snapshot).
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -64,7 +120,7 @@ impl OrderBook {
         shipment: Option<&Shipment>,
         ts: Millis,
     ) -> bool {
-        let buyer = (shop.to_string(), customer.to_string());
+        let buyer = Buyer(shop.to_string(), customer.to_string());
         let new = !self.orders.contains_key(order);
         self.orders.insert(order.to_string(), (buyer.clone(), status, ts));
         let info = self.latest.entry(buyer).or_insert_with(|| OrderInfo {
@@ -85,10 +141,11 @@ impl OrderBook {
 
     /// Notes the buyer's conversation (from their messages).
     pub fn saw_buyer(&mut self, shop: &str, customer: &str, conversation: &str, ts: Millis) {
-        let buyer = (shop.to_string(), customer.to_string());
-        match self.conversation.get_mut(&buyer) {
+        match self.conversation.get_mut(&key(shop, customer) as &dyn BuyerKey) {
             Some(c) if c.0 == conversation => c.1 = ts,
-            _ => {
+            Some(c) => *c = (conversation.to_string(), ts),
+            None => {
+                let buyer = Buyer(shop.to_string(), customer.to_string());
                 self.conversation.insert(buyer, (conversation.to_string(), ts));
             }
         }
@@ -96,18 +153,18 @@ impl OrderBook {
 
     /// The buyer's latest order in `shop`.
     pub fn latest(&self, shop: &str, customer: &str) -> Option<&OrderInfo> {
-        self.latest.get(&(shop.to_string(), customer.to_string()))
+        self.latest.get(&key(shop, customer) as &dyn BuyerKey)
     }
 
     /// Claims the one reminder of `order`: its shop, buyer and the buyer's conversation
     /// when the order is still unpaid and was never reminded; `None` otherwise. A claim
     /// counts even when the caller then stays silent (quiet hours), so it is never retried.
     pub fn claim_reminder(&mut self, order: &str, at: Millis) -> Option<(String, String, Option<String>)> {
-        let ((shop, customer), status, _) = self.orders.get(order)?;
+        let (Buyer(shop, customer), status, _) = self.orders.get(order)?;
         if *status != OrderStatus::Created || self.reminded.insert(order.to_string(), at).is_some() {
             return None;
         }
-        let conv = self.conversation.get(&(shop.clone(), customer.clone())).map(|c| c.0.clone());
+        let conv = self.conversation.get(&key(shop, customer) as &dyn BuyerKey).map(|c| c.0.clone());
         Some((shop.clone(), customer.clone(), conv))
     }
 
@@ -142,5 +199,24 @@ mod tests {
         let o = b.latest("s", "b2").unwrap();
         assert_eq!((o.status, o.shipment.as_ref()), (OrderStatus::Shipped, Some(&ship)));
         assert!(b.latest("other shop", "b2").is_none());
+    }
+
+    #[test]
+    fn a_buyer_is_stored_as_the_pair_it_was_and_found_by_borrowed_strings() {
+        // Snapshots written before the key became a type must still read (same bytes).
+        let pair = serde_json::to_string(&("s".to_string(), "b1".to_string())).unwrap();
+        assert_eq!(serde_json::to_string(&Buyer("s".into(), "b1".into())).unwrap(), pair);
+        assert_eq!(serde_json::from_str::<Buyer>(&pair).unwrap(), Buyer("s".into(), "b1".into()));
+
+        let mut b = OrderBook::default();
+        b.saw_buyer("s", "b1", "c1", 1);
+        b.saw_buyer("s", "b1", "c2", 2);
+        b.saw_buyer("s2", "b1", "c3", 3);
+        b.apply("s", "b1", "T1", OrderStatus::Created, None, 4);
+        assert_eq!(b.conversation.len(), 2);
+        assert_eq!(b.claim_reminder("T1", 5), Some(("s".into(), "b1".into(), Some("c2".into()))));
+        assert_eq!(b.latest("s", "b1").map(|o| o.order.as_str()), Some("T1"));
+        // ("s", "b1") and ("sb", "1") are different buyers, though their strings join alike.
+        assert!(b.latest("sb", "1").is_none());
     }
 }
