@@ -589,7 +589,11 @@ impl Robot {
         }
 
         let c = self.session(ev, conversation, customer, agent);
-        c.customer = customer.to_string();
+        // Assigned only when it changed, and the wait's text copied into its buffer: these
+        // ran on every buyer message, and the allocations showed in the live profile.
+        if c.customer != customer {
+            c.customer = customer.to_string();
+        }
         let wait = c.wait.get_or_insert(Wait {
             last_text: String::new(),
             last_ts: ev.ts,
@@ -597,7 +601,8 @@ impl Robot {
             rescued: false,
             away_text_sent: false,
         });
-        wait.last_text = text.to_string();
+        wait.last_text.clear();
+        wait.last_text.push_str(text);
         wait.last_ts = ev.ts;
 
         if c.offered_to.is_some() && set.transfer_keywords.iter().any(|k| text.contains(k.as_str())) {
