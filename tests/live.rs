@@ -437,6 +437,9 @@ async fn kefu_run_with_a_config_file_alerts_a_webhook_and_stops_cleanly_on_sigte
         // The robot is on: its replies come back as more events after `last`.
         wait_for("the stream acked", LIMIT, || srv.stats().acked >= Some(last)).await;
         wait_for("an alert at the webhook", LIMIT, || !hook.accepted().is_empty()).await;
+        // The robot's reply to the fresh buyer comes back as an event after `last`: wait
+        // until one is stored and acked (it raced the alert before, and lost on a busy box).
+        wait_for("the robot's reply stored", LIMIT, || srv.stats().acked > Some(last)).await;
         let pid = child.id().unwrap().to_string();
         let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(killed.success());
@@ -531,4 +534,50 @@ async fn warnings_fire_before_the_deadline_and_resolved_follows_a_late_answer() 
         ("c2".to_string(), Kind::Resolved, 25_000),
     ];
     assert_eq!(got, want);
+}
+
+/// A batch's events are inserted on the runtime's insert-ahead thread: a store failure
+/// there (SQLite refusing a row, here by a trigger, as a full disk would) stops the
+/// runtime with the store's error — no hang, no panic — and nothing of that batch is
+/// committed or acked, the events before it stay.
+#[tokio::test(start_paused = true)]
+async fn a_failing_insert_stops_the_runtime_with_the_store_error_and_commits_nothing_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let t0 = 1_794_362_400_000; // 2026-11-11 10:00 Shanghai
+    let store = Store::open(&db).unwrap();
+    store
+        .conn()
+        .execute_batch(
+            "CREATE TRIGGER full BEFORE INSERT ON events WHEN NEW.id = 'm3' \
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let time = TimeSource::scaled(t0, tokio::time::Instant::now(), 1.0);
+    let config = LiveConfig { time, ..LiveConfig::new(ResponseRules::default()) };
+    let (seam, _alerts) = ChannelSeam::new();
+    let (runtime, mut committed) =
+        Runtime::open(store, config, Box::new(seam), Arc::new(LiveCounters::default())).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(runtime.run(rx));
+    tx.send(incoming(1, customer_message("m1", t0, "c1"))).await.unwrap();
+    timeout(LIMIT, committed.wait_for(|c| *c == Some(1))).await.unwrap().unwrap();
+    // One batch: m2 goes in, m3 fails, m4 is never reached.
+    for (seq, id) in [(2, "m2"), (3, "m3"), (4, "m4")] {
+        tx.send(incoming(seq, customer_message(id, t0 + 1_000, "c2"))).await.unwrap();
+    }
+    let result = timeout(LIMIT, task).await.expect("the runtime stops, it does not hang").unwrap();
+    let err = result.expect_err("a failed insert is the runtime's error");
+    assert!(matches!(err, kefu::live::LiveError::Store(_)), "{err:?}");
+    let mut chain = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        chain.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    assert!(chain.contains("database or disk is full"), "{chain}");
+    assert_eq!(*committed.borrow(), Some(1), "nothing of the failed batch is acked");
+    let store = Store::open(&db).unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM events"), 1, "nothing of the failed batch is stored");
+    assert_eq!(store.meta(kefu::live::runtime::LAST_SEQ_KEY).unwrap().as_deref(), Some("1"));
 }
