@@ -6,7 +6,7 @@
 
 use hashbrown::HashTable;
 use std::borrow::Cow;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
@@ -237,6 +237,7 @@ impl Pipeline {
 
 /// One line after parsing, as the reader thread hands it over.
 struct Parsed {
+    /// 1-based line number (within its block, until the main thread adds the block's start).
     number: usize,
     event: Result<Event, event::EventError>,
     /// The event id's [`id_hash`] for the dedup set (0 for a bad line).
@@ -247,10 +248,10 @@ struct Parsed {
     flags: Option<Vec<Flag>>,
 }
 
-/// One line's bytes as text: UTF-8, with a BOM on line 1 taken off (editors on Windows
-/// write one).
-fn decode_line(bytes: &[u8], number: usize) -> Result<&str, event::EventError> {
-    let bytes = if number == 1 { bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes) } else { bytes };
+/// One line's bytes as text: UTF-8, with a BOM on the input's first line taken off
+/// (editors on Windows write one).
+fn decode_line(bytes: &[u8], first: bool) -> Result<&str, event::EventError> {
+    let bytes = if first { bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes) } else { bytes };
     // simdutf8 checks valid text several times faster; std's check names the column of a
     // bad line (and stays the judge should the two ever disagree).
     match simdutf8::basic::from_utf8(bytes) {
@@ -261,45 +262,81 @@ fn decode_line(bytes: &[u8], number: usize) -> Result<&str, event::EventError> {
     }
 }
 
-/// Lines per hand-over from the reader thread.
-const CHUNK: usize = 4096;
+/// Bytes per hand-over from the reader thread (about 4,800 simulated lines), cut after
+/// a newline; a longer line makes a longer block.
+const BLOCK: usize = 1 << 20;
 
 /// Threads parsing lines (and running the guard) beside the reader and the engine:
 /// parsing is most of a replay's work, and two of them keep both cores busy while the
 /// main thread runs the engine.
 const PARSERS: usize = 2;
 
-/// Up to [`CHUNK`] lines as read, one buffer for all of them.
-#[derive(Default)]
+/// Whole lines as read, one block of [`BLOCK`] bytes or so: the parser splits them, so
+/// the reader thread only copies bytes.
 struct Lines {
     data: Vec<u8>,
-    /// Each line's number and where it lies in `data` (its newline included).
-    lines: Vec<(usize, std::ops::Range<usize>)>,
+    /// Whether the block starts the input (its line 1 may begin with a BOM).
+    first: bool,
+}
+
+/// A block's lines after parsing; each [`Parsed::number`] counts from the block's start.
+struct Done {
+    /// Lines in the block, blank ones included (where the next block's numbers start).
+    lines: usize,
+    /// Its non-blank lines.
+    parsed: Vec<Parsed>,
+}
+
+/// Splits a block into lines (each with its newline; the last one may have none) and
+/// parses them, numbered from 1 within the block.
+fn parse_block(block: &Lines, keep_raw: bool, guard: Option<&Guard>) -> Done {
+    let data = &block.data;
+    let mut ends: Vec<usize> = memchr::memchr_iter(b'\n', data).map(|i| i + 1).collect();
+    if ends.last().copied().unwrap_or(0) < data.len() {
+        ends.push(data.len());
+    }
+    let mut parsed = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for (i, &end) in ends.iter().enumerate() {
+        let first = block.first && i == 0;
+        if let Some(p) = parse_line(&data[start..end], i + 1, first, keep_raw, guard) {
+            parsed.push(p);
+        }
+        start = end;
+    }
+    Done { lines: ends.len(), parsed }
 }
 
 /// The parsed chunks, in input order: chunk `k` went to parser `k % PARSERS`, so taking
 /// one from each parser in turn gives them back in order. Ends when the parser whose
 /// turn it is has no more (every later chunk would have been its own or after it).
 struct Chunks {
-    parsed: Vec<Receiver<Vec<Parsed>>>,
+    parsed: Vec<Receiver<Done>>,
     /// Chunks the main thread is done with go back to the parser that made them, to be
     /// dropped there: freeing a few strings per event on the thread that allocated them
     /// is cheaper, and it takes that work off the main thread, the replay's critical path.
-    spent: Vec<Sender<Vec<Parsed>>>,
+    spent: Vec<Sender<Done>>,
     next: usize,
+    /// Lines in the blocks already taken: where the next block's line numbers start.
+    before: usize,
 }
 
 impl Chunks {
-    /// The next chunk in input order, with the parser it came from.
-    fn next(&mut self) -> Option<(usize, Vec<Parsed>)> {
+    /// The next chunk in input order, with the parser it came from; its line numbers
+    /// counted from the start of the input.
+    fn next(&mut self) -> Option<(usize, Done)> {
         let parser = self.next % self.parsed.len();
-        let chunk = self.parsed[parser].recv().ok()?;
+        let mut chunk = self.parsed[parser].recv().ok()?;
         self.next += 1;
+        for p in &mut chunk.parsed {
+            p.number += self.before;
+        }
+        self.before += chunk.lines;
         Some((parser, chunk))
     }
 
     /// Hands a processed chunk back to its parser (or drops it here if that one has ended).
-    fn give_back(&self, parser: usize, chunk: Vec<Parsed>) {
+    fn give_back(&self, parser: usize, chunk: Done) {
         let _ = self.spent[parser].send(chunk);
     }
 }
@@ -325,8 +362,14 @@ impl Threads {
 }
 
 /// One line: decoded, parsed and checked by the guard; `None` for a blank line.
-fn parse_line(bytes: &[u8], number: usize, keep_raw: bool, guard: Option<&Guard>) -> Option<Parsed> {
-    let (line, event) = match decode_line(bytes, number) {
+fn parse_line(
+    bytes: &[u8],
+    number: usize,
+    first: bool,
+    keep_raw: bool,
+    guard: Option<&Guard>,
+) -> Option<Parsed> {
+    let (line, event) = match decode_line(bytes, first) {
         Ok(line) => (Cow::Borrowed(line), None),
         // Not UTF-8: a bad line like any other, reported with its number and kept
         // (lossily) among the rejected, never the end of the replay.
@@ -360,22 +403,18 @@ fn spawn_reader(
     let mut parsers = Vec::with_capacity(PARSERS);
     for _ in 0..PARSERS {
         let (tx, rx) = sync_channel::<Lines>(2);
-        let (out, back) = sync_channel::<Vec<Parsed>>(2);
+        let (out, back) = sync_channel::<Done>(2);
         // Unbounded: the main thread must never wait on it (the parser may be waiting for
         // the main thread to take a chunk); each parser drops what came back before each
         // new chunk, so it holds a chunk or two at most.
-        let (done_tx, done_rx) = channel::<Vec<Parsed>>();
+        let (done_tx, done_rx) = channel::<Done>();
         let guard = guard.clone();
         parsers.push(std::thread::spawn(move || {
             for chunk in rx {
                 while let Ok(spent) = done_rx.try_recv() {
                     drop(spent);
                 }
-                let lines = chunk.lines.iter();
-                let done = lines
-                    .filter_map(|(n, r)| parse_line(&chunk.data[r.clone()], *n, keep_raw, guard.as_deref()))
-                    .collect();
-                if out.send(done).is_err() {
+                if out.send(parse_block(&chunk, keep_raw, guard.as_deref())).is_err() {
                     return;
                 }
             }
@@ -391,20 +430,27 @@ fn spawn_reader(
         spent.push(done_tx);
     }
     let reader = std::thread::spawn(move || {
-        let mut number = 0;
+        // The part line at the end of the last block, which starts the next one.
+        let mut carry = Vec::new();
         for k in 0.. {
-            let mut chunk = Lines { data: Vec::with_capacity(CHUNK * 256), lines: Vec::with_capacity(CHUNK) };
+            let mut data = Vec::with_capacity(carry.len() + BLOCK);
+            data.append(&mut carry);
             let mut end = false;
-            while chunk.lines.len() < CHUNK {
-                let start = chunk.data.len();
-                if input.read_until(b'\n', &mut chunk.data)? == 0 {
+            loop {
+                // Fewer bytes than asked for: the input has ended.
+                if (&mut input).take(BLOCK as u64).read_to_end(&mut data)? < BLOCK {
                     end = true;
                     break;
                 }
-                number += 1;
-                chunk.lines.push((number, start..chunk.data.len()));
+                if memchr::memrchr(b'\n', &data).is_some() {
+                    break;
+                }
             }
-            if !chunk.lines.is_empty() && to_parsers[k % PARSERS].send(chunk).is_err() {
+            if !end {
+                let cut = memchr::memrchr(b'\n', &data).map_or(data.len(), |i| i + 1);
+                carry = data.split_off(cut);
+            }
+            if !data.is_empty() && to_parsers[k % PARSERS].send(Lines { data, first: k == 0 }).is_err() {
                 break;
             }
             if end {
@@ -413,7 +459,7 @@ fn spawn_reader(
         }
         Ok(())
     });
-    (Chunks { parsed, spent, next: 0 }, Threads { reader, parsers })
+    (Chunks { parsed, spent, next: 0, before: 0 }, Threads { reader, parsers })
 }
 
 /// Runs the clock over JSONL from `input`; `source` names it in messages.
@@ -461,7 +507,7 @@ pub fn replay_with(
     let mut batch = Batch::default();
     let (mut chunks, threads) = spawn_reader(input, db.is_some(), guard);
     while let Some((parser, mut chunk)) = chunks.next() {
-        for p in &mut chunk {
+        for p in &mut chunk.parsed {
             stats.lines += 1;
             let admitted = match &p.event {
                 Ok(e) => match pipeline.admit(e) {
