@@ -269,41 +269,22 @@ impl serde::Serialize for ClockStateRef<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         /// The conversations, each built only while it is written.
-        struct Convs<'a>(&'a Clock, Vec<u32>, HashMap<u32, Millis>);
+        struct Convs<'a>(&'a Clock, Vec<u32>);
         impl serde::Serialize for Convs<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.1.iter().map(|&c| self.0.conv_state(c, &self.2)))
+                s.collect_seq(self.1.iter().map(|&c| self.0.conv_state(c)))
             }
         }
         let clock = self.clock;
         // The fields of `ClockState`, in its order.
         let mut st = s.serialize_struct("ClockState", 2)?;
         st.serialize_field("now", &clock.now)?;
-        st.serialize_field("convs", &Convs(clock, clock.sorted_slots(), clock.close_dues()))?;
+        st.serialize_field("convs", &Convs(clock, clock.sorted_slots()))?;
         st.end()
     }
 }
 
 impl ClockState {
-    /// The waits pending, as they started.
-    pub(crate) fn waits_pending(&self) -> Vec<WaitStart> {
-        let convs = self.convs.iter();
-        convs
-            .filter_map(|c| {
-                c.pending.as_ref().map(|p| WaitStart {
-                    conversation: c.name.clone(),
-                    shop: c.shop.clone(),
-                    customer: p.customer.clone(),
-                    agent: p.agent.clone(),
-                    start: p.start,
-                    deadline_ms: p.deadline_ms,
-                    load: p.load,
-                    first: p.first,
-                })
-            })
-            .collect()
-    }
-
     /// The waits pending, as `(conversation, agent, start, deadline_ms)`, in conversation order.
     pub fn pending(&self) -> impl Iterator<Item = (&str, &str, Millis, i64)> {
         self.convs
@@ -317,24 +298,118 @@ type Entry = Reverse<(Millis, u32)>;
 
 struct Pending {
     start: Millis,
-    agent: u32,
-    customer: Arc<str>,
     deadline_ms: i64,
+    customer: Arc<str>,
+    agent: u32,
     load: u32,
     first: bool,
     robot: bool,
 }
 
+/// One conversation slot: everything the engine keeps per conversation lives here, so a
+/// conversation costs one entry (the alert timers name a slot and a wait number instead of
+/// keeping their own map of waits, and the preview of the buyer's last message is here too).
 struct Conv {
     /// Empty while the slot is free (see [`Clock::release`]).
     name: Arc<str>,
-    shop: Arc<str>,
-    agent: Option<u32>,
-    open: bool,
-    last_msg: Millis,
-    close_queued: bool,
-    had_wait: bool,
+    /// The buyer's last message, raw (at most [`super::notices::PREVIEW_BYTES`]), for
+    /// the previews of its alerts; kept while the session is open.
+    preview: Option<Box<str>>,
     pending: Option<Pending>,
+    last_msg: Millis,
+    /// The queued idle close, if any (at most one per slot is queued).
+    close_due: Option<Millis>,
+    /// Index into the clock's shop names.
+    shop: u32,
+    agent: Option<u32>,
+    /// Waits started in this slot (wrapping, never reset when the slot is reused): with
+    /// the slot it names one wait, so a timer of a wait that ended finds it gone.
+    wait_no: u32,
+    open: bool,
+    had_wait: bool,
+}
+
+/// Bits of [`Conv::wait_no`] a timer keeps (see [`super::notices`]).
+pub(crate) const WAIT_NO_BITS: u32 = 30;
+
+/// Conversation slots in pages of [`PAGE`]: growing never moves the slots already there
+/// and leaves at most one page unused (a `Vec` doubled to 131,072 slots for 100,000
+/// conversations, and held the old half beside the new while it moved).
+#[derive(Default)]
+struct Slots {
+    pages: Vec<Vec<Conv>>,
+}
+
+const PAGE_SHIFT: usize = 10;
+const PAGE: usize = 1 << PAGE_SHIFT;
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.pages.last().map_or(0, |p| (self.pages.len() - 1) * PAGE + p.len())
+    }
+
+    /// Adds a slot at the end; its index.
+    fn push(&mut self, conv: Conv) -> u32 {
+        let id = self.len() as u32;
+        match self.pages.last_mut() {
+            Some(page) if page.len() < PAGE => page.push(conv),
+            _ => {
+                let mut page = Vec::with_capacity(PAGE);
+                page.push(conv);
+                self.pages.push(page);
+            }
+        }
+        id
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Conv> {
+        self.pages.iter().flatten()
+    }
+}
+
+impl std::ops::Index<usize> for Slots {
+    type Output = Conv;
+    fn index(&self, i: usize) -> &Conv {
+        &self.pages[i >> PAGE_SHIFT][i & (PAGE - 1)]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slots {
+    fn index_mut(&mut self, i: usize) -> &mut Conv {
+        &mut self.pages[i >> PAGE_SHIFT][i & (PAGE - 1)]
+    }
+}
+
+/// Names interned once (agents, shops): slots keep a `u32`, not a copy of the name.
+#[derive(Default)]
+struct Names {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Names {
+    /// The index of `name`, added if new.
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.ids.insert(name, i);
+        i
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+impl std::ops::Index<u32> for Names {
+    type Output = Arc<str>;
+    fn index(&self, i: u32) -> &Arc<str> {
+        &self.names[i as usize]
+    }
 }
 
 /// The response clock. Feed it events in input order with [`Clock::handle`]; call
@@ -342,9 +417,9 @@ struct Conv {
 pub struct Clock {
     rules: ResponseRules,
     conv_ids: HashMap<Arc<str>, u32>,
-    convs: Vec<Conv>,
-    agent_ids: HashMap<Arc<str>, u32>,
-    agent_names: Vec<Arc<str>>,
+    convs: Slots,
+    agents: Names,
+    shops: Names,
     /// Per agent: its open conversations keyed by last message time, for load.
     active: Vec<BTreeSet<(Millis, u32)>>,
     queue: BinaryHeap<Entry>,
@@ -362,9 +437,9 @@ impl Clock {
         Self {
             rules,
             conv_ids: HashMap::default(),
-            convs: Vec::new(),
-            agent_ids: HashMap::default(),
-            agent_names: Vec::new(),
+            convs: Slots::default(),
+            agents: Names::default(),
+            shops: Names::default(),
             active: Vec::new(),
             queue: BinaryHeap::new(),
             free: Vec::new(),
@@ -464,10 +539,9 @@ impl Clock {
     /// The clock's state, for a snapshot ([`super::snapshot`]).
     #[must_use]
     pub fn state(&self) -> ClockState {
-        let due = self.close_dues();
         ClockState {
             now: self.now,
-            convs: self.sorted_slots().into_iter().map(|c| self.conv_state(c, &due)).collect(),
+            convs: self.sorted_slots().into_iter().map(|c| self.conv_state(c)).collect(),
         }
     }
 
@@ -478,29 +552,24 @@ impl Clock {
         ClockStateRef { clock: self }
     }
 
-    /// The queued idle close of each slot that has one.
-    fn close_dues(&self) -> HashMap<u32, Millis> {
-        self.queue.iter().map(|Reverse((t, c))| (*c, *t)).collect()
-    }
-
     /// The slots in use, in conversation order.
-    fn sorted_slots(&self) -> Vec<u32> {
+    pub(crate) fn sorted_slots(&self) -> Vec<u32> {
         let mut slots: Vec<u32> = self.conv_ids.values().copied().collect();
         slots.sort_unstable_by(|a, b| self.convs[*a as usize].name.cmp(&self.convs[*b as usize].name));
         slots
     }
 
     /// One conversation as a snapshot keeps it.
-    fn conv_state(&self, c: u32, due: &HashMap<u32, Millis>) -> ConvState {
-        let name = |a: u32| self.agent_names[a as usize].clone();
+    fn conv_state(&self, c: u32) -> ConvState {
+        let name = |a: u32| self.agents[a].clone();
         let conv = &self.convs[c as usize];
         ConvState {
             name: conv.name.clone(),
-            shop: conv.shop.clone(),
+            shop: self.shops[conv.shop].clone(),
             agent: conv.agent.map(name),
             open: conv.open,
             last_msg: conv.last_msg,
-            close_due: due.get(&c).copied(),
+            close_due: conv.close_due,
             had_wait: conv.had_wait,
             pending: conv.pending.as_ref().map(|p| PendingState {
                 start: p.start,
@@ -546,7 +615,7 @@ impl Clock {
             conv.agent = agent;
             conv.open = s.open;
             conv.last_msg = s.last_msg;
-            conv.close_queued = s.close_due.is_some();
+            conv.close_due = s.close_due;
             conv.had_wait = s.had_wait;
             conv.pending = pending;
         }
@@ -559,30 +628,106 @@ impl Clock {
         self.conv_ids.len()
     }
 
+    /// The waits pending now, as they started (in slot order).
+    pub(crate) fn waits(&self) -> impl Iterator<Item = WaitStart> + '_ {
+        self.convs.iter().filter_map(|c| self.wait_start(c))
+    }
+
+    /// The slots with a wait pending, with its number (see [`Conv::wait_no`]).
+    pub(crate) fn pending_slots(&self) -> impl Iterator<Item = (u32, u32, Millis, i64)> + '_ {
+        self.convs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.pending.as_ref().map(|p| (i as u32, c.wait_no, p.start, p.deadline_ms)))
+    }
+
+    /// The slot of a conversation the clock holds.
+    pub(crate) fn slot(&self, conversation: &str) -> Option<u32> {
+        self.conv_ids.get(conversation).copied()
+    }
+
+    /// The wait pending in `slot`, if it is wait number `wait_no` (its low
+    /// [`WAIT_NO_BITS`] bits) — that is, still the same wait.
+    pub(crate) fn wait_numbered(&self, slot: u32, wait_no: u32) -> Option<WaitStart> {
+        let conv = &self.convs[slot as usize];
+        let mask = (1u32 << WAIT_NO_BITS) - 1;
+        (conv.wait_no & mask == wait_no & mask).then(|| self.wait_start(conv)).flatten()
+    }
+
+    /// The slot of a conversation with a wait pending, the wait's number and start.
+    pub(crate) fn current_wait(&self, conversation: &str) -> Option<(u32, u32, Millis)> {
+        let c = self.slot(conversation)?;
+        let conv = &self.convs[c as usize];
+        conv.pending.as_ref().map(|p| (c, conv.wait_no, p.start))
+    }
+
+    fn wait_start(&self, conv: &Conv) -> Option<WaitStart> {
+        conv.pending.as_ref().map(|p| WaitStart {
+            conversation: conv.name.clone(),
+            shop: self.shops[conv.shop].clone(),
+            customer: p.customer.clone(),
+            agent: self.agents[p.agent].clone(),
+            start: p.start,
+            deadline_ms: p.deadline_ms,
+            load: p.load,
+            first: p.first,
+        })
+    }
+
+    /// Keeps `text` as the preview of an open conversation's alerts (the alert timers'
+    /// data, kept in the conversation's slot; dropped when the session closes).
+    pub(crate) fn set_preview(&mut self, conversation: &str, text: &str) {
+        if let Some(&c) = self.conv_ids.get(conversation) {
+            let conv = &mut self.convs[c as usize];
+            if conv.open {
+                conv.preview = Some(text.into());
+            }
+        }
+    }
+
+    /// The preview kept for a conversation ("" if none).
+    pub(crate) fn preview(&self, conversation: &str) -> &str {
+        self.slot(conversation).map_or("", |c| self.preview_at(c))
+    }
+
+    /// The preview kept in `slot` ("" if none).
+    pub(crate) fn preview_at(&self, slot: u32) -> &str {
+        self.convs[slot as usize].preview.as_deref().unwrap_or("")
+    }
+
+    /// The previews of open sessions, in conversation order.
+    pub(crate) fn previews(&self) -> impl Iterator<Item = (&Arc<str>, &str)> + '_ {
+        self.sorted_slots().into_iter().filter_map(move |c| {
+            let conv = &self.convs[c as usize];
+            conv.preview.as_deref().map(|p| (&conv.name, p))
+        })
+    }
+
     fn conv(&mut self, name: &str, shop: &str) -> u32 {
         if let Some(&c) = self.conv_ids.get(name) {
             return c;
         }
         let name: Arc<str> = name.into();
-        let conv = Conv {
+        let mut conv = Conv {
             name: name.clone(),
-            shop: shop.into(),
-            agent: None,
-            open: false,
-            last_msg: Millis::MIN,
-            close_queued: false,
-            had_wait: false,
+            preview: None,
             pending: None,
+            last_msg: Millis::MIN,
+            close_due: None,
+            shop: self.shops.id(shop),
+            agent: None,
+            wait_no: 0,
+            open: false,
+            had_wait: false,
         };
         let id = match self.free.pop() {
             Some(id) => {
+                // The wait numbers go on, so a timer of the slot's last wait stays stale.
+                conv.wait_no = self.convs[id as usize].wait_no;
                 self.convs[id as usize] = conv;
                 id
             }
-            None => {
-                self.convs.push(conv);
-                (self.convs.len() - 1) as u32
-            }
+            None => self.convs.push(conv),
         };
         self.conv_ids.insert(name, id);
         id
@@ -592,25 +737,21 @@ impl Clock {
     /// closed session leaves behind decides nothing (its next message opens a new one).
     fn release(&mut self, c: u32) {
         let conv = &mut self.convs[c as usize];
-        if conv.open || conv.close_queued || conv.name.is_empty() {
+        if conv.open || conv.close_due.is_some() || conv.name.is_empty() {
             return;
         }
         self.conv_ids.remove(&conv.name);
         conv.name = Arc::from("");
-        conv.shop = Arc::from("");
         conv.agent = None;
+        conv.preview = None;
         self.free.push(c);
     }
 
     fn agent(&mut self, name: &str) -> u32 {
-        if let Some(&a) = self.agent_ids.get(name) {
-            return a;
+        let id = self.agents.id(name);
+        if self.active.len() < self.agents.len() {
+            self.active.push(BTreeSet::new());
         }
-        let id = self.agent_names.len() as u32;
-        let name: Arc<str> = name.into();
-        self.agent_names.push(name.clone());
-        self.active.push(BTreeSet::new());
-        self.agent_ids.insert(name, id);
         id
     }
 
@@ -627,13 +768,14 @@ impl Clock {
             // A session starts at its first message, whatever came before it.
             conv.last_msg = t;
             self.open_count += 1;
-            if !conv.close_queued {
-                conv.close_queued = true;
-                self.queue.push(Reverse((idle_close_at(t, idle), c)));
+            if conv.close_due.is_none() {
+                let at = idle_close_at(t, idle);
+                conv.close_due = Some(at);
+                self.queue.push(Reverse((at, c)));
             }
             out.push(Output::SessionOpened {
                 conversation: conv.name.clone(),
-                agent: self.agent_names[a as usize].clone(),
+                agent: self.agents[a].clone(),
                 at: t,
             });
         }
@@ -696,11 +838,12 @@ impl Clock {
         let deadline_ms = self.rules.deadline_ms(load);
         let conv = &mut self.convs[c as usize];
         conv.had_wait = true;
+        conv.wait_no = conv.wait_no.wrapping_add(1);
         out.push(Output::WaitStarted(WaitStart {
             conversation: conv.name.clone(),
-            shop: conv.shop.clone(),
+            shop: self.shops[conv.shop].clone(),
             customer: customer.clone(),
-            agent: self.agent_names[a as usize].clone(),
+            agent: self.agents[a].clone(),
             start: t,
             deadline_ms,
             load,
@@ -716,9 +859,9 @@ impl Clock {
         self.pending_count -= 1;
         out.push(Output::WaitEnded(Wait {
             conversation: conv.name.clone(),
-            shop: conv.shop.clone(),
+            shop: self.shops[conv.shop].clone(),
             customer: p.customer,
-            agent: self.agent_names[p.agent as usize].clone(),
+            agent: self.agents[p.agent].clone(),
             start: p.start,
             end: t.max(p.start),
             outcome,
@@ -736,13 +879,14 @@ impl Clock {
         self.end_wait(c, t, Outcome::Unanswered, out);
         let conv = &mut self.convs[c as usize];
         conv.open = false;
+        conv.preview = None;
         self.open_count -= 1;
         if let Some(a) = conv.agent {
             self.active[a as usize].remove(&(conv.last_msg, c));
         }
         out.push(Output::SessionClosed {
             conversation: conv.name.clone(),
-            agent: conv.agent.map(|a| self.agent_names[a as usize].clone()),
+            agent: conv.agent.map(|a| self.agents[a].clone()),
             at: t,
             reason,
         });
@@ -752,7 +896,7 @@ impl Clock {
     fn on_close_due(&mut self, c: u32, t: Millis, out: &mut Vec<Output>) {
         let idle = self.rules.idle_close_ms;
         let conv = &mut self.convs[c as usize];
-        conv.close_queued = false;
+        conv.close_due = None;
         if !conv.open {
             self.release(c);
             return;
@@ -760,7 +904,7 @@ impl Clock {
         let at = idle_close_at(conv.last_msg, idle);
         if !session_closed_by(conv.last_msg, t, idle) {
             // The session saw messages since this entry was queued: look again later.
-            conv.close_queued = true;
+            conv.close_due = Some(at);
             self.queue.push(Reverse((at, c)));
             return;
         }
@@ -860,6 +1004,32 @@ mod tests {
         assert_eq!((clock.open_sessions(), clock.pending_waits()), (2, 1));
         clock.finish(&mut out);
         assert_eq!((clock.open_sessions(), clock.pending_waits()), (0, 0));
+    }
+
+    #[test]
+    fn closed_conversations_release_their_slots_for_new_ones() {
+        let mut clock = Clock::new(ResponseRules::default());
+        let mut out = vec![];
+        let at = |mut e: Event, ms: i64| {
+            e.ts += ms;
+            e
+        };
+        // 1,000 conversations one after another, 10 s apart, each answered and closed. A
+        // closed one keeps its slot until its queued idle close (30 min), then frees it.
+        for i in 0..1000i64 {
+            let c = format!("c{i}");
+            clock.handle(&at(msg(&format!("q{i}"), "00.000", &c, "a", "customer"), i * 10_000), &mut out);
+            clock.handle(&at(msg(&format!("r{i}"), "01.000", &c, "a", "agent"), i * 10_000), &mut out);
+            let close = format!(
+                r#"{{"type":"close","id":"x{i}","ts":"{T0}02.000+08:00","shop":"s","conversation":"{c}"}}"#
+            );
+            clock.handle(&at(parse(&close).unwrap(), i * 10_000), &mut out);
+        }
+        assert_eq!(clock.open_sessions(), 0);
+        assert!(clock.held_conversations() <= 181, "held {}", clock.held_conversations());
+        assert!(clock.convs.len() <= 182, "slots are reused: {} for 1,000 conversations", clock.convs.len());
+        clock.finish(&mut out);
+        assert_eq!(clock.held_conversations(), 0, "every slot is released once time passes the closes");
     }
 
     #[test]

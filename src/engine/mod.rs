@@ -45,27 +45,29 @@ impl Engine {
     /// The engine's state, for a snapshot (see [`snapshot`]).
     #[must_use]
     pub fn state(&self) -> EngineState {
-        EngineState { clock: self.clock.state(), notices: self.notices.state() }
+        EngineState { clock: self.clock.state(), notices: Notices::state(&self.clock) }
     }
 
     /// The alert timers' state by reference, for [`snapshot::write_ref`].
     pub(crate) fn notices_state_ref(&self) -> notices::NoticesStateRef<'_> {
-        self.notices.state_ref()
+        Notices::state_ref(&self.clock)
     }
 
     /// An engine in `state`, on these rules and plan: it goes on exactly as the engine the
     /// state was taken from would.
     #[must_use]
     pub fn restore(rules: ResponseRules, plan: Plan, state: EngineState) -> Self {
-        let pending = state.clock.waits_pending();
-        let clock = Clock::restore(rules, state.clock);
-        let notices = Notices::restore(plan, state.notices, pending, clock.now());
+        let mut clock = Clock::restore(rules, state.clock);
+        for (conversation, preview) in &state.notices.previews {
+            clock.set_preview(conversation, preview);
+        }
+        let notices = Notices::restore(plan, &clock);
         Self { clock, notices }
     }
 
     /// The waits pending now, with their deadlines (in no particular order).
-    pub fn pending_waits(&self) -> impl Iterator<Item = &WaitStart> {
-        self.notices.pending()
+    pub fn pending_waits(&self) -> impl Iterator<Item = WaitStart> + '_ {
+        self.clock.waits()
     }
 
     /// The response clock (read-only: only events move it).
@@ -92,10 +94,11 @@ impl Engine {
     /// closes, alert timers), then the event. Clock outputs go to `out`, notices to `notices`.
     pub fn handle(&mut self, event: &Event, out: &mut Vec<Output>, notices: &mut Vec<Notice>) {
         self.run_to(event.ts, out, notices);
-        self.notices.observe(event);
         let from = out.len();
         self.clock.handle(event, out);
-        self.notices.take(&out[from..], notices);
+        // After the clock, which gives the conversation its slot (where the preview is kept).
+        Notices::observe(event, &mut self.clock);
+        self.notices.take(&out[from..], &self.clock, notices);
     }
 
     /// The wall clock says it is `now`: alert timers due strictly before it fire for waits
@@ -108,7 +111,7 @@ impl Engine {
     /// Fires the alert timers due strictly before `upto`; breaches also go to `out`.
     fn fire(&mut self, upto: Millis, out: &mut Vec<Output>, notices: &mut Vec<Notice>) {
         let from = notices.len();
-        self.notices.advance(upto, notices);
+        self.notices.advance(upto, &self.clock, notices);
         for n in notices[from..].iter().filter(|n| n.kind == Kind::Breach) {
             out.push(Output::Breach(Breach {
                 conversation: Arc::from(n.conversation.as_str()),
@@ -147,7 +150,7 @@ impl Engine {
                 (Some(c), _) => {
                     let from = out.len();
                     self.clock.advance(c, out);
-                    self.notices.take(&out[from..], notices);
+                    self.notices.take(&out[from..], &self.clock, notices);
                 }
                 (None, Some(_)) => self.fire(t, out, notices),
             }
