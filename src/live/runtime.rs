@@ -87,6 +87,21 @@ struct Ingested {
     rejected: Vec<RejectedRow>,
 }
 
+impl Ingested {
+    /// Keeps a frame or event of the websocket as rejected input, and counts it.
+    fn reject(
+        &mut self,
+        received_at: Millis,
+        position: String,
+        reason: String,
+        raw: String,
+        c: &LiveCounters,
+    ) {
+        self.rejected.push(RejectedRow { received_at, source: "websocket".into(), position, reason, raw });
+        c.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A committed batch: what to publish and send now.
 struct Done {
     /// The new resume point, when the batch moved it.
@@ -661,15 +676,7 @@ impl Runtime {
                                 warn!(seq, reason = %reason, "event rejected: its time is not believable");
                                 let raw =
                                     crate::gateway::protocol::truncate(body, REJECTED_RAW_BYTES).to_string();
-                                let position = format!("seq {seq}");
-                                got.rejected.push(RejectedRow {
-                                    received_at,
-                                    source: "websocket".into(),
-                                    position,
-                                    reason,
-                                    raw,
-                                });
-                                c.rejected.fetch_add(1, Ordering::Relaxed);
+                                got.reject(received_at, format!("seq {seq}"), reason, raw, c);
                             }
                             Verdict::Duplicate => {
                                 c.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -692,15 +699,7 @@ impl Runtime {
                         // A seq that broke the seq rule is kept, never acked.
                         got.max_seq = got.max_seq.max(r.ack_seq());
                         let position = r.seq.map_or_else(|| "seq ?".to_string(), |s| format!("seq {s}"));
-                        let (reason, raw) = (r.reason.clone(), r.raw.clone());
-                        got.rejected.push(RejectedRow {
-                            received_at,
-                            source: "websocket".into(),
-                            position,
-                            reason,
-                            raw,
-                        });
-                        c.rejected.fetch_add(1, Ordering::Relaxed);
+                        got.reject(received_at, position, r.reason.clone(), r.raw.clone(), c);
                     }
                     Incoming::Other(request) => {
                         if let Some(replies) = assistant.replies() {
