@@ -243,19 +243,7 @@ async fn drained(h: &Handles) -> bool {
 
 /// A `kefu run --nats` process.
 fn start_worker(dir: &Path, urls: &str, id: &str) -> anyhow::Result<std::process::Child> {
-    let config = dir.join(format!("{id}.toml"));
-    std::fs::write(&config, "log = \"warn\"\n")?;
-    let log = std::fs::File::create(dir.join(format!("{id}.log")))?;
-    Ok(std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(["run", "--nats", urls, "--partitions", "8", "--replicas", "1", "--worker", id, "--state"])
-        .arg(dir.join(id))
-        .arg("--config")
-        .arg(&config)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()?)
+    Ok(nats::worker_command(dir, urls, 8, 1, id, "log = \"warn\"\n")?.spawn()?)
 }
 
 /// Each partition's lease: owner and when the server stored it (UTC ms).

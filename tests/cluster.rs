@@ -42,38 +42,13 @@ fn start_worker(
     id: &str,
     hook: &HttpServer,
 ) -> Worker {
-    let config = dir.join(format!("{id}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "log = \"warn,kefu::cluster=info\"\n[alerts]\nstale_after_s = 100000000\n\
-             [[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nconcurrency = 1\n",
-            hook.url(&format!("/alerts/{id}"))
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join(format!("{id}.log"))).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args([
-            "run",
-            "--nats",
-            urls,
-            "--partitions",
-            &partitions.to_string(),
-            "--replicas",
-            &replicas.to_string(),
-        ])
-        .args(["--worker", id, "--state"])
-        .arg(dir.join(id))
-        .arg("--config")
-        .arg(&config)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let config = format!(
+        "log = \"warn,kefu::cluster=info\"\n[alerts]\nstale_after_s = 100000000\n\
+         [[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nconcurrency = 1\n",
+        hook.url(&format!("/alerts/{id}"))
+    );
+    let command = util::nats::worker_command(dir, urls, partitions, replicas, id, &config).unwrap();
+    let child = tokio::process::Command::from(command).kill_on_drop(true).spawn().unwrap();
     Worker { id: id.into(), child }
 }
 

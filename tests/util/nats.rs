@@ -164,3 +164,38 @@ impl Cluster {
         }
     }
 }
+
+/// A `kefu run --nats` worker's command, for the tests and the cluster benchmark alike:
+/// `config` is written to `<id>.toml`, the log goes to `<id>.log` and the state to `<id>/`,
+/// all in `dir`.
+pub fn worker_command(
+    dir: &Path,
+    urls: &str,
+    partitions: u32,
+    replicas: usize,
+    id: &str,
+    config: &str,
+) -> std::io::Result<Command> {
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(&path, config)?;
+    let log = std::fs::File::create(dir.join(format!("{id}.log")))?;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    c.args([
+        "run",
+        "--nats",
+        urls,
+        "--partitions",
+        &partitions.to_string(),
+        "--replicas",
+        &replicas.to_string(),
+    ])
+    .args(["--worker", id, "--state"])
+    .arg(dir.join(id))
+    .arg("--config")
+    .arg(&path)
+    .current_dir(dir)
+    .env_remove("RUST_LOG")
+    .stdout(Stdio::null())
+    .stderr(log);
+    Ok(c)
+}
