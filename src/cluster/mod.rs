@@ -91,6 +91,18 @@ pub enum ClusterError {
         /// The partition.
         partition: u32,
     },
+    /// A delivery of the partition's consumer never arrived (lost in transit while a
+    /// server died): the ownership ends and the partition is taken again from its
+    /// snapshot, since ack-all would otherwise ack the lost event unseen.
+    #[error("partition {partition}: delivery {expected} of its consumer never arrived (got {got})")]
+    DeliveryGap {
+        /// The partition.
+        partition: u32,
+        /// The consumer sequence due next.
+        expected: u64,
+        /// The one that came.
+        got: u64,
+    },
     /// A record in the results log cannot be read.
     #[error("results log message {seq}: {reason}")]
     BadRecord {
@@ -127,6 +139,22 @@ impl ClusterError {
     }
 }
 
+/// What the client says about its connection, in the worker's log: a reconnect or a slow
+/// consumer (messages dropped by the client) is where deliveries get lost, which
+/// [`source::next_delivery`] then catches — the log says why.
+fn log_connection_event(event: &async_nats::Event) {
+    use async_nats::Event;
+    match event {
+        Event::Connected => tracing::info!("connected to a NATS server"),
+        Event::Closed => tracing::info!("NATS connection closed"),
+        // The server's own text: escaped like any text from outside.
+        other => tracing::warn!(
+            event = %crate::textio::escape_for_terminal(&other.to_string()),
+            "NATS connection"
+        ),
+    }
+}
+
 /// Connects to the servers; the client reconnects by itself to any of them.
 pub async fn connect(servers: &str) -> Result<async_nats::Client, ClusterError> {
     let urls: Vec<async_nats::ServerAddr> =
@@ -140,6 +168,7 @@ pub async fn connect(servers: &str) -> Result<async_nats::Client, ClusterError> 
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
         .request_timeout(Some(Duration::from_secs(10)))
+        .event_callback(|event| async move { log_connection_event(&event) })
         .connect(urls)
         .await
         .map_err(|source| ClusterError::Connect { servers: servers.to_string(), source })

@@ -109,6 +109,19 @@ pub fn incoming(seq: u64, payload: &[u8]) -> Incoming {
     }
 }
 
+/// Checks that a delivery follows the one before it: the consumer numbers its deliveries
+/// 1, 2, 3 … (a redelivery gets a new number too), so any other number means deliveries
+/// were lost on the way — NATS itself delivers at most once when a server dies between
+/// the consumer and this client, and the consumer does not redeliver what a later ack-all
+/// covers. `last` is the number of the delivery before (0 before the first).
+pub fn next_delivery(n: u32, last: u64, got: u64) -> Result<u64, ClusterError> {
+    if got == last + 1 {
+        Ok(got)
+    } else {
+        Err(ClusterError::DeliveryGap { partition: n, expected: last + 1, got })
+    }
+}
+
 /// Feeds the runtime until `stop` (or the runtime goes away); acks what is committed.
 pub async fn run(
     consumer: PullConsumer,
@@ -120,6 +133,7 @@ pub async fn run(
     let what = || format!("reading partition {n}");
     let mut messages = consumer.messages().await.map_err(|e| ClusterError::js(what())(e.into()))?;
     let mut pending: VecDeque<(u64, async_nats::jetstream::Message)> = VecDeque::new();
+    let mut delivered = 0;
     loop {
         tokio::select! {
             biased;
@@ -157,7 +171,13 @@ pub async fn run(
                         continue;
                     }
                 };
-                let seq = m.info().map_err(ClusterError::js(what()))?.stream_sequence;
+                let info = m.info().map_err(ClusterError::js(what()))?;
+                let seq = info.stream_sequence;
+                // A lost delivery ends the ownership before anything after it reaches the
+                // runtime: what came before is committed, the takeover starts from there.
+                delivered = next_delivery(n, delivered, info.consumer_sequence).inspect_err(|e| {
+                    tracing::warn!(partition = n, error = %e, "deliveries lost: the partition is taken again");
+                })?;
                 let item = incoming(seq, &m.payload);
                 pending.push_back((seq, m));
                 if frames.send(item).await.is_err() {
@@ -167,4 +187,35 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_must_follow_the_one_before_it() {
+        // (delivery before, delivery that came, accepted)
+        let cases = [
+            (0, 1, true),    // the consumer's first
+            (41, 42, true),  // the next
+            (0, 2, false),   // the first never arrived
+            (41, 45, false), // three lost in transit
+            (41, 41, false), // the same again
+            (41, 7, false),  // going back
+        ];
+        for (last, got, ok) in cases {
+            match next_delivery(3, last, got) {
+                Ok(next) => {
+                    assert!(ok, "{last} → {got} was accepted");
+                    assert_eq!(next, got);
+                }
+                Err(ClusterError::DeliveryGap { partition, expected, got: g }) => {
+                    assert!(!ok, "{last} → {got} was refused");
+                    assert_eq!((partition, expected, g), (3, last + 1, got));
+                }
+                Err(e) => panic!("{last} → {got}: {e}"),
+            }
+        }
+    }
 }
