@@ -83,8 +83,7 @@ pub fn apply(store: &mut Store, seq: u64, r: &Record, out: &mut Collected) -> Re
                     out.repeated += 1;
                 }
             }
-            let waits: Vec<Wait> = b.waits.iter().map(Wait::from).collect();
-            w.waits(&waits)?;
+            w.waits(&b.waits)?;
             w.alerts(b.alerts.clone())?;
             for rej in &b.rejected {
                 // A takeover processes the inputs after the snapshot again, bad ones too;
@@ -135,13 +134,13 @@ pub fn report(
         .query_map([], |r| {
             let outcome: String = r.get(6)?;
             Ok((
-                super::results::WaitRow {
-                    conversation: r.get(0)?,
+                Wait {
+                    conversation: r.get::<_, String>(0)?.into(),
                     start: r.get(1)?,
                     end: r.get(2)?,
-                    shop: r.get(3)?,
-                    customer: r.get(4)?,
-                    agent: r.get(5)?,
+                    shop: r.get::<_, String>(3)?.into(),
+                    customer: r.get::<_, String>(4)?.into(),
+                    agent: r.get::<_, String>(5)?.into(),
                     outcome: crate::engine::Outcome::Answered,
                     deadline_ms: r.get(7)?,
                     load: r.get(8)?,
@@ -158,7 +157,7 @@ pub fn report(
             seq: 0,
             reason: format!("stored wait outcome `{outcome}`"),
         })?;
-        b.add_wait(Wait::from(&row));
+        b.add_wait(row);
     }
     let mut stmt = conn
         .prepare(

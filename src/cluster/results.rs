@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ClusterError;
 use crate::alerts::Notice;
-use crate::engine::{Outcome, Wait};
+use crate::engine::Wait;
 use crate::live::{CommitHook, Committed};
 use crate::store::RejectedRow;
 use crate::time::Millis;
@@ -68,74 +68,11 @@ pub struct Batch {
     /// The new events' JSON.
     pub events: Vec<String>,
     /// The waits that ended.
-    pub waits: Vec<WaitRow>,
+    pub waits: Vec<Wait>,
     /// Alerts recorded for the first time.
     pub alerts: Vec<Notice>,
     /// Input that was not a valid event.
     pub rejected: Vec<RejectedRec>,
-}
-
-/// A wait as the log keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WaitRow {
-    /// Conversation.
-    pub conversation: String,
-    /// Shop.
-    pub shop: String,
-    /// Buyer (raw: the log is data, like the database).
-    pub customer: String,
-    /// Agent.
-    pub agent: String,
-    /// Start, UTC ms.
-    pub start: Millis,
-    /// End, UTC ms.
-    pub end: Millis,
-    /// `answered`, `unanswered` or `transferred`.
-    pub outcome: Outcome,
-    /// Deadline.
-    pub deadline_ms: i64,
-    /// Load at the start.
-    pub load: u32,
-    /// First of its session.
-    pub first: bool,
-    /// The robot wrote first.
-    pub robot: bool,
-}
-
-impl From<&Wait> for WaitRow {
-    fn from(w: &Wait) -> Self {
-        Self {
-            conversation: w.conversation.to_string(),
-            shop: w.shop.to_string(),
-            customer: w.customer.to_string(),
-            agent: w.agent.to_string(),
-            start: w.start,
-            end: w.end,
-            outcome: w.outcome,
-            deadline_ms: w.deadline_ms,
-            load: w.load,
-            first: w.first,
-            robot: w.robot,
-        }
-    }
-}
-
-impl From<&WaitRow> for Wait {
-    fn from(w: &WaitRow) -> Self {
-        Self {
-            conversation: w.conversation.as_str().into(),
-            shop: w.shop.as_str().into(),
-            customer: w.customer.as_str().into(),
-            agent: w.agent.as_str().into(),
-            start: w.start,
-            end: w.end,
-            outcome: w.outcome,
-            deadline_ms: w.deadline_ms,
-            load: w.load,
-            first: w.first,
-            robot: w.robot,
-        }
-    }
 }
 
 /// A rejected input as the log keeps it.
@@ -197,7 +134,7 @@ pub fn split(c: &Committed, worker: &str, lease: u64) -> Vec<Batch> {
         if !cur.waits.is_empty() {
             out.push(std::mem::replace(&mut cur, Batch { worker: worker.into(), lease, ..Batch::default() }));
         }
-        cur.waits = chunk.iter().map(WaitRow::from).collect();
+        cur.waits = chunk.to_vec();
     }
     for chunk in c.alerts.chunks(500) {
         if !cur.alerts.is_empty() {

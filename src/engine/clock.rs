@@ -81,8 +81,8 @@ pub struct WaitStart {
     pub first: bool,
 }
 
-/// A finished wait.
-#[derive(Debug, Clone, PartialEq)]
+/// A finished wait. Serialised as is into the cluster's results log (`cluster::results`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Wait {
     /// Conversation id.
     pub conversation: Arc<str>,
