@@ -180,20 +180,14 @@ impl Assistant {
         }
     }
 
-    /// The guard in force, when it is on: the runtime's insert thread checks each new
-    /// message with it, beside the robot (the findings come back to [`Assistant::event`]).
-    pub(crate) fn guard(&self) -> Option<Arc<Guard>> {
-        self.guard.clone()
-    }
-
-    /// A new event, with the engine's outputs for it and the guard's findings for it
-    /// (`Guard::check_event`, from [`Assistant::guard`]; none with the guard off): the
-    /// robot's answer to it, the guard's flags and alerts.
-    pub(crate) fn event(&mut self, event: &Event, outputs: &[Output], now: Millis, flags: Vec<Flag>) {
+    /// A new event, with the engine's outputs for it: the robot's answer to it, the
+    /// guard's flags and alerts.
+    pub(crate) fn event(&mut self, event: &Event, outputs: &[Output], now: Millis) {
         if let Some(r) = &mut self.robot {
             self.actions.extend(r.handle(event, outputs, now));
         }
         let Some(guard) = &self.guard else { return };
+        let flags = guard.check_event(event);
         if flags.is_empty() {
             return;
         }

@@ -10,20 +10,23 @@
 //! the runtime stores what the batch decided in it and commits (and only then acks), so
 //! a batch is still stored whole or not at all.
 //!
-//! The thread also runs the phrase guard over each new message (it needs only the text,
-//! and the runtime task is the busier of the two), and judges each event's time ([`TimeLimits::admit`]), as the runtime used
+//! The thread also judges each event's time ([`TimeLimits::admit`]), as the runtime used
 //! to: it depends on the watermark, which moves with each new event, and an event whose
 //! time is rejected must not be inserted. The watermark is the latest time of a new
 //! event (`Engine::watermark`), so the thread follows it from the batch's start exactly.
+//!
+//! It does nothing else: the store's connection is the one part of a batch that cannot be
+//! shared, so this thread (inserting) and the runtime task (writing what the batch decided,
+//! then committing) hold it in turn, and the batch goes no faster than that chain. Work
+//! that needs no connection (the phrase guard, freeing the last batch's frames) is the
+//! runtime task's, which waits for this thread's verdicts meanwhile (docs/benchmarks.md).
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
 use rusqlite::Connection;
 
 use crate::engine::{Admission, TimeLimits};
 use crate::gateway::Incoming;
-use crate::guard::{Flag, Guard};
 use crate::store::{BatchWriter, StoreError};
 use crate::time::Millis;
 
@@ -34,8 +37,8 @@ const CHUNK: usize = 256;
 /// What the thread found for one event frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Stored now: process it. With the guard's findings when the guard is on.
-    New(Vec<Flag>),
+    /// Stored now: process it.
+    New,
     /// Its id was stored before: go no further.
     Duplicate,
     /// Its time is not believable (the reason): not stored, to be kept as rejected input.
@@ -46,11 +49,9 @@ pub(crate) enum Verdict {
 /// thread stops and the batch is rolled back).
 pub(crate) type Chunk = Result<Vec<Verdict>, StoreError>;
 
-/// What the runtime knows when a batch begins: the clock to judge times by, the guard.
-#[derive(Debug, Clone)]
+/// What the runtime knows when a batch begins: the clock to judge times by.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Judge {
-    /// The phrase guard in force, when it is on.
-    pub guard: Option<Arc<Guard>>,
     /// The limits on an event's time.
     pub limits: TimeLimits,
     /// The wall clock for the batch.
@@ -83,7 +84,7 @@ fn insert_all(
             Admission::Reject(reason) => Verdict::Rejected(reason),
             Admission::Accept if w.event(event, body)? => {
                 watermark = watermark.max(event.ts);
-                Verdict::New(judge.guard.as_ref().map(|g| g.check_event(event)).unwrap_or_default())
+                Verdict::New
             }
             Admission::Accept => Verdict::Duplicate,
         };
@@ -167,7 +168,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("k.db")).unwrap();
         let now = 1_800_000_000_000; // 2027-01-15
-        let judge = Judge { guard: None, limits: TimeLimits::default(), now, watermark: Millis::MIN };
+        let judge = Judge { limits: TimeLimits::default(), now, watermark: Millis::MIN };
         let items = vec![
             message("e1", now - 20 * DAY),
             // A duplicate dated later does not move the watermark …
@@ -180,10 +181,10 @@ mod tests {
             message("e5", now + 60_000),
         ];
         let got = run(&mut store, &items, &judge);
-        assert_eq!(got[0], Ok(Verdict::New(vec![])));
+        assert_eq!(got[0], Ok(Verdict::New));
         assert_eq!(got[1], Ok(Verdict::Duplicate));
-        assert_eq!(got[2], Ok(Verdict::New(vec![])));
-        assert_eq!(got[3], Ok(Verdict::New(vec![])));
+        assert_eq!(got[2], Ok(Verdict::New));
+        assert_eq!(got[3], Ok(Verdict::New));
         assert!(
             matches!(&got[4], Ok(Verdict::Rejected(r)) if r.contains("before the latest event")),
             "{:?}",
@@ -203,11 +204,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("k.db")).unwrap();
         let now = 1_800_000_000_000; // 2027-01-15
-        let judge = Judge { guard: None, limits: TimeLimits::default(), now, watermark: Millis::MIN };
+        let judge = Judge { limits: TimeLimits::default(), now, watermark: Millis::MIN };
         let items: Vec<Incoming> =
             (0..CHUNK * 2 + 3).map(|i| message(&format!("e{i}"), now - 1000)).collect();
         let got = run(&mut store, &items, &judge);
-        assert!(got.iter().all(|v| *v == Ok(Verdict::New(vec![]))));
+        assert!(got.iter().all(|v| *v == Ok(Verdict::New)));
         // Stored already: every one a duplicate now.
         let again = run(&mut store, &items, &judge);
         assert!(again.iter().all(|v| *v == Ok(Verdict::Duplicate)));

@@ -268,6 +268,8 @@ pub struct Runtime {
     hook: Option<Box<dyn CommitHook>>,
     /// What the hook is shown (filled only with a hook).
     batch: Committed,
+    /// The last batch's frames, freed while the next batch's events are inserted.
+    spent: Vec<Incoming>,
 }
 
 impl Runtime {
@@ -383,6 +385,7 @@ impl Runtime {
             since_snapshot: 0,
             hook: None,
             batch: Committed::default(),
+            spent: Vec::new(),
         };
         Ok((runtime, rx))
     }
@@ -639,17 +642,12 @@ impl Runtime {
     /// the guard and the robot over each event it has found new (see [`super::inserter`]).
     fn ingest(&mut self, items: &mut Vec<Incoming>, now: Millis) -> Result<Ingested, LiveError> {
         let received_at = crate::time::now_ms();
-        let judge = Judge {
-            guard: self.assistant.guard(),
-            limits: self.state.limits,
-            now,
-            watermark: self.state.engine.watermark(),
-        };
+        let judge = Judge { limits: self.state.limits, now, watermark: self.state.engine.watermark() };
         let hooked = self.hook.is_some();
         let mut got = Ingested::default();
         // The new events' places, so the hook can take their bodies afterwards.
         let mut new = Vec::new();
-        let Self { store, state, assistant, counters: c, since_snapshot, .. } = self;
+        let Self { store, state, assistant, counters: c, since_snapshot, spent, .. } = self;
         let conn = store.conn_mut();
         let frames: &[Incoming] = items;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -659,6 +657,9 @@ impl Runtime {
                 .spawn_scoped(s, move || inserter::insert_ahead(conn, frames, &judge, &tx))
                 .map_err(LiveError::Thread)?;
             let mut verdicts = Verdicts::new(rx);
+            // The last batch's frames are freed here, while the thread inserts: not
+            // between batches, when the store's connection would wait for it.
+            spent.clear();
             let mut failed = None;
             for (i, item) in frames.iter().enumerate() {
                 match item {
@@ -681,7 +682,7 @@ impl Runtime {
                             Verdict::Duplicate => {
                                 c.duplicates.fetch_add(1, Ordering::Relaxed);
                             }
-                            Verdict::New(flags) => {
+                            Verdict::New => {
                                 c.events.fetch_add(1, Ordering::Relaxed);
                                 *since_snapshot += 1;
                                 if hooked {
@@ -690,7 +691,7 @@ impl Runtime {
                                 got.accepted = true;
                                 let from = state.out.len();
                                 state.handle(event);
-                                assistant.event(event, &state.out[from..], now, flags);
+                                assistant.event(event, &state.out[from..], now);
                                 state.settle();
                             }
                         }
@@ -724,7 +725,8 @@ impl Runtime {
                 }
             }
         }
-        items.clear();
+        // Freed at the next batch (above); `items` takes the empty buffer.
+        std::mem::swap(items, &mut self.spent);
         Ok(got)
     }
 

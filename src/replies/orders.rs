@@ -91,7 +91,7 @@ fn key<'a>(shop: &'a str, customer: &'a str) -> (&'a str, &'a str) {
 }
 
 /// Orders and buyers' conversations, per shop (kept in the robot's snapshot).
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OrderBook {
     #[serde(with = "crate::engine::snapshot::pairs")]
     latest: HashMap<Buyer, OrderInfo>,
@@ -106,7 +106,24 @@ pub struct OrderBook {
     /// Each buyer's latest conversation and when they last wrote in it.
     #[serde(with = "crate::engine::snapshot::pairs")]
     conversation: HashMap<Buyer, (String, Millis)>,
+    /// No entry of the four maps is dated before this (`None`: unknown, e.g. after a
+    /// restore), so a prune to an earlier instant has nothing to drop and skips its walk.
+    /// Not part of the state: derived, and not in snapshots.
+    #[serde(skip)]
+    floor: Option<Millis>,
 }
+
+// The maps are the state; `floor` is only a shortcut derived from them.
+impl PartialEq for OrderBook {
+    fn eq(&self, other: &Self) -> bool {
+        self.latest == other.latest
+            && self.orders == other.orders
+            && self.reminded == other.reminded
+            && self.conversation == other.conversation
+    }
+}
+
+impl Eq for OrderBook {}
 
 impl OrderBook {
     /// Takes an order event; returns true when it is a newly created order (a 催付
@@ -120,6 +137,7 @@ impl OrderBook {
         shipment: Option<&Shipment>,
         ts: Millis,
     ) -> bool {
+        self.lower_floor(ts);
         let buyer = Buyer(shop.to_string(), customer.to_string());
         let new = !self.orders.contains_key(order);
         self.orders.insert(order.to_string(), (buyer.clone(), status, ts));
@@ -141,6 +159,7 @@ impl OrderBook {
 
     /// Notes the buyer's conversation (from their messages).
     pub fn saw_buyer(&mut self, shop: &str, customer: &str, conversation: &str, ts: Millis) {
+        self.lower_floor(ts);
         match self.conversation.get_mut(&key(shop, customer) as &dyn BuyerKey) {
             Some(c) if c.0 == conversation => c.1 = ts,
             Some(c) => *c = (conversation.to_string(), ts),
@@ -161,6 +180,7 @@ impl OrderBook {
     /// counts even when the caller then stays silent (quiet hours), so it is never retried.
     pub fn claim_reminder(&mut self, order: &str, at: Millis) -> Option<(String, String, Option<String>)> {
         let (Buyer(shop, customer), status, _) = self.orders.get(order)?;
+        self.floor = self.floor.map(|f| f.min(at));
         if *status != OrderStatus::Created || self.reminded.insert(order.to_string(), at).is_some() {
             return None;
         }
@@ -170,12 +190,31 @@ impl OrderBook {
 
     /// Forgets buyers whose conversation and order are both older than `before`, so a
     /// long-running robot does not grow.
-    /// (One pass over each map: the caller does this rarely, e.g. hourly.)
+    /// (One pass over each map, unless nothing in them is that old: the caller does this
+    /// rarely, e.g. hourly.)
     pub fn prune(&mut self, before: Millis) {
-        self.conversation.retain(|_, c| c.1 >= before);
-        self.latest.retain(|_, o| o.created >= before);
-        self.orders.retain(|_, o| o.2 >= before);
-        self.reminded.retain(|_, at| *at >= before);
+        if self.floor.is_some_and(|f| f >= before) {
+            return;
+        }
+        // The walk finds the oldest entry kept, so the next prunes before it need no walk.
+        let mut floor = Millis::MAX;
+        let mut keep = |ts: Millis| {
+            let kept = ts >= before;
+            if kept {
+                floor = floor.min(ts);
+            }
+            kept
+        };
+        self.conversation.retain(|_, c| keep(c.1));
+        self.latest.retain(|_, o| keep(o.created));
+        self.orders.retain(|_, o| keep(o.2));
+        self.reminded.retain(|_, at| keep(*at));
+        self.floor = Some(floor);
+    }
+
+    /// An entry dated `ts` is stored: nothing older than it may be assumed absent.
+    fn lower_floor(&mut self, ts: Millis) {
+        self.floor = self.floor.map(|f| f.min(ts));
     }
 }
 
@@ -199,6 +238,43 @@ mod tests {
         let o = b.latest("s", "b2").unwrap();
         assert_eq!((o.status, o.shipment.as_ref()), (OrderStatus::Shipped, Some(&ship)));
         assert!(b.latest("other shop", "b2").is_none());
+    }
+
+    #[test]
+    fn a_prune_that_skips_its_walk_keeps_exactly_what_a_full_walk_keeps() {
+        // Entries written out of time order, updated, reminded; pruned at cutoffs before,
+        // between and after them. The book that may skip must equal one that always walks.
+        const H: Millis = 3_600_000;
+        let mut book = OrderBook::default();
+        let mut walked = OrderBook::default();
+        let steps: [fn(&mut OrderBook); 9] = [
+            |b| b.saw_buyer("s", "b1", "c1", 10 * H),
+            |b| _ = b.apply("s", "b1", "T1", OrderStatus::Created, None, 10 * H),
+            |b| b.saw_buyer("s", "b2", "c2", 4 * H),
+            |b| _ = b.apply("s", "b2", "T2", OrderStatus::Created, None, 5 * H),
+            |b| _ = b.claim_reminder("T2", 6 * H),
+            |b| b.saw_buyer("s", "b1", "c1", 12 * H),
+            |b| _ = b.apply("s", "b3", "T3", OrderStatus::Paid, None, 2 * H),
+            |b| _ = b.claim_reminder("T1", 3 * H),
+            |b| _ = b.apply("s", "b1", "T4", OrderStatus::Created, None, 20 * H),
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            step(&mut book);
+            step(&mut walked);
+            for cutoff in [H, 3 * H, 5 * H, 7 * H, 11 * H, 13 * H, 30 * H] {
+                let (mut b, mut w) = (book.clone(), walked.clone());
+                b.prune(cutoff);
+                w.floor = None;
+                w.prune(cutoff);
+                assert_eq!(b, w, "after step {i}, pruned before {cutoff}");
+            }
+            // Pruned in place as the robot does, hourly and rising.
+            book.prune(i as Millis * H);
+            walked.floor = None;
+            walked.prune(i as Millis * H);
+            assert_eq!(book, walked, "after step {i}");
+        }
+        assert!(book.latest("s", "b1").is_some() && book.latest("s", "b3").is_none());
     }
 
     #[test]

@@ -235,6 +235,9 @@ pub struct Robot {
     orders: OrderBook,
     /// The Shanghai day each (shop, buyer) was last greeted, for `greeting_per_day`.
     greeted: HashMap<(String, String), NaiveDate>,
+    /// No day in `greeted` is before this (`None`: unknown, after a restore), so a prune
+    /// that would keep every entry skips its walk. Derived, not in snapshots.
+    greeted_floor: Option<NaiveDate>,
     scratch: Scratch,
     rotation: HashMap<String, usize>,
     due: BTreeSet<(Millis, Due)>,
@@ -257,6 +260,7 @@ impl Robot {
             presence: HashMap::new(),
             orders: OrderBook::default(),
             greeted: HashMap::new(),
+            greeted_floor: None,
             scratch: Scratch::default(),
             rotation: HashMap::new(),
             due: BTreeSet::new(),
@@ -309,6 +313,7 @@ impl Robot {
             presence: state.presence,
             orders: state.orders,
             greeted: state.greeted,
+            greeted_floor: None,
             scratch: Scratch::default(),
             rotation: state.rotation,
             due: state.due,
@@ -352,7 +357,19 @@ impl Robot {
         self.next_prune = now.saturating_add(HOUR_MS);
         self.orders.prune(now - 7 * 86_400_000);
         let yesterday = shanghai_day(now).pred_opt();
-        self.greeted.retain(|_, d| Some(*d) >= yesterday);
+        // Hourly, but the days change once a day: most prunes would walk and keep all.
+        if self.greeted_floor.is_none_or(|f| Some(f) < yesterday) {
+            let mut floor = None;
+            self.greeted.retain(|_, d| {
+                let kept = Some(*d) >= yesterday;
+                if kept {
+                    floor = Some(floor.map_or(*d, |f: NaiveDate| f.min(*d)));
+                }
+                kept
+            });
+            // Empty: any day greeted next is the floor.
+            self.greeted_floor = floor.or(Some(NaiveDate::MAX));
+        }
     }
 
     /// Takes what the engine decided: a closed session's conversation is forgotten (its
@@ -622,6 +639,7 @@ impl Robot {
             let key = (ev.shop.clone(), customer.to_string());
             let again = set.greeting_per_day && self.greeted.get(&key) == Some(&today);
             self.greeted.insert(key, today);
+            self.greeted_floor = self.greeted_floor.map(|f| f.min(today));
             if !again {
                 self.say(conversation, now, &set, set.greeting, Reason::Greeting, out);
             }
