@@ -141,9 +141,13 @@ pub async fn run(
         counters.owned.store(owned.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
     info!(worker = %opts.id, owned = owned.len(), "stopping: committing and giving the partitions back");
-    for (n, o) in std::mem::take(&mut owned) {
-        give_back(releaser.clone(), n, o).await;
-    }
+    // All at once: each waits up to 30 s for its partition to commit and stop (longer when
+    // no server answers), so one after the other a worker whose servers are gone would
+    // take that many times longer to stop.
+    futures_util::future::join_all(
+        std::mem::take(&mut owned).into_iter().map(|(n, o)| give_back(releaser.clone(), n, o)),
+    )
+    .await;
     keeper.stop().await;
     drop(seam);
     let _ = tokio::time::timeout(Duration::from_secs(5), gate_task).await;
