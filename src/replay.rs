@@ -588,9 +588,7 @@ pub fn report_from_db_with_guard(
     Ok(pipeline.finish().0)
 }
 
-/// Rows per transaction: large enough that commits do not dominate, small enough to keep
-/// the writer busy while the clock works.
-pub const BATCH: usize = 8192;
+pub use crate::store::writer::BATCH;
 
 #[derive(Default)]
 struct Batch {

@@ -300,7 +300,7 @@ async fn own(
         tracking,
     )));
     let consumer = source::open(&h.events, n, revision, position).await?;
-    let (frames_tx, frames_rx) = mpsc::channel(crate::live::runtime::BATCH * 4);
+    let (frames_tx, frames_rx) = mpsc::channel(crate::live::runtime::BATCH * 2);
     // Ends with this task, however it ends (a lost lease aborts it): no runtime of an
     // ownership that is over goes on committing next to the new one.
     let mut runtime = AbortOnDrop(tokio::spawn(runtime.run(frames_rx)));

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::BatchWriter;
 use tokio::sync::watch;
 use tracing::info;
 
@@ -25,7 +24,6 @@ use crate::replies::robot::{Robot, RobotAction};
 use crate::rules::DataError;
 use crate::rules::response_time::{self, ResponseRules};
 use crate::scoring::sheet::Sheet;
-use crate::store::StoreError;
 use crate::time::Millis;
 
 /// The files the live runtime serves from and reloads while running, loaded and validated
@@ -231,25 +229,40 @@ impl Assistant {
         }
     }
 
-    /// Stores the flags and the robot's hits and misses in the caller's transaction;
-    /// returns the actions to send once it commits, and what was counted.
-    pub(crate) fn persist(
-        &mut self,
-        w: &BatchWriter<'_>,
-    ) -> Result<(Vec<RobotAction>, AssistCounts), StoreError> {
-        let mut counts = AssistCounts { flags: w.flags(&self.flags)? as u64, ..AssistCounts::default() };
-        self.flags.clear();
-        w.robot_stats(&self.actions)?;
+    /// Takes what is to be stored of what was decided since the last take: the flags and
+    /// the robot's bookkeeping (hits, misses, figures, phrases used), counted. What is to
+    /// be said stays for [`Assistant::take_sends`]: it may go out only after the commit.
+    pub(crate) fn take_rows(&mut self) -> (Vec<(Flag, String)>, Vec<RobotAction>, AssistCounts) {
+        let mut counts = AssistCounts::default();
+        let (book, say): (Vec<_>, Vec<_>) = std::mem::take(&mut self.actions).into_iter().partition(|a| {
+            !matches!(
+                a,
+                RobotAction::Send { .. } | RobotAction::Suggest { .. } | RobotAction::Transfer { .. }
+            )
+        });
+        self.actions = say;
+        for a in &book {
+            match a {
+                RobotAction::Hit { .. } => counts.robot_hits += 1,
+                RobotAction::Miss { .. } => counts.robot_misses += 1,
+                _ => {}
+            }
+        }
+        (std::mem::take(&mut self.flags), book, counts)
+    }
+
+    /// Takes the robot's messages, suggestions and transfers decided since the last take,
+    /// counted: to be sent once the transaction that recorded their bookkeeping commits.
+    pub(crate) fn take_sends(&mut self) -> (Vec<RobotAction>, AssistCounts) {
+        let mut counts = AssistCounts::default();
         for a in &self.actions {
             match a {
                 RobotAction::Send { .. } => counts.robot_sent += 1,
                 RobotAction::Suggest { .. } | RobotAction::Transfer { .. } => counts.robot_other += 1,
-                RobotAction::Hit { .. } => counts.robot_hits += 1,
-                RobotAction::Miss { .. } => counts.robot_misses += 1,
-                RobotAction::PhraseUsed { .. } | RobotAction::Figure { .. } => {}
+                _ => {}
             }
         }
-        Ok((std::mem::take(&mut self.actions), counts))
+        (std::mem::take(&mut self.actions), counts)
     }
 }
 

@@ -15,24 +15,30 @@
 //! time is rejected must not be inserted. The watermark is the latest time of a new
 //! event (`Engine::watermark`), so the thread follows it from the batch's start exactly.
 //!
-//! It does nothing else: the store's connection is the one part of a batch that cannot be
-//! shared, so this thread (inserting) and the runtime task (writing what the batch decided,
-//! then committing) hold it in turn, and the batch goes no faster than that chain. Work
-//! that needs no connection (the phrase guard, freeing the last batch's frames) is the
-//! runtime task's, which waits for this thread's verdicts meanwhile (docs/benchmarks.md).
+//! Once the batch's events are in, the thread stores what the runtime decided so far
+//! ([`Rows`]: waits, alerts, flags, the robot's bookkeeping), handed over chunk by chunk
+//! as the runtime goes, until the runtime is through the batch. The runtime used to write
+//! all of them itself after processing the batch, while the thread, done with its events,
+//! sat idle: the connection's work (events, then rows, then commit) is what a batch costs,
+//! and now it goes on while the runtime processes the batch's last chunks. The runtime
+//! writes what the batch's end decides (alert timers fired by the wall clock, rescues,
+//! the resume point) and commits (docs/benchmarks.md).
 
 use std::sync::mpsc::{Receiver, Sender};
 
 use rusqlite::Connection;
 
-use crate::engine::{Admission, TimeLimits};
+use crate::alerts::Notice;
+use crate::engine::{Admission, TimeLimits, Wait};
 use crate::gateway::Incoming;
+use crate::guard::Flag;
+use crate::replies::robot::RobotAction;
 use crate::store::{BatchWriter, StoreError};
 use crate::time::Millis;
 
 /// Events per chunk handed over: small enough that the runtime starts soon after the
 /// thread, large enough that the hand-over costs nothing per event.
-const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 256;
 
 /// What the thread found for one event frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +66,60 @@ pub(crate) struct Judge {
     pub watermark: Millis,
 }
 
+/// What the runtime decided over a stretch of the batch, to be stored in it.
+#[derive(Debug, Default)]
+pub(crate) struct Rows {
+    /// Waits that ended.
+    pub waits: Vec<Wait>,
+    /// Alerts decided (stored once: one already recorded is not new).
+    pub notices: Vec<Notice>,
+    /// The phrase guard's findings, with their raw matched text.
+    pub flags: Vec<(Flag, String)>,
+    /// The robot's bookkeeping: hits, misses, figures, phrases used.
+    pub robot: Vec<RobotAction>,
+}
+
+/// What storing [`Rows`] found new.
+#[derive(Debug, Default)]
+pub(crate) struct Stored {
+    /// Alerts recorded for the first time, in order: the ones to send.
+    pub alerts: Vec<Notice>,
+    /// Flags stored for the first time.
+    pub flags: u64,
+}
+
+impl Stored {
+    /// Stores `rows` through `w` and adds what was new.
+    pub(crate) fn store(&mut self, w: &BatchWriter<'_>, rows: Rows) -> Result<(), StoreError> {
+        w.waits(&rows.waits)?;
+        self.alerts.extend(w.alerts(rows.notices)?);
+        self.flags += w.flags(&rows.flags)? as u64;
+        w.robot_stats(&rows.robot)
+    }
+}
+
 /// Inserts the events of `items` (other frames are skipped) into the transaction open on
-/// `conn`, sending the verdicts of each [`CHUNK`] of events down `out`. Stops at the first
-/// store error (sent as the last chunk) or when the runtime stops listening.
-pub(crate) fn insert_ahead(conn: &mut Connection, items: &[Incoming], judge: &Judge, out: &Sender<Chunk>) {
+/// `conn`, sending the verdicts of each [`CHUNK`] of events down `out`; then stores the
+/// [`Rows`] coming from `rows` until the runtime closes it. A store error in the events
+/// ends the verdicts (it is the last chunk); one in the rows is returned. Stops early when
+/// the runtime stops listening.
+pub(crate) fn insert_ahead(
+    conn: &mut Connection,
+    items: &[Incoming],
+    judge: &Judge,
+    out: &Sender<Chunk>,
+    rows: &Receiver<Rows>,
+) -> Result<Stored, StoreError> {
+    let mut stored = Stored::default();
     if let Err(e) = insert_all(conn, items, judge, out) {
         let _ = out.send(Err(e));
+        return Ok(stored);
     }
+    let w = BatchWriter::new(conn)?;
+    while let Ok(r) = rows.recv() {
+        stored.store(&w, r)?;
+    }
+    Ok(stored)
 }
 
 fn insert_all(
@@ -153,7 +206,8 @@ mod tests {
     fn run(store: &mut Store, items: &[Incoming], judge: &Judge) -> Vec<Result<Verdict, Option<String>>> {
         let (tx, rx) = std::sync::mpsc::channel();
         store.conn().execute_batch("BEGIN").unwrap();
-        insert_ahead(store.conn_mut(), items, judge, &tx);
+        let (_, no_rows) = std::sync::mpsc::channel();
+        insert_ahead(store.conn_mut(), items, judge, &tx, &no_rows).unwrap();
         drop(tx);
         let mut verdicts = Verdicts::new(rx);
         let got = items.iter().map(|_| verdicts.next().map_err(|e| e.map(|e| e.to_string()))).collect();
@@ -216,10 +270,41 @@ mod tests {
         // The events table gone: the first insert fails, and that is the only answer.
         store.conn().execute_batch("DROP TABLE events").unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        insert_ahead(store.conn_mut(), &items, &judge, &tx);
+        let (_, no_rows) = std::sync::mpsc::channel();
+        insert_ahead(store.conn_mut(), &items, &judge, &tx, &no_rows).unwrap();
         drop(tx);
         let mut verdicts = Verdicts::new(rx);
         assert!(matches!(verdicts.next(), Err(Some(_))));
         assert!(matches!(verdicts.next(), Err(None)));
+    }
+
+    #[test]
+    fn stores_the_runtimes_rows_after_the_events_and_says_which_alerts_are_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("k.db")).unwrap();
+        let now = 1_800_000_000_000; // 2027-01-15
+        let judge = Judge { limits: TimeLimits::default(), now, watermark: Millis::MIN };
+        let items = vec![message("e1", now - 1000)];
+        // The alerts key is (conversation, wait start, kind): a summary's subject is its conversation.
+        let alert = |subject: &str| Notice::summary(subject, now, "scored");
+        let batch = |store: &mut Store, rows: Vec<Rows>| {
+            let (tx, _verdicts) = std::sync::mpsc::channel();
+            let (rows_tx, rows_rx) = std::sync::mpsc::channel();
+            // Handed over before the thread is through the events: stored after them.
+            rows.into_iter().for_each(|r| rows_tx.send(r).unwrap());
+            drop(rows_tx);
+            store.conn().execute_batch("BEGIN").unwrap();
+            let stored = insert_ahead(store.conn_mut(), &items, &judge, &tx, &rows_rx).unwrap();
+            store.conn().execute_batch("COMMIT").unwrap();
+            stored.alerts.len()
+        };
+        let rows = |n: Vec<Notice>| Rows { notices: n, ..Rows::default() };
+        // The same alert twice across two hand-overs of one batch: recorded once, new once.
+        assert_eq!(batch(&mut store, vec![rows(vec![alert("a")]), rows(vec![alert("a"), alert("b")])]), 2);
+        // Recorded before (a redelivered batch): nothing new.
+        assert_eq!(batch(&mut store, vec![rows(vec![alert("b")])]), 0);
+        let count = |sql: &str| -> i64 { store.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM alerts"), 2);
+        assert_eq!(count("SELECT count(*) FROM events"), 1);
     }
 }

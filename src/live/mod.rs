@@ -202,7 +202,7 @@ impl Live {
         let (runtime, committed) = Runtime::open(store, options.live, seam, counters.clone())?;
         let gw_counters = Arc::new(GatewayCounters::default());
         let runtime = runtime.with_gateway(gw_counters.clone());
-        let (frames_tx, frames_rx) = mpsc::channel(runtime::BATCH * 4);
+        let (frames_tx, frames_rx) = mpsc::channel(runtime::BATCH * 2);
         let (sends, sends_rx) = SendHandle::channel(1024);
         let runtime = runtime.with_sends(sends.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);

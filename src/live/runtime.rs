@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use super::alert::AlertSeam;
 use super::assist::{Assistant, NightlyJob, Sets};
-use super::inserter::{self, Judge, Verdict, Verdicts};
+use super::inserter::{self, Judge, Rows, Stored, Verdict, Verdicts};
 use super::{LiveConfig, LiveCounters};
 use crate::alerts::plan::Disposition;
 use crate::alerts::{Kind, Notice, Plan};
@@ -43,8 +43,10 @@ use crate::time::Millis;
 /// The `meta` key holding the last seq committed (the resume point).
 pub use crate::store::LAST_SEQ_KEY;
 
-/// Frames per transaction at most: commits stay cheap and acks stay frequent.
-pub const BATCH: usize = 4096;
+/// Frames per transaction at most: replay's batch, so a backlog after an outage is stored
+/// as fast as a replay stores it (the batch used to be half of replay's, and its commits
+/// cost a live backlog twice what they cost replay; docs/benchmarks.md).
+pub use crate::store::writer::BATCH;
 
 /// The live writer's SQLite page cache, KiB (see [`Runtime::open`]).
 pub const LIVE_CACHE_KIB: u32 = 8 * 1024;
@@ -85,6 +87,8 @@ struct Ingested {
     answers: Vec<serde_json::Value>,
     /// Frames and events kept as rejected input, in order.
     rejected: Vec<RejectedRow>,
+    /// What the insert thread stored of the runtime's rows (the rest is stored after).
+    stored: Stored,
 }
 
 impl Ingested {
@@ -537,14 +541,11 @@ impl Runtime {
                     self.state.notices.push(Notice::summary("scoring", at, &out.summary));
                     let now = self.config.time.now_ms();
                     let tx = self.store.conn_mut().transaction()?;
-                    let batch = self.hook.is_some().then_some(&mut self.batch);
-                    let send = persist_outputs(
-                        &BatchWriter::new(&tx)?,
-                        &mut self.state,
-                        &self.counters,
-                        now,
-                        batch,
-                    )?;
+                    let mut batch = self.hook.is_some().then_some(&mut self.batch);
+                    let rows = take_rows(&mut self.state, None, &self.counters, batch.as_deref_mut());
+                    let mut stored = Stored::default();
+                    stored.store(&BatchWriter::new(&tx)?, rows)?;
+                    let send = account(stored, &self.state, &self.counters, now, batch);
                     run_hook(&mut self.hook, &mut self.batch, None)?;
                     tx.commit()?;
                     self.deliver(send);
@@ -589,7 +590,7 @@ impl Runtime {
     fn process_in_tx(&mut self, items: &mut Vec<Incoming>, quiet: bool) -> Result<Done, LiveError> {
         let now = self.config.time.now_ms();
         let disconnects = self.disconnects();
-        let Ingested { max_seq, accepted, answers, rejected } = self.ingest(items, now)?;
+        let Ingested { max_seq, accepted, answers, rejected, stored } = self.ingest(items, now)?;
         let conn = self.store.conn();
         let w = BatchWriter::new(conn)?;
         for row in &rejected {
@@ -611,9 +612,9 @@ impl Runtime {
             self.state.alert_until(now);
         }
         self.assistant.advance(now);
-        let actions = persist_assist(&w, &mut self.state, &mut self.assistant, &self.counters)?;
         let batch = self.hook.is_some().then_some(&mut self.batch);
-        let send = persist_outputs(&w, &mut self.state, &self.counters, now, batch)?;
+        let (send, actions) =
+            persist(&w, stored, &mut self.state, &mut self.assistant, &self.counters, now, batch)?;
         let advanced = max_seq.filter(|&s| Some(s) > self.last_seq);
         if let Some(seq) = advanced {
             w.resume_point(seq)?;
@@ -647,20 +648,22 @@ impl Runtime {
         let mut got = Ingested::default();
         // The new events' places, so the hook can take their bodies afterwards.
         let mut new = Vec::new();
-        let Self { store, state, assistant, counters: c, since_snapshot, spent, .. } = self;
+        let Self { store, state, assistant, counters: c, since_snapshot, spent, batch, .. } = self;
         let conn = store.conn_mut();
         let frames: &[Incoming] = items;
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::scope(|s| {
+        let (rows_tx, rows_rx) = std::sync::mpsc::channel();
+        got.stored = std::thread::scope(|s| {
             let thread = std::thread::Builder::new()
                 .name("kefu-insert".into())
-                .spawn_scoped(s, move || inserter::insert_ahead(conn, frames, &judge, &tx))
+                .spawn_scoped(s, move || inserter::insert_ahead(conn, frames, &judge, &tx, &rows_rx))
                 .map_err(LiveError::Thread)?;
             let mut verdicts = Verdicts::new(rx);
             // The last batch's frames are freed here, while the thread inserts: not
             // between batches, when the store's connection would wait for it.
             spent.clear();
             let mut failed = None;
+            let mut unsent = 0;
             for (i, item) in frames.iter().enumerate() {
                 match item {
                     Incoming::Event { seq, event, body } => {
@@ -693,6 +696,15 @@ impl Runtime {
                                 state.handle(event);
                                 assistant.event(event, &state.out[from..], now);
                                 state.settle();
+                                unsent += 1;
+                                if unsent == inserter::CHUNK {
+                                    // To the insert thread, which stores them once the
+                                    // batch's events are in (if it stopped, the join says why).
+                                    let rows =
+                                        take_rows(state, Some(assistant), c, hooked.then_some(&mut *batch));
+                                    let _ = rows_tx.send(rows);
+                                    unsent = 0;
+                                }
                             }
                         }
                     }
@@ -709,13 +721,15 @@ impl Runtime {
                     }
                 }
             }
-            // Stops the thread at its next chunk if this side gave up early.
+            // Stops the thread at its next chunk if this side gave up early, and ends its
+            // rows: what the batch's end decides, the runtime stores itself.
             drop(verdicts);
+            drop(rows_tx);
             let joined = thread.join();
             match (failed, joined) {
-                (None, Ok(())) => Ok(()),
-                (Some(Some(e)), _) => Err(LiveError::Store(e)),
-                (_, Err(_)) | (Some(None), Ok(())) => Err(LiveError::Inserter),
+                (None, Ok(Ok(stored))) => Ok(stored),
+                (Some(Some(e)), _) | (None, Ok(Err(e))) => Err(LiveError::Store(e)),
+                (_, Err(_)) | (Some(None), Ok(_)) => Err(LiveError::Inserter),
             }
         })?;
         if hooked {
@@ -764,9 +778,9 @@ impl Runtime {
         }
         let tx = self.store.conn_mut().transaction()?;
         let w = BatchWriter::new(&tx)?;
-        let actions = persist_assist(&w, &mut self.state, &mut self.assistant, &self.counters)?;
         let batch = self.hook.is_some().then_some(&mut self.batch);
-        let send = persist_outputs(&w, &mut self.state, &self.counters, now, batch)?;
+        let (send, actions) =
+            persist(&w, Stored::default(), &mut self.state, &mut self.assistant, &self.counters, now, batch)?;
         drop(w);
         run_hook(&mut self.hook, &mut self.batch, None)?;
         tx.commit()?;
@@ -920,48 +934,70 @@ fn run_hook(
     result
 }
 
-/// The guard's and the robot's part of a transaction; the guard's alerts join the clock's
-/// (same dedup, same staleness rule). Returns the robot's actions to send after the commit.
-fn persist_assist(
+/// Stores what was decided and is not stored yet (a batch's end, a tick) after what the
+/// insert thread `stored`, in the caller's transaction, then accounts for all of it.
+/// Returns the alerts to send (new and not stale) and the robot's actions to send, both
+/// once the transaction commits.
+fn persist(
     w: &BatchWriter<'_>,
+    mut stored: Stored,
     state: &mut State,
     assistant: &mut Assistant,
     c: &LiveCounters,
-) -> Result<Vec<RobotAction>, LiveError> {
-    state.notices.append(&mut assistant.notices);
-    if let Some(b) = state.board.as_mut() {
-        b.findings(assistant.flags.iter().map(|(f, _)| f));
-    }
-    let (actions, n) = assistant.persist(w)?;
-    c.flags.fetch_add(n.flags, Ordering::Relaxed);
-    c.robot_sent.fetch_add(n.robot_sent, Ordering::Relaxed);
-    c.robot_other.fetch_add(n.robot_other, Ordering::Relaxed);
-    c.robot_hits.fetch_add(n.robot_hits, Ordering::Relaxed);
-    c.robot_misses.fetch_add(n.robot_misses, Ordering::Relaxed);
-    Ok(actions)
-}
-
-/// Saves the finished waits and records new alerts; returns the alerts to send (new and
-/// not stale). The `alerts` key (conversation, wait_start, kind) makes an alert that was
-/// already recorded — before a reconnect, a restart or a redelivery — a no-op.
-fn persist_outputs(
-    w: &BatchWriter<'_>,
-    state: &mut State,
-    counters: &LiveCounters,
     now: Millis,
     mut batch: Option<&mut Committed>,
-) -> Result<Vec<Notice>, LiveError> {
-    w.waits(&state.waits)?;
-    if let Some(b) = batch.as_deref_mut() {
-        b.waits.append(&mut state.waits);
+) -> Result<(Vec<Notice>, Vec<RobotAction>), LiveError> {
+    stored.store(w, take_rows(state, Some(assistant), c, batch.as_deref_mut()))?;
+    let (actions, n) = assistant.take_sends();
+    c.robot_sent.fetch_add(n.robot_sent, Ordering::Relaxed);
+    c.robot_other.fetch_add(n.robot_other, Ordering::Relaxed);
+    Ok((account(stored, state, c, now, batch), actions))
+}
+
+/// Takes what is to be stored off the state (and the assistant's part: the guard's alerts
+/// join the clock's, same dedup, same staleness rule). The board is told the findings, the
+/// hook's batch gets the waits, the robot's hits and misses are counted.
+fn take_rows(
+    state: &mut State,
+    assistant: Option<&mut Assistant>,
+    c: &LiveCounters,
+    batch: Option<&mut Committed>,
+) -> Rows {
+    let mut rows = Rows::default();
+    if let Some(a) = assistant {
+        state.notices.append(&mut a.notices);
+        let (flags, robot, n) = a.take_rows();
+        if let Some(b) = state.board.as_mut() {
+            b.findings(flags.iter().map(|(f, _)| f));
+        }
+        c.robot_hits.fetch_add(n.robot_hits, Ordering::Relaxed);
+        c.robot_misses.fetch_add(n.robot_misses, Ordering::Relaxed);
+        (rows.flags, rows.robot) = (flags, robot);
     }
-    state.waits.clear();
-    let mut send = Vec::new();
-    let recorded = w.alerts(std::mem::take(&mut state.notices))?;
     if let Some(b) = batch {
-        b.alerts.extend(recorded.iter().cloned());
+        b.waits.extend(state.waits.iter().cloned());
     }
-    for n in recorded {
+    rows.waits = std::mem::take(&mut state.waits);
+    rows.notices = std::mem::take(&mut state.notices);
+    rows
+}
+
+/// Counts what was stored and returns the alerts to send: the new ones that are not stale.
+/// The `alerts` key (conversation, wait_start, kind) makes an alert that was already
+/// recorded — before a reconnect, a restart or a redelivery — not new.
+fn account(
+    stored: Stored,
+    state: &State,
+    counters: &LiveCounters,
+    now: Millis,
+    batch: Option<&mut Committed>,
+) -> Vec<Notice> {
+    counters.flags.fetch_add(stored.flags, Ordering::Relaxed);
+    if let Some(b) = batch {
+        b.alerts.extend(stored.alerts.iter().cloned());
+    }
+    let mut send = Vec::new();
+    for n in stored.alerts {
         counters.alerts.fetch_add(1, Ordering::Relaxed);
         if n.kind == Kind::Breach {
             counters.breaches.fetch_add(1, Ordering::Relaxed);
@@ -979,5 +1015,5 @@ fn persist_outputs(
         }
         send.push(n);
     }
-    Ok(send)
+    send
 }

@@ -493,18 +493,20 @@ impl Robot {
         out: &mut Vec<RobotAction>,
     ) {
         loop {
-            let next = match (self.due.first(), self.parked.first().filter(|_| parked)) {
-                (Some(d), Some(p)) => d.min(p).clone(),
-                (Some(x), None) | (None, Some(x)) => x.clone(),
+            // Looked at in place and taken only when due: this runs with every event, and
+            // most find nothing due (a clone of the first timer was an allocation each).
+            let from_due = match (self.due.first(), self.parked.first().filter(|_| parked)) {
+                (Some(d), Some(p)) => d <= p,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
                 (None, None) => break,
             };
-            let (at, d) = next;
-            if at > until || (at == until && !inclusive) {
+            let first = if from_due { self.due.first() } else { self.parked.first() };
+            if first.is_none_or(|(at, _)| *at > until || (*at == until && !inclusive)) {
                 break;
             }
-            if !self.due.remove(&(at, d.clone())) {
-                self.parked.remove(&(at, d.clone()));
-            }
+            let taken = if from_due { self.due.pop_first() } else { self.parked.pop_first() };
+            let Some((at, d)) = taken else { break };
             match d {
                 Due::Rescue(conv) => self.rescue(&conv, at, now, out),
                 Due::Reminder(order) => self.remind(&order, at, now, out),
@@ -559,11 +561,12 @@ impl Robot {
     }
 
     /// The conversation's state in its session (the first message of a session starts it
-    /// afresh: the engine's close removed the last one), assigned to `agent`.
-    fn session(&mut self, ev: &Event, conversation: &str, customer: &str, agent: &str) -> &mut Conv {
-        let c = self.convs.entry(conversation.to_string()).or_insert_with(|| {
+    /// afresh: the engine's close removed the last one), assigned to `agent`. Looked up
+    /// before it is inserted: a key is allocated only for a new session, not per message.
+    fn session(&mut self, ev: &Event, conversation: &str, customer: &str, agent: &str) -> Option<&mut Conv> {
+        if !self.convs.contains_key(conversation) {
             *self.load.entry(agent.to_string()).or_default() += 1;
-            Conv {
+            let conv = Conv {
                 shop: ev.shop.clone(),
                 customer: customer.to_string(),
                 agent: agent.to_string(),
@@ -571,14 +574,16 @@ impl Robot {
                 offered_to: None,
                 wait: None,
                 sent: VecDeque::new(),
-            }
-        });
+            };
+            self.convs.insert(conversation.to_string(), conv);
+        }
+        let c = self.convs.get_mut(conversation)?;
         if c.agent != agent {
             unload(&mut self.load, &c.agent);
             *self.load.entry(agent.to_string()).or_default() += 1;
             c.agent = agent.to_string();
         }
-        c
+        Some(c)
     }
 
     fn buyer_message(
@@ -605,7 +610,7 @@ impl Robot {
             });
         }
 
-        let c = self.session(ev, conversation, customer, agent);
+        let Some(c) = self.session(ev, conversation, customer, agent) else { return };
         // Assigned only when it changed, and the wait's text copied into its buffer: these
         // ran on every buyer message, and the allocations showed in the live profile.
         if c.customer != customer {

@@ -37,28 +37,37 @@ pub fn record(store: &mut Store, actions: &[RobotAction]) -> Result<(), StoreErr
 /// batch's hits in the transaction that stores its events).
 pub fn record_on(tx: &rusqlite::Connection, actions: &[RobotAction]) -> Result<(), StoreError> {
     // Counts summed per key first: a batch of robot answers bumps a few rules many times,
-    // one upsert each is enough.
+    // one upsert each is enough. The statements are looked up once and the day named once
+    // per day, not per row: the live runtime stores tens of thousands of these a second.
     let mut counts: BTreeMap<(String, &str, &str, String), i64> = BTreeMap::new();
+    let mut days = DayNames::default();
+    let (mut misses, mut figures) = (None, None);
     for a in actions {
         match a {
             RobotAction::Hit { shop, rule, ts } => {
-                *counts.entry((shanghai_day(*ts).to_string(), "rule", shop, rule.clone())).or_default() += 1
+                *counts.entry((days.of(*ts).to_string(), "rule", shop, rule.clone())).or_default() += 1
             }
             RobotAction::PhraseUsed { shop, owner, code, ts } => {
                 let key = format!("{}/{code}", owner.as_deref().unwrap_or(""));
-                *counts.entry((shanghai_day(*ts).to_string(), "phrase", shop, key)).or_default() += 1;
+                *counts.entry((days.of(*ts).to_string(), "phrase", shop, key)).or_default() += 1;
             }
             RobotAction::Miss { shop, conversation, ts, text } => {
-                tx.prepare_cached(
-                    "INSERT INTO reply_misses (ts, day, shop, conversation, text) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![ts, shanghai_day(*ts).to_string(), shop, conversation, text])?;
+                let stmt = match &mut misses {
+                    Some(s) => s,
+                    None => misses.insert(tx.prepare_cached(
+                        "INSERT INTO reply_misses (ts, day, shop, conversation, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?),
+                };
+                stmt.execute(params![ts, days.of(*ts), shop, conversation, text])?;
             }
             RobotAction::Figure { shop, conversation, ts, kind } => {
-                tx.prepare_cached(
-                    "INSERT INTO robot_figures (ts, day, shop, conversation, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![ts, shanghai_day(*ts).to_string(), shop, conversation, kind.name()])?;
+                let stmt = match &mut figures {
+                    Some(s) => s,
+                    None => figures.insert(tx.prepare_cached(
+                        "INSERT INTO robot_figures (ts, day, shop, conversation, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?),
+                };
+                stmt.execute(params![ts, days.of(*ts), shop, conversation, kind.name()])?;
             }
             _ => {}
         }
@@ -67,6 +76,25 @@ pub fn record_on(tx: &rusqlite::Connection, actions: &[RobotAction]) -> Result<(
         bump(tx, &day, shop, kind, &key, n)?;
     }
     Ok(())
+}
+
+/// The Asia/Shanghai day of a time, as stored (`YYYY-MM-DD`), kept for the day last asked
+/// about: the actions of a batch are nearly all of one day.
+#[derive(Default)]
+struct DayNames {
+    /// The day's first and next day's first millisecond, and its name.
+    last: Option<(Millis, Millis, String)>,
+}
+
+impl DayNames {
+    fn of(&mut self, ts: Millis) -> &str {
+        if !self.last.as_ref().is_some_and(|(from, to, _)| (*from..*to).contains(&ts)) {
+            let day = shanghai_day(ts);
+            let to = day.succ_opt().map_or(Millis::MAX, crate::time::shanghai_midnight);
+            self.last = Some((crate::time::shanghai_midnight(day), to, day.to_string()));
+        }
+        self.last.as_ref().map_or("", |(_, _, name)| name.as_str())
+    }
 }
 
 fn bump(
@@ -194,6 +222,23 @@ pub fn mask_phones_in_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_is_named_by_its_shanghai_midnights_in_any_order() {
+        let at = |s: &str| crate::time::parse_rfc3339_ms(s).unwrap();
+        let mut days = DayNames::default();
+        let table = [
+            ("2026-11-11T23:59:59.999+08:00", "2026-11-11"),
+            ("2026-11-12T00:00:00+08:00", "2026-11-12"),
+            ("2026-11-11T00:00:00+08:00", "2026-11-11"),
+            ("2026-11-10T23:59:59.999+08:00", "2026-11-10"),
+            ("2026-11-12T23:59:59.999+08:00", "2026-11-12"),
+            ("2026-11-13T00:00:00.001+08:00", "2026-11-13"),
+        ];
+        for (ts, day) in table {
+            assert_eq!(days.of(at(ts)), day, "{ts}");
+        }
+    }
 
     #[test]
     fn records_hits_and_misses_by_shanghai_day() {

@@ -26,6 +26,12 @@ const INSERT_REJECTED: &str =
 const SET_META: &str =
     "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
+/// Events per transaction at most, for `kefu replay --db` and `kefu run` alike: large
+/// enough that commits do not dominate (a commit writes out every page its batch touched,
+/// and new ids land all over the `events.id` index), small enough to keep the writer busy while
+/// the clock works and to ack a live backlog every few tens of milliseconds.
+pub const BATCH: usize = 8192;
+
 /// The `meta` key holding the last seq committed (the resume point).
 pub const LAST_SEQ_KEY: &str = "gateway.last_seq";
 
