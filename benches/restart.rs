@@ -22,9 +22,6 @@ use kefu::store::Store;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Events after the newest snapshot.
-const TAIL: usize = 50_000;
-
 fn main() -> anyhow::Result<()> {
     // `RUST_LOG=kefu=info` shows where a restart's time goes (read, decode, tail, snapshot).
     if std::env::var_os("RUST_LOG").is_some() {
@@ -42,19 +39,21 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     println!("load before: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
     let dir = tempfile::tempdir()?;
+    // Events after the newest snapshot: the most the default policy leaves a restart.
+    let after_snapshot = kefu::live::SnapshotPolicy::default().every_events as usize;
     let mut lines = Vec::new();
     for &n in &sizes {
         let db = dir.path().join(format!("{n}.db"));
         let t = Instant::now();
-        fill(&db, &base, span, 0, n - TAIL, n)?;
+        fill(&db, &base, span, 0, n - after_snapshot, n)?;
         let filled = t.elapsed().as_secs_f64();
         // A first start rebuilds from every event and stores a snapshot at once.
         let (first, _) = rt.block_on(first_ack(&db, &sets, n as u64))?;
         let rebuild = first.as_secs_f64();
-        fill(&db, &base, span, n - TAIL, n, n)?;
+        fill(&db, &base, span, n - after_snapshot, n, n)?;
         println!(
             "{n} events stored ({filled:.1} s); first start (rebuild from {} events + snapshot) {rebuild:.2} s",
-            n - TAIL
+            n - after_snapshot
         );
         let (ack, tail) = rt.block_on(first_ack(&db, &sets, n as u64 + 1))?;
         lines.push(format!(

@@ -42,7 +42,7 @@ pub struct ConfigFile {
 pub struct SnapshotsFile {
     /// Seconds between snapshots (default 60).
     pub every_s: Option<i64>,
-    /// New events between snapshots (default 50,000), whichever comes first.
+    /// New events between snapshots (default 200,000), whichever comes first.
     pub every_events: Option<i64>,
 }
 
