@@ -234,12 +234,8 @@ impl Assistant {
     /// be said stays for [`Assistant::take_sends`]: it may go out only after the commit.
     pub(crate) fn take_rows(&mut self) -> (Vec<(Flag, String)>, Vec<RobotAction>, AssistCounts) {
         let mut counts = AssistCounts::default();
-        let (book, say): (Vec<_>, Vec<_>) = std::mem::take(&mut self.actions).into_iter().partition(|a| {
-            !matches!(
-                a,
-                RobotAction::Send { .. } | RobotAction::Suggest { .. } | RobotAction::Transfer { .. }
-            )
-        });
+        let (say, book): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.actions).into_iter().partition(RobotAction::is_said);
         self.actions = say;
         for a in &book {
             match a {

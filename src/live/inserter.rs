@@ -217,12 +217,18 @@ mod tests {
 
     const DAY: Millis = 86_400_000;
 
+    /// A new store and the judge of a batch at 2027-01-15 with nothing stored before.
+    fn open() -> (tempfile::TempDir, Store, Judge) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("k.db")).unwrap();
+        let judge = Judge { limits: TimeLimits::default(), now: 1_800_000_000_000, watermark: Millis::MIN };
+        (dir, store, judge)
+    }
+
     #[test]
     fn judges_time_by_the_watermark_of_the_new_events_before_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("k.db")).unwrap();
-        let now = 1_800_000_000_000; // 2027-01-15
-        let judge = Judge { limits: TimeLimits::default(), now, watermark: Millis::MIN };
+        let (_dir, mut store, judge) = open();
+        let now = judge.now;
         let items = vec![
             message("e1", now - 20 * DAY),
             // A duplicate dated later does not move the watermark …
@@ -255,10 +261,8 @@ mod tests {
 
     #[test]
     fn hands_over_in_chunks_and_a_store_error_ends_the_verdicts() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("k.db")).unwrap();
-        let now = 1_800_000_000_000; // 2027-01-15
-        let judge = Judge { limits: TimeLimits::default(), now, watermark: Millis::MIN };
+        let (_dir, mut store, judge) = open();
+        let now = judge.now;
         let items: Vec<Incoming> =
             (0..CHUNK * 2 + 3).map(|i| message(&format!("e{i}"), now - 1000)).collect();
         let got = run(&mut store, &items, &judge);
@@ -280,10 +284,8 @@ mod tests {
 
     #[test]
     fn stores_the_runtimes_rows_after_the_events_and_says_which_alerts_are_new() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("k.db")).unwrap();
-        let now = 1_800_000_000_000; // 2027-01-15
-        let judge = Judge { limits: TimeLimits::default(), now, watermark: Millis::MIN };
+        let (_dir, mut store, judge) = open();
+        let now = judge.now;
         let items = vec![message("e1", now - 1000)];
         // The alerts key is (conversation, wait start, kind): a summary's subject is its conversation.
         let alert = |subject: &str| Notice::summary(subject, now, "scored");

@@ -541,11 +541,11 @@ impl Runtime {
                     self.state.notices.push(Notice::summary("scoring", at, &out.summary));
                     let now = self.config.time.now_ms();
                     let tx = self.store.conn_mut().transaction()?;
-                    let mut batch = self.hook.is_some().then_some(&mut self.batch);
-                    let rows = take_rows(&mut self.state, None, &self.counters, batch.as_deref_mut());
-                    let mut stored = Stored::default();
-                    stored.store(&BatchWriter::new(&tx)?, rows)?;
-                    let send = account(stored, &self.state, &self.counters, now, batch);
+                    let batch = self.hook.is_some().then_some(&mut self.batch);
+                    let w = BatchWriter::new(&tx)?;
+                    let (send, _) =
+                        persist(&w, Stored::default(), &mut self.state, None, &self.counters, now, batch)?;
+                    drop(w);
                     run_hook(&mut self.hook, &mut self.batch, None)?;
                     tx.commit()?;
                     self.deliver(send);
@@ -614,7 +614,7 @@ impl Runtime {
         self.assistant.advance(now);
         let batch = self.hook.is_some().then_some(&mut self.batch);
         let (send, actions) =
-            persist(&w, stored, &mut self.state, &mut self.assistant, &self.counters, now, batch)?;
+            persist(&w, stored, &mut self.state, Some(&mut self.assistant), &self.counters, now, batch)?;
         let advanced = max_seq.filter(|&s| Some(s) > self.last_seq);
         if let Some(seq) = advanced {
             w.resume_point(seq)?;
@@ -747,10 +747,7 @@ impl Runtime {
     /// Sends the robot's frames (after the commit that recorded them).
     fn speak(&self, actions: &[RobotAction]) {
         let Some(sends) = &self.sends else { return };
-        let speaks = |a: &&RobotAction| {
-            matches!(a, RobotAction::Send { .. } | RobotAction::Suggest { .. } | RobotAction::Transfer { .. })
-        };
-        for a in actions.iter().filter(speaks) {
+        for a in actions.iter().filter(|a| a.is_said()) {
             if let Some(frame) = ops::action_frame(a, &sends.next_id()) {
                 self.send_frame(frame.to_string());
             }
@@ -779,8 +776,15 @@ impl Runtime {
         let tx = self.store.conn_mut().transaction()?;
         let w = BatchWriter::new(&tx)?;
         let batch = self.hook.is_some().then_some(&mut self.batch);
-        let (send, actions) =
-            persist(&w, Stored::default(), &mut self.state, &mut self.assistant, &self.counters, now, batch)?;
+        let (send, actions) = persist(
+            &w,
+            Stored::default(),
+            &mut self.state,
+            Some(&mut self.assistant),
+            &self.counters,
+            now,
+            batch,
+        )?;
         drop(w);
         run_hook(&mut self.hook, &mut self.batch, None)?;
         tx.commit()?;
@@ -934,23 +938,30 @@ fn run_hook(
     result
 }
 
-/// Stores what was decided and is not stored yet (a batch's end, a tick) after what the
-/// insert thread `stored`, in the caller's transaction, then accounts for all of it.
+/// Stores what was decided and is not stored yet (a batch's end, a tick, the nightly
+/// summary; `assistant` is `None` where only the engine's part can be pending) after what
+/// the insert thread `stored`, in the caller's transaction, then accounts for all of it.
 /// Returns the alerts to send (new and not stale) and the robot's actions to send, both
 /// once the transaction commits.
 fn persist(
     w: &BatchWriter<'_>,
     mut stored: Stored,
     state: &mut State,
-    assistant: &mut Assistant,
+    mut assistant: Option<&mut Assistant>,
     c: &LiveCounters,
     now: Millis,
     mut batch: Option<&mut Committed>,
 ) -> Result<(Vec<Notice>, Vec<RobotAction>), LiveError> {
-    stored.store(w, take_rows(state, Some(assistant), c, batch.as_deref_mut()))?;
-    let (actions, n) = assistant.take_sends();
-    c.robot_sent.fetch_add(n.robot_sent, Ordering::Relaxed);
-    c.robot_other.fetch_add(n.robot_other, Ordering::Relaxed);
+    stored.store(w, take_rows(state, assistant.as_deref_mut(), c, batch.as_deref_mut()))?;
+    let actions = match assistant {
+        Some(a) => {
+            let (actions, n) = a.take_sends();
+            c.robot_sent.fetch_add(n.robot_sent, Ordering::Relaxed);
+            c.robot_other.fetch_add(n.robot_other, Ordering::Relaxed);
+            actions
+        }
+        None => Vec::new(),
+    };
     Ok((account(stored, state, c, now, batch), actions))
 }
 

@@ -155,6 +155,14 @@ pub enum RobotAction {
     },
 }
 
+impl RobotAction {
+    /// Whether it goes out to the platform (a message, a suggestion, a transfer), as
+    /// against bookkeeping the store keeps (hits, phrases used, figures, misses).
+    pub fn is_said(&self) -> bool {
+        matches!(self, Self::Send { .. } | Self::Suggest { .. } | Self::Transfer { .. })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Conv {
     shop: String,
@@ -891,15 +899,7 @@ fn gate(actions: Vec<RobotAction>, late_ms: i64, stale_ms: i64) -> Vec<RobotActi
     if late_ms <= stale_ms {
         return actions;
     }
-    actions
-        .into_iter()
-        .filter(|a| {
-            !matches!(
-                a,
-                RobotAction::Send { .. } | RobotAction::Suggest { .. } | RobotAction::Transfer { .. }
-            )
-        })
-        .collect()
+    actions.into_iter().filter(|a| !a.is_said()).collect()
 }
 
 /// One conversation fewer for `agent`.
